@@ -1,0 +1,108 @@
+//! Configuration: a TOML file, overridden by `TRENDCAST_*` environment variables.
+//!
+//! Loading is two-stage. [`raw`] decodes the file and rejects unknown keys by name;
+//! [`resolved`] validates every value and produces the typed settings the components take.
+//! An environment variable `TRENDCAST_<SECTION>__<KEY>` (double underscore between levels)
+//! overrides `<section>.<key>`, e.g. `TRENDCAST_KAFKA__BROKERS=host:9092`.
+
+pub mod raw;
+pub mod resolved;
+
+use std::path::Path;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+
+pub use raw::RawConfig;
+pub use resolved::Settings;
+
+/// Why a configuration could not be loaded or resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read or decoded (an unknown key is named in the message).
+    #[error("configuration could not be read: {0}")]
+    Load(#[from] Box<figment::Error>),
+    /// A key holds a value that is out of range or malformed.
+    #[error("configuration key `{key}` is invalid: {reason}")]
+    Invalid {
+        /// Dotted key path, e.g. `window.bucket_width`.
+        key: &'static str,
+        /// What is wrong and what is accepted.
+        reason: String,
+    },
+}
+
+/// Loads the raw configuration: defaults, then `file` (if given), then `TRENDCAST_*` variables.
+pub fn load_raw(file: Option<&Path>) -> Result<RawConfig, ConfigError> {
+    let mut figment = Figment::from(Serialized::defaults(RawConfig::default()));
+    if let Some(path) = file {
+        if !path.exists() {
+            return Err(ConfigError::Invalid {
+                key: "--config",
+                reason: format!("file {} does not exist", path.display()),
+            });
+        }
+        figment = figment.merge(Toml::file_exact(path));
+    }
+    figment = figment.merge(Env::prefixed("TRENDCAST_").split("__").lowercase(true));
+    figment.extract().map_err(|e| ConfigError::Load(Box::new(e)))
+}
+
+/// Loads and resolves the configuration in one step.
+pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+    Settings::resolve(&load_raw(file)?)
+}
+
+/// Returns `raw` as TOML with secret-looking Kafka properties replaced by `"<redacted>"`.
+pub fn redacted_toml(raw: &RawConfig) -> String {
+    let mut shown = raw.clone();
+    for (key, value) in shown.kafka.properties.iter_mut() {
+        if is_secret_key(key) {
+            *value = "<redacted>".into();
+        }
+    }
+    toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# could not render configuration: {e}"))
+}
+
+/// True for librdkafka property names that hold credentials or private keys.
+pub fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    ["password", "secret", "token", "ssl.key.pem", "sasl.jaas", "credentials"]
+        .iter()
+        .any(|needle| k.contains(needle))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_key_is_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[window]\nbucket_widht = \"1d\"\n").expect("write");
+        let err = load_raw(Some(&path)).expect_err("unknown key must fail");
+        assert!(err.to_string().contains("bucket_widht"), "{err}");
+    }
+
+    #[test]
+    fn default_file_resolves() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.toml");
+        let raw = load_raw(Some(&path)).expect("default config loads");
+        Settings::resolve(&raw).expect("default config resolves");
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        let mut raw = RawConfig::default();
+        raw.kafka
+            .properties
+            .insert("sasl.password".into(), "hunter2".into());
+        raw.kafka
+            .properties
+            .insert("security.protocol".into(), "SASL_SSL".into());
+        let shown = redacted_toml(&raw);
+        assert!(!shown.contains("hunter2"));
+        assert!(shown.contains("SASL_SSL"));
+    }
+}

@@ -1,0 +1,194 @@
+//! The configuration file as written by a user: plain, serde-decoded, unknown keys rejected.
+//!
+//! Stage one of two (as in ripgrep): this module only decodes and names every key. Stage two,
+//! [`super::resolved`], checks values and turns them into typed components.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration file (`config/default.toml` documents every key).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConfig {
+    /// Kafka connection, topics and pass-through client properties.
+    pub kafka: RawKafka,
+    /// Input decoding and validation limits.
+    pub ingest: RawIngest,
+    /// Event-time buckets and per-SKU windows.
+    pub window: RawWindow,
+    /// Model, batching and re-scoring cadence.
+    pub scoring: RawScoring,
+    /// Trend derivation from the forecast quantiles.
+    pub trend: RawTrend,
+    /// Logs and metrics.
+    pub telemetry: RawTelemetry,
+}
+
+/// `[kafka]`: brokers, topics and librdkafka properties.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawKafka {
+    /// Comma-separated bootstrap servers.
+    pub brokers: String,
+    /// Consumer group id.
+    pub group_id: String,
+    /// Topic of sales events.
+    pub sales_topic: String,
+    /// Topic of click events.
+    pub clicks_topic: String,
+    /// Topic trend updates are published to.
+    pub output_topic: String,
+    /// Topic rejected input is copied to, with the reason in headers.
+    pub dead_letter_topic: String,
+    /// Extra librdkafka properties for every client (TLS, SASL, tuning), passed through as is.
+    pub properties: BTreeMap<String, String>,
+}
+
+impl Default for RawKafka {
+    fn default() -> Self {
+        Self {
+            brokers: "127.0.0.1:9092".into(),
+            group_id: "trendcast".into(),
+            sales_topic: "sales".into(),
+            clicks_topic: "clicks".into(),
+            output_topic: "trend-updates".into(),
+            dead_letter_topic: "trendcast-dead-letter".into(),
+            properties: BTreeMap::new(),
+        }
+    }
+}
+
+/// `[ingest]`: what an acceptable input message looks like.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawIngest {
+    /// Largest accepted message value in bytes.
+    pub max_payload_bytes: usize,
+    /// Longest accepted SKU in bytes.
+    pub max_sku_bytes: usize,
+    /// Earliest accepted event time (RFC 3339).
+    pub min_event_time: String,
+    /// How far past the wall clock an event time may lie (e.g. "1d").
+    pub max_future: String,
+    /// Largest accepted absolute quantity in one sales event.
+    pub max_abs_qty: f64,
+    /// Largest accepted unit price.
+    pub max_unit_price: f64,
+}
+
+impl Default for RawIngest {
+    fn default() -> Self {
+        Self {
+            max_payload_bytes: 64 * 1024,
+            max_sku_bytes: 128,
+            min_event_time: "2000-01-01T00:00:00Z".into(),
+            max_future: "1d".into(),
+            max_abs_qty: 1_000_000.0,
+            max_unit_price: 1_000_000.0,
+        }
+    }
+}
+
+/// `[window]`: bucket width, window length, lateness and state bounds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawWindow {
+    /// Bucket width, from "1h" to "7d" (humantime syntax).
+    pub bucket_width: String,
+    /// Number of closed buckets the model sees per SKU.
+    pub buckets: usize,
+    /// How long after a bucket's end its events are still accepted.
+    pub allowed_lateness: String,
+    /// Upper bound on SKUs held in memory.
+    pub max_skus: usize,
+    /// Number of shards of the SKU map (0 = dashmap's default).
+    pub shards: usize,
+}
+
+impl Default for RawWindow {
+    fn default() -> Self {
+        Self {
+            bucket_width: "1d".into(),
+            buckets: 28,
+            allowed_lateness: "1h".into(),
+            max_skus: 1_000_000,
+            shards: 0,
+        }
+    }
+}
+
+/// `[scoring]`: model location, execution provider, batching and cadence.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawScoring {
+    /// Path of the model manifest (JSON); the model file is resolved beside it.
+    pub manifest: String,
+    /// Path of `libonnxruntime.so`; empty means the `ORT_DYLIB_PATH` environment variable.
+    pub onnxruntime_library: String,
+    /// "cpu" or "cuda" (CUDA needs the `cuda` cargo feature; falls back to CPU with a warning).
+    pub execution_provider: String,
+    /// Largest number of windows scored in one model call.
+    pub batch_size: usize,
+    /// Longest wait for a batch to fill before scoring what is there.
+    pub batch_delay: String,
+    /// Shortest time between two scorings of one SKU within one closed bucket.
+    pub min_rescore_interval: String,
+    /// ONNX Runtime intra-op threads.
+    pub intra_threads: usize,
+}
+
+impl Default for RawScoring {
+    fn default() -> Self {
+        Self {
+            manifest: "models/baseline/manifest.json".into(),
+            onnxruntime_library: String::new(),
+            execution_provider: "cpu".into(),
+            batch_size: 256,
+            batch_delay: "20ms".into(),
+            min_rescore_interval: "1s".into(),
+            intra_threads: 1,
+        }
+    }
+}
+
+/// `[trend]`: how direction and strength are derived.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawTrend {
+    /// |relative change| below which the direction is "flat".
+    pub flat_threshold: f64,
+    /// Floor of the recent level in the relative change, in units per bucket.
+    pub level_floor: f64,
+}
+
+impl Default for RawTrend {
+    fn default() -> Self {
+        Self {
+            flat_threshold: 0.1,
+            level_floor: 1.0,
+        }
+    }
+}
+
+/// `[telemetry]`: logs and Prometheus metrics.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawTelemetry {
+    /// "human" or "json".
+    pub log_format: String,
+    /// tracing filter, e.g. "info" or "trendcast=debug".
+    pub log_level: String,
+    /// Address of the Prometheus endpoint; empty disables it.
+    pub metrics_listen: String,
+}
+
+impl Default for RawTelemetry {
+    fn default() -> Self {
+        Self {
+            log_format: "human".into(),
+            log_level: "info".into(),
+            metrics_listen: "127.0.0.1:9464".into(),
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! Stage two of configuration: validated, typed settings for each component.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::DateTime;
+
+use super::{ConfigError, RawConfig};
+use crate::ingest::ValidationLimits;
+use crate::kafka::KafkaSettings;
+use crate::scoring::{ExecutionProviderKind, ScoringSettings};
+use crate::scoring::trend::TrendSettings;
+use crate::telemetry::{LogFormat, TelemetrySettings};
+use crate::window::{BucketSpec, WindowSettings};
+
+/// Every component's settings, validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Brokers, topics and client properties.
+    pub kafka: KafkaSettings,
+    /// Input validation limits.
+    pub ingest: ValidationLimits,
+    /// Bucketing and window bounds.
+    pub window: WindowSettings,
+    /// Model and batching.
+    pub scoring: ScoringSettings,
+    /// Trend derivation.
+    pub trend: TrendSettings,
+    /// Logs and metrics.
+    pub telemetry: TelemetrySettings,
+}
+
+fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        reason: reason.into(),
+    }
+}
+
+fn duration(key: &'static str, text: &str) -> Result<Duration, ConfigError> {
+    humantime::parse_duration(text).map_err(|e| invalid(key, format!("{e} (e.g. \"1d\", \"30m\", \"20ms\")")))
+}
+
+fn non_empty(key: &'static str, text: &str) -> Result<String, ConfigError> {
+    if text.trim().is_empty() {
+        return Err(invalid(key, "must not be empty"));
+    }
+    Ok(text.to_string())
+}
+
+fn positive(key: &'static str, value: usize) -> Result<usize, ConfigError> {
+    if value == 0 {
+        return Err(invalid(key, "must be at least 1"));
+    }
+    Ok(value)
+}
+
+impl Settings {
+    /// Validates `raw` and builds the typed settings.
+    pub fn resolve(raw: &RawConfig) -> Result<Self, ConfigError> {
+        let k = &raw.kafka;
+        let kafka = KafkaSettings {
+            brokers: non_empty("kafka.brokers", &k.brokers)?,
+            group_id: non_empty("kafka.group_id", &k.group_id)?,
+            sales_topic: non_empty("kafka.sales_topic", &k.sales_topic)?,
+            clicks_topic: non_empty("kafka.clicks_topic", &k.clicks_topic)?,
+            output_topic: non_empty("kafka.output_topic", &k.output_topic)?,
+            dead_letter_topic: non_empty("kafka.dead_letter_topic", &k.dead_letter_topic)?,
+            properties: k.properties.clone(),
+        };
+        if kafka.sales_topic == kafka.clicks_topic {
+            return Err(invalid("kafka.clicks_topic", "must differ from kafka.sales_topic"));
+        }
+
+        let i = &raw.ingest;
+        let min_ts = DateTime::parse_from_rfc3339(&i.min_event_time)
+            .map_err(|e| invalid("ingest.min_event_time", format!("not RFC 3339: {e}")))?;
+        let ingest = ValidationLimits {
+            max_payload_bytes: positive("ingest.max_payload_bytes", i.max_payload_bytes)?,
+            max_sku_bytes: positive("ingest.max_sku_bytes", i.max_sku_bytes)?,
+            min_ts_ms: min_ts.timestamp_millis(),
+            max_future_ms: duration("ingest.max_future", &i.max_future)?.as_millis() as i64,
+            max_abs_qty: finite_positive("ingest.max_abs_qty", i.max_abs_qty)?,
+            max_unit_price: finite_positive("ingest.max_unit_price", i.max_unit_price)?,
+        };
+
+        let w = &raw.window;
+        let width = duration("window.bucket_width", &w.bucket_width)?;
+        let hour = Duration::from_secs(3600);
+        if width < hour || width > hour * 24 * 7 || width.as_secs() % 3600 != 0 {
+            return Err(invalid(
+                "window.bucket_width",
+                format!("{} is not a whole number of hours between 1h and 7d", w.bucket_width),
+            ));
+        }
+        let lateness = duration("window.allowed_lateness", &w.allowed_lateness)?;
+        if lateness > width * 4 {
+            return Err(invalid(
+                "window.allowed_lateness",
+                "must not exceed four bucket widths (state would have to keep that many open buckets)",
+            ));
+        }
+        let window = WindowSettings {
+            bucket: BucketSpec::new(width.as_millis() as i64),
+            buckets: positive("window.buckets", w.buckets)?,
+            lateness_ms: lateness.as_millis() as i64,
+            max_skus: positive("window.max_skus", w.max_skus)?,
+            shards: w.shards,
+        };
+        if window.buckets > 4096 {
+            return Err(invalid("window.buckets", "must be at most 4096"));
+        }
+        if w.shards != 0 && !w.shards.is_power_of_two() {
+            return Err(invalid("window.shards", "must be 0 (default) or a power of two"));
+        }
+
+        let s = &raw.scoring;
+        let provider = match s.execution_provider.as_str() {
+            "cpu" => ExecutionProviderKind::Cpu,
+            "cuda" => ExecutionProviderKind::Cuda,
+            other => {
+                return Err(invalid(
+                    "scoring.execution_provider",
+                    format!("{other:?} is not one of \"cpu\", \"cuda\""),
+                ))
+            }
+        };
+        let scoring = ScoringSettings {
+            manifest: PathBuf::from(non_empty("scoring.manifest", &s.manifest)?),
+            onnxruntime_library: (!s.onnxruntime_library.is_empty()).then(|| PathBuf::from(&s.onnxruntime_library)),
+            provider,
+            batch_size: positive("scoring.batch_size", s.batch_size)?,
+            batch_delay: duration("scoring.batch_delay", &s.batch_delay)?,
+            min_rescore_interval: duration("scoring.min_rescore_interval", &s.min_rescore_interval)?,
+            intra_threads: positive("scoring.intra_threads", s.intra_threads)?,
+        };
+
+        let t = &raw.trend;
+        let trend = TrendSettings {
+            flat_threshold: finite_positive("trend.flat_threshold", t.flat_threshold)?,
+            level_floor: finite_positive("trend.level_floor", t.level_floor)?,
+        };
+
+        let tl = &raw.telemetry;
+        let log_format = match tl.log_format.as_str() {
+            "human" => LogFormat::Human,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(invalid(
+                    "telemetry.log_format",
+                    format!("{other:?} is not one of \"human\", \"json\""),
+                ))
+            }
+        };
+        let metrics_listen = if tl.metrics_listen.is_empty() {
+            None
+        } else {
+            Some(
+                tl.metrics_listen
+                    .parse::<SocketAddr>()
+                    .map_err(|e| invalid("telemetry.metrics_listen", format!("not an address: {e}")))?,
+            )
+        };
+        let telemetry = TelemetrySettings {
+            log_format,
+            log_level: tl.log_level.clone(),
+            metrics_listen,
+        };
+
+        Ok(Self {
+            kafka,
+            ingest,
+            window,
+            scoring,
+            trend,
+            telemetry,
+        })
+    }
+}
+
+fn finite_positive(key: &'static str, value: f64) -> Result<f64, ConfigError> {
+    if !value.is_finite() || value <= 0.0 {
+        return Err(invalid(key, "must be a finite number above 0"));
+    }
+    Ok(value)
+}

@@ -1,0 +1,193 @@
+//! Wiring: builds the components from [`Settings`] and runs them on their threads.
+//!
+//! ```text
+//!  sales ─┐                         ┌─> scorer thread ──(batches)──> ONNX Runtime
+//!         ├─> ingest thread ──> WindowStore (dashmap)        │
+//!  clicks ┘        │   (Dirty sku) ─────┘                     └─> Publisher ──> trend-updates
+//!                  └─(rejects)──────────────────────────────────> Publisher ──> dead-letter
+//! ```
+//!
+//! Start-up fails fast (before any thread starts) on a missing ONNX Runtime library, a manifest
+//! that does not fit the configuration, or a model that does not match its manifest.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::config::Settings;
+use crate::ingest::{Ingest, IngestError};
+use crate::publish::{PublishError, Publisher};
+use crate::scoring::scorer::ScorerError;
+use crate::scoring::{flush_scorer, ManifestError, Model, ModelError, ResolvedManifest, Scorer, ScorerMsg, UpdateObserver};
+use crate::telemetry::EngineStats;
+use crate::window::WindowStore;
+
+
+/// Errors starting or stopping the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The model manifest was refused.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    /// The model could not be loaded.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// The producer could not be created.
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    /// Ingest failed.
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+    /// The scorer failed.
+    #[error(transparent)]
+    Scorer(#[from] ScorerError),
+    /// A thread could not be started or panicked.
+    #[error("engine thread {0} failed")]
+    Thread(&'static str),
+}
+
+/// A running engine: an ingest thread and a scorer thread sharing one window store.
+pub struct RunningEngine {
+    stop: Arc<AtomicBool>,
+    ingest: Option<JoinHandle<Result<(), IngestError>>>,
+    scorer: Option<JoinHandle<Result<(), ScorerError>>>,
+    scorer_tx: Option<Sender<ScorerMsg>>,
+    store: Arc<WindowStore>,
+    stats: Arc<EngineStats>,
+    publisher: Publisher,
+    model_id: String,
+    provider: &'static str,
+}
+
+/// Loads and checks the model named by `settings` (without starting anything else).
+pub fn load_model(settings: &Settings) -> Result<Model, EngineError> {
+    let manifest = ResolvedManifest::load(&settings.scoring.manifest, &settings.window)?;
+    Ok(Model::load(manifest, &settings.scoring)?)
+}
+
+impl RunningEngine {
+    /// Loads the model, creates the clients and starts the threads.
+    pub fn start(settings: &Settings, observer: Option<UpdateObserver>) -> Result<Self, EngineError> {
+        let model = load_model(settings)?;
+        let model_id = model.manifest().manifest.id();
+        let provider = model.provider();
+        let stats = Arc::new(EngineStats::new());
+        let store = Arc::new(WindowStore::new(settings.window.clone()));
+        let publisher = Publisher::new(&settings.kafka, stats.clone())?;
+        let (scorer_tx, scorer_rx) = channel();
+        let ingest = Ingest::new(
+            &settings.kafka,
+            settings.ingest.clone(),
+            store.clone(),
+            publisher.clone(),
+            stats.clone(),
+            scorer_tx.clone(),
+        )?;
+        let scorer = Scorer::new(
+            store.clone(),
+            model,
+            publisher.clone(),
+            settings.kafka.output_topic.clone(),
+            stats.clone(),
+            settings.scoring.clone(),
+            settings.trend,
+            observer,
+        );
+        let stop = Arc::new(AtomicBool::new(false));
+        let scorer = std::thread::Builder::new()
+            .name("trendcast-scorer".into())
+            .spawn(move || scorer.run(scorer_rx))
+            .map_err(|_| EngineError::Thread("scorer"))?;
+        let ingest_stop = stop.clone();
+        let ingest = std::thread::Builder::new()
+            .name("trendcast-ingest".into())
+            .spawn(move || ingest.run(&ingest_stop))
+            .map_err(|_| EngineError::Thread("ingest"))?;
+        tracing::info!(model = %model_id, provider, "engine started");
+        Ok(Self {
+            stop,
+            ingest: Some(ingest),
+            scorer: Some(scorer),
+            scorer_tx: Some(scorer_tx),
+            store,
+            stats,
+            publisher,
+            model_id,
+            provider,
+        })
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &Arc<EngineStats> {
+        &self.stats
+    }
+
+    /// Window state.
+    pub fn store(&self) -> &Arc<WindowStore> {
+        &self.store
+    }
+
+    /// `name@version` of the model.
+    pub fn model_id(&self) -> &str {
+        &self.model_id
+    }
+
+    /// Execution provider in use.
+    pub fn provider(&self) -> &'static str {
+        self.provider
+    }
+
+    /// True once a thread has exited (on error or panic).
+    pub fn has_failed(&self) -> bool {
+        self.ingest.as_ref().is_some_and(|h| h.is_finished()) || self.scorer.as_ref().is_some_and(|h| h.is_finished())
+    }
+
+    /// Ends a finite replay: closes every bucket, scores what that makes ready, and waits for
+    /// the broker to acknowledge everything published.
+    pub fn finish_replay(&self, timeout: Duration) -> Result<(), EngineError> {
+        self.store.flush();
+        if let Some(tx) = &self.scorer_tx {
+            if !flush_scorer(tx, timeout) {
+                return Err(EngineError::Thread("scorer"));
+            }
+        }
+        self.publisher.flush(timeout)?;
+        Ok(())
+    }
+
+    /// Stops consuming, lets the scorer score what is ready, flushes the producer and joins.
+    pub fn shutdown(mut self, timeout: Duration) -> Result<(), EngineError> {
+        self.stop.store(true, Ordering::Release);
+        let ingest = self.ingest.take().map(|h| h.join());
+        self.scorer_tx.take();
+        let scorer = self.scorer.take().map(|h| h.join());
+        let flushed = self.publisher.flush(timeout);
+        match ingest {
+            Some(Ok(r)) => r?,
+            Some(Err(_)) => return Err(EngineError::Thread("ingest")),
+            None => {}
+        }
+        match scorer {
+            Some(Ok(r)) => r?,
+            Some(Err(_)) => return Err(EngineError::Thread("scorer")),
+            None => {}
+        }
+        flushed?;
+        Ok(())
+    }
+}
+
+impl Drop for RunningEngine {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        self.scorer_tx.take();
+        if let Some(h) = self.ingest.take() {
+            let _ = h.join();
+        }
+        if let Some(h) = self.scorer.take() {
+            let _ = h.join();
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! The ingest loop: consume sales and clicks, validate, apply to windows, tell the scorer.
+//!
+//! It runs on a dedicated OS thread with a `BaseConsumer`: decoding and window updates are CPU
+//! work, and a blocking poll loop keeps them off the async reactor without a hop per message.
+//! Offsets are stored only after a message has been applied or dead-lettered, and librdkafka
+//! auto-commits stored offsets, so a crash replays (never skips) input.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::statistics::Statistics;
+use rdkafka::ClientContext;
+
+use super::dead_letter;
+use super::event::{decode, Rejection, RejectReason, Source, ValidationLimits};
+use crate::kafka::KafkaSettings;
+use crate::publish::{PublishError, Publisher};
+use crate::scoring::ScorerMsg;
+use crate::telemetry::EngineStats;
+use crate::window::{is_late, StoreOutcome, WindowStore};
+
+/// Consumer context: logs rebalances and turns librdkafka statistics into the lag gauge.
+pub struct IngestContext {
+    stats: Arc<EngineStats>,
+}
+
+impl ClientContext for IngestContext {
+    fn stats(&self, statistics: Statistics) {
+        let lag: i64 = statistics
+            .topics
+            .values()
+            .flat_map(|t| t.partitions.values())
+            .filter(|p| p.partition >= 0 && p.consumer_lag >= 0)
+            .map(|p| p.consumer_lag)
+            .sum();
+        self.stats.set_lag(lag);
+    }
+}
+
+impl ConsumerContext for IngestContext {
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        tracing::info!(?rebalance, "partitions being rebalanced");
+    }
+}
+
+/// Errors that stop ingest.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The consumer could not be created or subscribed.
+    #[error("could not set up the Kafka consumer: {0}")]
+    Consumer(#[source] KafkaError),
+    /// A dead letter could not be enqueued.
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+}
+
+/// The ingest loop: the consumer plus the per-message logic.
+pub struct Ingest {
+    consumer: BaseConsumer<IngestContext>,
+    applier: Applier,
+}
+
+/// Everything a message is applied with, apart from the consumer itself.
+struct Applier {
+    store: Arc<WindowStore>,
+    publisher: Publisher,
+    stats: Arc<EngineStats>,
+    limits: ValidationLimits,
+    sales_topic: String,
+    dead_letter_topic: String,
+    scorer: Sender<ScorerMsg>,
+    /// Largest event time seen per (source, partition): the lateness reference.
+    watermarks: HashMap<(Source, i32), i64>,
+}
+
+impl Ingest {
+    /// Creates the consumer and subscribes to the sales and clicks topics.
+    pub fn new(
+        kafka: &KafkaSettings,
+        limits: ValidationLimits,
+        store: Arc<WindowStore>,
+        publisher: Publisher,
+        stats: Arc<EngineStats>,
+        scorer: Sender<ScorerMsg>,
+    ) -> Result<Self, IngestError> {
+        let mut config = kafka.consumer_config();
+        if !kafka.properties.contains_key("statistics.interval.ms") {
+            config.set("statistics.interval.ms", "5000");
+        }
+        let consumer: BaseConsumer<IngestContext> = config
+            .create_with_context(IngestContext { stats: stats.clone() })
+            .map_err(IngestError::Consumer)?;
+        consumer
+            .subscribe(&[&kafka.sales_topic, &kafka.clicks_topic])
+            .map_err(IngestError::Consumer)?;
+        Ok(Self {
+            consumer,
+            applier: Applier {
+            store,
+            publisher,
+            stats,
+            limits,
+            sales_topic: kafka.sales_topic.clone(),
+            dead_letter_topic: kafka.dead_letter_topic.clone(),
+            scorer,
+            watermarks: HashMap::new(),
+            },
+        })
+    }
+
+    /// Polls until `stop` is set, then commits the stored offsets and leaves the group.
+    pub fn run(mut self, stop: &AtomicBool) -> Result<(), IngestError> {
+        let mut housekeeping = Instant::now();
+        while !stop.load(Ordering::Acquire) {
+            match self.consumer.poll(Duration::from_millis(100)) {
+                Some(Ok(msg)) => {
+                    self.applier.handle(&msg)?;
+                    if let Err(e) = self.consumer.store_offset_from_message(&msg) {
+                        tracing::warn!(error = %e, "could not store offset");
+                    }
+                }
+                Some(Err(e)) => tracing::warn!(error = %e, "consumer error (librdkafka retries on its own)"),
+                None => {}
+            }
+            if housekeeping.elapsed() >= Duration::from_secs(5) {
+                let a = &self.applier;
+                let gone = a.store.evict_idle();
+                a.stats.evicted(gone as u64, 0);
+                a.stats.set_skus(a.store.len());
+                housekeeping = Instant::now();
+            }
+        }
+        if let Err(e) = self.consumer.commit_consumer_state(CommitMode::Sync) {
+            tracing::debug!(error = %e, "final commit skipped");
+        }
+        self.consumer.unsubscribe();
+        Ok(())
+    }
+}
+
+impl Applier {
+    fn handle(&mut self, msg: &BorrowedMessage<'_>) -> Result<(), IngestError> {
+        let source = if msg.topic() == self.sales_topic {
+            Source::Sales
+        } else {
+            Source::Clicks
+        };
+        self.stats.consumed(source).add(1);
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let outcome = decode(source, msg.key(), msg.payload(), &self.limits, now_ms).and_then(|event| {
+            let settings = self.store.settings();
+            let wm = self.watermarks.entry((source, msg.partition())).or_insert(i64::MIN);
+            if *wm != i64::MIN && is_late(settings.bucket, settings.lateness_ms, *wm, event.ts_ms) {
+                return Err(Rejection::new(
+                    RejectReason::Late,
+                    format!("event time {} ms is past its bucket's allowed lateness", event.ts_ms),
+                ));
+            }
+            *wm = (*wm).max(event.ts_ms);
+            match self.store.apply(&event.sku, event.ts_ms, &event.body) {
+                StoreOutcome::Applied { notify } => {
+                    self.stats.window_updates.add(1);
+                    if let Some(from) = notify {
+                        let _ = self.scorer.send(ScorerMsg::Dirty(Arc::from(event.sku.as_ref()), from));
+                    }
+                    Ok(())
+                }
+                StoreOutcome::Expired => Err(Rejection::new(
+                    RejectReason::Late,
+                    "the event's bucket has left the SKU's window",
+                )),
+                StoreOutcome::Full => Err(Rejection::new(
+                    RejectReason::Capacity,
+                    "window.max_skus reached and no SKU could be evicted",
+                )),
+            }
+        });
+        if let Err(rejection) = outcome {
+            self.stats.rejected(rejection.reason).add(1);
+            tracing::debug!(topic = msg.topic(), partition = msg.partition(), offset = msg.offset(), %rejection, "message rejected");
+            dead_letter::send(&self.publisher, &self.dead_letter_topic, msg, &rejection)?;
+        }
+        Ok(())
+    }
+}

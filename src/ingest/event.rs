@@ -1,0 +1,429 @@
+//! Input events: their wire form (JSON, `schemas/*.schema.json`), decoding and validation.
+//!
+//! Decoding borrows from the message payload; the only allocation on the happy path is for a
+//! SKU string that contains JSON escapes. Every failure is a [`Rejection`] with a bounded
+//! [`RejectReason`] code (safe as a metric label) and a human-readable detail.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use chrono::DateTime;
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+
+/// Which input topic an event came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// The sales topic.
+    Sales,
+    /// The clicks topic.
+    Clicks,
+}
+
+impl Source {
+    /// Label value for metrics and dead-letter headers.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Sales => "sales",
+            Source::Clicks => "clicks",
+        }
+    }
+}
+
+/// Kind of click event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClickKind {
+    /// A product page view.
+    View,
+    /// An add-to-cart.
+    AddToCart,
+    /// A wishlist addition.
+    Wishlist,
+}
+
+/// What an event contributes to its bucket.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum EventBody {
+    /// A sales line: quantity (negative for returns) and optional unit price.
+    Sale {
+        /// Units; negative = return or cancellation.
+        qty: f64,
+        /// Price per unit, if known.
+        unit_price: Option<f64>,
+    },
+    /// A click.
+    Click(ClickKind),
+}
+
+/// A decoded, validated event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event<'a> {
+    /// Stock-keeping unit (also the Kafka key).
+    pub sku: Cow<'a, str>,
+    /// Event time, epoch milliseconds.
+    pub ts_ms: i64,
+    /// Contribution to the bucket.
+    pub body: EventBody,
+}
+
+/// Why a message was rejected; the code is a bounded metric label and dead-letter header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RejectReason {
+    /// Value larger than `ingest.max_payload_bytes`.
+    PayloadTooLarge,
+    /// Message had no value.
+    EmptyPayload,
+    /// Value is not UTF-8.
+    InvalidUtf8,
+    /// Value is not JSON (includes NaN/Infinity literals and numbers out of f64 range).
+    InvalidJson,
+    /// A required field is absent.
+    MissingField,
+    /// A field has the wrong JSON type.
+    WrongType,
+    /// A field not in the schema is present.
+    UnknownField,
+    /// A field's value is out of range (empty SKU, negative price, absurd quantity, bad kind).
+    InvalidValue,
+    /// Event time before `ingest.min_event_time` or too far in the future.
+    TimestampOutOfRange,
+    /// Message key absent or empty.
+    MissingKey,
+    /// Message key differs from the `sku` field.
+    KeyMismatch,
+    /// The event's bucket had closed for its partition (beyond the allowed lateness).
+    Late,
+    /// The store was full and no SKU could be evicted.
+    Capacity,
+}
+
+impl RejectReason {
+    /// Every reason, for metric registration and docs.
+    pub const ALL: [RejectReason; 13] = [
+        RejectReason::PayloadTooLarge,
+        RejectReason::EmptyPayload,
+        RejectReason::InvalidUtf8,
+        RejectReason::InvalidJson,
+        RejectReason::MissingField,
+        RejectReason::WrongType,
+        RejectReason::UnknownField,
+        RejectReason::InvalidValue,
+        RejectReason::TimestampOutOfRange,
+        RejectReason::MissingKey,
+        RejectReason::KeyMismatch,
+        RejectReason::Late,
+        RejectReason::Capacity,
+    ];
+
+    /// Stable code used in metrics labels and the `trendcast-reason` header.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::PayloadTooLarge => "payload_too_large",
+            RejectReason::EmptyPayload => "empty_payload",
+            RejectReason::InvalidUtf8 => "invalid_utf8",
+            RejectReason::InvalidJson => "invalid_json",
+            RejectReason::MissingField => "missing_field",
+            RejectReason::WrongType => "wrong_type",
+            RejectReason::UnknownField => "unknown_field",
+            RejectReason::InvalidValue => "invalid_value",
+            RejectReason::TimestampOutOfRange => "timestamp_out_of_range",
+            RejectReason::MissingKey => "missing_key",
+            RejectReason::KeyMismatch => "key_mismatch",
+            RejectReason::Late => "late",
+            RejectReason::Capacity => "capacity",
+        }
+    }
+}
+
+/// A rejected message: reason code plus detail.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {detail}", reason.as_str())]
+pub struct Rejection {
+    /// Bounded reason code.
+    pub reason: RejectReason,
+    /// What exactly was wrong.
+    pub detail: String,
+}
+
+impl Rejection {
+    /// A rejection with a reason and detail.
+    pub fn new(reason: RejectReason, detail: impl Into<String>) -> Self {
+        Self {
+            reason,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// Limits every input message is checked against (from `[ingest]`).
+#[derive(Debug, Clone)]
+pub struct ValidationLimits {
+    /// Largest value in bytes.
+    pub max_payload_bytes: usize,
+    /// Longest SKU in bytes.
+    pub max_sku_bytes: usize,
+    /// Earliest event time (ms).
+    pub min_ts_ms: i64,
+    /// Largest lead of an event time over the wall clock (ms).
+    pub max_future_ms: i64,
+    /// Largest |qty|.
+    pub max_abs_qty: f64,
+    /// Largest unit price.
+    pub max_unit_price: f64,
+}
+
+impl Default for ValidationLimits {
+    fn default() -> Self {
+        Self {
+            max_payload_bytes: 64 * 1024,
+            max_sku_bytes: 128,
+            min_ts_ms: 946_684_800_000, // 2000-01-01T00:00:00Z
+            max_future_ms: 86_400_000,
+            max_abs_qty: 1_000_000.0,
+            max_unit_price: 1_000_000.0,
+        }
+    }
+}
+
+/// Event time as sent: RFC 3339 text or integer epoch milliseconds.
+#[derive(Debug)]
+enum WireTs<'a> {
+    Millis(i64),
+    Text(Cow<'a, str>),
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for WireTs<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TsVisitor;
+        impl<'de> Visitor<'de> for TsVisitor {
+            type Value = WireTs<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an RFC 3339 string or integer epoch milliseconds")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(WireTs::Millis(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                i64::try_from(v)
+                    .map(WireTs::Millis)
+                    .map_err(|_| E::invalid_value(de::Unexpected::Unsigned(v), &self))
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(WireTs::Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(WireTs::Text(Cow::Owned(v.to_owned())))
+            }
+        }
+        deserializer.deserialize_any(TsVisitor)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SaleWire<'a> {
+    #[serde(borrow)]
+    sku: Cow<'a, str>,
+    #[serde(borrow)]
+    ts: WireTs<'a>,
+    qty: f64,
+    #[serde(default)]
+    unit_price: Option<f64>,
+    #[serde(default, borrow)]
+    #[allow(dead_code)]
+    order_id: Option<Cow<'a, str>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClickWire<'a> {
+    #[serde(borrow)]
+    sku: Cow<'a, str>,
+    #[serde(borrow)]
+    ts: WireTs<'a>,
+    kind: ClickKind,
+    #[serde(default, borrow)]
+    #[allow(dead_code)]
+    session_id: Option<Cow<'a, str>>,
+}
+
+fn classify(err: &serde_json::Error) -> RejectReason {
+    use serde_json::error::Category;
+    match err.classify() {
+        Category::Io | Category::Syntax | Category::Eof => RejectReason::InvalidJson,
+        Category::Data => {
+            let text = err.to_string();
+            if text.starts_with("missing field") {
+                RejectReason::MissingField
+            } else if text.starts_with("unknown field") {
+                RejectReason::UnknownField
+            } else if text.starts_with("invalid type") {
+                RejectReason::WrongType
+            } else {
+                RejectReason::InvalidValue
+            }
+        }
+    }
+}
+
+fn parse_ts(ts: &WireTs<'_>) -> Result<i64, Rejection> {
+    match ts {
+        WireTs::Millis(ms) => Ok(*ms),
+        WireTs::Text(text) => DateTime::parse_from_rfc3339(text)
+            .map(|t| t.timestamp_millis())
+            .map_err(|e| Rejection::new(RejectReason::InvalidValue, format!("ts {text:?} is not RFC 3339: {e}"))),
+    }
+}
+
+/// Decodes and validates one message of `source`.
+///
+/// `key` is the Kafka message key, which must equal the `sku` field; `now_ms` is the wall clock
+/// used for the future-time bound.
+pub fn decode<'a>(
+    source: Source,
+    key: Option<&[u8]>,
+    payload: Option<&'a [u8]>,
+    limits: &ValidationLimits,
+    now_ms: i64,
+) -> Result<Event<'a>, Rejection> {
+    let payload = payload.ok_or_else(|| Rejection::new(RejectReason::EmptyPayload, "message has no value"))?;
+    if payload.len() > limits.max_payload_bytes {
+        return Err(Rejection::new(
+            RejectReason::PayloadTooLarge,
+            format!("{} bytes > limit {}", payload.len(), limits.max_payload_bytes),
+        ));
+    }
+    if payload.is_empty() {
+        return Err(Rejection::new(RejectReason::EmptyPayload, "message value is empty"));
+    }
+    let text = std::str::from_utf8(payload)
+        .map_err(|e| Rejection::new(RejectReason::InvalidUtf8, format!("value is not UTF-8: {e}")))?;
+    let json_err = |e: serde_json::Error| Rejection::new(classify(&e), e.to_string());
+    let (sku, ts, body) = match source {
+        Source::Sales => {
+            let w: SaleWire<'a> = serde_json::from_str(text).map_err(json_err)?;
+            if !w.qty.is_finite() || w.qty.abs() > limits.max_abs_qty {
+                return Err(Rejection::new(
+                    RejectReason::InvalidValue,
+                    format!("qty {} outside ±{}", w.qty, limits.max_abs_qty),
+                ));
+            }
+            if let Some(p) = w.unit_price {
+                if !p.is_finite() || !(0.0..=limits.max_unit_price).contains(&p) {
+                    return Err(Rejection::new(
+                        RejectReason::InvalidValue,
+                        format!("unit_price {p} outside [0, {}]", limits.max_unit_price),
+                    ));
+                }
+            }
+            let body = EventBody::Sale {
+                qty: w.qty,
+                unit_price: w.unit_price,
+            };
+            (w.sku, w.ts, body)
+        }
+        Source::Clicks => {
+            let w: ClickWire<'a> = serde_json::from_str(text).map_err(json_err)?;
+            (w.sku, w.ts, EventBody::Click(w.kind))
+        }
+    };
+    if sku.trim().is_empty() {
+        return Err(Rejection::new(RejectReason::InvalidValue, "sku is empty"));
+    }
+    if sku.len() > limits.max_sku_bytes {
+        return Err(Rejection::new(
+            RejectReason::InvalidValue,
+            format!("sku is {} bytes > limit {}", sku.len(), limits.max_sku_bytes),
+        ));
+    }
+    let ts_ms = parse_ts(&ts)?;
+    let latest = now_ms.saturating_add(limits.max_future_ms);
+    if ts_ms < limits.min_ts_ms || ts_ms > latest {
+        return Err(Rejection::new(
+            RejectReason::TimestampOutOfRange,
+            format!("ts {ts_ms} ms outside [{}, {latest}]", limits.min_ts_ms),
+        ));
+    }
+    match key {
+        None | Some([]) => {
+            return Err(Rejection::new(RejectReason::MissingKey, "message key (the SKU) is missing"));
+        }
+        Some(k) if k != sku.as_bytes() => {
+            return Err(Rejection::new(
+                RejectReason::KeyMismatch,
+                format!("key {:?} differs from sku {sku:?}", String::from_utf8_lossy(k)),
+            ));
+        }
+        Some(_) => {}
+    }
+    Ok(Event { sku, ts_ms, body })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_800_000_000_000;
+
+    fn sales(key: &str, v: &str) -> Result<Event<'static>, Rejection> {
+        let v: &'static [u8] = Box::leak(v.as_bytes().to_vec().into_boxed_slice());
+        decode(Source::Sales, Some(key.as_bytes()), Some(v), &ValidationLimits::default(), NOW)
+    }
+
+    #[test]
+    fn accepts_both_timestamp_forms() {
+        let a = sales("A1", r#"{"sku":"A1","ts":"2011-01-05T10:00:00Z","qty":3,"unit_price":2.5}"#).expect("valid");
+        let b = sales("A1", r#"{"sku":"A1","ts":1294221600000,"qty":3}"#).expect("valid");
+        assert_eq!(a.ts_ms, b.ts_ms);
+        assert_eq!(a.body, EventBody::Sale { qty: 3.0, unit_price: Some(2.5) });
+    }
+
+    #[test]
+    fn rejects_each_kind_of_bad_input() {
+        let cases: &[(&str, &str, RejectReason)] = &[
+            ("A", r#"{"sku":"A","ts":1294221600000"#, RejectReason::InvalidJson),
+            ("A", r#"{"sku":"A","ts":1294221600000,"qty":NaN}"#, RejectReason::InvalidJson),
+            ("A", r#"{"sku":"A","ts":1294221600000,"qty":1e400}"#, RejectReason::InvalidJson),
+            ("A", r#"{"sku":"A","ts":1294221600000}"#, RejectReason::MissingField),
+            ("A", r#"{"sku":"A","ts":1294221600000,"qty":"3"}"#, RejectReason::WrongType),
+            ("A", r#"{"sku":"A","ts":1294221600000,"qty":3,"colour":"red"}"#, RejectReason::UnknownField),
+            ("A", r#"{"sku":"A","ts":1294221600000,"qty":3,"unit_price":-1}"#, RejectReason::InvalidValue),
+            ("A", r#"{"sku":"A","ts":1294221600000,"qty":1e12}"#, RejectReason::InvalidValue),
+            ("A", r#"{"sku":"A","ts":-5,"qty":3}"#, RejectReason::TimestampOutOfRange),
+            ("A", r#"{"sku":"A","ts":4102444800000,"qty":3}"#, RejectReason::TimestampOutOfRange),
+            ("A", r#"{"sku":"A","ts":"yesterday","qty":3}"#, RejectReason::InvalidValue),
+            ("A", r#"{"sku":"","ts":1294221600000,"qty":3}"#, RejectReason::InvalidValue),
+            ("", r#"{"sku":"A","ts":1294221600000,"qty":3}"#, RejectReason::MissingKey),
+            ("B", r#"{"sku":"A","ts":1294221600000,"qty":3}"#, RejectReason::KeyMismatch),
+        ];
+        for (key, value, want) in cases {
+            let got = sales(key, value).expect_err(value);
+            assert_eq!(got.reason, *want, "{value}: {got}");
+        }
+    }
+
+    #[test]
+    fn rejects_bytes_and_size() {
+        let limits = ValidationLimits::default();
+        let bad = [0xff, 0xfe, b'{'];
+        let e = decode(Source::Clicks, Some(b"A"), Some(&bad), &limits, NOW).expect_err("utf8");
+        assert_eq!(e.reason, RejectReason::InvalidUtf8);
+        let big = vec![b' '; limits.max_payload_bytes + 1];
+        let e = decode(Source::Clicks, Some(b"A"), Some(&big), &limits, NOW).expect_err("size");
+        assert_eq!(e.reason, RejectReason::PayloadTooLarge);
+        let e = decode(Source::Clicks, Some(b"A"), None, &limits, NOW).expect_err("none");
+        assert_eq!(e.reason, RejectReason::EmptyPayload);
+    }
+
+    #[test]
+    fn clicks_decode_and_check_kind() {
+        let limits = ValidationLimits::default();
+        let v = br#"{"sku":"A","ts":"2015-06-01T00:00:00Z","kind":"add_to_cart","session_id":"s1"}"#;
+        let e = decode(Source::Clicks, Some(b"A"), Some(v), &limits, NOW).expect("valid");
+        assert_eq!(e.body, EventBody::Click(ClickKind::AddToCart));
+        let v = br#"{"sku":"A","ts":"2015-06-01T00:00:00Z","kind":"purchase"}"#;
+        let e = decode(Source::Clicks, Some(b"A"), Some(v), &limits, NOW).expect_err("bad kind");
+        assert_eq!(e.reason, RejectReason::InvalidValue);
+    }
+}

@@ -1,0 +1,10 @@
+//! Ingest: input events from Kafka, validated, applied to windows; rejects to the dead-letter topic.
+//!
+//! Data path position: **ingest** → window → scoring → publish.
+
+pub mod consumer;
+pub mod dead_letter;
+pub mod event;
+
+pub use consumer::{Ingest, IngestError};
+pub use event::{decode, ClickKind, Event, EventBody, RejectReason, Rejection, Source, ValidationLimits};

@@ -1,0 +1,20 @@
+//! trendcast: a streaming demand- and trend-forecast engine.
+//!
+//! Retail platforms publish sales and click events to Kafka; trendcast keeps a sliding window
+//! of event-time buckets per SKU, scores changed windows in batches with an ONNX model, and
+//! publishes per-SKU trend updates (quantile forecasts, direction, strength).
+//!
+//! The modules follow the data path — [`ingest`] → [`window`] → [`scoring`] → [`publish`] —
+//! with [`config`], [`telemetry`] and [`kafka`] beside it, [`engine`] wiring them together, and
+//! [`datasets`] / [`demo`] for the bundled real data.
+
+pub mod config;
+pub mod datasets;
+pub mod demo;
+pub mod engine;
+pub mod ingest;
+pub mod kafka;
+pub mod publish;
+pub mod scoring;
+pub mod telemetry;
+pub mod window;

@@ -1,0 +1,127 @@
+//! The `trendcast` command: a thin layer over the library.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+use trendcast::config::{self, Settings};
+use trendcast::engine::{load_model, RunningEngine};
+use trendcast::telemetry::{self, LogFormat};
+
+/// Streaming demand- and trend-forecast engine.
+#[derive(Debug, Parser)]
+#[command(name = "trendcast", version, about)]
+struct Cli {
+    /// Configuration file (TOML); `TRENDCAST_<SECTION>__<KEY>` variables override it.
+    #[arg(long, global = true, env = "TRENDCAST_CONFIG")]
+    config: Option<PathBuf>,
+    /// Log as JSON lines instead of human-readable text.
+    #[arg(long, global = true)]
+    json_logs: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Consume, score and publish until SIGINT/SIGTERM.
+    Run,
+    /// Validate the configuration and the model (loads ONNX Runtime); prints the resolved config.
+    CheckConfig,
+    /// Replay the bundled Online Retail log through an embedded broker and the full engine.
+    Demo {
+        /// Online Retail CSV (gzipped or not).
+        #[arg(long, default_value = "data/online-retail/online_retail.csv.gz")]
+        data: PathBuf,
+        /// Use only the first N events (0 = all).
+        #[arg(long, default_value_t = 0)]
+        limit: usize,
+        /// Rows per table of top rising SKUs.
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+    },
+}
+
+fn settings(cli: &Cli) -> Result<(config::RawConfig, Settings)> {
+    let raw = config::load_raw(cli.config.as_deref())?;
+    let mut settings = Settings::resolve(&raw)?;
+    if cli.json_logs {
+        settings.telemetry.log_format = LogFormat::Json;
+    }
+    Ok((raw, settings))
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("trendcast: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<()> {
+    let (raw, mut settings) = settings(&cli)?;
+    match cli.command {
+        Command::CheckConfig => {
+            telemetry::init_logging(&settings.telemetry);
+            println!("{}", config::redacted_toml(&raw));
+            let model = load_model(&settings).context("model check failed")?;
+            println!(
+                "# ok: model {} ({} execution provider), {} features, window {} buckets, horizon {}",
+                model.manifest().manifest.id(),
+                model.provider(),
+                model.manifest().features.len(),
+                model.manifest().manifest.window_len,
+                model.manifest().manifest.horizon
+            );
+            Ok(())
+        }
+        Command::Demo { data, limit, top } => {
+            // The demo runs self-contained: no metrics port, quieter logs unless asked.
+            settings.telemetry.metrics_listen = None;
+            if std::env::var_os("RUST_LOG").is_none() && settings.telemetry.log_level == "info" {
+                settings.telemetry.log_level = "warn".into();
+            }
+            telemetry::init_logging(&settings.telemetry);
+            trendcast::demo::run(settings, &trendcast::demo::DemoOptions { data, limit, top })
+        }
+        Command::Run => {
+            telemetry::init_logging(&settings.telemetry);
+            run(settings)
+        }
+    }
+}
+
+fn run(settings: Settings) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("could not start the async runtime")?;
+    runtime.block_on(async move {
+        telemetry::install_metrics(&settings.telemetry)?;
+        let engine = RunningEngine::start(&settings, None).context("engine failed to start")?;
+        wait_for_signal().await?;
+        tracing::info!("shutting down: stop consuming, score what is ready, flush, commit");
+        tokio::task::spawn_blocking(move || engine.shutdown(Duration::from_secs(30)))
+            .await
+            .context("shutdown task failed")??;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+async fn wait_for_signal() -> Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot listen for SIGTERM")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.context("cannot listen for SIGINT")?,
+        _ = term.recv() => {}
+    }
+    Ok(())
+}

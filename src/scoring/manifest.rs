@@ -1,0 +1,240 @@
+//! Model manifests: what a model expects, checked against the configuration and the model itself.
+//!
+//! A manifest is a JSON file beside the ONNX file. The engine refuses to start when the manifest
+//! disagrees with `[window]` (bucket width, window length), names an unknown feature, or
+//! describes tensors the ONNX graph does not have.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::window::{Feature, WindowSettings};
+
+/// Name and shape of one model tensor; `-1` marks the dynamic batch dimension.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TensorSpec {
+    /// Tensor name in the graph.
+    pub name: String,
+    /// Dimensions; -1 = dynamic.
+    pub shape: Vec<i64>,
+}
+
+/// The manifest file as written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelManifest {
+    /// Model name.
+    pub name: String,
+    /// Model version.
+    pub version: String,
+    /// "baseline", "gbdt", "neural", ... (informational).
+    pub kind: String,
+    /// What the model does, in a sentence or two.
+    #[serde(default)]
+    pub description: String,
+    /// Bucket width the model was built for, in seconds.
+    pub bucket_width_secs: u64,
+    /// Buckets per input window.
+    pub window_len: usize,
+    /// Future buckets forecast.
+    pub horizon: usize,
+    /// Input features, in input order (names from [`Feature::name`]).
+    pub features: Vec<String>,
+    /// Quantile levels of the output, increasing, each in (0, 1).
+    pub quantiles: Vec<f64>,
+    /// The forecast target; must be "units".
+    pub target: String,
+    /// How inputs are normalised (informational: normalisation lives inside the graph).
+    #[serde(default)]
+    pub normalisation: String,
+    /// Input tensor: `[-1, window_len, features.len()]`.
+    pub input: TensorSpec,
+    /// Quantile output: `[-1, horizon, quantiles.len()]`.
+    pub output: TensorSpec,
+    /// Optional direction head: `[-1]` or `[-1, 1]`, probability of a rise.
+    #[serde(default)]
+    pub p_up_output: Option<TensorSpec>,
+    /// ONNX file, relative to the manifest.
+    pub model_file: String,
+}
+
+/// Why a manifest was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    /// The file could not be read.
+    #[error("cannot read model manifest {path}: {source}")]
+    Read {
+        /// Manifest path.
+        path: PathBuf,
+        /// IO error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a valid manifest.
+    #[error("model manifest {path} is malformed: {source}")]
+    Parse {
+        /// Manifest path.
+        path: PathBuf,
+        /// JSON error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The manifest disagrees with the configuration or with itself.
+    #[error("model {model} does not fit: {reason}")]
+    Mismatch {
+        /// `name@version`.
+        model: String,
+        /// What disagrees, with both values.
+        reason: String,
+    },
+}
+
+/// A manifest that passed every check, with features resolved.
+#[derive(Debug, Clone)]
+pub struct ResolvedManifest {
+    /// The manifest as written.
+    pub manifest: ModelManifest,
+    /// Input features in input order.
+    pub features: Vec<Feature>,
+    /// Absolute path of the ONNX file.
+    pub model_path: PathBuf,
+    /// Index of the quantile used as the point forecast (closest to 0.5).
+    pub median_index: usize,
+}
+
+impl ModelManifest {
+    /// `name@version`.
+    pub fn id(&self) -> String {
+        format!("{}@{}", self.name, self.version)
+    }
+}
+
+impl ResolvedManifest {
+    /// Reads the manifest at `path` and checks it against `window`.
+    pub fn load(path: &Path, window: &WindowSettings) -> Result<Self, ManifestError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let manifest: ModelManifest = serde_json::from_str(&text).map_err(|source| ManifestError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let dir = path.parent().unwrap_or_else(|| Path::new("."));
+        Self::check(manifest, dir, window)
+    }
+
+    /// Checks `manifest` (whose files live in `dir`) against `window`.
+    pub fn check(manifest: ModelManifest, dir: &Path, window: &WindowSettings) -> Result<Self, ManifestError> {
+        let mismatch = |reason: String| ManifestError::Mismatch {
+            model: manifest.id(),
+            reason,
+        };
+        let width_secs = (window.bucket.width_ms() / 1000) as u64;
+        if manifest.bucket_width_secs != width_secs {
+            return Err(mismatch(format!(
+                "manifest bucket_width_secs = {} but window.bucket_width is {width_secs} s",
+                manifest.bucket_width_secs
+            )));
+        }
+        if manifest.window_len != window.buckets {
+            return Err(mismatch(format!(
+                "manifest window_len = {} but window.buckets = {}",
+                manifest.window_len, window.buckets
+            )));
+        }
+        if manifest.horizon == 0 {
+            return Err(mismatch("horizon must be at least 1".into()));
+        }
+        let mut features = Vec::with_capacity(manifest.features.len());
+        for name in &manifest.features {
+            let f = Feature::from_name(name).ok_or_else(|| {
+                let known: Vec<_> = Feature::ALL.iter().map(|f| f.name()).collect();
+                mismatch(format!("unknown feature {name:?}; known: {}", known.join(", ")))
+            })?;
+            if features.contains(&f) {
+                return Err(mismatch(format!("feature {name:?} listed twice")));
+            }
+            features.push(f);
+        }
+        if manifest.target != "units" || !features.contains(&Feature::Units) {
+            return Err(mismatch("target must be \"units\" and \"units\" must be an input feature".into()));
+        }
+        let q = &manifest.quantiles;
+        if q.is_empty() || q.iter().any(|p| !(*p > 0.0 && *p < 1.0)) || q.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(mismatch(format!("quantiles {q:?} must be increasing and inside (0, 1)")));
+        }
+        let want_in = vec![-1, manifest.window_len as i64, features.len() as i64];
+        if manifest.input.shape != want_in {
+            return Err(mismatch(format!(
+                "input shape {:?} should be {want_in:?}",
+                manifest.input.shape
+            )));
+        }
+        let want_out = vec![-1, manifest.horizon as i64, q.len() as i64];
+        if manifest.output.shape != want_out {
+            return Err(mismatch(format!(
+                "output shape {:?} should be {want_out:?}",
+                manifest.output.shape
+            )));
+        }
+        if let Some(p) = &manifest.p_up_output {
+            if p.shape != [-1] && p.shape != [-1, 1] {
+                return Err(mismatch(format!("p_up_output shape {:?} should be [-1] or [-1, 1]", p.shape)));
+            }
+        }
+        let median_index = q
+            .iter()
+            .enumerate()
+            .min_by(|a, b| (a.1 - 0.5).abs().total_cmp(&(b.1 - 0.5).abs()))
+            .map(|(i, _)| i)
+            .unwrap_or(0);
+        let model_path = dir.join(&manifest.model_file);
+        if !model_path.is_file() {
+            return Err(mismatch(format!("model file {} not found", model_path.display())));
+        }
+        Ok(Self {
+            manifest,
+            features,
+            model_path,
+            median_index,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::window::BucketSpec;
+
+    fn baseline_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("models/baseline")
+    }
+
+    fn window(width_ms: i64, buckets: usize) -> WindowSettings {
+        WindowSettings {
+            bucket: BucketSpec::new(width_ms),
+            buckets,
+            lateness_ms: 3_600_000,
+            max_skus: 10,
+            shards: 0,
+        }
+    }
+
+    #[test]
+    fn baseline_manifest_fits_default_window() {
+        let m = ResolvedManifest::load(&baseline_dir().join("manifest.json"), &window(86_400_000, 28)).expect("fits");
+        assert_eq!(m.features[0], Feature::Units);
+        assert_eq!(m.manifest.quantiles[m.median_index], 0.5);
+    }
+
+    #[test]
+    fn mismatches_are_refused_with_both_values() {
+        let path = baseline_dir().join("manifest.json");
+        let e = ResolvedManifest::load(&path, &window(3_600_000, 28)).expect_err("hourly");
+        assert!(e.to_string().contains("bucket_width_secs = 86400"), "{e}");
+        let e = ResolvedManifest::load(&path, &window(86_400_000, 14)).expect_err("short window");
+        assert!(e.to_string().contains("window_len = 28"), "{e}");
+    }
+}

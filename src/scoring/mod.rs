@@ -1,0 +1,43 @@
+//! Scoring: model manifests, ONNX Runtime sessions, batching and trend derivation.
+//!
+//! Data path position: ingest → window → **scoring** → publish.
+
+pub mod manifest;
+pub mod model;
+pub mod scorer;
+pub mod trend;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use manifest::{ManifestError, ModelManifest, ResolvedManifest};
+pub use model::{BatchForecast, Model, ModelError};
+pub use scorer::{flush_scorer, Scorer, ScorerMsg, UpdateObserver};
+
+/// Which ONNX Runtime execution provider to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecutionProviderKind {
+    /// The CPU provider (always available).
+    Cpu,
+    /// CUDA (needs the `cuda` cargo feature and onnxruntime-gpu); falls back to CPU.
+    Cuda,
+}
+
+/// Scoring settings (from `[scoring]`).
+#[derive(Debug, Clone)]
+pub struct ScoringSettings {
+    /// Manifest path.
+    pub manifest: PathBuf,
+    /// ONNX Runtime library path, if configured (else `ORT_DYLIB_PATH`).
+    pub onnxruntime_library: Option<PathBuf>,
+    /// Execution provider.
+    pub provider: ExecutionProviderKind,
+    /// Largest batch.
+    pub batch_size: usize,
+    /// Longest wait before a partial batch is scored.
+    pub batch_delay: Duration,
+    /// Shortest interval between scorings of one SKU within one closed bucket.
+    pub min_rescore_interval: Duration,
+    /// ONNX Runtime intra-op threads.
+    pub intra_threads: usize,
+}

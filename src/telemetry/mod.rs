@@ -1,0 +1,72 @@
+//! Telemetry: `tracing` logs and Prometheus metrics.
+//!
+//! Metric names follow `trendcast_<what>_<unit>[_total]`; labels are bounded (source topic,
+//! reject reason, eviction reason), never a SKU. [`stats::EngineStats`] holds one typed handle
+//! per metric plus the plain counters the demo summary and the tests read.
+
+pub mod stats;
+
+use std::net::SocketAddr;
+
+use tracing_subscriber::EnvFilter;
+
+pub use stats::EngineStats;
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Logs and metrics settings (from `[telemetry]`).
+#[derive(Debug, Clone)]
+pub struct TelemetrySettings {
+    /// Log format.
+    pub log_format: LogFormat,
+    /// `tracing` filter directive.
+    pub log_level: String,
+    /// Prometheus listen address, if enabled.
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+/// Installs the global `tracing` subscriber (logs go to stderr). `RUST_LOG` overrides the
+/// configured level. Safe to call twice: the second call does nothing.
+pub fn init_logging(settings: &TelemetrySettings) {
+    // ONNX Runtime logs every arena reservation at info; keep it at warn unless asked.
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(format!("ort=warn,{}", settings.log_level)))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match settings.log_format {
+        LogFormat::Human => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Errors starting the metrics endpoint.
+#[derive(Debug, thiserror::Error)]
+#[error("could not start the Prometheus endpoint on {addr}: {source}")]
+pub struct MetricsError {
+    addr: SocketAddr,
+    #[source]
+    source: metrics_exporter_prometheus::BuildError,
+}
+
+/// Starts the Prometheus endpoint when configured and describes every metric.
+pub fn install_metrics(settings: &TelemetrySettings) -> Result<(), MetricsError> {
+    let Some(addr) = settings.metrics_listen else {
+        return Ok(());
+    };
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .with_http_listener(addr)
+        .install()
+        .map_err(|source| MetricsError { addr, source })?;
+    stats::describe();
+    tracing::info!(%addr, "Prometheus metrics listening");
+    Ok(())
+}

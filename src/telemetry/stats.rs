@@ -1,0 +1,194 @@
+//! Typed counters: each metric is a handle resolved once, so the hot path never hashes a name.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use metrics::{describe_counter, describe_gauge, describe_histogram, Counter, Gauge, Histogram, Unit};
+
+use crate::ingest::{RejectReason, Source};
+
+/// Events consumed (decoded or not), by source topic.
+pub const EVENTS_CONSUMED: &str = "trendcast_events_consumed_total";
+/// Events rejected, by reason.
+pub const EVENTS_REJECTED: &str = "trendcast_events_rejected_total";
+/// Rejected messages copied to the dead-letter topic.
+pub const DEAD_LETTERS: &str = "trendcast_dead_letters_published_total";
+/// Window updates applied.
+pub const WINDOW_UPDATES: &str = "trendcast_window_updates_total";
+/// SKUs held in memory.
+pub const WINDOW_SKUS: &str = "trendcast_window_skus";
+/// SKUs evicted, by reason.
+pub const WINDOW_EVICTIONS: &str = "trendcast_window_evictions_total";
+/// Windows per scoring batch.
+pub const SCORING_BATCH_SIZE: &str = "trendcast_scoring_batch_windows";
+/// Model call latency.
+pub const SCORING_LATENCY: &str = "trendcast_scoring_latency_seconds";
+/// Windows scored.
+pub const WINDOWS_SCORED: &str = "trendcast_windows_scored_total";
+/// Trend updates acknowledged by the broker.
+pub const UPDATES_PUBLISHED: &str = "trendcast_trend_updates_published_total";
+/// Produce failures (after librdkafka's retries).
+pub const PUBLISH_ERRORS: &str = "trendcast_publish_errors_total";
+/// Produce → acknowledgement latency.
+pub const PUBLISH_LATENCY: &str = "trendcast_publish_latency_seconds";
+/// Consumer lag summed over assigned partitions (from librdkafka statistics).
+pub const CONSUMER_LAG: &str = "trendcast_consumer_lag_messages";
+
+/// Registers descriptions with the installed recorder.
+pub fn describe() {
+    describe_counter!(EVENTS_CONSUMED, Unit::Count, "Input messages consumed, by source topic.");
+    describe_counter!(EVENTS_REJECTED, Unit::Count, "Input messages rejected, by reason.");
+    describe_counter!(DEAD_LETTERS, Unit::Count, "Rejected messages acknowledged by the dead-letter topic.");
+    describe_counter!(WINDOW_UPDATES, Unit::Count, "Events applied to SKU windows.");
+    describe_gauge!(WINDOW_SKUS, Unit::Count, "SKUs held in memory.");
+    describe_counter!(WINDOW_EVICTIONS, Unit::Count, "SKUs evicted, by reason.");
+    describe_histogram!(SCORING_BATCH_SIZE, Unit::Count, "Windows per model call.");
+    describe_histogram!(SCORING_LATENCY, Unit::Seconds, "Model call latency.");
+    describe_counter!(WINDOWS_SCORED, Unit::Count, "Windows scored by the model.");
+    describe_counter!(UPDATES_PUBLISHED, Unit::Count, "Trend updates acknowledged by the broker.");
+    describe_counter!(PUBLISH_ERRORS, Unit::Count, "Trend updates or dead letters that failed to publish.");
+    describe_histogram!(PUBLISH_LATENCY, Unit::Seconds, "Produce to acknowledgement latency.");
+    describe_gauge!(CONSUMER_LAG, Unit::Count, "Consumer lag over assigned partitions.");
+}
+
+/// Counter pair: a metric handle and a local atomic the engine can read back.
+#[derive(Debug)]
+pub struct Tally {
+    local: AtomicU64,
+    metric: Counter,
+}
+
+impl Tally {
+    fn new(metric: Counter) -> Self {
+        Self {
+            local: AtomicU64::new(0),
+            metric,
+        }
+    }
+
+    /// Adds `n`.
+    pub fn add(&self, n: u64) {
+        self.local.fetch_add(n, Ordering::Relaxed);
+        self.metric.increment(n);
+    }
+
+    /// Current value.
+    pub fn get(&self) -> u64 {
+        self.local.load(Ordering::Relaxed)
+    }
+}
+
+/// All of the engine's counters and metric handles.
+#[derive(Debug)]
+pub struct EngineStats {
+    consumed: [Tally; 2],
+    rejected: Vec<Tally>,
+    /// Dead letters acknowledged by the broker.
+    pub dead_letters: Tally,
+    /// Events applied to windows.
+    pub window_updates: Tally,
+    /// Windows scored.
+    pub windows_scored: Tally,
+    /// Trend updates acknowledged.
+    pub updates_published: Tally,
+    /// Publish failures.
+    pub publish_errors: Tally,
+    evictions_idle: Counter,
+    evictions_capacity: Counter,
+    skus: Gauge,
+    lag: Gauge,
+    batch_size: Histogram,
+    scoring_latency: Histogram,
+    publish_latency: Histogram,
+}
+
+impl Default for EngineStats {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl EngineStats {
+    /// Resolves every handle against the current recorder (a no-op recorder if none is installed).
+    pub fn new() -> Self {
+        let consumed = [Source::Sales, Source::Clicks].map(|s| Tally::new(metrics::counter!(EVENTS_CONSUMED, "source" => s.as_str())));
+        let rejected = RejectReason::ALL
+            .iter()
+            .map(|r| Tally::new(metrics::counter!(EVENTS_REJECTED, "reason" => r.as_str())))
+            .collect();
+        Self {
+            consumed,
+            rejected,
+            dead_letters: Tally::new(metrics::counter!(DEAD_LETTERS)),
+            window_updates: Tally::new(metrics::counter!(WINDOW_UPDATES)),
+            windows_scored: Tally::new(metrics::counter!(WINDOWS_SCORED)),
+            updates_published: Tally::new(metrics::counter!(UPDATES_PUBLISHED)),
+            publish_errors: Tally::new(metrics::counter!(PUBLISH_ERRORS)),
+            evictions_idle: metrics::counter!(WINDOW_EVICTIONS, "reason" => "idle"),
+            evictions_capacity: metrics::counter!(WINDOW_EVICTIONS, "reason" => "capacity"),
+            skus: metrics::gauge!(WINDOW_SKUS),
+            lag: metrics::gauge!(CONSUMER_LAG),
+            batch_size: metrics::histogram!(SCORING_BATCH_SIZE),
+            scoring_latency: metrics::histogram!(SCORING_LATENCY),
+            publish_latency: metrics::histogram!(PUBLISH_LATENCY),
+        }
+    }
+
+    /// One input message consumed from `source`.
+    pub fn consumed(&self, source: Source) -> &Tally {
+        &self.consumed[source as usize]
+    }
+
+    /// Rejections for `reason`.
+    pub fn rejected(&self, reason: RejectReason) -> &Tally {
+        &self.rejected[reason as usize]
+    }
+
+    /// Messages consumed from both topics.
+    pub fn total_consumed(&self) -> u64 {
+        self.consumed.iter().map(Tally::get).sum()
+    }
+
+    /// Messages rejected for any reason.
+    pub fn total_rejected(&self) -> u64 {
+        self.rejected.iter().map(Tally::get).sum()
+    }
+
+    /// Rejections per reason code, non-zero ones only.
+    pub fn rejected_by_reason(&self) -> Vec<(&'static str, u64)> {
+        RejectReason::ALL
+            .iter()
+            .map(|r| (r.as_str(), self.rejected(*r).get()))
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+
+    /// Records evictions.
+    pub fn evicted(&self, idle: u64, capacity: u64) {
+        self.evictions_idle.increment(idle);
+        self.evictions_capacity.increment(capacity);
+    }
+
+    /// Sets the SKU gauge.
+    pub fn set_skus(&self, n: usize) {
+        self.skus.set(n as f64);
+    }
+
+    /// Sets the consumer lag gauge.
+    pub fn set_lag(&self, lag: i64) {
+        self.lag.set(lag as f64);
+    }
+
+    /// Records one model call.
+    pub fn scored_batch(&self, windows: usize, latency: Duration) {
+        self.batch_size.record(windows as f64);
+        self.scoring_latency.record(latency.as_secs_f64());
+        self.windows_scored.add(windows as u64);
+    }
+
+    /// Records one acknowledged publish.
+    pub fn published(&self, latency: Duration) {
+        self.publish_latency.record(latency.as_secs_f64());
+        self.updates_published.add(1);
+    }
+}

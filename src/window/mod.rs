@@ -1,0 +1,65 @@
+//! Window state: event-time buckets, per-SKU sliding windows and the sharded store that holds them.
+//!
+//! Data path position: ingest → **window** → scoring → publish. Ingest validates an event and
+//! calls [`WindowStore::apply`]; the scorer asks the store for closed windows.
+
+pub mod bucket;
+pub mod features;
+pub mod sku_window;
+pub mod store;
+
+pub use bucket::{rfc3339, BucketIndex, BucketSpec};
+pub use features::{BucketFeatures, Feature, FEATURE_COUNT};
+pub use sku_window::{Applied, ScoreDecision, SkuWindow};
+pub use store::{EvictionReason, StoreOutcome, WindowStore};
+
+/// Bucketing and state bounds (from `[window]`).
+#[derive(Debug, Clone)]
+pub struct WindowSettings {
+    /// Bucket width and alignment.
+    pub bucket: BucketSpec,
+    /// Closed buckets per window (what the model sees).
+    pub buckets: usize,
+    /// How long after a bucket's end its events are still accepted (ms).
+    pub lateness_ms: i64,
+    /// Upper bound on SKUs held.
+    pub max_skus: usize,
+    /// Shards of the SKU map (0 = default).
+    pub shards: usize,
+}
+
+impl WindowSettings {
+    /// Ring slots per SKU: the closed window plus the buckets that can still be open
+    /// (the current one and those within the allowed lateness).
+    pub fn ring_capacity(&self) -> usize {
+        let width = self.bucket.width_ms();
+        let open = (self.lateness_ms + width - 1) / width + 1;
+        self.buckets + open as usize
+    }
+}
+
+/// True when an event at `ts_ms` arrives too late: its bucket closed for the input it came from,
+/// whose largest event time so far is `source_watermark_ms`.
+///
+/// Lateness is judged per input partition, so the decision depends only on that partition's
+/// order of events, never on how partitions interleave.
+pub fn is_late(spec: BucketSpec, lateness_ms: i64, source_watermark_ms: i64, ts_ms: i64) -> bool {
+    spec.index_of(ts_ms) < spec.index_of(source_watermark_ms.saturating_sub(lateness_ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::window::bucket::DAY_MS;
+
+    #[test]
+    fn lateness_boundary() {
+        let spec = BucketSpec::new(DAY_MS);
+        let hour = 3_600_000;
+        let day1 = DAY_MS; // start of bucket 1
+        // an event of bucket 0 is on time until the source passes end(0) + 1h
+        assert!(!is_late(spec, hour, day1 + hour - 1, day1 - 1));
+        assert!(is_late(spec, hour, day1 + hour, day1 - 1));
+        assert!(!is_late(spec, hour, day1 + hour, day1));
+    }
+}
