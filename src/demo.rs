@@ -145,9 +145,15 @@ pub fn run(mut settings: Settings, options: &DemoOptions) -> Result<()> {
         data.malformed
     );
 
-    let cluster = MockCluster::new(1).context("could not start the embedded Kafka-protocol broker")?;
+    let cluster =
+        MockCluster::new(1).context("could not start the embedded Kafka-protocol broker")?;
     let k = &settings.kafka;
-    for topic in [&k.sales_topic, &k.clicks_topic, &k.output_topic, &k.dead_letter_topic] {
+    for topic in [
+        &k.sales_topic,
+        &k.clicks_topic,
+        &k.output_topic,
+        &k.dead_letter_topic,
+    ] {
         cluster
             .create_topic(topic, PARTITIONS, 1)
             .with_context(|| format!("could not create topic {topic}"))?;
@@ -173,7 +179,8 @@ pub fn run(mut settings: Settings, options: &DemoOptions) -> Result<()> {
             }
         })
     };
-    let engine = RunningEngine::start(&settings, Some(observer)).context("engine failed to start")?;
+    let engine =
+        RunningEngine::start(&settings, Some(observer)).context("engine failed to start")?;
 
     let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
         .set("bootstrap.servers", &settings.kafka.brokers)
@@ -225,7 +232,9 @@ pub fn run(mut settings: Settings, options: &DemoOptions) -> Result<()> {
     let model = engine.model_id().to_string();
     let provider = engine.provider();
     let skus_held = engine.store().len();
-    engine.shutdown(Duration::from_secs(30)).context("engine shutdown")?;
+    engine
+        .shutdown(Duration::from_secs(30))
+        .context("engine shutdown")?;
     let skus_with_updates = published_skus.lock().map(|s| s.len()).unwrap_or(0);
     let rejected: serde_json::Map<String, serde_json::Value> = stats
         .rejected_by_reason()

@@ -20,10 +20,12 @@ use crate::config::Settings;
 use crate::ingest::{Ingest, IngestError};
 use crate::publish::{PublishError, Publisher};
 use crate::scoring::scorer::ScorerError;
-use crate::scoring::{flush_scorer, ManifestError, Model, ModelError, ResolvedManifest, Scorer, ScorerMsg, UpdateObserver};
+use crate::scoring::{
+    flush_scorer, ManifestError, Model, ModelError, ResolvedManifest, Scorer, ScorerMsg,
+    UpdateObserver,
+};
 use crate::telemetry::EngineStats;
 use crate::window::WindowStore;
-
 
 /// Errors starting or stopping the engine.
 #[derive(Debug, thiserror::Error)]
@@ -69,7 +71,10 @@ pub fn load_model(settings: &Settings) -> Result<Model, EngineError> {
 
 impl RunningEngine {
     /// Loads the model, creates the clients and starts the threads.
-    pub fn start(settings: &Settings, observer: Option<UpdateObserver>) -> Result<Self, EngineError> {
+    pub fn start(
+        settings: &Settings,
+        observer: Option<UpdateObserver>,
+    ) -> Result<Self, EngineError> {
         let model = load_model(settings)?;
         let model_id = model.manifest().manifest.id();
         let provider = model.provider();
@@ -141,7 +146,8 @@ impl RunningEngine {
 
     /// True once a thread has exited (on error or panic).
     pub fn has_failed(&self) -> bool {
-        self.ingest.as_ref().is_some_and(|h| h.is_finished()) || self.scorer.as_ref().is_some_and(|h| h.is_finished())
+        self.ingest.as_ref().is_some_and(|h| h.is_finished())
+            || self.scorer.as_ref().is_some_and(|h| h.is_finished())
     }
 
     /// Ends a finite replay: closes every bucket, scores what that makes ready, and waits for

@@ -45,7 +45,9 @@ pub fn load_raw(file: Option<&Path>) -> Result<RawConfig, ConfigError> {
         figment = figment.merge(Toml::file_exact(path));
     }
     figment = figment.merge(Env::prefixed("TRENDCAST_").split("__").lowercase(true));
-    figment.extract().map_err(|e| ConfigError::Load(Box::new(e)))
+    figment
+        .extract()
+        .map_err(|e| ConfigError::Load(Box::new(e)))
 }
 
 /// Loads and resolves the configuration in one step.
@@ -61,15 +63,23 @@ pub fn redacted_toml(raw: &RawConfig) -> String {
             *value = "<redacted>".into();
         }
     }
-    toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# could not render configuration: {e}"))
+    toml::to_string_pretty(&shown)
+        .unwrap_or_else(|e| format!("# could not render configuration: {e}"))
 }
 
 /// True for librdkafka property names that hold credentials or private keys.
 pub fn is_secret_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
-    ["password", "secret", "token", "ssl.key.pem", "sasl.jaas", "credentials"]
-        .iter()
-        .any(|needle| k.contains(needle))
+    [
+        "password",
+        "secret",
+        "token",
+        "ssl.key.pem",
+        "sasl.jaas",
+        "credentials",
+    ]
+    .iter()
+    .any(|needle| k.contains(needle))
 }
 
 #[cfg(test)]

@@ -9,8 +9,8 @@ use chrono::DateTime;
 use super::{ConfigError, RawConfig};
 use crate::ingest::ValidationLimits;
 use crate::kafka::KafkaSettings;
-use crate::scoring::{ExecutionProviderKind, ScoringSettings};
 use crate::scoring::trend::TrendSettings;
+use crate::scoring::{ExecutionProviderKind, ScoringSettings};
 use crate::telemetry::{LogFormat, TelemetrySettings};
 use crate::window::{BucketSpec, WindowSettings};
 
@@ -39,7 +39,8 @@ fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
 }
 
 fn duration(key: &'static str, text: &str) -> Result<Duration, ConfigError> {
-    humantime::parse_duration(text).map_err(|e| invalid(key, format!("{e} (e.g. \"1d\", \"30m\", \"20ms\")")))
+    humantime::parse_duration(text)
+        .map_err(|e| invalid(key, format!("{e} (e.g. \"1d\", \"30m\", \"20ms\")")))
 }
 
 fn non_empty(key: &'static str, text: &str) -> Result<String, ConfigError> {
@@ -70,7 +71,10 @@ impl Settings {
             properties: k.properties.clone(),
         };
         if kafka.sales_topic == kafka.clicks_topic {
-            return Err(invalid("kafka.clicks_topic", "must differ from kafka.sales_topic"));
+            return Err(invalid(
+                "kafka.clicks_topic",
+                "must differ from kafka.sales_topic",
+            ));
         }
 
         let i = &raw.ingest;
@@ -91,7 +95,10 @@ impl Settings {
         if width < hour || width > hour * 24 * 7 || width.as_secs() % 3600 != 0 {
             return Err(invalid(
                 "window.bucket_width",
-                format!("{} is not a whole number of hours between 1h and 7d", w.bucket_width),
+                format!(
+                    "{} is not a whole number of hours between 1h and 7d",
+                    w.bucket_width
+                ),
             ));
         }
         let lateness = duration("window.allowed_lateness", &w.allowed_lateness)?;
@@ -112,7 +119,10 @@ impl Settings {
             return Err(invalid("window.buckets", "must be at most 4096"));
         }
         if w.shards != 0 && !w.shards.is_power_of_two() {
-            return Err(invalid("window.shards", "must be 0 (default) or a power of two"));
+            return Err(invalid(
+                "window.shards",
+                "must be 0 (default) or a power of two",
+            ));
         }
 
         let s = &raw.scoring;
@@ -128,11 +138,15 @@ impl Settings {
         };
         let scoring = ScoringSettings {
             manifest: PathBuf::from(non_empty("scoring.manifest", &s.manifest)?),
-            onnxruntime_library: (!s.onnxruntime_library.is_empty()).then(|| PathBuf::from(&s.onnxruntime_library)),
+            onnxruntime_library: (!s.onnxruntime_library.is_empty())
+                .then(|| PathBuf::from(&s.onnxruntime_library)),
             provider,
             batch_size: positive("scoring.batch_size", s.batch_size)?,
             batch_delay: duration("scoring.batch_delay", &s.batch_delay)?,
-            min_rescore_interval: duration("scoring.min_rescore_interval", &s.min_rescore_interval)?,
+            min_rescore_interval: duration(
+                "scoring.min_rescore_interval",
+                &s.min_rescore_interval,
+            )?,
             intra_threads: positive("scoring.intra_threads", s.intra_threads)?,
         };
 
@@ -153,15 +167,14 @@ impl Settings {
                 ))
             }
         };
-        let metrics_listen = if tl.metrics_listen.is_empty() {
-            None
-        } else {
-            Some(
-                tl.metrics_listen
-                    .parse::<SocketAddr>()
-                    .map_err(|e| invalid("telemetry.metrics_listen", format!("not an address: {e}")))?,
-            )
-        };
+        let metrics_listen =
+            if tl.metrics_listen.is_empty() {
+                None
+            } else {
+                Some(tl.metrics_listen.parse::<SocketAddr>().map_err(|e| {
+                    invalid("telemetry.metrics_listen", format!("not an address: {e}"))
+                })?)
+            };
         let telemetry = TelemetrySettings {
             log_format,
             log_level: tl.log_level.clone(),

@@ -5,7 +5,6 @@
 //! Offsets are stored only after a message has been applied or dead-lettered, and librdkafka
 //! auto-commits stored offsets, so a crash replays (never skips) input.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
@@ -17,13 +16,14 @@ use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::statistics::Statistics;
 use rdkafka::ClientContext;
 
+use super::admit::Admission;
 use super::dead_letter;
-use super::event::{decode, Rejection, RejectReason, Source, ValidationLimits};
+use super::event::{decode, Source, ValidationLimits};
 use crate::kafka::KafkaSettings;
 use crate::publish::{PublishError, Publisher};
 use crate::scoring::ScorerMsg;
 use crate::telemetry::EngineStats;
-use crate::window::{is_late, StoreOutcome, WindowStore};
+use crate::window::WindowStore;
 
 /// Consumer context: logs rebalances and turns librdkafka statistics into the lag gauge.
 pub struct IngestContext {
@@ -68,15 +68,13 @@ pub struct Ingest {
 
 /// Everything a message is applied with, apart from the consumer itself.
 struct Applier {
-    store: Arc<WindowStore>,
+    admission: Admission,
     publisher: Publisher,
     stats: Arc<EngineStats>,
     limits: ValidationLimits,
     sales_topic: String,
     dead_letter_topic: String,
     scorer: Sender<ScorerMsg>,
-    /// Largest event time seen per (source, partition): the lateness reference.
-    watermarks: HashMap<(Source, i32), i64>,
 }
 
 impl Ingest {
@@ -94,7 +92,9 @@ impl Ingest {
             config.set("statistics.interval.ms", "5000");
         }
         let consumer: BaseConsumer<IngestContext> = config
-            .create_with_context(IngestContext { stats: stats.clone() })
+            .create_with_context(IngestContext {
+                stats: stats.clone(),
+            })
             .map_err(IngestError::Consumer)?;
         consumer
             .subscribe(&[&kafka.sales_topic, &kafka.clicks_topic])
@@ -102,14 +102,13 @@ impl Ingest {
         Ok(Self {
             consumer,
             applier: Applier {
-            store,
-            publisher,
-            stats,
-            limits,
-            sales_topic: kafka.sales_topic.clone(),
-            dead_letter_topic: kafka.dead_letter_topic.clone(),
-            scorer,
-            watermarks: HashMap::new(),
+                admission: Admission::new(store),
+                publisher,
+                stats,
+                limits,
+                sales_topic: kafka.sales_topic.clone(),
+                dead_letter_topic: kafka.dead_letter_topic.clone(),
+                scorer,
             },
         })
     }
@@ -125,14 +124,17 @@ impl Ingest {
                         tracing::warn!(error = %e, "could not store offset");
                     }
                 }
-                Some(Err(e)) => tracing::warn!(error = %e, "consumer error (librdkafka retries on its own)"),
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "consumer error (librdkafka retries on its own)")
+                }
                 None => {}
             }
             if housekeeping.elapsed() >= Duration::from_secs(5) {
                 let a = &self.applier;
-                let gone = a.store.evict_idle();
+                let store = a.admission.store();
+                let gone = store.evict_idle();
                 a.stats.evicted(gone as u64, 0);
-                a.stats.set_skus(a.store.len());
+                a.stats.set_skus(store.len());
                 housekeeping = Instant::now();
             }
         }
@@ -153,38 +155,26 @@ impl Applier {
         };
         self.stats.consumed(source).add(1);
         let now_ms = chrono::Utc::now().timestamp_millis();
-        let outcome = decode(source, msg.key(), msg.payload(), &self.limits, now_ms).and_then(|event| {
-            let settings = self.store.settings();
-            let wm = self.watermarks.entry((source, msg.partition())).or_insert(i64::MIN);
-            if *wm != i64::MIN && is_late(settings.bucket, settings.lateness_ms, *wm, event.ts_ms) {
-                return Err(Rejection::new(
-                    RejectReason::Late,
-                    format!("event time {} ms is past its bucket's allowed lateness", event.ts_ms),
-                ));
-            }
-            *wm = (*wm).max(event.ts_ms);
-            match self.store.apply(&event.sku, event.ts_ms, &event.body) {
-                StoreOutcome::Applied { notify } => {
-                    self.stats.window_updates.add(1);
-                    if let Some(from) = notify {
-                        let _ = self.scorer.send(ScorerMsg::Dirty(Arc::from(event.sku.as_ref()), from));
-                    }
-                    Ok(())
+        let outcome =
+            decode(source, msg.key(), msg.payload(), &self.limits, now_ms).and_then(|event| {
+                self.admission
+                    .admit(source, msg.partition(), &event)
+                    .map(|n| (event, n))
+            });
+        match outcome {
+            Ok((event, notify)) => {
+                self.stats.window_updates.add(1);
+                if let Some(from) = notify {
+                    let _ = self
+                        .scorer
+                        .send(ScorerMsg::Dirty(Arc::from(event.sku.as_ref()), from));
                 }
-                StoreOutcome::Expired => Err(Rejection::new(
-                    RejectReason::Late,
-                    "the event's bucket has left the SKU's window",
-                )),
-                StoreOutcome::Full => Err(Rejection::new(
-                    RejectReason::Capacity,
-                    "window.max_skus reached and no SKU could be evicted",
-                )),
             }
-        });
-        if let Err(rejection) = outcome {
-            self.stats.rejected(rejection.reason).add(1);
-            tracing::debug!(topic = msg.topic(), partition = msg.partition(), offset = msg.offset(), %rejection, "message rejected");
-            dead_letter::send(&self.publisher, &self.dead_letter_topic, msg, &rejection)?;
+            Err(rejection) => {
+                self.stats.rejected(rejection.reason).add(1);
+                tracing::debug!(topic = msg.topic(), partition = msg.partition(), offset = msg.offset(), %rejection, "message rejected");
+                dead_letter::send(&self.publisher, &self.dead_letter_topic, msg, &rejection)?;
+            }
         }
         Ok(())
     }

@@ -21,7 +21,12 @@ pub const SOURCE_PARTITION_HEADER: &str = "trendcast-source-partition";
 pub const SOURCE_OFFSET_HEADER: &str = "trendcast-source-offset";
 
 /// Copies `msg` to `topic` with the rejection in its headers.
-pub fn send<M: Message>(publisher: &Publisher, topic: &str, msg: &M, rejection: &Rejection) -> Result<(), PublishError> {
+pub fn send<M: Message>(
+    publisher: &Publisher,
+    topic: &str,
+    msg: &M,
+    rejection: &Rejection,
+) -> Result<(), PublishError> {
     let partition = msg.partition().to_string();
     let offset = msg.offset().to_string();
     let mut detail = rejection.detail.clone();
@@ -44,5 +49,11 @@ pub fn send<M: Message>(publisher: &Publisher, topic: &str, msg: &M, rejection: 
             h = h.insert(header);
         }
     }
-    publisher.send(MessageKind::DeadLetter, topic, msg.key(), msg.payload(), Some(h))
+    publisher.send(
+        MessageKind::DeadLetter,
+        topic,
+        msg.key(),
+        msg.payload(),
+        Some(h),
+    )
 }

@@ -56,6 +56,16 @@ pub enum EventBody {
     Click(ClickKind),
 }
 
+impl EventBody {
+    /// The input topic this kind of event comes from.
+    pub fn source(&self) -> Source {
+        match self {
+            EventBody::Sale { .. } => Source::Sales,
+            EventBody::Click(_) => Source::Clicks,
+        }
+    }
+}
+
 /// A decoded, validated event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event<'a> {
@@ -272,7 +282,12 @@ fn parse_ts(ts: &WireTs<'_>) -> Result<i64, Rejection> {
         WireTs::Millis(ms) => Ok(*ms),
         WireTs::Text(text) => DateTime::parse_from_rfc3339(text)
             .map(|t| t.timestamp_millis())
-            .map_err(|e| Rejection::new(RejectReason::InvalidValue, format!("ts {text:?} is not RFC 3339: {e}"))),
+            .map_err(|e| {
+                Rejection::new(
+                    RejectReason::InvalidValue,
+                    format!("ts {text:?} is not RFC 3339: {e}"),
+                )
+            }),
     }
 }
 
@@ -287,18 +302,30 @@ pub fn decode<'a>(
     limits: &ValidationLimits,
     now_ms: i64,
 ) -> Result<Event<'a>, Rejection> {
-    let payload = payload.ok_or_else(|| Rejection::new(RejectReason::EmptyPayload, "message has no value"))?;
+    let payload = payload
+        .ok_or_else(|| Rejection::new(RejectReason::EmptyPayload, "message has no value"))?;
     if payload.len() > limits.max_payload_bytes {
         return Err(Rejection::new(
             RejectReason::PayloadTooLarge,
-            format!("{} bytes > limit {}", payload.len(), limits.max_payload_bytes),
+            format!(
+                "{} bytes > limit {}",
+                payload.len(),
+                limits.max_payload_bytes
+            ),
         ));
     }
     if payload.is_empty() {
-        return Err(Rejection::new(RejectReason::EmptyPayload, "message value is empty"));
+        return Err(Rejection::new(
+            RejectReason::EmptyPayload,
+            "message value is empty",
+        ));
     }
-    let text = std::str::from_utf8(payload)
-        .map_err(|e| Rejection::new(RejectReason::InvalidUtf8, format!("value is not UTF-8: {e}")))?;
+    let text = std::str::from_utf8(payload).map_err(|e| {
+        Rejection::new(
+            RejectReason::InvalidUtf8,
+            format!("value is not UTF-8: {e}"),
+        )
+    })?;
     let json_err = |e: serde_json::Error| Rejection::new(classify(&e), e.to_string());
     let (sku, ts, body) = match source {
         Source::Sales => {
@@ -334,7 +361,11 @@ pub fn decode<'a>(
     if sku.len() > limits.max_sku_bytes {
         return Err(Rejection::new(
             RejectReason::InvalidValue,
-            format!("sku is {} bytes > limit {}", sku.len(), limits.max_sku_bytes),
+            format!(
+                "sku is {} bytes > limit {}",
+                sku.len(),
+                limits.max_sku_bytes
+            ),
         ));
     }
     let ts_ms = parse_ts(&ts)?;
@@ -347,12 +378,18 @@ pub fn decode<'a>(
     }
     match key {
         None | Some([]) => {
-            return Err(Rejection::new(RejectReason::MissingKey, "message key (the SKU) is missing"));
+            return Err(Rejection::new(
+                RejectReason::MissingKey,
+                "message key (the SKU) is missing",
+            ));
         }
         Some(k) if k != sku.as_bytes() => {
             return Err(Rejection::new(
                 RejectReason::KeyMismatch,
-                format!("key {:?} differs from sku {sku:?}", String::from_utf8_lossy(k)),
+                format!(
+                    "key {:?} differs from sku {sku:?}",
+                    String::from_utf8_lossy(k)
+                ),
             ));
         }
         Some(_) => {}
@@ -368,34 +405,106 @@ mod tests {
 
     fn sales(key: &str, v: &str) -> Result<Event<'static>, Rejection> {
         let v: &'static [u8] = Box::leak(v.as_bytes().to_vec().into_boxed_slice());
-        decode(Source::Sales, Some(key.as_bytes()), Some(v), &ValidationLimits::default(), NOW)
+        decode(
+            Source::Sales,
+            Some(key.as_bytes()),
+            Some(v),
+            &ValidationLimits::default(),
+            NOW,
+        )
     }
 
     #[test]
     fn accepts_both_timestamp_forms() {
-        let a = sales("A1", r#"{"sku":"A1","ts":"2011-01-05T10:00:00Z","qty":3,"unit_price":2.5}"#).expect("valid");
+        let a = sales(
+            "A1",
+            r#"{"sku":"A1","ts":"2011-01-05T10:00:00Z","qty":3,"unit_price":2.5}"#,
+        )
+        .expect("valid");
         let b = sales("A1", r#"{"sku":"A1","ts":1294221600000,"qty":3}"#).expect("valid");
         assert_eq!(a.ts_ms, b.ts_ms);
-        assert_eq!(a.body, EventBody::Sale { qty: 3.0, unit_price: Some(2.5) });
+        assert_eq!(
+            a.body,
+            EventBody::Sale {
+                qty: 3.0,
+                unit_price: Some(2.5)
+            }
+        );
     }
 
     #[test]
     fn rejects_each_kind_of_bad_input() {
         let cases: &[(&str, &str, RejectReason)] = &[
-            ("A", r#"{"sku":"A","ts":1294221600000"#, RejectReason::InvalidJson),
-            ("A", r#"{"sku":"A","ts":1294221600000,"qty":NaN}"#, RejectReason::InvalidJson),
-            ("A", r#"{"sku":"A","ts":1294221600000,"qty":1e400}"#, RejectReason::InvalidJson),
-            ("A", r#"{"sku":"A","ts":1294221600000}"#, RejectReason::MissingField),
-            ("A", r#"{"sku":"A","ts":1294221600000,"qty":"3"}"#, RejectReason::WrongType),
-            ("A", r#"{"sku":"A","ts":1294221600000,"qty":3,"colour":"red"}"#, RejectReason::UnknownField),
-            ("A", r#"{"sku":"A","ts":1294221600000,"qty":3,"unit_price":-1}"#, RejectReason::InvalidValue),
-            ("A", r#"{"sku":"A","ts":1294221600000,"qty":1e12}"#, RejectReason::InvalidValue),
-            ("A", r#"{"sku":"A","ts":-5,"qty":3}"#, RejectReason::TimestampOutOfRange),
-            ("A", r#"{"sku":"A","ts":4102444800000,"qty":3}"#, RejectReason::TimestampOutOfRange),
-            ("A", r#"{"sku":"A","ts":"yesterday","qty":3}"#, RejectReason::InvalidValue),
-            ("A", r#"{"sku":"","ts":1294221600000,"qty":3}"#, RejectReason::InvalidValue),
-            ("", r#"{"sku":"A","ts":1294221600000,"qty":3}"#, RejectReason::MissingKey),
-            ("B", r#"{"sku":"A","ts":1294221600000,"qty":3}"#, RejectReason::KeyMismatch),
+            (
+                "A",
+                r#"{"sku":"A","ts":1294221600000"#,
+                RejectReason::InvalidJson,
+            ),
+            (
+                "A",
+                r#"{"sku":"A","ts":1294221600000,"qty":NaN}"#,
+                RejectReason::InvalidJson,
+            ),
+            (
+                "A",
+                r#"{"sku":"A","ts":1294221600000,"qty":1e400}"#,
+                RejectReason::InvalidJson,
+            ),
+            (
+                "A",
+                r#"{"sku":"A","ts":1294221600000}"#,
+                RejectReason::MissingField,
+            ),
+            (
+                "A",
+                r#"{"sku":"A","ts":1294221600000,"qty":"3"}"#,
+                RejectReason::WrongType,
+            ),
+            (
+                "A",
+                r#"{"sku":"A","ts":1294221600000,"qty":3,"colour":"red"}"#,
+                RejectReason::UnknownField,
+            ),
+            (
+                "A",
+                r#"{"sku":"A","ts":1294221600000,"qty":3,"unit_price":-1}"#,
+                RejectReason::InvalidValue,
+            ),
+            (
+                "A",
+                r#"{"sku":"A","ts":1294221600000,"qty":1e12}"#,
+                RejectReason::InvalidValue,
+            ),
+            (
+                "A",
+                r#"{"sku":"A","ts":-5,"qty":3}"#,
+                RejectReason::TimestampOutOfRange,
+            ),
+            (
+                "A",
+                r#"{"sku":"A","ts":4102444800000,"qty":3}"#,
+                RejectReason::TimestampOutOfRange,
+            ),
+            (
+                "A",
+                r#"{"sku":"A","ts":"yesterday","qty":3}"#,
+                RejectReason::InvalidValue,
+            ),
+            (
+                "A",
+                r#"{"sku":"","ts":1294221600000,"qty":3}"#,
+                RejectReason::InvalidValue,
+            ),
+            (
+                "",
+                r#"{"sku":"A","ts":1294221600000,"qty":3}"#,
+                RejectReason::MissingKey,
+            ),
+            (
+                "B",
+                r#"{"sku":"A","ts":1294221600000,"qty":3}"#,
+                RejectReason::KeyMismatch,
+            ),
         ];
         for (key, value, want) in cases {
             let got = sales(key, value).expect_err(value);
@@ -419,7 +528,8 @@ mod tests {
     #[test]
     fn clicks_decode_and_check_kind() {
         let limits = ValidationLimits::default();
-        let v = br#"{"sku":"A","ts":"2015-06-01T00:00:00Z","kind":"add_to_cart","session_id":"s1"}"#;
+        let v =
+            br#"{"sku":"A","ts":"2015-06-01T00:00:00Z","kind":"add_to_cart","session_id":"s1"}"#;
         let e = decode(Source::Clicks, Some(b"A"), Some(v), &limits, NOW).expect("valid");
         assert_eq!(e.body, EventBody::Click(ClickKind::AddToCart));
         let v = br#"{"sku":"A","ts":"2015-06-01T00:00:00Z","kind":"purchase"}"#;

@@ -2,9 +2,13 @@
 //!
 //! Data path position: **ingest** → window → scoring → publish.
 
+pub mod admit;
 pub mod consumer;
 pub mod dead_letter;
 pub mod event;
 
+pub use admit::Admission;
 pub use consumer::{Ingest, IngestError};
-pub use event::{decode, ClickKind, Event, EventBody, RejectReason, Rejection, Source, ValidationLimits};
+pub use event::{
+    decode, ClickKind, Event, EventBody, RejectReason, Rejection, Source, ValidationLimits,
+};

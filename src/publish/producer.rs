@@ -116,7 +116,8 @@ impl Publisher {
             kind,
             sent_at: Instant::now(),
         });
-        let mut record: BaseRecord<'_, [u8], [u8], Box<DeliveryTag>> = BaseRecord::with_opaque_to(topic, tag);
+        let mut record: BaseRecord<'_, [u8], [u8], Box<DeliveryTag>> =
+            BaseRecord::with_opaque_to(topic, tag);
         if let Some(k) = key {
             record = record.key(k);
         }

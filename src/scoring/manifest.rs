@@ -117,16 +117,21 @@ impl ResolvedManifest {
             path: path.to_path_buf(),
             source,
         })?;
-        let manifest: ModelManifest = serde_json::from_str(&text).map_err(|source| ManifestError::Parse {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let manifest: ModelManifest =
+            serde_json::from_str(&text).map_err(|source| ManifestError::Parse {
+                path: path.to_path_buf(),
+                source,
+            })?;
         let dir = path.parent().unwrap_or_else(|| Path::new("."));
         Self::check(manifest, dir, window)
     }
 
     /// Checks `manifest` (whose files live in `dir`) against `window`.
-    pub fn check(manifest: ModelManifest, dir: &Path, window: &WindowSettings) -> Result<Self, ManifestError> {
+    pub fn check(
+        manifest: ModelManifest,
+        dir: &Path,
+        window: &WindowSettings,
+    ) -> Result<Self, ManifestError> {
         let mismatch = |reason: String| ManifestError::Mismatch {
             model: manifest.id(),
             reason,
@@ -151,7 +156,10 @@ impl ResolvedManifest {
         for name in &manifest.features {
             let f = Feature::from_name(name).ok_or_else(|| {
                 let known: Vec<_> = Feature::ALL.iter().map(|f| f.name()).collect();
-                mismatch(format!("unknown feature {name:?}; known: {}", known.join(", ")))
+                mismatch(format!(
+                    "unknown feature {name:?}; known: {}",
+                    known.join(", ")
+                ))
             })?;
             if features.contains(&f) {
                 return Err(mismatch(format!("feature {name:?} listed twice")));
@@ -159,11 +167,18 @@ impl ResolvedManifest {
             features.push(f);
         }
         if manifest.target != "units" || !features.contains(&Feature::Units) {
-            return Err(mismatch("target must be \"units\" and \"units\" must be an input feature".into()));
+            return Err(mismatch(
+                "target must be \"units\" and \"units\" must be an input feature".into(),
+            ));
         }
         let q = &manifest.quantiles;
-        if q.is_empty() || q.iter().any(|p| !(*p > 0.0 && *p < 1.0)) || q.windows(2).any(|w| w[0] >= w[1]) {
-            return Err(mismatch(format!("quantiles {q:?} must be increasing and inside (0, 1)")));
+        if q.is_empty()
+            || q.iter().any(|p| !(*p > 0.0 && *p < 1.0))
+            || q.windows(2).any(|w| w[0] >= w[1])
+        {
+            return Err(mismatch(format!(
+                "quantiles {q:?} must be increasing and inside (0, 1)"
+            )));
         }
         let want_in = vec![-1, manifest.window_len as i64, features.len() as i64];
         if manifest.input.shape != want_in {
@@ -181,7 +196,10 @@ impl ResolvedManifest {
         }
         if let Some(p) = &manifest.p_up_output {
             if p.shape != [-1] && p.shape != [-1, 1] {
-                return Err(mismatch(format!("p_up_output shape {:?} should be [-1] or [-1, 1]", p.shape)));
+                return Err(mismatch(format!(
+                    "p_up_output shape {:?} should be [-1] or [-1, 1]",
+                    p.shape
+                )));
             }
         }
         let median_index = q
@@ -192,7 +210,10 @@ impl ResolvedManifest {
             .unwrap_or(0);
         let model_path = dir.join(&manifest.model_file);
         if !model_path.is_file() {
-            return Err(mismatch(format!("model file {} not found", model_path.display())));
+            return Err(mismatch(format!(
+                "model file {} not found",
+                model_path.display()
+            )));
         }
         Ok(Self {
             manifest,
@@ -224,7 +245,11 @@ mod tests {
 
     #[test]
     fn baseline_manifest_fits_default_window() {
-        let m = ResolvedManifest::load(&baseline_dir().join("manifest.json"), &window(86_400_000, 28)).expect("fits");
+        let m = ResolvedManifest::load(
+            &baseline_dir().join("manifest.json"),
+            &window(86_400_000, 28),
+        )
+        .expect("fits");
         assert_eq!(m.features[0], Feature::Units);
         assert_eq!(m.manifest.quantiles[m.median_index], 0.5);
     }

@@ -61,10 +61,17 @@ pub fn library_path(configured: Option<&Path>) -> Result<PathBuf, ModelError> {
         Some(p) => p.to_path_buf(),
         None => std::env::var_os("ORT_DYLIB_PATH")
             .map(PathBuf::from)
-            .ok_or_else(|| ModelError::Library("neither scoring.onnxruntime_library nor ORT_DYLIB_PATH is set".into()))?,
+            .ok_or_else(|| {
+                ModelError::Library(
+                    "neither scoring.onnxruntime_library nor ORT_DYLIB_PATH is set".into(),
+                )
+            })?,
     };
     if !path.is_file() {
-        return Err(ModelError::Library(format!("{} does not exist", path.display())));
+        return Err(ModelError::Library(format!(
+            "{} does not exist",
+            path.display()
+        )));
     }
     Ok(path)
 }
@@ -76,7 +83,8 @@ pub fn environment(configured: Option<&Path>) -> Result<ort::environment::Enviro
             ModelError::Library(m) => m,
             other => other.to_string(),
         })?;
-        let builder = ort::init_from(&path).map_err(|e| format!("{} could not be loaded: {e}", path.display()))?;
+        let builder = ort::init_from(&path)
+            .map_err(|e| format!("{} could not be loaded: {e}", path.display()))?;
         builder
             .with_name("trendcast")
             .build()
@@ -110,7 +118,12 @@ pub struct BatchForecast {
     pub p_up: Option<Vec<f32>>,
 }
 
-fn check_outlet(session_outlets: &[ort::value::Outlet], spec: &TensorSpec, model: &str, what: &str) -> Result<(), ModelError> {
+fn check_outlet(
+    session_outlets: &[ort::value::Outlet],
+    spec: &TensorSpec,
+    model: &str,
+    what: &str,
+) -> Result<(), ModelError> {
     let outlet = session_outlets
         .iter()
         .find(|o| o.name() == spec.name)
@@ -132,7 +145,10 @@ fn check_outlet(session_outlets: &[ort::value::Outlet], spec: &TensorSpec, model
         if !fits {
             return Err(ModelError::Signature {
                 model: model.to_string(),
-                reason: format!("{what} {:?} has shape {dims:?}, manifest says {:?}", spec.name, spec.shape),
+                reason: format!(
+                    "{what} {:?} has shape {dims:?}, manifest says {:?}",
+                    spec.name, spec.shape
+                ),
             });
         }
     }
@@ -144,7 +160,10 @@ impl Model {
     ///
     /// With `cuda` requested but unavailable (feature off, or the library lacks the provider),
     /// the session falls back to CPU and a warning is logged.
-    pub fn load(manifest: ResolvedManifest, settings: &ScoringSettings) -> Result<Self, ModelError> {
+    pub fn load(
+        manifest: ResolvedManifest,
+        settings: &ScoringSettings,
+    ) -> Result<Self, ModelError> {
         let env = environment(settings.onnxruntime_library.as_deref())?;
         let id = manifest.manifest.id();
         let mut builder = Session::builder(&env)
@@ -227,7 +246,9 @@ impl Model {
 }
 
 #[cfg(feature = "cuda")]
-fn cuda(builder: ort::session::builder::SessionBuilder) -> (ort::session::builder::SessionBuilder, &'static str) {
+fn cuda(
+    builder: ort::session::builder::SessionBuilder,
+) -> (ort::session::builder::SessionBuilder, &'static str) {
     use ort::ep::ExecutionProvider;
     let available = ort::ep::CUDA::is_available().unwrap_or(false);
     if !available {
@@ -244,7 +265,9 @@ fn cuda(builder: ort::session::builder::SessionBuilder) -> (ort::session::builde
 }
 
 #[cfg(not(feature = "cuda"))]
-fn cuda(builder: ort::session::builder::SessionBuilder) -> (ort::session::builder::SessionBuilder, &'static str) {
+fn cuda(
+    builder: ort::session::builder::SessionBuilder,
+) -> (ort::session::builder::SessionBuilder, &'static str) {
     tracing::warn!("scoring.execution_provider = \"cuda\" but trendcast was built without the `cuda` feature; falling back to CPU");
     (builder, "cpu")
 }

@@ -169,9 +169,14 @@ impl Scorer {
         for sku in ready {
             let slot = self.batch.len() * per;
             let features = &self.model.manifest().features;
-            let (decision, still_dirty) =
-                self.store
-                    .prepare(&sku, closed, now, min_interval, features, &mut self.input[slot..slot + per]);
+            let (decision, still_dirty) = self.store.prepare(
+                &sku,
+                closed,
+                now,
+                min_interval,
+                features,
+                &mut self.input[slot..slot + per],
+            );
             match decision {
                 ScoreDecision::Score { seq } => {
                     if let Some(from) = still_dirty {
@@ -182,7 +187,9 @@ impl Scorer {
                         self.score_batch(closed)?;
                     }
                 }
-                ScoreDecision::Defer { retry_at_ms } => self.deferred.push(Reverse((retry_at_ms, sku))),
+                ScoreDecision::Defer { retry_at_ms } => {
+                    self.deferred.push(Reverse((retry_at_ms, sku)))
+                }
                 ScoreDecision::Clean => {
                     if let Some(from) = still_dirty {
                         self.enqueue(sku, from);
@@ -221,14 +228,22 @@ impl Scorer {
         Ok(())
     }
 
-    fn build_update(&self, i: usize, sku: &str, seq: u64, closed: BucketIndex, forecast: &BatchForecast) -> TrendUpdate {
+    fn build_update(
+        &self,
+        i: usize,
+        sku: &str,
+        seq: u64,
+        closed: BucketIndex,
+        forecast: &BatchForecast,
+    ) -> TrendUpdate {
         let resolved = self.model.manifest();
         let m = &resolved.manifest;
         let nf = resolved.features.len();
         let nq = m.quantiles.len();
         let per_out = m.horizon * nq;
         let q = &forecast.quantiles[i * per_out..(i + 1) * per_out];
-        let window = &self.input[i * self.model.window_values()..(i + 1) * self.model.window_values()];
+        let window =
+            &self.input[i * self.model.window_values()..(i + 1) * self.model.window_values()];
         let recent_len = m.horizon.min(m.window_len);
         let recent: Vec<f32> = window
             .chunks_exact(nf)
@@ -236,7 +251,14 @@ impl Scorer {
             .map(|bucket| bucket[self.units_slot])
             .collect();
         let p_up = forecast.p_up.as_ref().and_then(|p| p.get(i).copied());
-        let trend = derive(&self.trend, &recent, &m.quantiles, q, resolved.median_index, p_up);
+        let trend = derive(
+            &self.trend,
+            &recent,
+            &m.quantiles,
+            q,
+            resolved.median_index,
+            p_up,
+        );
         let spec = self.store.spec();
         let horizon = q
             .chunks_exact(nq)

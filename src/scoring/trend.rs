@@ -40,15 +40,27 @@ pub fn derive(
     let recent = if recent_units.is_empty() {
         0.0
     } else {
-        recent_units.iter().map(|u| f64::from(u.max(0.0))).sum::<f64>() / recent_units.len() as f64
+        recent_units
+            .iter()
+            .map(|u| f64::from(u.max(0.0)))
+            .sum::<f64>()
+            / recent_units.len() as f64
     };
     let mean_q = |i: usize| -> f64 {
         if horizon == 0 {
             return 0.0;
         }
-        quantiles.chunks_exact(nq).map(|row| f64::from(row[i])).sum::<f64>() / horizon as f64
+        quantiles
+            .chunks_exact(nq)
+            .map(|row| f64::from(row[i]))
+            .sum::<f64>()
+            / horizon as f64
     };
-    let forecast = mean_q(median);
+    // Differences below f32 resolution are noise, not a trend.
+    let forecast = match mean_q(median) {
+        f if (f - recent).abs() <= 1e-5 * recent.max(1.0) => recent,
+        f => f,
+    };
     let strength = (forecast - recent) / recent.max(settings.level_floor);
     let direction = if strength > settings.flat_threshold {
         Direction::Rising
@@ -124,7 +136,11 @@ mod tests {
     fn flat_and_falling_and_floor() {
         let q = [0.0, 0.05, 0.2];
         let t = derive(&S, &[0.0, 0.0], &LEVELS, &q, 1, None);
-        assert_eq!(t.direction, Direction::Flat, "0.05 over a floor of 1 is flat");
+        assert_eq!(
+            t.direction,
+            Direction::Flat,
+            "0.05 over a floor of 1 is flat"
+        );
         let q = [0.0, 2.0, 4.0];
         let t = derive(&S, &[5.0], &LEVELS, &q, 1, Some(0.2));
         assert_eq!(t.direction, Direction::Falling);

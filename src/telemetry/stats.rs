@@ -3,7 +3,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use metrics::{describe_counter, describe_gauge, describe_histogram, Counter, Gauge, Histogram, Unit};
+use metrics::{
+    describe_counter, describe_gauge, describe_histogram, Counter, Gauge, Histogram, Unit,
+};
 
 use crate::ingest::{RejectReason, Source};
 
@@ -36,19 +38,51 @@ pub const CONSUMER_LAG: &str = "trendcast_consumer_lag_messages";
 
 /// Registers descriptions with the installed recorder.
 pub fn describe() {
-    describe_counter!(EVENTS_CONSUMED, Unit::Count, "Input messages consumed, by source topic.");
-    describe_counter!(EVENTS_REJECTED, Unit::Count, "Input messages rejected, by reason.");
-    describe_counter!(DEAD_LETTERS, Unit::Count, "Rejected messages acknowledged by the dead-letter topic.");
-    describe_counter!(WINDOW_UPDATES, Unit::Count, "Events applied to SKU windows.");
+    describe_counter!(
+        EVENTS_CONSUMED,
+        Unit::Count,
+        "Input messages consumed, by source topic."
+    );
+    describe_counter!(
+        EVENTS_REJECTED,
+        Unit::Count,
+        "Input messages rejected, by reason."
+    );
+    describe_counter!(
+        DEAD_LETTERS,
+        Unit::Count,
+        "Rejected messages acknowledged by the dead-letter topic."
+    );
+    describe_counter!(
+        WINDOW_UPDATES,
+        Unit::Count,
+        "Events applied to SKU windows."
+    );
     describe_gauge!(WINDOW_SKUS, Unit::Count, "SKUs held in memory.");
     describe_counter!(WINDOW_EVICTIONS, Unit::Count, "SKUs evicted, by reason.");
     describe_histogram!(SCORING_BATCH_SIZE, Unit::Count, "Windows per model call.");
     describe_histogram!(SCORING_LATENCY, Unit::Seconds, "Model call latency.");
     describe_counter!(WINDOWS_SCORED, Unit::Count, "Windows scored by the model.");
-    describe_counter!(UPDATES_PUBLISHED, Unit::Count, "Trend updates acknowledged by the broker.");
-    describe_counter!(PUBLISH_ERRORS, Unit::Count, "Trend updates or dead letters that failed to publish.");
-    describe_histogram!(PUBLISH_LATENCY, Unit::Seconds, "Produce to acknowledgement latency.");
-    describe_gauge!(CONSUMER_LAG, Unit::Count, "Consumer lag over assigned partitions.");
+    describe_counter!(
+        UPDATES_PUBLISHED,
+        Unit::Count,
+        "Trend updates acknowledged by the broker."
+    );
+    describe_counter!(
+        PUBLISH_ERRORS,
+        Unit::Count,
+        "Trend updates or dead letters that failed to publish."
+    );
+    describe_histogram!(
+        PUBLISH_LATENCY,
+        Unit::Seconds,
+        "Produce to acknowledgement latency."
+    );
+    describe_gauge!(
+        CONSUMER_LAG,
+        Unit::Count,
+        "Consumer lag over assigned partitions."
+    );
 }
 
 /// Counter pair: a metric handle and a local atomic the engine can read back.
@@ -111,7 +145,8 @@ impl Default for EngineStats {
 impl EngineStats {
     /// Resolves every handle against the current recorder (a no-op recorder if none is installed).
     pub fn new() -> Self {
-        let consumed = [Source::Sales, Source::Clicks].map(|s| Tally::new(metrics::counter!(EVENTS_CONSUMED, "source" => s.as_str())));
+        let consumed = [Source::Sales, Source::Clicks]
+            .map(|s| Tally::new(metrics::counter!(EVENTS_CONSUMED, "source" => s.as_str())));
         let rejected = RejectReason::ALL
             .iter()
             .map(|r| Tally::new(metrics::counter!(EVENTS_REJECTED, "reason" => r.as_str())))

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ingest::{ClickKind, EventBody};
+use crate::ingest::{ClickKind, EventBody, Source};
 
 /// Number of features kept per bucket.
 pub const FEATURE_COUNT: usize = 6;
@@ -48,6 +48,14 @@ impl Feature {
         }
     }
 
+    /// The input topic that feeds this feature.
+    pub fn source(self) -> Source {
+        match self {
+            Feature::Units | Feature::Revenue | Feature::Orders => Source::Sales,
+            Feature::Views | Feature::AddToCarts | Feature::Wishlists => Source::Clicks,
+        }
+    }
+
     /// Looks a feature up by manifest name.
     pub fn from_name(name: &str) -> Option<Feature> {
         Feature::ALL.into_iter().find(|f| f.name() == name)
@@ -56,6 +64,14 @@ impl Feature {
 
 /// The features of one bucket, indexed by [`Feature`].
 pub type BucketFeatures = [f32; FEATURE_COUNT];
+
+/// Slots of the features fed by `source`.
+pub fn slots_of(source: Source) -> std::ops::Range<usize> {
+    match source {
+        Source::Sales => 0..3,
+        Source::Clicks => 3..FEATURE_COUNT,
+    }
+}
 
 /// Adds one event's contribution to a bucket.
 pub fn apply(bucket: &mut BucketFeatures, body: &EventBody) {

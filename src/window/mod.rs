@@ -57,7 +57,7 @@ mod tests {
         let spec = BucketSpec::new(DAY_MS);
         let hour = 3_600_000;
         let day1 = DAY_MS; // start of bucket 1
-        // an event of bucket 0 is on time until the source passes end(0) + 1h
+                           // an event of bucket 0 is on time until the source passes end(0) + 1h
         assert!(!is_late(spec, hour, day1 + hour - 1, day1 - 1));
         assert!(is_late(spec, hour, day1 + hour, day1 - 1));
         assert!(!is_late(spec, hour, day1 + hour, day1));

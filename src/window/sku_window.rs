@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::bucket::BucketIndex;
-use super::features::{apply, BucketFeatures, Feature, FEATURE_COUNT};
-use crate::ingest::EventBody;
+use super::features::{apply, slots_of, BucketFeatures, Feature, FEATURE_COUNT};
+use crate::ingest::{EventBody, Source};
 
 /// Result of applying one event to a window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,13 +41,17 @@ const REVISION_BITS: u32 = 16;
 
 /// One SKU's window state.
 ///
-/// Memory: `capacity × 24` bytes of buckets (f32 × 6 features) plus 48 bytes of fields and the
+/// Sales and clicks arrive on different topics, so each source has its own ring head: whether an
+/// event still fits depends only on its own topic's order, never on how the two interleave. Both
+/// sources share the ring's slots (sales fill features 0–2, clicks 3–5).
+///
+/// Memory: `capacity × 24` bytes of buckets (f32 × 6 features) plus 56 bytes of fields and the
 /// ring's heap header; the map key adds the SKU string. With the defaults (28 buckets + 2 open
-/// slots) that is 720 + 48 bytes per SKU before the key (see `docs/ARCHITECTURE.md`).
+/// slots) that is 720 + 56 bytes per SKU before the key (see `docs/ARCHITECTURE.md`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SkuWindow {
-    /// Newest bucket index held (the ring's head); `i64::MIN` when nothing was applied yet.
-    head: BucketIndex,
+    /// Newest bucket index held per source (sales, clicks); `i64::MIN` when none yet.
+    heads: [BucketIndex; 2],
     /// Oldest bucket changed since the last scoring, if any.
     dirty_from: Option<BucketIndex>,
     /// Closed-bucket index at the last scoring.
@@ -64,7 +68,7 @@ impl SkuWindow {
     /// An empty window able to hold `capacity` buckets (closed window plus open slots).
     pub fn new(capacity: usize) -> Self {
         Self {
-            head: i64::MIN,
+            heads: [i64::MIN; 2],
             dirty_from: None,
             scored_close: i64::MIN,
             revision: 0,
@@ -81,9 +85,15 @@ impl SkuWindow {
         bucket.rem_euclid(self.capacity()) as usize
     }
 
-    /// Newest bucket index held, or `None` for a window nothing was applied to.
+    /// Newest bucket index held by either source, or `None` for a window nothing was applied to.
     pub fn head(&self) -> Option<BucketIndex> {
-        (self.head != i64::MIN).then_some(self.head)
+        let h = self.heads[0].max(self.heads[1]);
+        (h != i64::MIN).then_some(h)
+    }
+
+    fn holds(&self, source: Source, bucket: BucketIndex) -> bool {
+        let head = self.heads[source as usize];
+        head != i64::MIN && bucket <= head && bucket > head - self.capacity()
     }
 
     /// Oldest bucket changed since the last scoring.
@@ -91,18 +101,24 @@ impl SkuWindow {
         self.dirty_from
     }
 
-    /// Adds one event in bucket `bucket`, sliding the ring forward when the bucket is new.
+    /// Adds one event in bucket `bucket`, sliding its source's part of the ring forward when the
+    /// bucket is newer than any that source has filled.
     pub fn apply(&mut self, bucket: BucketIndex, body: &EventBody) -> Applied {
-        if self.head == i64::MIN {
-            self.head = bucket;
-        } else if bucket > self.head {
-            let cleared = (bucket - self.head).min(self.capacity());
+        let source = body.source();
+        let head = self.heads[source as usize];
+        if head == i64::MIN || bucket > head {
+            let cleared = if head == i64::MIN {
+                self.capacity()
+            } else {
+                (bucket - head).min(self.capacity())
+            };
+            let columns = slots_of(source);
             for b in (bucket - cleared + 1)..=bucket {
                 let slot = self.slot(b);
-                self.ring[slot] = [0.0; FEATURE_COUNT];
+                self.ring[slot][columns.clone()].fill(0.0);
             }
-            self.head = bucket;
-        } else if bucket <= self.head - self.capacity() {
+            self.heads[source as usize] = bucket;
+        } else if bucket <= head - self.capacity() {
             return Applied::Expired;
         }
         let slot = self.slot(bucket);
@@ -117,17 +133,27 @@ impl SkuWindow {
         Applied::Updated { newly_dirty }
     }
 
-    /// Features of bucket `bucket`, zero when it is outside the ring or empty.
+    /// Features of bucket `bucket`; a source's features are zero outside its part of the ring.
     pub fn bucket(&self, bucket: BucketIndex) -> BucketFeatures {
-        if self.head == i64::MIN || bucket > self.head || bucket <= self.head - self.capacity() {
-            return [0.0; FEATURE_COUNT];
+        let mut out = [0.0; FEATURE_COUNT];
+        for source in [Source::Sales, Source::Clicks] {
+            if self.holds(source, bucket) {
+                let columns = slots_of(source);
+                out[columns.clone()].copy_from_slice(&self.ring[self.slot(bucket)][columns]);
+            }
         }
-        self.ring[self.slot(bucket)]
+        out
     }
 
     /// Writes the `len` buckets ending at `last` (oldest first), each as `features` in that
     /// order, into `out` (`len × features.len()` values).
-    pub fn write_window(&self, last: BucketIndex, len: usize, features: &[Feature], out: &mut [f32]) {
+    pub fn write_window(
+        &self,
+        last: BucketIndex,
+        len: usize,
+        features: &[Feature],
+        out: &mut [f32],
+    ) {
         let width = features.len();
         for (i, chunk) in out.chunks_exact_mut(width).take(len).enumerate() {
             let b = self.bucket(last - (len as i64 - 1) + i as i64);
@@ -140,13 +166,18 @@ impl SkuWindow {
     /// True when nothing in the window can matter again: the newest bucket held is older than
     /// the `len` buckets ending at `closed`, and there is no unscored change.
     pub fn is_idle(&self, closed: BucketIndex, len: usize) -> bool {
-        self.dirty_from.is_none() && (self.head == i64::MIN || self.head <= closed - len as i64)
+        self.dirty_from.is_none() && self.head().is_none_or(|h| h <= closed - len as i64)
     }
 
     /// Decides whether to score now, given the closed-bucket index `closed`, the engine clock
     /// `now_ms` and the shortest interval between two scorings within one closed bucket.
     /// On `Score` the dirty mark is cleared and the sequence number advanced.
-    pub fn decide(&mut self, closed: BucketIndex, now_ms: i64, min_interval_ms: i64) -> ScoreDecision {
+    pub fn decide(
+        &mut self,
+        closed: BucketIndex,
+        now_ms: i64,
+        min_interval_ms: i64,
+    ) -> ScoreDecision {
         let Some(from) = self.dirty_from else {
             return ScoreDecision::Clean;
         };
@@ -167,7 +198,7 @@ impl SkuWindow {
         }
         self.last_scored_ms = now_ms;
         // Changes to still-open buckets stay pending until those buckets close.
-        self.dirty_from = (self.head > closed).then_some(closed + 1);
+        self.dirty_from = self.head().filter(|h| *h > closed).map(|_| closed + 1);
         ScoreDecision::Score {
             seq: ((closed.max(0) as u64) << REVISION_BITS) | u64::from(self.revision),
         }
@@ -202,12 +233,19 @@ mod tests {
     fn decide_throttles_within_one_close_and_advances_seq() {
         let mut w = SkuWindow::new(4);
         w.apply(5, &sale(1.0));
-        assert_eq!(w.decide(4, 0, 1000), ScoreDecision::Clean, "bucket 5 still open");
+        assert_eq!(
+            w.decide(4, 0, 1000),
+            ScoreDecision::Clean,
+            "bucket 5 still open"
+        );
         let ScoreDecision::Score { seq: s1 } = w.decide(5, 0, 1000) else {
             panic!("bucket 5 closed: must score")
         };
         w.apply(5, &sale(1.0));
-        assert!(matches!(w.decide(5, 10, 1000), ScoreDecision::Defer { retry_at_ms: 1000 }));
+        assert!(matches!(
+            w.decide(5, 10, 1000),
+            ScoreDecision::Defer { retry_at_ms: 1000 }
+        ));
         let ScoreDecision::Score { seq: s2 } = w.decide(5, 1000, 1000) else {
             panic!("interval passed: must score")
         };

@@ -1,0 +1,218 @@
+//! Helpers shared by the integration tests: the real broker, topics, produce and read back.
+//!
+//! The tests talk to a real Kafka-protocol broker over TCP (Tansu, started by `scripts/test.sh`
+//! and `.ci/run`) named by `TRENDCAST_TEST_BROKERS`, and to the real ONNX Runtime library named
+//! by `ORT_DYLIB_PATH`. A missing one fails the test with instructions, never skips it.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::OwnedMessage;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{ClientConfig, Message};
+
+use trendcast::config::{RawConfig, Settings};
+
+/// Bootstrap servers of the test broker.
+pub fn brokers() -> String {
+    std::env::var("TRENDCAST_TEST_BROKERS").unwrap_or_else(|_| {
+        panic!("TRENDCAST_TEST_BROKERS is not set: run the tests with scripts/test.sh, which starts a Tansu broker")
+    })
+}
+
+/// Path of libonnxruntime (checked to exist).
+pub fn ort_library() -> PathBuf {
+    let path = std::env::var_os("ORT_DYLIB_PATH")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| panic!("ORT_DYLIB_PATH is not set: run the tests with scripts/test.sh"));
+    assert!(
+        path.is_file(),
+        "ORT_DYLIB_PATH={} does not exist",
+        path.display()
+    );
+    path
+}
+
+/// The repository root.
+pub fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A name no other test run uses.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "{prefix}-{}-{}-{}",
+        std::process::id(),
+        nanos % 1_000_000_000,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Topic names of one test.
+#[derive(Debug, Clone)]
+pub struct Topics {
+    pub sales: String,
+    pub clicks: String,
+    pub output: String,
+    pub dead_letter: String,
+}
+
+impl Topics {
+    pub fn new(prefix: &str) -> Self {
+        let base = unique(prefix);
+        Self {
+            sales: format!("{base}-sales"),
+            clicks: format!("{base}-clicks"),
+            output: format!("{base}-updates"),
+            dead_letter: format!("{base}-dlq"),
+        }
+    }
+}
+
+/// Creates topics on the test broker and waits until their metadata is visible.
+pub fn create_topics(brokers: &str, topics: &[(&str, i32)]) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .expect("admin client");
+    let new: Vec<NewTopic> = topics
+        .iter()
+        .map(|(name, parts)| NewTopic::new(name, *parts, TopicReplication::Fixed(1)))
+        .collect();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let results = rt
+        .block_on(admin.create_topics(
+            &new,
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        ))
+        .expect("create_topics request");
+    for r in results {
+        r.unwrap_or_else(|(t, e)| panic!("creating topic {t}: {e}"));
+    }
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .expect("metadata client");
+    for (name, parts) in topics {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let ok = consumer
+                .fetch_metadata(Some(name), Duration::from_secs(5))
+                .map(|m| {
+                    m.topics()
+                        .first()
+                        .is_some_and(|t| t.partitions().len() == *parts as usize)
+                })
+                .unwrap_or(false);
+            if ok {
+                break;
+            }
+            assert!(Instant::now() < deadline, "topic {name} did not appear");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Engine settings against the test broker and `topics`, with the shipped baseline model.
+pub fn settings(topics: &Topics) -> Settings {
+    let mut raw = RawConfig::default();
+    raw.kafka.brokers = brokers();
+    raw.kafka.group_id = unique("group");
+    raw.kafka.sales_topic = topics.sales.clone();
+    raw.kafka.clicks_topic = topics.clicks.clone();
+    raw.kafka.output_topic = topics.output.clone();
+    raw.kafka.dead_letter_topic = topics.dead_letter.clone();
+    raw.scoring.manifest = root()
+        .join("models/baseline/manifest.json")
+        .display()
+        .to_string();
+    raw.scoring.onnxruntime_library = ort_library().display().to_string();
+    raw.scoring.min_rescore_interval = "50ms".into();
+    raw.telemetry.metrics_listen = String::new();
+    Settings::resolve(&raw).expect("test settings resolve")
+}
+
+/// Produces `(key, value)` pairs to `topic` and waits for acknowledgement.
+pub fn produce(brokers: &str, topic: &str, messages: &[(Option<Vec<u8>>, Option<Vec<u8>>)]) {
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", "5")
+        .set("message.max.bytes", "4194304")
+        .create()
+        .expect("producer");
+    for (key, value) in messages {
+        let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic);
+        if let Some(k) = key {
+            record = record.key(k.as_slice());
+        }
+        if let Some(v) = value {
+            record = record.payload(v.as_slice());
+        }
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    record = back;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        }
+    }
+    producer
+        .flush(Duration::from_secs(60))
+        .expect("flush test producer");
+}
+
+/// Reads `topic` from the beginning with a fresh group until `want` messages arrived or
+/// `quiet` passed without a new one (after at least one arrived or `timeout` passed).
+pub fn read_all(brokers: &str, topic: &str, want: usize, timeout: Duration) -> Vec<OwnedMessage> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", unique("reader"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("reader");
+    consumer.subscribe(&[topic]).expect("subscribe reader");
+    let mut out = Vec::new();
+    let deadline = Instant::now() + timeout;
+    while out.len() < want && Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            out.push(m.detach());
+        }
+    }
+    out
+}
+
+/// Loads a JSON Schema from `schemas/` as a validator (formats asserted).
+pub fn schema(name: &str) -> jsonschema::Validator {
+    let text = std::fs::read_to_string(root().join("schemas").join(name)).expect("schema file");
+    let value: serde_json::Value = serde_json::from_str(&text).expect("schema JSON");
+    jsonschema::options()
+        .should_validate_formats(true)
+        .build(&value)
+        .expect("schema compiles")
+}
+
+/// Value of a header, as text.
+pub fn header(m: &OwnedMessage, name: &str) -> Option<String> {
+    use rdkafka::message::Headers;
+    let headers = m.headers()?;
+    headers
+        .iter()
+        .find(|h| h.key == name)
+        .and_then(|h| h.value.map(|v| String::from_utf8_lossy(v).into_owned()))
+}

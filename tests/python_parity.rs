@@ -1,0 +1,103 @@
+//! The Rust scoring path and a Python onnxruntime run of the same model on the same windows agree
+//! to 1e-5. Windows come from real Online Retail events through the engine's own window code.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+
+use common::*;
+use trendcast::config::RawConfig;
+use trendcast::config::Settings;
+use trendcast::datasets::online_retail;
+use trendcast::ingest::{Admission, Event, EventBody, Source};
+use trendcast::scoring::{Model, ResolvedManifest};
+use trendcast::window::WindowStore;
+
+fn python() -> PathBuf {
+    std::env::var_os("TRENDCAST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| panic!("TRENDCAST_PYTHON is not set: run the tests with scripts/test.sh (it creates the venv)"))
+}
+
+#[test]
+fn rust_and_python_onnxruntime_agree() {
+    let mut raw = RawConfig::default();
+    raw.scoring.onnxruntime_library = ort_library().display().to_string();
+    raw.scoring.manifest = root()
+        .join("models/baseline/manifest.json")
+        .display()
+        .to_string();
+    let settings = Settings::resolve(&raw).expect("settings");
+
+    // Real windows: the first 90 days of Online Retail through the engine's admission path.
+    let data = online_retail::load(&root().join("data/online-retail/online_retail.csv.gz"))
+        .expect("dataset");
+    let store = Arc::new(WindowStore::new(settings.window.clone()));
+    let mut admission = Admission::new(store.clone());
+    let until = data.events[0].ts + 90 * 86_400_000;
+    for e in data.events.iter().filter(|e| e.ts < until) {
+        let event = Event {
+            sku: e.sku.as_str().into(),
+            ts_ms: e.ts,
+            body: EventBody::Sale {
+                qty: e.qty,
+                unit_price: e.unit_price,
+            },
+        };
+        let _ = admission.admit(Source::Sales, 0, &event);
+    }
+    let closed = store.closed_index().expect("closed");
+    let manifest =
+        ResolvedManifest::load(&settings.scoring.manifest, &settings.window).expect("manifest");
+    let mut model = Model::load(manifest.clone(), &settings.scoring).expect("model");
+    let per = model.window_values();
+    let snapshot = store.snapshot();
+    let n = snapshot.len().min(1024);
+    assert!(n >= 500, "enough real SKUs: {n}");
+    let mut input = vec![0.0_f32; n * per];
+    for (i, (_, w)) in snapshot.iter().take(n).enumerate() {
+        w.write_window(
+            closed,
+            manifest.manifest.window_len,
+            &manifest.features,
+            &mut input[i * per..(i + 1) * per],
+        );
+    }
+    assert!(input.iter().any(|v| *v > 0.0), "windows hold real data");
+    let rust = model.score(&input, n).expect("rust scoring").quantiles;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inp = dir.path().join("in.json");
+    let out = dir.path().join("out.json");
+    let spec = serde_json::json!({
+        "input_name": manifest.manifest.input.name,
+        "output_name": manifest.manifest.output.name,
+        "shape": [n, manifest.manifest.window_len, manifest.features.len()],
+        "values": input,
+    });
+    std::fs::write(&inp, serde_json::to_vec(&spec).expect("json")).expect("write input");
+    let status = Command::new(python())
+        .arg(root().join("tests/python/onnx_reference.py"))
+        .arg(&manifest.model_path)
+        .arg(&inp)
+        .arg(&out)
+        .status()
+        .expect("python runs");
+    assert!(status.success(), "python reference failed");
+    let result: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&out).expect("output")).expect("json");
+    let python: Vec<f64> = serde_json::from_value(result["values"].clone()).expect("values");
+    assert_eq!(python.len(), rust.len());
+    let mut worst = 0.0_f64;
+    for (r, p) in rust.iter().zip(&python) {
+        let diff = (f64::from(*r) - p).abs() / p.abs().max(1.0);
+        worst = worst.max(diff);
+    }
+    assert!(
+        worst <= 1e-5,
+        "Rust and Python onnxruntime differ by {worst}"
+    );
+    assert!(rust.iter().any(|v| *v > 0.0), "forecasts are not all zero");
+}
