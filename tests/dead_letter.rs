@@ -11,8 +11,6 @@ use rdkafka::Message;
 use common::*;
 use trendcast::engine::RunningEngine;
 
-type Msg = (Option<Vec<u8>>, Option<Vec<u8>>);
-
 fn msg(key: &str, value: &str) -> Msg {
     (
         Some(key.as_bytes().to_vec()),

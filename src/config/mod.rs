@@ -44,7 +44,14 @@ pub fn load_raw(file: Option<&Path>) -> Result<RawConfig, ConfigError> {
         }
         figment = figment.merge(Toml::file_exact(path));
     }
-    figment = figment.merge(Env::prefixed("TRENDCAST_").split("__").lowercase(true));
+    // Only section-qualified names are overrides; TRENDCAST_CONFIG and the scripts' own
+    // TRENDCAST_* variables are not configuration keys.
+    figment = figment.merge(
+        Env::prefixed("TRENDCAST_")
+            .filter(|key| key.as_str().contains("__"))
+            .split("__")
+            .lowercase(true),
+    );
     figment
         .extract()
         .map_err(|e| ConfigError::Load(Box::new(e)))
@@ -100,6 +107,20 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.toml");
         let raw = load_raw(Some(&path)).expect("default config loads");
         Settings::resolve(&raw).expect("default config resolves");
+    }
+
+    #[test]
+    fn environment_overrides_and_misspelled_sections_are_named() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("TRENDCAST_KAFKA__BROKERS", "b1:9092");
+            jail.set_env("TRENDCAST_TEST_BROKERS", "ignored: no section");
+            let raw = load_raw(None).expect("loads");
+            assert_eq!(raw.kafka.brokers, "b1:9092");
+            jail.set_env("TRENDCAST_KAFK__BROKERS", "x");
+            let err = load_raw(None).expect_err("misspelled section");
+            assert!(err.to_string().contains("kafk"), "{err}");
+            Ok(())
+        });
     }
 
     #[test]

@@ -145,8 +145,11 @@ pub fn settings(topics: &Topics) -> Settings {
     Settings::resolve(&raw).expect("test settings resolve")
 }
 
+/// A message to produce: optional key, optional value.
+pub type Msg = (Option<Vec<u8>>, Option<Vec<u8>>);
+
 /// Produces `(key, value)` pairs to `topic` and waits for acknowledgement.
-pub fn produce(brokers: &str, topic: &str, messages: &[(Option<Vec<u8>>, Option<Vec<u8>>)]) {
+pub fn produce(brokers: &str, topic: &str, messages: &[Msg]) {
     let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("linger.ms", "5")

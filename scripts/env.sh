@@ -1,0 +1,78 @@
+# shellcheck shell=bash
+# Sourced by the other scripts: installs (once, into a cache) and exports what trendcast needs.
+#
+#   TRENDCAST_CACHE   cache directory (default ~/.cache/trendcast), reused between runs
+#   ORT_DYLIB_PATH    exported: libonnxruntime.so.1.31.1 from the onnxruntime wheel
+#   TRENDCAST_PYTHON  exported: the venv's python (onnxruntime, onnx, numpy)
+#   TANSU_BIN         exported by ensure_tansu: the Tansu broker binary
+set -euo pipefail
+
+TRENDCAST_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export TRENDCAST_ROOT
+export TRENDCAST_CACHE="${TRENDCAST_CACHE:-$HOME/.cache/trendcast}"
+mkdir -p "$TRENDCAST_CACHE"
+
+log() { printf '[trendcast setup] %s\n' "$*" >&2; }
+
+ensure_system_packages() {
+  local missing=()
+  command -v cc >/dev/null 2>&1 || missing+=(build-essential)
+  command -v make >/dev/null 2>&1 || missing+=(make)
+  command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-venv)
+  command -v cargo >/dev/null 2>&1 || { log "cargo not found: install Rust (rustup) first"; exit 1; }
+  if ((${#missing[@]})); then
+    log "installing system packages: ${missing[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+  fi
+}
+
+ensure_python() {
+  local req="$TRENDCAST_ROOT/scripts/requirements-runtime.txt"
+  local hash
+  hash="$(sha256sum "$req" | cut -c1-12)"
+  local venv="$TRENDCAST_CACHE/venv-$hash"
+  if [[ ! -x "$venv/bin/python" ]] || [[ ! -f "$venv/.complete" ]]; then
+    log "creating Python venv $venv (onnxruntime, onnx, numpy from PyPI)"
+    rm -rf "$venv"
+    python3 -m venv "$venv" || { apt-get update -qq && apt-get install -y -qq python3-venv && python3 -m venv "$venv"; }
+    "$venv/bin/pip" install -q --disable-pip-version-check -r "$req"
+    touch "$venv/.complete"
+  fi
+  export TRENDCAST_PYTHON="$venv/bin/python"
+  ORT_DYLIB_PATH="$("$TRENDCAST_PYTHON" -c 'import onnxruntime, os; print(os.path.join(os.path.dirname(onnxruntime.__file__), "capi", "libonnxruntime.so.1.31.1"))')"
+  export ORT_DYLIB_PATH
+  [[ -f "$ORT_DYLIB_PATH" ]] || { log "expected $ORT_DYLIB_PATH to exist"; exit 1; }
+}
+
+ensure_tansu() {
+  local root="$TRENDCAST_CACHE/tansu-0.6.0"
+  if [[ ! -x "$root/bin/tansu" ]]; then
+    log "installing the Tansu broker 0.6.0 into $root (one time, about 11 minutes)"
+    cargo install tansu --version 0.6.0 --locked --features dynostore,libsql --root "$root" >&2
+  fi
+  export TANSU_BIN="$root/bin/tansu"
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# Starts Tansu on 127.0.0.1 with in-memory storage; exports TRENDCAST_TEST_BROKERS and TANSU_PID.
+start_tansu() {
+  local port
+  port="$(free_port)"
+  local logfile="${TANSU_LOG:-$TRENDCAST_CACHE/tansu-$port.log}"
+  "$TANSU_BIN" broker --listener-url "tcp://127.0.0.1:$port" --advertised-listener-url "tcp://127.0.0.1:$port" \
+    --storage-engine "${TANSU_STORAGE:-memory://tansu/}" >"$logfile" 2>&1 &
+  TANSU_PID=$!
+  export TANSU_PID
+  for _ in $(seq 1 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      export TRENDCAST_TEST_BROKERS="127.0.0.1:$port"
+      log "Tansu broker up at $TRENDCAST_TEST_BROKERS (pid $TANSU_PID, log $logfile)"
+      return 0
+    fi
+    sleep 0.1
+  done
+  log "Tansu did not start; its log:"; cat "$logfile" >&2; exit 1
+}
