@@ -65,11 +65,24 @@ impl Board {
         println!("{}", self.table(label));
     }
 
-    /// Top risers: rising direction, median ≥ 1 unit per bucket, ranked by strength × p_up.
+    /// Top risers among fresh forecasts (as_of within a week of the newest): rising direction,
+    /// median ≥ 1 unit per bucket, ranked by strength × p_up.
     fn table(&self, label: &str) -> String {
+        let newest = self
+            .latest
+            .values()
+            .map(|u| u.as_of.as_str())
+            .max()
+            .unwrap_or_default();
+        let cutoff = chrono::DateTime::parse_from_rfc3339(newest)
+            .map(|t| {
+                (t - chrono::Duration::days(7)).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+            })
+            .unwrap_or_default();
         let mut risers: Vec<(&TrendUpdate, f64)> = self
             .latest
             .values()
+            .filter(|u| u.as_of >= cutoff)
             .filter(|u| u.trend.direction == Direction::Rising)
             .filter_map(|u| {
                 let median = mean_median(u);
