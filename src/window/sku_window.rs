@@ -45,9 +45,10 @@ const REVISION_BITS: u32 = 16;
 /// event still fits depends only on its own topic's order, never on how the two interleave. Both
 /// sources share the ring's slots (sales fill features 0–2, clicks 3–5).
 ///
-/// Memory: `capacity × 24` bytes of buckets (f32 × 6 features) plus 56 bytes of fields and the
-/// ring's heap header; the map key adds the SKU string. With the defaults (28 buckets + 2 open
-/// slots) that is 720 + 56 bytes per SKU before the key (see `docs/ARCHITECTURE.md`).
+/// Memory: a 72-byte struct (including the ring's pointer) plus `capacity × 24` bytes of
+/// buckets (f32 × 6 features) on the heap; the map entry adds the key. With the defaults
+/// (28 buckets + 2 open slots) that is 72 + 720 bytes per SKU before the key; the measured
+/// resident cost per SKU is in `docs/ARCHITECTURE.md` (`cargo run --release --example state_memory`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SkuWindow {
     /// Newest bucket index held per source (sales, clicks); `i64::MIN` when none yet.
@@ -255,5 +256,15 @@ mod tests {
         };
         assert!(s1 < s2 && s2 < s3);
         assert_eq!(w.decide(6, 5000, 1000), ScoreDecision::Clean);
+    }
+}
+
+#[cfg(test)]
+mod size {
+    /// `docs/ARCHITECTURE.md` quotes these sizes; keep them true.
+    #[test]
+    fn documented_sizes() {
+        assert_eq!(std::mem::size_of::<super::SkuWindow>(), 72);
+        assert_eq!(std::mem::size_of::<super::BucketFeatures>(), 24);
     }
 }

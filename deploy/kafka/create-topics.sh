@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Creates trendcast's topics on an Apache Kafka cluster.
+# Sales and clicks MUST have the same partition count and be keyed by SKU (co-partitioning).
+# Usage: BOOTSTRAP=127.0.0.1:9092 PARTITIONS=12 REPLICATION=1 deploy/kafka/create-topics.sh
+set -euo pipefail
+BOOTSTRAP="${BOOTSTRAP:-127.0.0.1:9092}"
+PARTITIONS="${PARTITIONS:-12}"
+REPLICATION="${REPLICATION:-1}"
+KAFKA_TOPICS="${KAFKA_TOPICS:-docker compose -f $(dirname "$0")/docker-compose.yml exec -T kafka /opt/kafka/bin/kafka-topics.sh}"
+create() {
+  $KAFKA_TOPICS --bootstrap-server "$BOOTSTRAP" --create --if-not-exists --topic "$1" \
+    --partitions "$2" --replication-factor "$REPLICATION" "${@:3}"
+}
+create sales "$PARTITIONS"
+create clicks "$PARTITIONS"
+create trend-updates "$PARTITIONS"
+create trendcast-dead-letter 1 --config retention.ms=1209600000 --config max.message.bytes=4194304
