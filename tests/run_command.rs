@@ -1,0 +1,133 @@
+//! `trendcast run` as deployed: consumes from the broker, serves Prometheus metrics, and shuts
+//! down cleanly on SIGTERM.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn scrape(addr: &str) -> Option<String> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    Some(body)
+}
+
+fn metric(body: &str, name: &str) -> f64 {
+    body.lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[test]
+fn run_serves_metrics_and_stops_on_sigterm() {
+    let brokers = brokers();
+    let topics = Topics::new("run");
+    create_topics(
+        &brokers,
+        &[
+            (&topics.sales, 2),
+            (&topics.clicks, 2),
+            (&topics.output, 2),
+            (&topics.dead_letter, 1),
+        ],
+    );
+    let day = 86_400_000_i64;
+    let mut msgs = Vec::new();
+    for d in 0..10 {
+        for sku in ["R1", "R2", "R3"] {
+            let v = format!(
+                r#"{{"sku":"{sku}","ts":{},"qty":{}}}"#,
+                1_294_000_000_000 + d * day,
+                d + 1
+            );
+            msgs.push((Some(sku.as_bytes().to_vec()), Some(v.into_bytes())));
+        }
+    }
+    msgs.push((Some(b"R1".to_vec()), Some(b"not json".to_vec())));
+    produce(&brokers, &topics.sales, &msgs);
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port");
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_trendcast"))
+        .current_dir(root())
+        .args(["--config", "config/default.toml", "run"])
+        .env("ORT_DYLIB_PATH", ort_library())
+        .env("TRENDCAST_KAFKA__BROKERS", &brokers)
+        .env("TRENDCAST_KAFKA__GROUP_ID", unique("run-group"))
+        .env("TRENDCAST_KAFKA__SALES_TOPIC", &topics.sales)
+        .env("TRENDCAST_KAFKA__CLICKS_TOPIC", &topics.clicks)
+        .env("TRENDCAST_KAFKA__OUTPUT_TOPIC", &topics.output)
+        .env("TRENDCAST_KAFKA__DEAD_LETTER_TOPIC", &topics.dead_letter)
+        .env("TRENDCAST_TELEMETRY__METRICS_LISTEN", &addr)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn trendcast run");
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let body = loop {
+        if let Some(body) = scrape(&addr) {
+            if metric(&body, "trendcast_events_consumed_total") >= msgs.len() as f64
+                && metric(&body, "trendcast_trend_updates_published_total") >= 3.0
+            {
+                break body;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "metrics never showed the consumed events"
+        );
+        assert!(
+            child.try_wait().expect("try_wait").is_none(),
+            "trendcast run exited early"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(
+        metric(
+            &body,
+            "trendcast_events_rejected_total{reason=\"invalid_json\"}"
+        ),
+        1.0,
+        "{body}"
+    );
+    assert!(!body.contains("sku=\""), "no SKU labels");
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let exit = loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "did not stop within 30 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut err);
+    }
+    assert!(exit.success(), "exit {exit:?}: {err}");
+    assert!(err.contains("shutting down"), "{err}");
+}
