@@ -197,6 +197,7 @@ fn sales_and_clicks_become_schema_valid_trend_updates() {
 
     // The constant SKU: SES of a constant is that constant, with zero spread.
     let c = &latest["TEST-CONST"];
+    eprintln!("{}", serde_json::to_string(c).unwrap_or_default());
     for step in &c.horizon {
         for v in step.quantiles.values() {
             assert!(
