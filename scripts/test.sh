@@ -10,4 +10,9 @@ cd "$TRENDCAST_ROOT"
 cargo build --tests --quiet
 start_tansu
 trap 'kill "$TANSU_PID" 2>/dev/null || true' EXIT
-cargo test "$@"
+set -o pipefail
+log="$(mktemp)"
+cargo test "$@" 2>&1 | tee "$log"
+# One closing line over every test binary (cargo's last line is the doc-test run).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }
+     END { printf "total: %d passed, %d failed\n", p, f }' "$log"

@@ -110,6 +110,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns figment::Error
     fn environment_overrides_and_misspelled_sections_are_named() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("TRENDCAST_KAFKA__BROKERS", "b1:9092");
