@@ -1,0 +1,92 @@
+//! The JSON Schemas in `schemas/` and the engine's decoder agree: every message the schema accepts
+//! decodes, and every body the decoder rejects for a reason a schema can express, the schema
+//! rejects too.
+
+mod common;
+
+use common::schema;
+use trendcast::ingest::{decode, Source, ValidationLimits};
+
+const NOW: i64 = 1_800_000_000_000;
+
+fn both(source: Source, body: &str) -> (bool, bool) {
+    let validator = match source {
+        Source::Sales => schema("sales_event.schema.json"),
+        Source::Clicks => schema("click_event.schema.json"),
+    };
+    let schema_ok = serde_json::from_str::<serde_json::Value>(body)
+        .map(|v| validator.is_valid(&v))
+        .unwrap_or(false);
+    let key = serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("sku").and_then(|s| s.as_str()).map(str::to_owned))
+        .unwrap_or_else(|| "K".into());
+    let decoder_ok = decode(
+        source,
+        Some(key.as_bytes()),
+        Some(body.as_bytes()),
+        &ValidationLimits::default(),
+        NOW,
+    )
+    .is_ok();
+    (schema_ok, decoder_ok)
+}
+
+#[test]
+fn schema_and_decoder_agree_on_sales() {
+    let cases = [
+        (
+            r#"{"sku":"A","ts":"2011-01-05T10:00:00Z","qty":6,"unit_price":2.55,"order_id":"536365"}"#,
+            true,
+        ),
+        (r#"{"sku":"A","ts":1294221600000,"qty":-2}"#, true),
+        (
+            r#"{"sku":"A","ts":"2011-01-05T10:00:00+01:00","qty":1,"unit_price":null}"#,
+            true,
+        ),
+        (r#"{"sku":"A","ts":1294221600000}"#, false),
+        (r#"{"sku":"A","ts":1294221600000,"qty":"6"}"#, false),
+        (r#"{"sku":"A","ts":1294221600000,"qty":6,"extra":1}"#, false),
+        (
+            r#"{"sku":"A","ts":1294221600000,"qty":6,"unit_price":-1}"#,
+            false,
+        ),
+        (r#"{"sku":"A","ts":1294221600000,"qty":2e6}"#, false),
+        (r#"{"sku":"","ts":1294221600000,"qty":6}"#, false),
+        (r#"{"sku":"  ","ts":1294221600000,"qty":6}"#, false),
+        (r#"{"sku":"A","ts":"yesterday","qty":6}"#, false),
+        (r#"{"sku":"A","ts":12.5,"qty":6}"#, false),
+        (r#"{"sku":"A","ts":5,"qty":6}"#, false),
+        (r#"{"sku":7,"ts":1294221600000,"qty":6}"#, false),
+    ];
+    for (body, valid) in cases {
+        assert_eq!(both(Source::Sales, body), (valid, valid), "{body}");
+    }
+}
+
+#[test]
+fn schema_and_decoder_agree_on_clicks() {
+    let cases = [
+        (
+            r#"{"sku":"A","ts":"2015-06-01T00:00:00Z","kind":"view"}"#,
+            true,
+        ),
+        (
+            r#"{"sku":"A","ts":1433116800000,"kind":"add_to_cart","session_id":"s1"}"#,
+            true,
+        ),
+        (
+            r#"{"sku":"A","ts":1433116800000,"kind":"wishlist","session_id":null}"#,
+            true,
+        ),
+        (r#"{"sku":"A","ts":1433116800000,"kind":"purchase"}"#, false),
+        (r#"{"sku":"A","ts":1433116800000}"#, false),
+        (
+            r#"{"sku":"A","ts":1433116800000,"kind":"view","qty":1}"#,
+            false,
+        ),
+    ];
+    for (body, valid) in cases {
+        assert_eq!(both(Source::Clicks, body), (valid, valid), "{body}");
+    }
+}
