@@ -15,6 +15,7 @@ pub mod engine;
 pub mod ingest;
 pub mod kafka;
 pub mod publish;
+pub mod replay;
 pub mod scoring;
 pub mod telemetry;
 pub mod window;

@@ -30,6 +30,24 @@ enum Command {
     Run,
     /// Validate the configuration and the model (loads ONNX Runtime); prints the resolved config.
     CheckConfig,
+    /// Produce a historical event log into the configured sales/clicks topics (a load test).
+    Replay {
+        /// Event log: engine JSONL or CSV, or the Online Retail / Retailrocket CSV (gzipped or not).
+        #[arg(long)]
+        input: PathBuf,
+        /// auto, jsonl, csv, online-retail or retailrocket.
+        #[arg(long, default_value = "auto")]
+        format: trendcast::datasets::event_log::LogFormat,
+        /// Event-time speed-up, e.g. 3600 for one hour of events per second; omit for as fast as possible.
+        #[arg(long)]
+        speed: Option<f64>,
+        /// Copies per real SKU: synthesises (clones-1) extra SKUs per real one, named <sku>~<k>.
+        #[arg(long, default_value_t = 1)]
+        clones: u32,
+        /// Hide the progress bar.
+        #[arg(long)]
+        no_progress: bool,
+    },
     /// Replay the bundled Online Retail log through an embedded broker and the full engine.
     Demo {
         /// Online Retail CSV (gzipped or not).
@@ -89,6 +107,37 @@ fn dispatch(cli: Cli) -> Result<()> {
             }
             telemetry::init_logging(&settings.telemetry);
             trendcast::demo::run(settings, &trendcast::demo::DemoOptions { data, limit, top })
+        }
+        Command::Replay {
+            input,
+            format,
+            speed,
+            clones,
+            no_progress,
+        } => {
+            telemetry::init_logging(&settings.telemetry);
+            let log = trendcast::datasets::event_log::load(&input, format)
+                .with_context(|| format!("reading {}", input.display()))?;
+            eprintln!(
+                "replay: {} events from {} lines of {} ({} skipped as invalid){}",
+                log.events.len(),
+                log.lines,
+                input.display(),
+                log.skipped,
+                if clones > 1 {
+                    format!("; synthesising {} extra SKUs per real SKU", clones - 1)
+                } else {
+                    String::new()
+                }
+            );
+            let options = trendcast::replay::ReplayOptions {
+                speed,
+                clones,
+                progress: !no_progress,
+            };
+            let summary = trendcast::replay::run(&settings.kafka, log.events, &options)?;
+            println!("{}", serde_json::json!({ "replay": summary }));
+            Ok(())
         }
         Command::Run => {
             telemetry::init_logging(&settings.telemetry);

@@ -16,15 +16,12 @@
 //! Malformed rows (unparseable numbers or dates) are counted and skipped, never fatal.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::{BufReader, Read};
 use std::path::Path;
 
 use chrono::NaiveDateTime;
-use flate2::read::GzDecoder;
 use serde::Deserialize;
 
-use super::{DatasetError, SaleRecord};
+use super::{open_text, DatasetError, SaleRecord};
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -62,16 +59,7 @@ pub fn is_product_code(code: &str) -> bool {
 /// Reads the CSV (plain or gzipped, by the `.gz` suffix) and applies the cleaning rules.
 pub fn load(path: &Path) -> Result<OnlineRetail, DatasetError> {
     let shown = path.display().to_string();
-    let file = File::open(path).map_err(|source| DatasetError::Open {
-        path: shown.clone(),
-        source,
-    })?;
-    let reader: Box<dyn Read> = if path.extension().is_some_and(|e| e == "gz") {
-        Box::new(GzDecoder::new(BufReader::new(file)))
-    } else {
-        Box::new(BufReader::new(file))
-    };
-    let mut csv = csv::Reader::from_reader(reader);
+    let mut csv = csv::Reader::from_reader(open_text(path)?);
     let mut out = OnlineRetail::default();
     for row in csv.deserialize::<Row>() {
         out.lines += 1;
