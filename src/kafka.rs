@@ -65,3 +65,75 @@ impl KafkaSettings {
         config
     }
 }
+
+/// Errors of the topic helper.
+#[derive(Debug, thiserror::Error)]
+#[error("could not create topic {topic}: {reason}")]
+pub struct TopicError {
+    /// Topic name.
+    pub topic: String,
+    /// Broker's or client's reason.
+    pub reason: String,
+}
+
+/// Creates `topics` (name, partitions) with replication 1 and waits until their metadata shows
+/// every partition. Used by the load test and tools; production topics are made by operators.
+pub fn create_topics(brokers: &str, topics: &[(&str, i32)]) -> Result<(), TopicError> {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use std::time::{Duration, Instant};
+
+    let err = |topic: &str, reason: String| TopicError {
+        topic: topic.to_string(),
+        reason,
+    };
+    let first = topics.first().map(|t| t.0).unwrap_or("");
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .map_err(|e| err(first, e.to_string()))?;
+    let new: Vec<NewTopic> = topics
+        .iter()
+        .map(|(name, parts)| NewTopic::new(name, *parts, TopicReplication::Fixed(1)))
+        .collect();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| err(first, e.to_string()))?;
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let results = runtime
+        .block_on(admin.create_topics(&new, &options))
+        .map_err(|e| err(first, e.to_string()))?;
+    for r in results {
+        r.map_err(|(t, e)| err(&t, e.to_string()))?;
+    }
+    let meta: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .map_err(|e| err(first, e.to_string()))?;
+    for (name, parts) in topics {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let ready = meta
+                .fetch_metadata(Some(name), Duration::from_secs(5))
+                .map(|m| {
+                    m.topics()
+                        .first()
+                        .is_some_and(|t| t.partitions().len() == *parts as usize)
+                })
+                .unwrap_or(false);
+            if ready {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(err(
+                    name,
+                    "metadata did not show the topic within 20 s".into(),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    Ok(())
+}

@@ -14,6 +14,7 @@ pub mod demo;
 pub mod engine;
 pub mod ingest;
 pub mod kafka;
+pub mod loadtest;
 pub mod publish;
 pub mod replay;
 pub mod scoring;

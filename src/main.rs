@@ -41,12 +41,36 @@ enum Command {
         /// Event-time speed-up, e.g. 3600 for one hour of events per second; omit for as fast as possible.
         #[arg(long)]
         speed: Option<f64>,
+        /// Steady rate in events per second (instead of event-time pacing).
+        #[arg(long, conflicts_with = "speed")]
+        rate: Option<f64>,
         /// Copies per real SKU: synthesises (clones-1) extra SKUs per real one, named <sku>~<k>.
         #[arg(long, default_value_t = 1)]
         clones: u32,
         /// Hide the progress bar.
         #[arg(long)]
         no_progress: bool,
+    },
+    /// The end-to-end load run: bare consumer vs engine vs Python peer, latency, memory per SKU.
+    Bench {
+        /// Events in the throughput runs (Online Retail, cloned to more SKUs as needed).
+        #[arg(long, default_value_t = 2_000_000)]
+        events: u64,
+        /// Partitions per input topic.
+        #[arg(long, default_value_t = 4)]
+        partitions: i32,
+        /// Online Retail CSV.
+        #[arg(long, default_value = "data/online-retail/online_retail.csv.gz")]
+        data: PathBuf,
+        /// Seconds of paced load in the latency run.
+        #[arg(long, default_value_t = 20.0)]
+        latency_secs: f64,
+        /// SKU counts of the memory runs.
+        #[arg(long, value_delimiter = ',', default_value = "100000,1000000")]
+        memory_skus: Vec<u64>,
+        /// Python with bench/requirements.txt installed, for the peer; omit to skip it.
+        #[arg(long, env = "TRENDCAST_BENCH_PYTHON")]
+        python: Option<PathBuf>,
     },
     /// Replay the bundled Online Retail log through an embedded broker and the full engine.
     Demo {
@@ -112,6 +136,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             input,
             format,
             speed,
+            rate,
             clones,
             no_progress,
         } => {
@@ -132,11 +157,37 @@ fn dispatch(cli: Cli) -> Result<()> {
             );
             let options = trendcast::replay::ReplayOptions {
                 speed,
+                rate,
                 clones,
                 progress: !no_progress,
             };
             let summary = trendcast::replay::run(&settings.kafka, log.events, &options)?;
             println!("{}", serde_json::json!({ "replay": summary }));
+            Ok(())
+        }
+        Command::Bench {
+            events,
+            partitions,
+            data,
+            latency_secs,
+            memory_skus,
+            python,
+        } => {
+            settings.telemetry.metrics_listen = None;
+            if std::env::var_os("RUST_LOG").is_none() && settings.telemetry.log_level == "info" {
+                settings.telemetry.log_level = "warn".into();
+            }
+            telemetry::init_logging(&settings.telemetry);
+            let options = trendcast::loadtest::BenchOptions {
+                events,
+                partitions,
+                data,
+                latency_secs,
+                memory_skus,
+                python,
+            };
+            let report = trendcast::loadtest::run(&settings, &options)?;
+            println!("{report}");
             Ok(())
         }
         Command::Run => {

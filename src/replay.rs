@@ -24,6 +24,8 @@ use crate::kafka::KafkaSettings;
 pub struct ReplayOptions {
     /// Event-time speed-up (e.g. 3600 = one hour of events per second); `None` = as fast as possible.
     pub speed: Option<f64>,
+    /// Steady production rate in events per second (instead of event-time pacing).
+    pub rate: Option<f64>,
     /// Copies per real SKU (1 = the log as is).
     pub clones: u32,
     /// Show a progress bar on stderr.
@@ -159,6 +161,13 @@ pub fn run(
     let mut skus: HashSet<String> = HashSet::new();
     let started = Instant::now();
     for event in &events {
+        if let Some(rate) = options.rate {
+            let due = Duration::from_secs_f64(summary.events as f64 / rate);
+            let now = started.elapsed();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+        }
         if let Some(speed) = options.speed {
             let due =
                 Duration::from_secs_f64(((event.ts() - first_ts) as f64 / 1000.0 / speed).max(0.0));

@@ -155,6 +155,7 @@ impl Applier {
         };
         self.stats.consumed(source).add(1);
         let now_ms = chrono::Utc::now().timestamp_millis();
+        let closed_before = self.admission.store().closed_index();
         let outcome =
             decode(source, msg.key(), msg.payload(), &self.limits, now_ms).and_then(|event| {
                 self.admission
@@ -164,6 +165,14 @@ impl Applier {
         match outcome {
             Ok((event, notify)) => {
                 self.stats.window_updates.add(1);
+                let store = self.admission.store();
+                if let (Some(closed), Some(created)) =
+                    (store.closed_index(), msg.timestamp().to_millis())
+                {
+                    if closed_before != Some(closed) {
+                        store.record_close(closed, created);
+                    }
+                }
                 if let Some(from) = notify {
                     let _ = self
                         .scorer

@@ -20,6 +20,10 @@ use crate::publish::{HorizonStep, MessageKind, Publisher, TrendUpdate};
 use crate::telemetry::EngineStats;
 use crate::window::{rfc3339, BucketIndex, Feature, ScoreDecision, WindowStore};
 
+/// Header on trend updates: producer create time (epoch ms) of the input event whose arrival
+/// closed the bucket the update is for. `now − header` is the event→update latency.
+pub const TRIGGER_HEADER: &str = "trendcast-trigger-created-ms";
+
 /// Messages to the scorer.
 #[derive(Debug)]
 pub enum ScorerMsg {
@@ -209,15 +213,19 @@ impl Scorer {
         let forecast = self.model.score(&self.input, n)?;
         self.stats.scored_batch(n, started.elapsed());
         let batch = std::mem::take(&mut self.batch);
+        let trigger = self.store.close_trigger(closed).map(|ms| ms.to_string());
         for (i, (sku, seq)) in batch.iter().enumerate() {
             let update = self.build_update(i, sku, *seq, closed, &forecast);
             let payload = serde_json::to_vec(&update).unwrap_or_default();
+            let headers = trigger
+                .as_ref()
+                .map(|t| crate::publish::headers(&[(TRIGGER_HEADER, t.as_bytes())]));
             self.publisher.send(
                 MessageKind::TrendUpdate,
                 &self.output_topic,
                 Some(sku.as_bytes()),
                 Some(&payload),
-                None,
+                headers,
             )?;
             if let Some(observer) = self.observer.as_mut() {
                 observer(&update);

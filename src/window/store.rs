@@ -4,8 +4,9 @@
 //! [`WindowStore::prepare`]. Each call locks one shard of the `dashmap` for a few hundred
 //! nanoseconds, so writers and the scorer rarely meet.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use dashmap::DashMap;
 
@@ -61,7 +62,12 @@ pub struct WindowStore {
     flushed: std::sync::atomic::AtomicBool,
     evicted_idle: AtomicU64,
     evicted_capacity: AtomicU64,
+    /// Recent bucket closes: (closed index, producer create time of the event that closed it).
+    close_triggers: Mutex<VecDeque<(BucketIndex, i64)>>,
 }
+
+/// Closes remembered for latency measurement.
+const CLOSE_TRIGGERS_KEPT: usize = 256;
 
 impl WindowStore {
     /// An empty store.
@@ -80,6 +86,7 @@ impl WindowStore {
             flushed: std::sync::atomic::AtomicBool::new(false),
             evicted_idle: AtomicU64::new(0),
             evicted_capacity: AtomicU64::new(0),
+            close_triggers: Mutex::new(VecDeque::with_capacity(CLOSE_TRIGGERS_KEPT)),
         }
     }
 
@@ -124,6 +131,26 @@ impl WindowStore {
     /// Closes every bucket up to the newest event (used when a finite replay has ended).
     pub fn flush(&self) {
         self.flushed.store(true, Ordering::Release);
+    }
+
+    /// Remembers that the event created (by its producer) at `created_ms` closed buckets up to
+    /// `closed`; trend updates for that close carry it so their latency can be measured.
+    pub fn record_close(&self, closed: BucketIndex, created_ms: i64) {
+        if let Ok(mut t) = self.close_triggers.lock() {
+            if t.len() == CLOSE_TRIGGERS_KEPT {
+                t.pop_front();
+            }
+            t.push_back((closed, created_ms));
+        }
+    }
+
+    /// Producer create time of the event that closed bucket `closed` (or the newest close before it).
+    pub fn close_trigger(&self, closed: BucketIndex) -> Option<i64> {
+        let t = self.close_triggers.lock().ok()?;
+        t.iter()
+            .rev()
+            .find(|(c, _)| *c <= closed)
+            .map(|(_, ms)| *ms)
     }
 
     /// Applies one validated event of `sku` at event time `ts_ms`.

@@ -9,8 +9,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::OwnedMessage;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
@@ -81,49 +79,7 @@ impl Topics {
 
 /// Creates topics on the test broker and waits until their metadata is visible.
 pub fn create_topics(brokers: &str, topics: &[(&str, i32)]) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .expect("admin client");
-    let new: Vec<NewTopic> = topics
-        .iter()
-        .map(|(name, parts)| NewTopic::new(name, *parts, TopicReplication::Fixed(1)))
-        .collect();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let results = rt
-        .block_on(admin.create_topics(
-            &new,
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
-        ))
-        .expect("create_topics request");
-    for r in results {
-        r.unwrap_or_else(|(t, e)| panic!("creating topic {t}: {e}"));
-    }
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .expect("metadata client");
-    for (name, parts) in topics {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let ok = consumer
-                .fetch_metadata(Some(name), Duration::from_secs(5))
-                .map(|m| {
-                    m.topics()
-                        .first()
-                        .is_some_and(|t| t.partitions().len() == *parts as usize)
-                })
-                .unwrap_or(false);
-            if ok {
-                break;
-            }
-            assert!(Instant::now() < deadline, "topic {name} did not appear");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
+    trendcast::kafka::create_topics(brokers, topics).unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// Engine settings against the test broker and `topics`, with the shipped baseline model.

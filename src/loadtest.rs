@@ -1,0 +1,386 @@
+//! `trendcast bench`: the end-to-end load run, every figure measured side by side in one run.
+//!
+//! On one broker it measures, in order:
+//! 1. producing ≥ N real-derived events (Online Retail, cloned to more SKUs when N needs it);
+//! 2. (a) the raw consume rate of a bare librdkafka consumer over that topic;
+//! 3. (b) trendcast's end-to-end rate over the same topic with scoring and publishing on
+//!    (until every trend update is acknowledged);
+//! 4. the Python peer (`bench/python_peer.py`) over the same topic, when a Python is given;
+//! 5. (c) event→trend-update latency at half of (b)'s rate, read from the output topic by an
+//!    independent consumer (update header `trendcast-trigger-created-ms`), against the broker's
+//!    own produce→consume latency on the input topic at the same time;
+//! 6. (d) resident memory per active SKU with 100k and 1M SKUs in state.
+//!
+//! Ratios are printed with the absolute figures; the report is one JSON object on stdout.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use serde_json::{json, Value};
+
+use crate::config::Settings;
+use crate::datasets::{online_retail, EventRecord, SaleRecord};
+use crate::engine::RunningEngine;
+use crate::kafka::{create_topics, KafkaSettings};
+use crate::replay::{self, ReplayOptions};
+use crate::scoring::scorer::TRIGGER_HEADER;
+
+/// Load-test options.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// Events in the throughput runs (at least this many).
+    pub events: u64,
+    /// Partitions per input topic.
+    pub partitions: i32,
+    /// Online Retail CSV.
+    pub data: PathBuf,
+    /// Seconds of paced load in the latency run.
+    pub latency_secs: f64,
+    /// SKU counts of the memory runs.
+    pub memory_skus: Vec<u64>,
+    /// Python with confluent-kafka and statsforecast, for the peer (skipped when `None`).
+    pub python: Option<PathBuf>,
+}
+
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0)
+        * 4096
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Topic names of one phase.
+fn phase_settings(base: &Settings, tag: &str, partitions: i32) -> Result<Settings> {
+    let mut s = base.clone();
+    let id = format!("bench-{}-{tag}", now_ms());
+    s.kafka.sales_topic = format!("{id}-sales");
+    s.kafka.clicks_topic = format!("{id}-clicks");
+    s.kafka.output_topic = format!("{id}-updates");
+    s.kafka.dead_letter_topic = format!("{id}-dlq");
+    s.kafka.group_id = format!("{id}-engine");
+    s.telemetry.metrics_listen = None;
+    let k = &s.kafka;
+    create_topics(
+        &k.brokers,
+        &[
+            (&k.sales_topic, partitions),
+            (&k.clicks_topic, partitions),
+            (&k.output_topic, partitions),
+            (&k.dead_letter_topic, 1),
+        ],
+    )?;
+    Ok(s)
+}
+
+fn bare_consumer(kafka: &KafkaSettings, group: &str, topic: &str) -> Result<BaseConsumer> {
+    let mut config = kafka.client_config();
+    config
+        .set("group.id", group)
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false");
+    let consumer: BaseConsumer = config.create().context("bare consumer")?;
+    consumer
+        .subscribe(&[topic])
+        .context("bare consumer subscribe")?;
+    Ok(consumer)
+}
+
+/// (a): messages per second of a consumer that only counts.
+fn bare_consume_rate(kafka: &KafkaSettings, topic: &str, n: u64) -> Result<f64> {
+    let consumer = bare_consumer(kafka, &format!("{topic}-bare"), topic)?;
+    let mut seen = 0_u64;
+    let mut started: Option<Instant> = None;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while seen < n {
+        if Instant::now() > deadline {
+            bail!("bare consumer saw {seen} of {n} messages in 10 minutes");
+        }
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            started.get_or_insert_with(Instant::now);
+            std::hint::black_box(m.payload());
+            seen += 1;
+        }
+    }
+    let secs = started
+        .map(|s| s.elapsed().as_secs_f64())
+        .unwrap_or(f64::NAN);
+    Ok(n as f64 / secs)
+}
+
+/// (b): events per second through the engine, until every update is acknowledged.
+fn engine_rate(settings: &Settings, n: u64) -> Result<(f64, Value)> {
+    let engine = RunningEngine::start(settings, None).context("engine start")?;
+    let mut started: Option<Instant> = None;
+    let deadline = Instant::now() + Duration::from_secs(900);
+    loop {
+        let consumed = engine.stats().total_consumed();
+        if consumed > 0 {
+            started.get_or_insert_with(Instant::now);
+        }
+        if consumed >= n {
+            break;
+        }
+        if engine.has_failed() || Instant::now() > deadline {
+            bail!("engine consumed {consumed} of {n}");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    engine
+        .finish_replay(Duration::from_secs(300))
+        .context("finish replay")?;
+    let secs = started
+        .map(|s| s.elapsed().as_secs_f64())
+        .unwrap_or(f64::NAN);
+    let stats = engine.stats().clone();
+    engine.shutdown(Duration::from_secs(60))?;
+    let detail = json!({
+        "events": stats.total_consumed(),
+        "rejected": stats.total_rejected(),
+        "windows_scored": stats.windows_scored.get(),
+        "trend_updates_published": stats.updates_published.get(),
+    });
+    Ok((n as f64 / secs, detail))
+}
+
+fn python_peer(python: &Path, kafka: &KafkaSettings, topic: &str, n: u64) -> Result<Value> {
+    let script = Path::new("bench/python_peer.py");
+    let out = Command::new(python)
+        .arg(script)
+        .args([
+            "--brokers",
+            &kafka.brokers,
+            "--topic",
+            topic,
+            "--events",
+            &n.to_string(),
+        ])
+        .output()
+        .with_context(|| format!("running {} {}", python.display(), script.display()))?;
+    if !out.status.success() {
+        bail!(
+            "python peer failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let last = text.lines().last().unwrap_or_default();
+    serde_json::from_str(last).with_context(|| format!("python peer printed {last:?}"))
+}
+
+/// (c): latency at a steady `rate`; returns (engine p50/p99, broker p50/p99, samples).
+fn latency_run(
+    base: &Settings,
+    events: &[EventRecord],
+    rate: f64,
+    secs: f64,
+    partitions: i32,
+) -> Result<Value> {
+    let settings = phase_settings(base, "latency", partitions)?;
+    let k = settings.kafka.clone();
+    let engine = RunningEngine::start(&settings, None).context("engine start")?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let broker_lat = Arc::new(Mutex::new(Vec::<f64>::new()));
+    let update_lat = Arc::new(Mutex::new(Vec::<f64>::new()));
+    let probe = {
+        let consumer = bare_consumer(&k, &format!("{}-probe", k.sales_topic), &k.sales_topic)?;
+        let (stop, lat) = (stop.clone(), broker_lat.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Acquire) {
+                if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
+                    if let Some(created) = m.timestamp().to_millis() {
+                        if let Ok(mut l) = lat.lock() {
+                            l.push((now_ms() - created) as f64);
+                        }
+                    }
+                }
+            }
+        })
+    };
+    let reader = {
+        let consumer = bare_consumer(&k, &format!("{}-reader", k.output_topic), &k.output_topic)?;
+        let (stop, lat) = (stop.clone(), update_lat.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Acquire) {
+                if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
+                    let trigger = m.headers().and_then(|h| {
+                        h.iter()
+                            .find(|x| x.key == TRIGGER_HEADER)
+                            .and_then(|x| x.value)
+                            .and_then(|v| std::str::from_utf8(v).ok()?.parse::<i64>().ok())
+                    });
+                    if let (Some(t), Ok(mut l)) = (trigger, lat.lock()) {
+                        l.push((now_ms() - t) as f64);
+                    }
+                }
+            }
+        })
+    };
+    // Let both readers join their groups before load starts.
+    std::thread::sleep(Duration::from_secs(3));
+    let take = ((rate * secs) as usize).min(events.len());
+    let options = ReplayOptions {
+        speed: None,
+        rate: Some(rate),
+        clones: 1,
+        progress: false,
+    };
+    let produced = replay::run(&k, events[..take].to_vec(), &options)?;
+    std::thread::sleep(Duration::from_secs(3));
+    stop.store(true, Ordering::Release);
+    let _ = probe.join();
+    let _ = reader.join();
+    engine.shutdown(Duration::from_secs(60))?;
+    let mut b = broker_lat.lock().map(|v| v.clone()).unwrap_or_default();
+    let mut u = update_lat.lock().map(|v| v.clone()).unwrap_or_default();
+    b.sort_by(f64::total_cmp);
+    u.sort_by(f64::total_cmp);
+    Ok(json!({
+        "rate_events_per_s": rate.round(),
+        "events": produced.events,
+        "achieved_rate_events_per_s": produced.rate_per_s,
+        "broker_produce_to_consume_ms": {"p50": percentile(&b, 0.5), "p99": percentile(&b, 0.99), "samples": b.len()},
+        "event_to_update_ms": {"p50": percentile(&u, 0.5), "p99": percentile(&u, 0.99), "samples": u.len()},
+        "p99_excess_over_broker_ms": percentile(&u, 0.99) - percentile(&b, 0.99),
+    }))
+}
+
+/// (d): resident bytes per SKU with `skus` SKUs in state, one event each, through Kafka.
+fn memory_run(base: &Settings, skus: u64, partitions: i32) -> Result<Value> {
+    let settings = phase_settings(base, &format!("mem{skus}"), partitions)?;
+    let day0 = 1_294_000_000_000_i64;
+    let events: Vec<EventRecord> = (0..skus)
+        .map(|i| {
+            EventRecord::Sale(SaleRecord {
+                sku: format!("M{i:09}"),
+                ts: day0 + (i as i64 % 3_600_000),
+                qty: 1.0,
+                unit_price: Some(1.0),
+                order_id: None,
+            })
+        })
+        .collect();
+    let options = ReplayOptions {
+        speed: None,
+        rate: None,
+        clones: 1,
+        progress: false,
+    };
+    replay::run(&settings.kafka, events, &options)?;
+    let before = rss_bytes();
+    let engine = RunningEngine::start(&settings, None).context("engine start")?;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while engine.stats().total_consumed() < skus {
+        if engine.has_failed() || Instant::now() > deadline {
+            bail!(
+                "memory run consumed {} of {skus}",
+                engine.stats().total_consumed()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let held = engine.store().len() as u64;
+    let after = rss_bytes();
+    engine.shutdown(Duration::from_secs(60))?;
+    let per = after.saturating_sub(before) as f64 / held.max(1) as f64;
+    let raw = (settings.window.ring_capacity() * 24) as f64;
+    Ok(json!({
+        "skus": held,
+        "rss_delta_mib": (after.saturating_sub(before) as f64 / 1048576.0).round(),
+        "rss_bytes_per_sku": per.round(),
+        "raw_window_bytes_per_sku": raw,
+        "ratio_to_raw": (per / raw * 100.0).round() / 100.0,
+    }))
+}
+
+/// Runs every phase and returns the report.
+pub fn run(base: &Settings, options: &BenchOptions) -> Result<Value> {
+    let data = online_retail::load(&options.data).context("Online Retail")?;
+    let real = data.events.len() as u64;
+    let clones = options.events.div_ceil(real.max(1)).max(1) as u32;
+    let events: Vec<EventRecord> = data.events.into_iter().map(EventRecord::Sale).collect();
+    let n = real * u64::from(clones);
+    eprintln!("bench: {n} events ({real} real Online Retail sales x {clones} SKU clones)");
+
+    let settings = phase_settings(base, "throughput", options.partitions)?;
+    let produce = replay::run(
+        &settings.kafka,
+        events.clone(),
+        &ReplayOptions {
+            speed: None,
+            rate: None,
+            clones,
+            progress: true,
+        },
+    )?;
+    eprintln!("bench: produced at {} events/s", produce.rate_per_s);
+    let bare = bare_consume_rate(&settings.kafka, &settings.kafka.sales_topic, n)?;
+    eprintln!("bench: (a) bare consumer {bare:.0} events/s");
+    let (engine, engine_detail) = engine_rate(&settings, n)?;
+    eprintln!("bench: (b) trendcast end to end {engine:.0} events/s");
+    let peer = match &options.python {
+        Some(py) => {
+            let v = python_peer(py, &settings.kafka, &settings.kafka.sales_topic, n)?;
+            eprintln!("bench: python peer {v}");
+            Some(v)
+        }
+        None => None,
+    };
+    let latency = latency_run(
+        base,
+        &events,
+        engine / 2.0,
+        options.latency_secs,
+        options.partitions,
+    )?;
+    eprintln!("bench: (c) {latency}");
+    let mut memory = Vec::new();
+    for skus in &options.memory_skus {
+        let m = memory_run(base, *skus, options.partitions)?;
+        eprintln!("bench: (d) {m}");
+        memory.push(m);
+    }
+    let peer_rate = peer
+        .as_ref()
+        .and_then(|p| p["rate_events_per_s"].as_f64())
+        .unwrap_or(f64::NAN);
+    let mut ratios = HashMap::new();
+    ratios.insert("end_to_end_over_bare_consume", engine / bare);
+    ratios.insert("trendcast_over_python_peer", engine / peer_rate);
+    Ok(json!({
+        "events": n,
+        "real_events": real,
+        "sku_clones": clones,
+        "partitions": options.partitions,
+        "produce_rate_events_per_s": produce.rate_per_s,
+        "bare_consume_rate_events_per_s": bare.round(),
+        "trendcast_rate_events_per_s": engine.round(),
+        "trendcast_detail": engine_detail,
+        "python_peer": peer,
+        "latency_at_half_load": latency,
+        "memory": memory,
+        "ratios": ratios,
+    }))
+}
