@@ -14,6 +14,10 @@ use trendcast::window::WindowStore;
 
 const SALE: &[u8] = br#"{"sku":"85123A","ts":"2011-01-05T10:00:00Z","qty":6,"unit_price":2.55,"order_id":"536365"}"#;
 
+fn manifest_path() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/baseline/baseline.onnx")
+}
+
 fn settings() -> Settings {
     let mut raw = RawConfig::default();
     raw.scoring.manifest =
@@ -68,6 +72,87 @@ fn bench_window(c: &mut Criterion) {
     g.finish();
 }
 
+/// Window updates from one thread, and from two threads at once on one shared store.
+fn bench_contention(c: &mut Criterion) {
+    let settings = settings();
+    let per_thread = 20_000_i64;
+    let run = |threads: i64| {
+        let store = Arc::new(WindowStore::new(settings.window.clone()));
+        std::thread::scope(|scope| {
+            for t in 0..threads {
+                let store = store.clone();
+                scope.spawn(move || {
+                    let mut admission = Admission::new(store);
+                    let skus: Vec<String> = (0..2000).map(|i| format!("SKU{i:05}")).collect();
+                    for i in 0..per_thread {
+                        let event = Event {
+                            sku: skus[((i * 7 + t) % 2000) as usize].as_str().into(),
+                            ts_ms: 1_294_000_000_000 + i * 10_000,
+                            body: EventBody::Sale {
+                                qty: 1.0,
+                                unit_price: Some(2.0),
+                            },
+                        };
+                        let _ = admission.admit(Source::Sales, t as i32, &event);
+                    }
+                });
+            }
+        });
+        store
+    };
+    let mut g = c.benchmark_group("window_contention");
+    for threads in [1_i64, 2] {
+        g.throughput(Throughput::Elements((per_thread * threads) as u64));
+        g.bench_function(format!("admit_{threads}_threads"), |b| {
+            b.iter(|| run(threads))
+        });
+    }
+    g.finish();
+}
+
+/// Copying 256 closed windows out of the store into one model input (the scorer's batch assembly).
+fn bench_batch_assembly(c: &mut Criterion) {
+    let settings = settings();
+    let store = Arc::new(WindowStore::new(settings.window.clone()));
+    let mut admission = Admission::new(store.clone());
+    let skus: Vec<String> = (0..256).map(|i| format!("SKU{i:05}")).collect();
+    for day in 0..40_i64 {
+        for sku in &skus {
+            let event = Event {
+                sku: sku.as_str().into(),
+                ts_ms: 1_294_000_000_000 + day * 86_400_000,
+                body: EventBody::Sale {
+                    qty: 3.0,
+                    unit_price: Some(2.0),
+                },
+            };
+            let _ = admission.admit(Source::Sales, 0, &event);
+        }
+    }
+    let closed = store.closed_index().expect("closed");
+    let features = trendcast::window::Feature::ALL;
+    let per = settings.window.buckets * features.len();
+    let mut input = vec![0.0_f32; 256 * per];
+    let mut g = c.benchmark_group("batch_assembly");
+    g.throughput(Throughput::Elements(256));
+    g.bench_function("copy_256_windows", |b| {
+        b.iter(|| {
+            for (i, sku) in skus.iter().enumerate() {
+                if let Some(w) = store.get(sku) {
+                    w.write_window(
+                        closed,
+                        settings.window.buckets,
+                        &features,
+                        &mut input[i * per..(i + 1) * per],
+                    );
+                }
+            }
+            black_box(&input);
+        })
+    });
+    g.finish();
+}
+
 fn bench_scoring(c: &mut Criterion) {
     if std::env::var_os("ORT_DYLIB_PATH").is_none() {
         eprintln!(
@@ -80,16 +165,42 @@ fn bench_scoring(c: &mut Criterion) {
         ResolvedManifest::load(&settings.scoring.manifest, &settings.window).expect("manifest");
     let mut model = Model::load(manifest, &settings.scoring).expect("model");
     let per = model.window_values();
+    // The bare loop: the same model and batches straight through ort, no engine code.
+    let env = trendcast::scoring::model::environment(None).expect("onnxruntime");
+    let mut bare = ort::session::Session::builder(&env)
+        .expect("builder")
+        .with_intra_threads(1)
+        .expect("threads")
+        .commit_from_file(&manifest_path())
+        .expect("bare session");
     let mut g = c.benchmark_group("scoring");
     for n in [1usize, 64, 256, 1024] {
         let input: Vec<f32> = (0..n * per).map(|i| (i % 17) as f32).collect();
         g.throughput(Throughput::Elements(n as u64));
-        g.bench_function(format!("baseline_batch_{n}"), |b| {
+        g.bench_function(format!("engine_batch_{n}"), |b| {
             b.iter(|| model.score(black_box(&input), n).expect("score"))
+        });
+        g.bench_function(format!("bare_ort_batch_{n}"), |b| {
+            b.iter(|| {
+                let t = ort::value::TensorRef::from_array_view(([n, 28, 6], black_box(&input[..])))
+                    .expect("tensor");
+                let out = bare.run(ort::inputs!["window" => t]).expect("run");
+                let (_, q) = out["quantiles"]
+                    .try_extract_tensor::<f32>()
+                    .expect("output");
+                black_box(q.len())
+            })
         });
     }
     g.finish();
 }
 
-criterion_group!(benches, bench_decode, bench_window, bench_scoring);
+criterion_group!(
+    benches,
+    bench_decode,
+    bench_window,
+    bench_contention,
+    bench_batch_assembly,
+    bench_scoring
+);
 criterion_main!(benches);

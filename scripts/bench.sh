@@ -18,5 +18,5 @@ cd "$TRENDCAST_ROOT"
 cargo build --release --quiet
 TANSU_STORAGE="${TANSU_STORAGE:-memory://tansu/}" start_tansu
 trap 'kill "$TANSU_PID" 2>/dev/null || true' EXIT
-TRENDCAST_KAFKA__BROKERS="$TRENDCAST_TEST_BROKERS" ./target/release/trendcast --config config/default.toml \
+TRENDCAST_KAFKA__BROKERS="$TRENDCAST_TEST_BROKERS" ./target/release/trendcast --config config/bench.toml \
   bench --python "$bench_venv/bin/python" "$@"

@@ -47,6 +47,10 @@ pub struct BenchOptions {
     pub memory_skus: Vec<u64>,
     /// Python with confluent-kafka and statsforecast, for the peer (skipped when `None`).
     pub python: Option<PathBuf>,
+    /// Phases to run: "throughput", "latency", "memory".
+    pub phases: Vec<String>,
+    /// Rates (events/s) of the latency run; empty = half of the measured end-to-end rate.
+    pub latency_rates: Vec<f64>,
 }
 
 fn rss_bytes() -> u64 {
@@ -251,6 +255,13 @@ fn latency_run(
     stop.store(true, Ordering::Release);
     let _ = probe.join();
     let _ = reader.join();
+    let mut acked: Vec<f64> = engine
+        .stats()
+        .take_latency_samples()
+        .into_iter()
+        .map(f64::from)
+        .collect();
+    acked.sort_by(f64::total_cmp);
     engine.shutdown(Duration::from_secs(60))?;
     let mut b = broker_lat.lock().map(|v| v.clone()).unwrap_or_default();
     let mut u = update_lat.lock().map(|v| v.clone()).unwrap_or_default();
@@ -261,8 +272,10 @@ fn latency_run(
         "events": produced.events,
         "achieved_rate_events_per_s": produced.rate_per_s,
         "broker_produce_to_consume_ms": {"p50": percentile(&b, 0.5), "p99": percentile(&b, 0.99), "samples": b.len()},
-        "event_to_update_ms": {"p50": percentile(&u, 0.5), "p99": percentile(&u, 0.99), "samples": u.len()},
-        "p99_excess_over_broker_ms": percentile(&u, 0.99) - percentile(&b, 0.99),
+        "event_to_update_acked_ms": {"p50": percentile(&acked, 0.5), "p99": percentile(&acked, 0.99), "samples": acked.len()},
+        "event_to_update_read_ms": {"p50": percentile(&u, 0.5), "p99": percentile(&u, 0.99), "samples": u.len()},
+        "acked_p99_excess_over_broker_ms": percentile(&acked, 0.99) - percentile(&b, 0.99),
+        "read_p99_excess_over_broker_ms": percentile(&u, 0.99) - percentile(&b, 0.99),
     }))
 }
 
@@ -324,43 +337,62 @@ pub fn run(base: &Settings, options: &BenchOptions) -> Result<Value> {
     let n = real * u64::from(clones);
     eprintln!("bench: {n} events ({real} real Online Retail sales x {clones} SKU clones)");
 
-    let settings = phase_settings(base, "throughput", options.partitions)?;
-    let produce = replay::run(
-        &settings.kafka,
-        events.clone(),
-        &ReplayOptions {
-            speed: None,
-            rate: None,
-            clones,
-            progress: true,
-        },
-    )?;
-    eprintln!("bench: produced at {} events/s", produce.rate_per_s);
-    let bare = bare_consume_rate(&settings.kafka, &settings.kafka.sales_topic, n)?;
-    eprintln!("bench: (a) bare consumer {bare:.0} events/s");
-    let (engine, engine_detail) = engine_rate(&settings, n)?;
-    eprintln!("bench: (b) trendcast end to end {engine:.0} events/s");
-    let peer = match &options.python {
-        Some(py) => {
+    let want = |p: &str| options.phases.iter().any(|x| x == p);
+    let (mut produce_rate, mut bare, mut engine, mut engine_detail, mut peer) =
+        (f64::NAN, f64::NAN, f64::NAN, Value::Null, None);
+    if want("throughput") {
+        let settings = phase_settings(base, "throughput", options.partitions)?;
+        let produce = replay::run(
+            &settings.kafka,
+            events.clone(),
+            &ReplayOptions {
+                speed: None,
+                rate: None,
+                clones,
+                progress: true,
+            },
+        )?;
+        produce_rate = produce.rate_per_s;
+        eprintln!("bench: produced at {produce_rate} events/s");
+        bare = bare_consume_rate(&settings.kafka, &settings.kafka.sales_topic, n)?;
+        eprintln!("bench: (a) bare consumer {bare:.0} events/s");
+        (engine, engine_detail) = engine_rate(&settings, n)?;
+        eprintln!("bench: (b) trendcast end to end {engine:.0} events/s");
+        if let Some(py) = &options.python {
             let v = python_peer(py, &settings.kafka, &settings.kafka.sales_topic, n)?;
             eprintln!("bench: python peer {v}");
-            Some(v)
+            peer = Some(v);
         }
-        None => None,
-    };
-    let latency = latency_run(
-        base,
-        &events,
-        engine / 2.0,
-        options.latency_secs,
-        options.partitions,
-    )?;
-    eprintln!("bench: (c) {latency}");
+    }
+    let mut latency = Vec::new();
+    if want("latency") {
+        let rates = if options.latency_rates.is_empty() {
+            vec![engine / 2.0]
+        } else {
+            options.latency_rates.clone()
+        };
+        for rate in rates {
+            if !(rate.is_finite() && rate > 0.0) {
+                bail!("the latency run needs a rate: run the throughput phase or pass --latency-rates");
+            }
+            let l = latency_run(
+                base,
+                &events,
+                rate,
+                options.latency_secs,
+                options.partitions,
+            )?;
+            eprintln!("bench: (c) {l}");
+            latency.push(l);
+        }
+    }
     let mut memory = Vec::new();
-    for skus in &options.memory_skus {
-        let m = memory_run(base, *skus, options.partitions)?;
-        eprintln!("bench: (d) {m}");
-        memory.push(m);
+    if want("memory") {
+        for skus in &options.memory_skus {
+            let m = memory_run(base, *skus, options.partitions)?;
+            eprintln!("bench: (d) {m}");
+            memory.push(m);
+        }
     }
     let peer_rate = peer
         .as_ref()
@@ -374,12 +406,12 @@ pub fn run(base: &Settings, options: &BenchOptions) -> Result<Value> {
         "real_events": real,
         "sku_clones": clones,
         "partitions": options.partitions,
-        "produce_rate_events_per_s": produce.rate_per_s,
+        "produce_rate_events_per_s": produce_rate,
         "bare_consume_rate_events_per_s": bare.round(),
         "trendcast_rate_events_per_s": engine.round(),
         "trendcast_detail": engine_detail,
         "python_peer": peer,
-        "latency_at_half_load": latency,
+        "latency": latency,
         "memory": memory,
         "ratios": ratios,
     }))

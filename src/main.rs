@@ -71,6 +71,16 @@ enum Command {
         /// Python with bench/requirements.txt installed, for the peer; omit to skip it.
         #[arg(long, env = "TRENDCAST_BENCH_PYTHON")]
         python: Option<PathBuf>,
+        /// Phases to run.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "throughput,latency,memory"
+        )]
+        phases: Vec<String>,
+        /// Rates (events/s) for the latency run; default: half the measured end-to-end rate.
+        #[arg(long, value_delimiter = ',')]
+        latency_rates: Vec<f64>,
     },
     /// Replay the bundled Online Retail log through an embedded broker and the full engine.
     Demo {
@@ -172,6 +182,8 @@ fn dispatch(cli: Cli) -> Result<()> {
             latency_secs,
             memory_skus,
             python,
+            phases,
+            latency_rates,
         } => {
             settings.telemetry.metrics_listen = None;
             if std::env::var_os("RUST_LOG").is_none() && settings.telemetry.log_level == "info" {
@@ -185,6 +197,8 @@ fn dispatch(cli: Cli) -> Result<()> {
                 latency_secs,
                 memory_skus,
                 python,
+                phases,
+                latency_rates,
             };
             let report = trendcast::loadtest::run(&settings, &options)?;
             println!("{report}");

@@ -31,14 +31,14 @@ impl Admission {
         &self.store
     }
 
-    /// Applies `event` read from `partition` of `source`. On success returns the bucket from
-    /// which the SKU now awaits scoring, when the scorer has to be told.
+    /// Applies `event` read from `partition` of `source`. On success returns the SKU and the
+    /// bucket from which it now awaits scoring, when the scorer has to be told.
     pub fn admit(
         &mut self,
         source: Source,
         partition: i32,
         event: &Event<'_>,
-    ) -> Result<Option<BucketIndex>, Rejection> {
+    ) -> Result<Option<(Arc<str>, BucketIndex)>, Rejection> {
         let settings = self.store.settings();
         let wm = self
             .watermarks

@@ -156,14 +156,10 @@ impl Applier {
         self.stats.consumed(source).add(1);
         let now_ms = chrono::Utc::now().timestamp_millis();
         let closed_before = self.admission.store().closed_index();
-        let outcome =
-            decode(source, msg.key(), msg.payload(), &self.limits, now_ms).and_then(|event| {
-                self.admission
-                    .admit(source, msg.partition(), &event)
-                    .map(|n| (event, n))
-            });
+        let outcome = decode(source, msg.key(), msg.payload(), &self.limits, now_ms)
+            .and_then(|event| self.admission.admit(source, msg.partition(), &event));
         match outcome {
-            Ok((event, notify)) => {
+            Ok(notify) => {
                 self.stats.window_updates.add(1);
                 let store = self.admission.store();
                 if let (Some(closed), Some(created)) =
@@ -171,12 +167,11 @@ impl Applier {
                 {
                     if closed_before != Some(closed) {
                         store.record_close(closed, created);
+                        let _ = self.scorer.send(ScorerMsg::Closed);
                     }
                 }
-                if let Some(from) = notify {
-                    let _ = self
-                        .scorer
-                        .send(ScorerMsg::Dirty(Arc::from(event.sku.as_ref()), from));
+                if let Some((sku, from)) = notify {
+                    let _ = self.scorer.send(ScorerMsg::Dirty(sku, from));
                 }
             }
             Err(rejection) => {

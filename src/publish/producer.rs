@@ -20,8 +20,12 @@ use crate::telemetry::EngineStats;
 /// What a produced message was, for the delivery callback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MessageKind {
-    /// A trend update.
-    TrendUpdate,
+    /// A trend update; `trigger_ms` is the producer create time of the input event whose arrival
+    /// closed the bucket it is for, if known.
+    TrendUpdate {
+        /// Epoch ms.
+        trigger_ms: Option<i64>,
+    },
     /// A dead-lettered input message.
     DeadLetter,
 }
@@ -47,7 +51,13 @@ impl ProducerContext for PublishContext {
     fn delivery(&self, result: &DeliveryResult<'_>, tag: Self::DeliveryOpaque) {
         match result {
             Ok(_) => match tag.kind {
-                MessageKind::TrendUpdate => self.stats.published(tag.sent_at.elapsed()),
+                MessageKind::TrendUpdate { trigger_ms } => {
+                    self.stats.published(tag.sent_at.elapsed());
+                    if let Some(t) = trigger_ms {
+                        self.stats
+                            .event_to_update(chrono::Utc::now().timestamp_millis() - t);
+                    }
+                }
                 MessageKind::DeadLetter => self.stats.dead_letters.add(1),
             },
             Err((err, _)) => {

@@ -31,6 +31,8 @@ pub enum ScorerMsg {
     Dirty(Arc<str>, BucketIndex),
     /// Score everything that is ready now, then acknowledge.
     Flush(SyncSender<()>),
+    /// A bucket closed: wake up and score what it made ready.
+    Closed,
 }
 
 /// Receives every published update (used by the demo's live table and by tests).
@@ -142,6 +144,7 @@ impl Scorer {
         match msg {
             ScorerMsg::Dirty(sku, from) => self.enqueue(sku, from),
             ScorerMsg::Flush(ack) => acks.push(ack),
+            ScorerMsg::Closed => {}
         }
     }
 
@@ -213,7 +216,8 @@ impl Scorer {
         let forecast = self.model.score(&self.input, n)?;
         self.stats.scored_batch(n, started.elapsed());
         let batch = std::mem::take(&mut self.batch);
-        let trigger = self.store.close_trigger(closed).map(|ms| ms.to_string());
+        let trigger_ms = self.store.close_trigger(closed);
+        let trigger = trigger_ms.map(|ms| ms.to_string());
         for (i, (sku, seq)) in batch.iter().enumerate() {
             let update = self.build_update(i, sku, *seq, closed, &forecast);
             let payload = serde_json::to_vec(&update).unwrap_or_default();
@@ -221,7 +225,7 @@ impl Scorer {
                 .as_ref()
                 .map(|t| crate::publish::headers(&[(TRIGGER_HEADER, t.as_bytes())]));
             self.publisher.send(
-                MessageKind::TrendUpdate,
+                MessageKind::TrendUpdate { trigger_ms },
                 &self.output_topic,
                 Some(sku.as_bytes()),
                 Some(&payload),

@@ -33,6 +33,8 @@ pub const UPDATES_PUBLISHED: &str = "trendcast_trend_updates_published_total";
 pub const PUBLISH_ERRORS: &str = "trendcast_publish_errors_total";
 /// Produce → acknowledgement latency.
 pub const PUBLISH_LATENCY: &str = "trendcast_publish_latency_seconds";
+/// Input event (that closed a bucket) → trend update acknowledged by the broker.
+pub const EVENT_TO_UPDATE: &str = "trendcast_event_to_update_seconds";
 /// Consumer lag summed over assigned partitions (from librdkafka statistics).
 pub const CONSUMER_LAG: &str = "trendcast_consumer_lag_messages";
 
@@ -134,7 +136,13 @@ pub struct EngineStats {
     batch_size: Histogram,
     scoring_latency: Histogram,
     publish_latency: Histogram,
+    event_to_update: Histogram,
+    /// Recent event→update latencies in ms, for load tests (bounded).
+    latency_samples: std::sync::Mutex<Vec<f32>>,
 }
+
+/// Most latency samples kept for [`EngineStats::take_latency_samples`].
+const MAX_LATENCY_SAMPLES: usize = 1 << 20;
 
 impl Default for EngineStats {
     fn default() -> Self {
@@ -166,6 +174,8 @@ impl EngineStats {
             batch_size: metrics::histogram!(SCORING_BATCH_SIZE),
             scoring_latency: metrics::histogram!(SCORING_LATENCY),
             publish_latency: metrics::histogram!(PUBLISH_LATENCY),
+            event_to_update: metrics::histogram!(EVENT_TO_UPDATE),
+            latency_samples: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -219,6 +229,24 @@ impl EngineStats {
         self.batch_size.record(windows as f64);
         self.scoring_latency.record(latency.as_secs_f64());
         self.windows_scored.add(windows as u64);
+    }
+
+    /// Records one event→update latency (ms).
+    pub fn event_to_update(&self, ms: i64) {
+        self.event_to_update.record(ms as f64 / 1000.0);
+        if let Ok(mut s) = self.latency_samples.lock() {
+            if s.len() < MAX_LATENCY_SAMPLES {
+                s.push(ms as f32);
+            }
+        }
+    }
+
+    /// Takes the recorded event→update latencies (ms), leaving none.
+    pub fn take_latency_samples(&self) -> Vec<f32> {
+        self.latency_samples
+            .lock()
+            .map(|mut s| std::mem::take(&mut *s))
+            .unwrap_or_default()
     }
 
     /// Records one acknowledged publish.

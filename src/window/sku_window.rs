@@ -36,6 +36,9 @@ pub enum ScoreDecision {
     Clean,
 }
 
+/// `dirty_from` of a window with no unscored change (a sentinel keeps the struct at 64 bytes).
+const CLEAN: BucketIndex = i64::MAX;
+
 /// Width of the per-close revision counter inside `seq`.
 const REVISION_BITS: u32 = 16;
 
@@ -45,16 +48,16 @@ const REVISION_BITS: u32 = 16;
 /// event still fits depends only on its own topic's order, never on how the two interleave. Both
 /// sources share the ring's slots (sales fill features 0–2, clicks 3–5).
 ///
-/// Memory: a 72-byte struct (including the ring's pointer) plus `capacity × 24` bytes of
+/// Memory: a 64-byte struct (including the ring's pointer) plus `capacity × 24` bytes of
 /// buckets (f32 × 6 features) on the heap; the map entry adds the key. With the defaults
-/// (28 buckets + 2 open slots) that is 72 + 720 bytes per SKU before the key; the measured
+/// (28 buckets + 2 open slots) that is 64 + 720 bytes per SKU before the key; the measured
 /// resident cost per SKU is in `docs/ARCHITECTURE.md` (`cargo run --release --example state_memory`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SkuWindow {
     /// Newest bucket index held per source (sales, clicks); `i64::MIN` when none yet.
     heads: [BucketIndex; 2],
-    /// Oldest bucket changed since the last scoring, if any.
-    dirty_from: Option<BucketIndex>,
+    /// Oldest bucket changed since the last scoring; `CLEAN` when none.
+    dirty_from: BucketIndex,
     /// Closed-bucket index at the last scoring.
     scored_close: BucketIndex,
     /// Scorings made at `scored_close` (the low bits of `seq`).
@@ -70,7 +73,7 @@ impl SkuWindow {
     pub fn new(capacity: usize) -> Self {
         Self {
             heads: [i64::MIN; 2],
-            dirty_from: None,
+            dirty_from: CLEAN,
             scored_close: i64::MIN,
             revision: 0,
             last_scored_ms: i64::MIN,
@@ -99,7 +102,7 @@ impl SkuWindow {
 
     /// Oldest bucket changed since the last scoring.
     pub fn dirty_from(&self) -> Option<BucketIndex> {
-        self.dirty_from
+        (self.dirty_from != CLEAN).then_some(self.dirty_from)
     }
 
     /// Adds one event in bucket `bucket`, sliding its source's part of the ring forward when the
@@ -124,12 +127,9 @@ impl SkuWindow {
         }
         let slot = self.slot(bucket);
         apply(&mut self.ring[slot], body);
-        let newly_dirty = match self.dirty_from {
-            None => true,
-            Some(old) => bucket < old,
-        };
+        let newly_dirty = bucket < self.dirty_from;
         if newly_dirty {
-            self.dirty_from = Some(bucket);
+            self.dirty_from = bucket;
         }
         Applied::Updated { newly_dirty }
     }
@@ -167,7 +167,7 @@ impl SkuWindow {
     /// True when nothing in the window can matter again: the newest bucket held is older than
     /// the `len` buckets ending at `closed`, and there is no unscored change.
     pub fn is_idle(&self, closed: BucketIndex, len: usize) -> bool {
-        self.dirty_from.is_none() && self.head().is_none_or(|h| h <= closed - len as i64)
+        self.dirty_from == CLEAN && self.head().is_none_or(|h| h <= closed - len as i64)
     }
 
     /// Decides whether to score now, given the closed-bucket index `closed`, the engine clock
@@ -179,7 +179,7 @@ impl SkuWindow {
         now_ms: i64,
         min_interval_ms: i64,
     ) -> ScoreDecision {
-        let Some(from) = self.dirty_from else {
+        let Some(from) = self.dirty_from() else {
             return ScoreDecision::Clean;
         };
         if from > closed {
@@ -199,7 +199,10 @@ impl SkuWindow {
         }
         self.last_scored_ms = now_ms;
         // Changes to still-open buckets stay pending until those buckets close.
-        self.dirty_from = self.head().filter(|h| *h > closed).map(|_| closed + 1);
+        self.dirty_from = match self.head() {
+            Some(h) if h > closed => closed + 1,
+            _ => CLEAN,
+        };
         ScoreDecision::Score {
             seq: ((closed.max(0) as u64) << REVISION_BITS) | u64::from(self.revision),
         }
@@ -264,7 +267,7 @@ mod size {
     /// `docs/ARCHITECTURE.md` quotes these sizes; keep them true.
     #[test]
     fn documented_sizes() {
-        assert_eq!(std::mem::size_of::<super::SkuWindow>(), 72);
+        assert_eq!(std::mem::size_of::<super::SkuWindow>(), 64);
         assert_eq!(std::mem::size_of::<super::BucketFeatures>(), 24);
     }
 }

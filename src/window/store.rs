@@ -17,13 +17,13 @@ use super::WindowSettings;
 use crate::ingest::EventBody;
 
 /// Outcome of offering one event to the store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreOutcome {
-    /// Applied. `notify` holds the bucket from which the SKU awaits scoring when the scheduler
-    /// must (re-)queue it.
+    /// Applied. `notify` holds the SKU (the map's own shared key, no new allocation) and the
+    /// bucket from which it awaits scoring, when the scheduler must (re-)queue it.
     Applied {
-        /// `Some(bucket)` when the scheduler has to be told.
-        notify: Option<BucketIndex>,
+        /// `Some((sku, bucket))` when the scheduler has to be told.
+        notify: Option<(Arc<str>, BucketIndex)>,
     },
     /// Its bucket has already left the SKU's ring.
     Expired,
@@ -157,8 +157,13 @@ impl WindowStore {
     pub fn apply(&self, sku: &str, ts_ms: i64, body: &EventBody) -> StoreOutcome {
         let bucket = self.spec().index_of(ts_ms);
         self.watermark_ms.fetch_max(ts_ms, Ordering::AcqRel);
-        let applied = match self.map.get_mut(sku) {
-            Some(mut window) => window.apply(bucket, body),
+        let (key, applied) = match self.map.get_mut(sku) {
+            Some(mut window) => {
+                let applied = window.apply(bucket, body);
+                let key = matches!(applied, Applied::Updated { newly_dirty: true })
+                    .then(|| window.key().clone());
+                (key, applied)
+            }
             None => {
                 if self.map.len() >= self.settings.max_skus {
                     self.evict_for_capacity();
@@ -168,15 +173,17 @@ impl WindowStore {
                 }
                 let mut window = SkuWindow::new(self.capacity);
                 let applied = window.apply(bucket, body);
-                self.map.insert(Arc::from(sku), window);
-                applied
+                let key: Arc<str> = Arc::from(sku);
+                self.map.insert(key.clone(), window);
+                (Some(key), applied)
             }
         };
-        match applied {
-            Applied::Expired => StoreOutcome::Expired,
-            Applied::Updated { newly_dirty } => StoreOutcome::Applied {
-                notify: newly_dirty.then_some(bucket),
+        match (applied, key) {
+            (Applied::Expired, _) => StoreOutcome::Expired,
+            (Applied::Updated { newly_dirty: true }, Some(key)) => StoreOutcome::Applied {
+                notify: Some((key, bucket)),
             },
+            (Applied::Updated { .. }, _) => StoreOutcome::Applied { notify: None },
         }
     }
 
@@ -201,6 +208,24 @@ impl WindowStore {
             window.write_window(closed, self.settings.buckets, features, out);
         }
         (decision, window.dirty_from())
+    }
+
+    /// Copies the last `window_len` buckets ending at `last` of `sku` (features in `features`
+    /// order) into `out` without changing any state. False when the SKU is not held.
+    pub fn write_window(
+        &self,
+        sku: &str,
+        last: BucketIndex,
+        features: &[Feature],
+        out: &mut [f32],
+    ) -> bool {
+        match self.map.get(sku) {
+            Some(w) => {
+                w.write_window(last, self.settings.buckets, features, out);
+                true
+            }
+            None => false,
+        }
     }
 
     /// A copy of one SKU's window.
