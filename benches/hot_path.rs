@@ -171,7 +171,7 @@ fn bench_scoring(c: &mut Criterion) {
         .expect("builder")
         .with_intra_threads(1)
         .expect("threads")
-        .commit_from_file(&manifest_path())
+        .commit_from_file(manifest_path())
         .expect("bare session");
     let mut g = c.benchmark_group("scoring");
     for n in [1usize, 64, 256, 1024] {
