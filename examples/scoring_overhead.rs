@@ -11,7 +11,8 @@ use trendcast::scoring::{Model, ResolvedManifest};
 
 fn main() -> anyhow::Result<()> {
     let mut raw = RawConfig::default();
-    raw.scoring.manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/models/baseline/manifest.json").into();
+    raw.scoring.manifest =
+        concat!(env!("CARGO_MANIFEST_DIR"), "/models/baseline/manifest.json").into();
     let settings = Settings::resolve(&raw)?;
     let manifest = ResolvedManifest::load(&settings.scoring.manifest, &settings.window)?;
     let path = manifest.model_path.clone();
@@ -32,7 +33,8 @@ fn main() -> anyhow::Result<()> {
                 black_box(model.score(black_box(&input), n)?);
                 engine_t += start.elapsed();
             } else {
-                let t = ort::value::TensorRef::from_array_view(([n, 28, 6], black_box(&input[..])))?;
+                let t =
+                    ort::value::TensorRef::from_array_view(([n, 28, 6], black_box(&input[..])))?;
                 let out = bare.run(ort::inputs!["window" => t])?;
                 let (_, q) = out["quantiles"].try_extract_tensor::<f32>()?;
                 black_box(q.len());

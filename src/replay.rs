@@ -59,10 +59,10 @@ pub struct ReplaySummary {
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
     /// The producer could not be created.
-    #[error("could not create the replay producer: {0}")]
+    #[error("could not create the replay producer")]
     Producer(#[source] KafkaError),
     /// A message was refused.
-    #[error("could not produce to {topic}: {source}")]
+    #[error("could not produce to {topic}")]
     Produce {
         /// Topic.
         topic: String,
@@ -71,7 +71,7 @@ pub enum ReplayError {
         source: KafkaError,
     },
     /// Not everything was acknowledged in time.
-    #[error("the broker did not acknowledge every message: {0}")]
+    #[error("the broker did not acknowledge every message")]
     Flush(#[source] KafkaError),
     /// Bad options.
     #[error("{0}")]

@@ -21,7 +21,7 @@ pub use resolved::Settings;
 pub enum ConfigError {
     /// The file could not be read or decoded (an unknown key is named in the message).
     #[error("configuration could not be read: {0}")]
-    Load(#[from] Box<figment::Error>),
+    Load(Box<figment::Error>),
     /// A key holds a value that is out of range or malformed.
     #[error("configuration key `{key}` is invalid: {reason}")]
     Invalid {

@@ -98,7 +98,7 @@ pub fn open_text(path: &Path) -> Result<Box<dyn Read>, DatasetError> {
 #[derive(Debug, thiserror::Error)]
 pub enum DatasetError {
     /// The file could not be opened.
-    #[error("cannot open {path}: {source}")]
+    #[error("cannot open {path}")]
     Open {
         /// File path.
         path: String,
@@ -125,7 +125,7 @@ pub enum DatasetError {
         reason: String,
     },
     /// A CSV row could not be read.
-    #[error("{path}: CSV error: {source}")]
+    #[error("{path}: CSV error")]
     Csv {
         /// File path.
         path: String,

@@ -53,7 +53,7 @@ impl ConsumerContext for IngestContext {
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     /// The consumer could not be created or subscribed.
-    #[error("could not set up the Kafka consumer: {0}")]
+    #[error("could not set up the Kafka consumer")]
     Consumer(#[source] KafkaError),
     /// A dead letter could not be enqueued.
     #[error(transparent)]

@@ -73,10 +73,10 @@ impl ProducerContext for PublishContext {
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
     /// The producer could not be created.
-    #[error("could not create the Kafka producer: {0}")]
+    #[error("could not create the Kafka producer")]
     Create(#[source] KafkaError),
     /// A message was refused by librdkafka (not a full queue).
-    #[error("could not enqueue a message for topic {topic}: {source}")]
+    #[error("could not enqueue a message for topic {topic}")]
     Enqueue {
         /// Destination topic.
         topic: String,

@@ -63,7 +63,7 @@ pub struct ModelManifest {
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
     /// The file could not be read.
-    #[error("cannot read model manifest {path}: {source}")]
+    #[error("cannot read model manifest {path} (relative paths are resolved from the working directory)")]
     Read {
         /// Manifest path.
         path: PathBuf,
@@ -72,7 +72,7 @@ pub enum ManifestError {
         source: std::io::Error,
     },
     /// The file is not a valid manifest.
-    #[error("model manifest {path} is malformed: {source}")]
+    #[error("model manifest {path} is malformed")]
     Parse {
         /// Manifest path.
         path: PathBuf,

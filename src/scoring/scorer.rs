@@ -56,6 +56,10 @@ pub struct Scorer {
     input: Vec<f32>,
     batch: Vec<(Arc<str>, u64)>,
     units_slot: usize,
+    /// Quantile levels as output keys ("0.1", "0.5", ...).
+    level_keys: Vec<String>,
+    /// `name@version`.
+    model_id: String,
 }
 
 /// Errors that stop the scorer.
@@ -89,7 +93,17 @@ impl Scorer {
             .iter()
             .position(|f| *f == Feature::Units)
             .unwrap_or(0);
+        let level_keys = model
+            .manifest()
+            .manifest
+            .quantiles
+            .iter()
+            .map(f64::to_string)
+            .collect();
+        let model_id = model.manifest().manifest.id();
         Self {
+            level_keys,
+            model_id,
             input: vec![0.0; per * settings.batch_size],
             batch: Vec::with_capacity(settings.batch_size),
             store,
@@ -216,10 +230,11 @@ impl Scorer {
         let forecast = self.model.score(&self.input, n)?;
         self.stats.scored_batch(n, started.elapsed());
         let batch = std::mem::take(&mut self.batch);
+        let labels = self.labels(closed);
         let trigger_ms = self.store.close_trigger(closed);
         let trigger = trigger_ms.map(|ms| ms.to_string());
         for (i, (sku, seq)) in batch.iter().enumerate() {
-            let update = self.build_update(i, sku, *seq, closed, &forecast);
+            let update = self.build_update(i, sku, *seq, &labels, &forecast);
             let payload = serde_json::to_vec(&update).unwrap_or_default();
             let headers = trigger
                 .as_ref()
@@ -245,7 +260,7 @@ impl Scorer {
         i: usize,
         sku: &str,
         seq: u64,
-        closed: BucketIndex,
+        labels: &BatchLabels,
         forecast: &BatchForecast,
     ) -> TrendUpdate {
         let resolved = self.model.manifest();
@@ -271,31 +286,51 @@ impl Scorer {
             resolved.median_index,
             p_up,
         );
-        let spec = self.store.spec();
         let horizon = q
             .chunks_exact(nq)
-            .enumerate()
-            .map(|(h, row)| {
-                let b = closed + 1 + h as i64;
-                HorizonStep {
-                    start: rfc3339(spec.start_ms(b)),
-                    end: rfc3339(spec.end_ms(b)),
-                    quantiles: m
-                        .quantiles
-                        .iter()
-                        .zip(row)
-                        .map(|(level, v)| (level.to_string(), *v))
-                        .collect(),
-                }
+            .zip(&labels.steps)
+            .map(|(row, (start, end))| HorizonStep {
+                start: start.clone(),
+                end: end.clone(),
+                quantiles: self
+                    .level_keys
+                    .iter()
+                    .cloned()
+                    .zip(row.iter().copied())
+                    .collect(),
             })
             .collect();
         TrendUpdate {
             sku: sku.to_string(),
-            as_of: rfc3339(spec.end_ms(closed)),
-            model: m.id(),
+            as_of: labels.as_of.clone(),
+            model: self.model_id.clone(),
             seq,
             horizon,
             trend,
+        }
+    }
+}
+
+/// Timestamps shared by every update of one batch (formatted once, not per SKU).
+struct BatchLabels {
+    as_of: String,
+    steps: Vec<(String, String)>,
+}
+
+impl Scorer {
+    fn labels(&self, closed: BucketIndex) -> BatchLabels {
+        let spec = self.store.spec();
+        let horizon = self.model.manifest().manifest.horizon as i64;
+        BatchLabels {
+            as_of: rfc3339(spec.end_ms(closed)),
+            steps: (1..=horizon)
+                .map(|h| {
+                    (
+                        rfc3339(spec.start_ms(closed + h)),
+                        rfc3339(spec.end_ms(closed + h)),
+                    )
+                })
+                .collect(),
         }
     }
 }

@@ -50,7 +50,7 @@ pub fn init_logging(settings: &TelemetrySettings) {
 
 /// Errors starting the metrics endpoint.
 #[derive(Debug, thiserror::Error)]
-#[error("could not start the Prometheus endpoint on {addr}: {source}")]
+#[error("could not start the Prometheus endpoint on {addr}")]
 pub struct MetricsError {
     addr: SocketAddr,
     #[source]
