@@ -138,14 +138,7 @@ fn bench_batch_assembly(c: &mut Criterion) {
     g.bench_function("copy_256_windows", |b| {
         b.iter(|| {
             for (i, sku) in skus.iter().enumerate() {
-                if let Some(w) = store.get(sku) {
-                    w.write_window(
-                        closed,
-                        settings.window.buckets,
-                        &features,
-                        &mut input[i * per..(i + 1) * per],
-                    );
-                }
+                store.write_window(sku, closed, &features, &mut input[i * per..(i + 1) * per]);
             }
             black_box(&input);
         })

@@ -8,7 +8,8 @@
 //! ```
 //!
 //! Start-up fails fast (before any thread starts) on a missing ONNX Runtime library, a manifest
-//! that does not fit the configuration, or a model that does not match its manifest.
+//! that does not fit the configuration, a model that does not match its manifest, or input
+//! topics that are missing or not co-partitioned.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Sender};
@@ -45,6 +46,9 @@ pub enum EngineError {
     /// The scorer failed.
     #[error(transparent)]
     Scorer(#[from] ScorerError),
+    /// The input topics are missing or not co-partitioned.
+    #[error(transparent)]
+    Topics(#[from] crate::kafka::TopicError),
     /// A thread could not be started or panicked.
     #[error("engine thread {0} failed")]
     Thread(&'static str),
@@ -76,6 +80,8 @@ impl RunningEngine {
         observer: Option<UpdateObserver>,
     ) -> Result<Self, EngineError> {
         let model = load_model(settings)?;
+        let partitions = crate::kafka::check_copartitioned(&settings.kafka)?;
+        tracing::info!(partitions, "input topics are co-partitioned");
         let model_id = model.manifest().manifest.id();
         let provider = model.provider();
         let stats = Arc::new(EngineStats::new());

@@ -68,7 +68,7 @@ impl KafkaSettings {
 
 /// Errors of the topic helper.
 #[derive(Debug, thiserror::Error)]
-#[error("could not create topic {topic}: {reason}")]
+#[error("topic {topic}: {reason}")]
 pub struct TopicError {
     /// Topic name.
     pub topic: String,
@@ -136,4 +136,53 @@ pub fn create_topics(brokers: &str, topics: &[(&str, i32)]) -> Result<(), TopicE
         }
     }
     Ok(())
+}
+
+/// Number of partitions of `topic` (an error names a missing topic).
+pub fn partition_count(kafka: &KafkaSettings, topic: &str) -> Result<usize, TopicError> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use std::time::Duration;
+
+    let err = |reason: String| TopicError {
+        topic: topic.to_string(),
+        reason,
+    };
+    let client: BaseConsumer = kafka
+        .client_config()
+        .create()
+        .map_err(|e| err(e.to_string()))?;
+    let metadata = client
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .map_err(|e| err(format!("metadata request failed: {e}")))?;
+    let Some(t) = metadata.topics().first() else {
+        return Err(err("the broker returned no metadata for it".into()));
+    };
+    if let Some(e) = t.error() {
+        return Err(err(format!(
+            "the broker reports {e:?} (does the topic exist?)"
+        )));
+    }
+    if t.partitions().is_empty() {
+        return Err(err("it has no partitions (does the topic exist?)".into()));
+    }
+    Ok(t.partitions().len())
+}
+
+/// Checks that the sales and clicks topics exist with the same partition count: a SKU's sales
+/// and clicks must land in partitions with the same number, so that one instance of a consumer
+/// group holds all of a SKU's input. Returns the partition count.
+pub fn check_copartitioned(kafka: &KafkaSettings) -> Result<usize, TopicError> {
+    let sales = partition_count(kafka, &kafka.sales_topic)?;
+    let clicks = partition_count(kafka, &kafka.clicks_topic)?;
+    if sales != clicks {
+        return Err(TopicError {
+            topic: kafka.clicks_topic.clone(),
+            reason: format!(
+                "sales topic {} has {sales} partitions but clicks topic {} has {clicks}: \
+                 they must be co-partitioned (same partition count, keyed by SKU)",
+                kafka.sales_topic, kafka.clicks_topic
+            ),
+        });
+    }
+    Ok(sales)
 }
