@@ -91,6 +91,7 @@ impl RunningEngine {
         let ingest = Ingest::new(
             &settings.kafka,
             settings.ingest.clone(),
+            settings.backpressure,
             store.clone(),
             publisher.clone(),
             stats.clone(),

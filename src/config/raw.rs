@@ -75,6 +75,10 @@ pub struct RawIngest {
     pub max_abs_qty: f64,
     /// Largest accepted unit price.
     pub max_unit_price: f64,
+    /// Pause the input partitions while more windows than this wait to be scored.
+    pub max_scoring_backlog: usize,
+    /// Pause the input partitions while more messages than this wait for the broker's ack.
+    pub max_publish_in_flight: usize,
 }
 
 impl Default for RawIngest {
@@ -86,6 +90,8 @@ impl Default for RawIngest {
             max_future: "1d".into(),
             max_abs_qty: 1_000_000.0,
             max_unit_price: 1_000_000.0,
+            max_scoring_backlog: 100_000,
+            max_publish_in_flight: 100_000,
         }
     }
 }

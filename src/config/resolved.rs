@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::DateTime;
 
 use super::{ConfigError, RawConfig};
-use crate::ingest::ValidationLimits;
+use crate::ingest::{Backpressure, ValidationLimits};
 use crate::kafka::KafkaSettings;
 use crate::scoring::trend::TrendSettings;
 use crate::scoring::{ExecutionProviderKind, ScoringSettings};
@@ -21,6 +21,8 @@ pub struct Settings {
     pub kafka: KafkaSettings,
     /// Input validation limits.
     pub ingest: ValidationLimits,
+    /// When ingest pauses its partitions.
+    pub backpressure: Backpressure,
     /// Bucketing and window bounds.
     pub window: WindowSettings,
     /// Model and batching.
@@ -87,6 +89,14 @@ impl Settings {
             max_future_ms: duration("ingest.max_future", &i.max_future)?.as_millis() as i64,
             max_abs_qty: finite_positive("ingest.max_abs_qty", i.max_abs_qty)?,
             max_unit_price: finite_positive("ingest.max_unit_price", i.max_unit_price)?,
+        };
+
+        let backpressure = Backpressure {
+            max_scoring_backlog: positive("ingest.max_scoring_backlog", i.max_scoring_backlog)?,
+            max_publish_in_flight: positive(
+                "ingest.max_publish_in_flight",
+                i.max_publish_in_flight,
+            )?,
         };
 
         let w = &raw.window;
@@ -184,6 +194,7 @@ impl Settings {
         Ok(Self {
             kafka,
             ingest,
+            backpressure,
             window,
             scoring,
             trend,

@@ -49,6 +49,25 @@ impl ConsumerContext for IngestContext {
     }
 }
 
+/// When ingest pauses its partitions (from `[ingest]`): while the scorer or the producer is
+/// behind, consuming more would only grow memory. Resumes below half of each bound.
+#[derive(Debug, Clone, Copy)]
+pub struct Backpressure {
+    /// Windows waiting to be scored.
+    pub max_scoring_backlog: usize,
+    /// Messages waiting for the broker's acknowledgement.
+    pub max_publish_in_flight: usize,
+}
+
+impl Default for Backpressure {
+    fn default() -> Self {
+        Self {
+            max_scoring_backlog: 100_000,
+            max_publish_in_flight: 100_000,
+        }
+    }
+}
+
 /// Errors that stop ingest.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -64,6 +83,8 @@ pub enum IngestError {
 pub struct Ingest {
     consumer: BaseConsumer<IngestContext>,
     applier: Applier,
+    backpressure: Backpressure,
+    paused: bool,
 }
 
 /// Everything a message is applied with, apart from the consumer itself.
@@ -82,6 +103,7 @@ impl Ingest {
     pub fn new(
         kafka: &KafkaSettings,
         limits: ValidationLimits,
+        backpressure: Backpressure,
         store: Arc<WindowStore>,
         publisher: Publisher,
         stats: Arc<EngineStats>,
@@ -101,6 +123,8 @@ impl Ingest {
             .map_err(IngestError::Consumer)?;
         Ok(Self {
             consumer,
+            backpressure,
+            paused: false,
             applier: Applier {
                 admission: Admission::new(store),
                 publisher,
@@ -129,6 +153,7 @@ impl Ingest {
                 }
                 None => {}
             }
+            self.apply_backpressure();
             if housekeeping.elapsed() >= Duration::from_secs(5) {
                 let a = &self.applier;
                 let store = a.admission.store();
@@ -143,6 +168,48 @@ impl Ingest {
         }
         self.consumer.unsubscribe();
         Ok(())
+    }
+}
+
+impl Ingest {
+    /// Pauses every assigned partition while the scorer or the producer is behind, and resumes
+    /// once both are below half their bound. Polling goes on while paused, so the group session
+    /// and rebalances are served; partitions assigned while paused are paused too.
+    fn apply_backpressure(&mut self) {
+        let a = &self.applier;
+        let backlog = a.stats.scoring_backlog();
+        let in_flight = usize::try_from(a.publisher.in_flight()).unwrap_or(0);
+        let b = self.backpressure;
+        let over = backlog > b.max_scoring_backlog || in_flight > b.max_publish_in_flight;
+        let under =
+            backlog <= b.max_scoring_backlog / 2 && in_flight <= b.max_publish_in_flight / 2;
+        let change = if !self.paused && over {
+            Some(true)
+        } else if self.paused && under {
+            Some(false)
+        } else {
+            None
+        };
+        if self.paused || change.is_some() {
+            let Ok(assignment) = self.consumer.assignment() else {
+                return;
+            };
+            let pause = change.unwrap_or(true);
+            let result = if pause {
+                self.consumer.pause(&assignment)
+            } else {
+                self.consumer.resume(&assignment)
+            };
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "could not pause/resume partitions");
+                return;
+            }
+            if let Some(p) = change {
+                self.paused = p;
+                a.stats.set_paused(p);
+                tracing::debug!(paused = p, backlog, in_flight, "backpressure");
+            }
+        }
     }
 }
 

@@ -8,6 +8,7 @@ pub mod dead_letter;
 pub mod event;
 
 pub use admit::Admission;
+pub use consumer::Backpressure;
 pub use consumer::{Ingest, IngestError};
 pub use event::{
     decode, ClickKind, Event, EventBody, RejectReason, Rejection, Source, ValidationLimits,

@@ -8,7 +8,7 @@
 //! (late updates), and always when a bucket it has data in closes.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashSet};
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,6 +19,9 @@ use super::ScoringSettings;
 use crate::publish::{HorizonStep, MessageKind, Publisher, TrendUpdate};
 use crate::telemetry::EngineStats;
 use crate::window::{rfc3339, BucketIndex, Feature, ScoreDecision, WindowStore};
+
+/// Batches scored per turn of the loop before the channel is read again.
+pub const BATCHES_PER_TURN: usize = 4;
 
 /// Header on trend updates: producer create time (epoch ms) of the input event whose arrival
 /// closed the bucket the update is for. `now − header` is the event→update latency.
@@ -53,6 +56,9 @@ pub struct Scorer {
     pending: BTreeMap<BucketIndex, Vec<Arc<str>>>,
     /// SKUs throttled until an engine-clock time.
     deferred: BinaryHeap<Reverse<(i64, Arc<str>)>>,
+    /// SKUs whose bucket has closed, waiting to be scored (duplicates are harmless: a second
+    /// look finds the SKU clean).
+    ready: VecDeque<Arc<str>>,
     input: Vec<f32>,
     batch: Vec<(Arc<str>, u64)>,
     units_slot: usize,
@@ -116,6 +122,7 @@ impl Scorer {
             observer,
             clock: Instant::now(),
             pending: BTreeMap::new(),
+            ready: VecDeque::new(),
             deferred: BinaryHeap::new(),
             units_slot,
         }
@@ -130,26 +137,41 @@ impl Scorer {
     }
 
     /// Runs until every sender of `rx` is gone, then scores what is ready and returns.
+    ///
+    /// Each turn takes at most [`BATCHES_PER_TURN`] batches off the ready queue before reading the
+    /// channel again, and publishes the queue's length as the scoring backlog: ingest pauses its
+    /// partitions while the backlog is too long.
     pub fn run(mut self, rx: Receiver<ScorerMsg>) -> Result<(), ScorerError> {
+        let mut flush_acks = Vec::new();
+        let mut disconnected = false;
         loop {
-            let mut flush_acks = Vec::new();
-            let disconnected = match rx.recv_timeout(self.settings.batch_delay) {
-                Ok(msg) => {
-                    self.accept(msg, &mut flush_acks);
-                    while let Ok(msg) = rx.try_recv() {
+            if !disconnected {
+                let wait = if self.ready.is_empty() {
+                    self.settings.batch_delay
+                } else {
+                    Duration::ZERO
+                };
+                match rx.recv_timeout(wait) {
+                    Ok(msg) => {
                         self.accept(msg, &mut flush_acks);
+                        while let Ok(msg) = rx.try_recv() {
+                            self.accept(msg, &mut flush_acks);
+                        }
                     }
-                    false
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => disconnected = true,
                 }
-                Err(RecvTimeoutError::Timeout) => false,
-                Err(RecvTimeoutError::Disconnected) => true,
-            };
-            self.score_ready()?;
-            for ack in flush_acks {
-                let _ = ack.send(());
             }
-            if disconnected {
-                return Ok(());
+            self.collect_ready();
+            self.score_some()?;
+            self.stats.set_scoring_backlog(self.ready.len());
+            if self.ready.is_empty() {
+                for ack in flush_acks.drain(..) {
+                    let _ = ack.send(());
+                }
+                if disconnected {
+                    return Ok(());
+                }
             }
         }
     }
@@ -162,32 +184,41 @@ impl Scorer {
         }
     }
 
-    /// Scores every SKU whose pending bucket has closed or whose throttle has expired.
-    fn score_ready(&mut self) -> Result<(), ScorerError> {
+    /// Moves SKUs whose pending bucket has closed, or whose throttle has expired, to the ready queue.
+    fn collect_ready(&mut self) {
         let Some(closed) = self.store.closed_index() else {
-            return Ok(());
+            return;
         };
         let now = self.now_ms();
-        let mut ready: Vec<Arc<str>> = Vec::new();
         while let Some(entry) = self.pending.first_entry() {
             if *entry.key() > closed {
                 break;
             }
-            ready.extend(entry.remove());
+            self.ready.extend(entry.remove());
         }
         while let Some(Reverse((at, _))) = self.deferred.peek() {
             if *at > now {
                 break;
             }
             if let Some(Reverse((_, sku))) = self.deferred.pop() {
-                ready.push(sku);
+                self.ready.push_back(sku);
             }
         }
-        let mut seen = HashSet::with_capacity(ready.len());
-        ready.retain(|s| seen.insert(s.clone()));
+    }
+
+    /// Scores up to [`BATCHES_PER_TURN`] batches from the ready queue.
+    fn score_some(&mut self) -> Result<(), ScorerError> {
+        let Some(closed) = self.store.closed_index() else {
+            return Ok(());
+        };
+        let now = self.now_ms();
         let min_interval = self.settings.min_rescore_interval.as_millis() as i64;
         let per = self.model.window_values();
-        for sku in ready {
+        let mut batches = 0;
+        while batches < BATCHES_PER_TURN {
+            let Some(sku) = self.ready.pop_front() else {
+                break;
+            };
             let slot = self.batch.len() * per;
             let features = &self.model.manifest().features;
             let (decision, still_dirty) = self.store.prepare(
@@ -206,6 +237,7 @@ impl Scorer {
                     self.batch.push((sku, seq));
                     if self.batch.len() == self.settings.batch_size {
                         self.score_batch(closed)?;
+                        batches += 1;
                     }
                 }
                 ScoreDecision::Defer { retry_at_ms } => {

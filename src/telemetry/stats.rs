@@ -35,6 +35,12 @@ pub const PUBLISH_ERRORS: &str = "trendcast_publish_errors_total";
 pub const PUBLISH_LATENCY: &str = "trendcast_publish_latency_seconds";
 /// Input event (that closed a bucket) → trend update acknowledged by the broker.
 pub const EVENT_TO_UPDATE: &str = "trendcast_event_to_update_seconds";
+/// SKUs whose bucket closed and that wait to be scored.
+pub const SCORING_BACKLOG: &str = "trendcast_scoring_backlog_windows";
+/// 1 while ingest has paused its partitions for backpressure.
+pub const CONSUMER_PAUSED: &str = "trendcast_consumer_paused";
+/// Times ingest paused its partitions for backpressure.
+pub const CONSUMER_PAUSES: &str = "trendcast_consumer_pauses_total";
 /// Consumer lag summed over assigned partitions (from librdkafka statistics).
 pub const CONSUMER_LAG: &str = "trendcast_consumer_lag_messages";
 
@@ -79,6 +85,21 @@ pub fn describe() {
         PUBLISH_LATENCY,
         Unit::Seconds,
         "Produce to acknowledgement latency."
+    );
+    describe_gauge!(
+        SCORING_BACKLOG,
+        Unit::Count,
+        "Windows whose bucket closed, waiting to be scored."
+    );
+    describe_gauge!(
+        CONSUMER_PAUSED,
+        Unit::Count,
+        "1 while ingest pauses its partitions for backpressure."
+    );
+    describe_counter!(
+        CONSUMER_PAUSES,
+        Unit::Count,
+        "Backpressure pauses of the input partitions."
     );
     describe_gauge!(
         CONSUMER_LAG,
@@ -137,6 +158,11 @@ pub struct EngineStats {
     scoring_latency: Histogram,
     publish_latency: Histogram,
     event_to_update: Histogram,
+    backlog: std::sync::atomic::AtomicUsize,
+    backlog_gauge: Gauge,
+    paused_gauge: Gauge,
+    /// Backpressure pauses.
+    pub pauses: Tally,
     /// Recent event→update latencies in ms, for load tests (bounded).
     latency_samples: std::sync::Mutex<Vec<f32>>,
 }
@@ -175,6 +201,10 @@ impl EngineStats {
             scoring_latency: metrics::histogram!(SCORING_LATENCY),
             publish_latency: metrics::histogram!(PUBLISH_LATENCY),
             event_to_update: metrics::histogram!(EVENT_TO_UPDATE),
+            backlog: std::sync::atomic::AtomicUsize::new(0),
+            backlog_gauge: metrics::gauge!(SCORING_BACKLOG),
+            paused_gauge: metrics::gauge!(CONSUMER_PAUSED),
+            pauses: Tally::new(metrics::counter!(CONSUMER_PAUSES)),
             latency_samples: std::sync::Mutex::new(Vec::new()),
         }
     }
@@ -229,6 +259,25 @@ impl EngineStats {
         self.batch_size.record(windows as f64);
         self.scoring_latency.record(latency.as_secs_f64());
         self.windows_scored.add(windows as u64);
+    }
+
+    /// Sets the scoring backlog (windows ready but not yet scored).
+    pub fn set_scoring_backlog(&self, n: usize) {
+        self.backlog.store(n, Ordering::Relaxed);
+        self.backlog_gauge.set(n as f64);
+    }
+
+    /// The scoring backlog.
+    pub fn scoring_backlog(&self) -> usize {
+        self.backlog.load(Ordering::Relaxed)
+    }
+
+    /// Records a pause (`true`) or resume (`false`) of the input partitions.
+    pub fn set_paused(&self, paused: bool) {
+        self.paused_gauge.set(if paused { 1.0 } else { 0.0 });
+        if paused {
+            self.pauses.add(1);
+        }
     }
 
     /// Records one event→update latency (ms).

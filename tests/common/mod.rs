@@ -106,12 +106,27 @@ pub type Msg = (Option<Vec<u8>>, Option<Vec<u8>>);
 
 /// Produces `(key, value)` pairs to `topic` and waits for acknowledgement.
 pub fn produce(brokers: &str, topic: &str, messages: &[Msg]) {
-    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+    produce_with(brokers, topic, messages, &[])
+}
+
+/// Produces one message per record batch. Tansu 0.6.0 returns nothing to a fetch that starts
+/// inside a record batch (seen: 100 messages in one batch, a consumer assigned at offset 50 gets
+/// none), which a consumer that pauses and resumes mid-batch hits; with one message per batch
+/// every offset is a batch boundary.
+pub fn produce_unbatched(brokers: &str, topic: &str, messages: &[Msg]) {
+    produce_with(brokers, topic, messages, &[("batch.num.messages", "1")])
+}
+
+fn produce_with(brokers: &str, topic: &str, messages: &[Msg], extra: &[(&str, &str)]) {
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", brokers)
         .set("linger.ms", "5")
-        .set("message.max.bytes", "4194304")
-        .create()
-        .expect("producer");
+        .set("message.max.bytes", "4194304");
+    for (k, v) in extra {
+        config.set(*k, *v);
+    }
+    let producer: ThreadedProducer<DefaultProducerContext> = config.create().expect("producer");
     for (key, value) in messages {
         let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic);
         if let Some(k) = key {
