@@ -9,16 +9,6 @@ use trendcast::config::{RawConfig, Settings};
 use trendcast::ingest::{Admission, Event, EventBody, Source};
 use trendcast::window::WindowStore;
 
-fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    pages * 4096
-}
-
 fn main() {
     let n: usize = std::env::args()
         .nth(1)
@@ -32,7 +22,7 @@ fn main() {
         }
     };
     let skus: Vec<String> = (0..n).map(|i| format!("SKU-{i:08}")).collect();
-    let before = rss_bytes();
+    let before = trendcast::telemetry::rss_bytes();
     let store = Arc::new(WindowStore::new(settings.window.clone()));
     let mut admission = Admission::new(store.clone());
     for (i, sku) in skus.iter().enumerate() {
@@ -46,7 +36,7 @@ fn main() {
         };
         let _ = admission.admit(Source::Sales, 0, &event);
     }
-    let after = rss_bytes();
+    let after = trendcast::telemetry::rss_bytes();
     let per = (after.saturating_sub(before)) as f64 / n as f64;
     let raw = settings.window.ring_capacity() * 24;
     println!(

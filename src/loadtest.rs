@@ -32,35 +32,37 @@ use crate::kafka::{create_topics, KafkaSettings};
 use crate::replay::{self, ReplayOptions};
 use crate::scoring::scorer::TRIGGER_HEADER;
 
-/// Load-test options.
-#[derive(Debug, Clone)]
+/// Load-test options (also the `trendcast bench` arguments).
+#[derive(Debug, Clone, clap::Args)]
 pub struct BenchOptions {
-    /// Events in the throughput runs (at least this many).
+    /// Events in the throughput runs (Online Retail, cloned to more SKUs as needed).
+    #[arg(long, default_value_t = 2_000_000)]
     pub events: u64,
     /// Partitions per input topic.
+    #[arg(long, default_value_t = 4)]
     pub partitions: i32,
     /// Online Retail CSV.
+    #[arg(long, default_value = "data/online-retail/online_retail.csv.gz")]
     pub data: PathBuf,
     /// Seconds of paced load in the latency run.
+    #[arg(long, default_value_t = 20.0)]
     pub latency_secs: f64,
     /// SKU counts of the memory runs.
+    #[arg(long, value_delimiter = ',', default_value = "100000,1000000")]
     pub memory_skus: Vec<u64>,
-    /// Python with confluent-kafka and statsforecast, for the peer (skipped when `None`).
+    /// Python with bench/requirements.txt installed, for the peer; omit to skip it.
+    #[arg(long, env = "TRENDCAST_BENCH_PYTHON")]
     pub python: Option<PathBuf>,
-    /// Phases to run: "throughput", "latency", "memory".
+    /// Phases to run: throughput, latency, memory.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "throughput,latency,memory"
+    )]
     pub phases: Vec<String>,
-    /// Rates (events/s) of the latency run; empty = half of the measured end-to-end rate.
+    /// Rates (events/s) of the latency run; default: half the measured end-to-end rate.
+    #[arg(long, value_delimiter = ',')]
     pub latency_rates: Vec<f64>,
-}
-
-fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(0)
-        * 4096
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -301,7 +303,7 @@ fn memory_run(base: &Settings, skus: u64, partitions: i32) -> Result<Value> {
         progress: false,
     };
     replay::run(&settings.kafka, events, &options)?;
-    let before = rss_bytes();
+    let before = crate::telemetry::rss_bytes();
     let engine = RunningEngine::start(&settings, None).context("engine start")?;
     let deadline = Instant::now() + Duration::from_secs(600);
     while engine.stats().total_consumed() < skus {
@@ -315,7 +317,7 @@ fn memory_run(base: &Settings, skus: u64, partitions: i32) -> Result<Value> {
     }
     std::thread::sleep(Duration::from_secs(1));
     let held = engine.store().len() as u64;
-    let after = rss_bytes();
+    let after = crate::telemetry::rss_bytes();
     engine.shutdown(Duration::from_secs(60))?;
     let per = after.saturating_sub(before) as f64 / held.max(1) as f64;
     let raw = (settings.window.ring_capacity() * 24) as f64;

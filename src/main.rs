@@ -52,36 +52,7 @@ enum Command {
         no_progress: bool,
     },
     /// The end-to-end load run: bare consumer vs engine vs Python peer, latency, memory per SKU.
-    Bench {
-        /// Events in the throughput runs (Online Retail, cloned to more SKUs as needed).
-        #[arg(long, default_value_t = 2_000_000)]
-        events: u64,
-        /// Partitions per input topic.
-        #[arg(long, default_value_t = 4)]
-        partitions: i32,
-        /// Online Retail CSV.
-        #[arg(long, default_value = "data/online-retail/online_retail.csv.gz")]
-        data: PathBuf,
-        /// Seconds of paced load in the latency run.
-        #[arg(long, default_value_t = 20.0)]
-        latency_secs: f64,
-        /// SKU counts of the memory runs.
-        #[arg(long, value_delimiter = ',', default_value = "100000,1000000")]
-        memory_skus: Vec<u64>,
-        /// Python with bench/requirements.txt installed, for the peer; omit to skip it.
-        #[arg(long, env = "TRENDCAST_BENCH_PYTHON")]
-        python: Option<PathBuf>,
-        /// Phases to run.
-        #[arg(
-            long,
-            value_delimiter = ',',
-            default_value = "throughput,latency,memory"
-        )]
-        phases: Vec<String>,
-        /// Rates (events/s) for the latency run; default: half the measured end-to-end rate.
-        #[arg(long, value_delimiter = ',')]
-        latency_rates: Vec<f64>,
-    },
+    Bench(trendcast::loadtest::BenchOptions),
     /// Replay the bundled Online Retail log through an embedded broker and the full engine.
     Demo {
         /// Online Retail CSV (gzipped or not).
@@ -94,6 +65,14 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         top: usize,
     },
+}
+
+/// Self-contained runs (demo, bench) serve no metrics and log warnings only, unless asked.
+fn quiet(settings: &mut Settings) {
+    settings.telemetry.metrics_listen = None;
+    if std::env::var_os("RUST_LOG").is_none() && settings.telemetry.log_level == "info" {
+        settings.telemetry.log_level = "warn".into();
+    }
 }
 
 fn settings(cli: &Cli) -> Result<(config::RawConfig, Settings)> {
@@ -134,11 +113,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Demo { data, limit, top } => {
-            // The demo runs self-contained: no metrics port, quieter logs unless asked.
-            settings.telemetry.metrics_listen = None;
-            if std::env::var_os("RUST_LOG").is_none() && settings.telemetry.log_level == "info" {
-                settings.telemetry.log_level = "warn".into();
-            }
+            quiet(&mut settings);
             telemetry::init_logging(&settings.telemetry);
             trendcast::demo::run(settings, &trendcast::demo::DemoOptions { data, limit, top })
         }
@@ -175,31 +150,9 @@ fn dispatch(cli: Cli) -> Result<()> {
             println!("{}", serde_json::json!({ "replay": summary }));
             Ok(())
         }
-        Command::Bench {
-            events,
-            partitions,
-            data,
-            latency_secs,
-            memory_skus,
-            python,
-            phases,
-            latency_rates,
-        } => {
-            settings.telemetry.metrics_listen = None;
-            if std::env::var_os("RUST_LOG").is_none() && settings.telemetry.log_level == "info" {
-                settings.telemetry.log_level = "warn".into();
-            }
+        Command::Bench(options) => {
+            quiet(&mut settings);
             telemetry::init_logging(&settings.telemetry);
-            let options = trendcast::loadtest::BenchOptions {
-                events,
-                partitions,
-                data,
-                latency_secs,
-                memory_skus,
-                python,
-                phases,
-                latency_rates,
-            };
             let report = trendcast::loadtest::run(&settings, &options)?;
             println!("{report}");
             Ok(())

@@ -19,16 +19,6 @@ const DAYS: i64 = 3;
 /// The stated bound on the test process's resident memory.
 const RSS_BOUND_BYTES: u64 = 1 << 30;
 
-fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(0)
-        * 4096
-}
-
 #[test]
 fn slow_scoring_pauses_ingest_and_loses_nothing() {
     let python = std::env::var_os("TRENDCAST_PYTHON")
@@ -83,13 +73,13 @@ fn slow_scoring_pauses_ingest_and_loses_nothing() {
             msgs.len()
         );
         assert!(!engine.has_failed());
-        peak_rss = peak_rss.max(rss_bytes());
+        peak_rss = peak_rss.max(trendcast::telemetry::rss_bytes());
         std::thread::sleep(Duration::from_millis(50));
     }
     engine
         .finish_replay(Duration::from_secs(120))
         .expect("finish");
-    peak_rss = peak_rss.max(rss_bytes());
+    peak_rss = peak_rss.max(trendcast::telemetry::rss_bytes());
     let stats = engine.stats().clone();
     assert!(
         stats.pauses.get() >= 1,
