@@ -146,6 +146,49 @@ fn bench_batch_assembly(c: &mut Criterion) {
     g.finish();
 }
 
+/// Window state to and from bytes with bincode (the encoding checkpoints use): 1,000 SKUs with
+/// 40 days of sales each.
+fn bench_checkpoint_codec(c: &mut Criterion) {
+    let settings = settings();
+    let store = Arc::new(WindowStore::new(settings.window.clone()));
+    let mut admission = Admission::new(store.clone());
+    for day in 0..40_i64 {
+        for i in 0..1000 {
+            let sku = format!("SKU{i:05}");
+            let event = Event {
+                sku: sku.as_str().into(),
+                ts_ms: 1_294_000_000_000 + day * 86_400_000,
+                body: EventBody::Sale {
+                    qty: 1.0 + i as f64,
+                    unit_price: Some(2.0),
+                },
+            };
+            let _ = admission.admit(Source::Sales, 0, &event);
+        }
+    }
+    let snapshot = store.snapshot();
+    let config = bincode::config::standard();
+    let bytes = bincode::serde::encode_to_vec(&snapshot, config).expect("encode");
+    let mut g = c.benchmark_group("checkpoint_codec");
+    g.throughput(Throughput::Elements(snapshot.len() as u64));
+    g.bench_function("encode_1k_windows", |b| {
+        b.iter(|| bincode::serde::encode_to_vec(black_box(&snapshot), config).expect("encode"))
+    });
+    g.bench_function("decode_1k_windows", |b| {
+        b.iter(|| {
+            let (v, _): (Vec<(String, trendcast::window::SkuWindow)>, usize) =
+                bincode::serde::decode_from_slice(black_box(&bytes), config).expect("decode");
+            v
+        })
+    });
+    g.finish();
+    eprintln!(
+        "checkpoint_codec: {} bytes for {} windows",
+        bytes.len(),
+        snapshot.len()
+    );
+}
+
 fn bench_scoring(c: &mut Criterion) {
     if std::env::var_os("ORT_DYLIB_PATH").is_none() {
         eprintln!(
@@ -194,6 +237,7 @@ criterion_group!(
     bench_window,
     bench_contention,
     bench_batch_assembly,
+    bench_checkpoint_codec,
     bench_scoring
 );
 criterion_main!(benches);
