@@ -6,10 +6,16 @@ use libfuzzer_sys::fuzz_target;
 use trendcast::ingest::{decode, Source, ValidationLimits};
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&selector, rest)) = data.split_first() else { return };
+    let Some((&selector, rest)) = data.split_first() else {
+        return;
+    };
     let split = usize::from(selector >> 1).min(rest.len());
     let (key, payload) = rest.split_at(split);
-    let source = if selector & 1 == 0 { Source::Sales } else { Source::Clicks };
+    let source = if selector & 1 == 0 {
+        Source::Sales
+    } else {
+        Source::Clicks
+    };
     let limits = ValidationLimits::default();
     let now = 1_800_000_000_000;
     if let Ok(event) = decode(source, Some(key), Some(payload), &limits, now) {
