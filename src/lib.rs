@@ -8,6 +8,8 @@
 //! with [`config`], [`telemetry`] and [`kafka`] beside it, [`engine`] wiring them together, and
 //! [`datasets`] / [`demo`] for the bundled real data.
 
+#![warn(missing_docs)]
+
 pub mod config;
 pub mod datasets;
 pub mod demo;
