@@ -14,6 +14,7 @@ pub mod config;
 pub mod datasets;
 pub mod demo;
 pub mod engine;
+pub mod export;
 pub mod ingest;
 pub mod kafka;
 pub mod loadtest;

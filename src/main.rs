@@ -53,6 +53,21 @@ enum Command {
     },
     /// The end-to-end load run: bare consumer vs engine vs Python peer, latency, memory per SKU.
     Bench(trendcast::loadtest::BenchOptions),
+    /// Write training windows and targets from an event log, through the engine's window code.
+    ExportWindows {
+        /// Event log: engine JSONL or CSV, or the Online Retail / Retailrocket CSV.
+        #[arg(long)]
+        events: PathBuf,
+        /// auto, jsonl, csv, online-retail or retailrocket.
+        #[arg(long, default_value = "auto")]
+        format: trendcast::datasets::event_log::LogFormat,
+        /// Buckets per target (the model's horizon).
+        #[arg(long, default_value_t = 7)]
+        horizon: usize,
+        /// Output folder (windows.npy, targets.npy, index.csv, meta.json).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Replay the bundled Online Retail log through an embedded broker and the full engine.
     Demo {
         /// Online Retail CSV (gzipped or not).
@@ -155,6 +170,22 @@ fn dispatch(cli: Cli) -> Result<()> {
             telemetry::init_logging(&settings.telemetry);
             let report = trendcast::loadtest::run(&settings, &options)?;
             println!("{report}");
+            Ok(())
+        }
+        Command::ExportWindows {
+            events,
+            format,
+            horizon,
+            out,
+        } => {
+            telemetry::init_logging(&settings.telemetry);
+            let log = trendcast::datasets::event_log::load(&events, format)
+                .with_context(|| format!("reading {}", events.display()))?;
+            let rows = trendcast::export::export(log.events, &settings.window, horizon, &out)?;
+            println!(
+                "{}",
+                serde_json::json!({"export": {"rows": rows, "out": out.display().to_string(), "skipped_lines": log.skipped}})
+            );
             Ok(())
         }
         Command::Run => {
