@@ -191,7 +191,6 @@ pub fn export(
         }
     }
     let closed = store.closed_index();
-    drop(on_close);
     let rows = windows.finish()?;
 
     // Targets: the next `horizon` closed buckets' units; rows past the log's end are dropped.
