@@ -34,16 +34,7 @@ fn slow_scoring_pauses_ingest_and_loses_nothing() {
         .expect("model builder runs");
     assert!(status.success());
 
-    let topics = Topics::new("backpressure");
-    create_topics(
-        &brokers(),
-        &[
-            (&topics.sales, 2),
-            (&topics.clicks, 2),
-            (&topics.output, 2),
-            (&topics.dead_letter, 1),
-        ],
-    );
+    let topics = Topics::create("backpressure", 2);
     let day0 = 1_294_185_600_000_i64; // 2011-01-05T00:00:00Z
     let mut msgs = Vec::new();
     for d in 0..DAYS {

@@ -4,7 +4,7 @@
 mod common;
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rdkafka::Message;
 
@@ -21,16 +21,7 @@ fn msg(key: &str, value: &str) -> Msg {
 #[test]
 fn each_bad_message_is_dead_lettered_with_its_reason() {
     let brokers = brokers();
-    let topics = Topics::new("dlq");
-    create_topics(
-        &brokers,
-        &[
-            (&topics.sales, 1),
-            (&topics.clicks, 1),
-            (&topics.output, 1),
-            (&topics.dead_letter, 1),
-        ],
-    );
+    let topics = Topics::create("dlq", 1);
     let ts = 1_294_221_600_000_i64; // 2011-01-05T10:00:00Z
     let good = |sku: &str, ts: i64| {
         msg(
@@ -157,12 +148,7 @@ fn each_bad_message_is_dead_lettered_with_its_reason() {
         .collect();
 
     let engine = RunningEngine::start(&settings(&topics), None).expect("engine starts");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while engine.stats().total_consumed() < total {
-        assert!(Instant::now() < deadline, "not all input consumed");
-        assert!(!engine.has_failed(), "engine stopped on bad input");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_consumed(&engine, total, Duration::from_secs(60));
     engine
         .finish_replay(Duration::from_secs(30))
         .expect("finish");

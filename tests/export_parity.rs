@@ -5,7 +5,7 @@
 mod common;
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use trendcast::datasets::{online_retail, EventRecord};
@@ -34,16 +34,7 @@ fn exported_windows_equal_live_windows() {
         .collect();
 
     // Live: through the broker and the engine.
-    let topics = Topics::new("parity");
-    create_topics(
-        &brokers(),
-        &[
-            (&topics.sales, 2),
-            (&topics.clicks, 2),
-            (&topics.output, 2),
-            (&topics.dead_letter, 1),
-        ],
-    );
+    let topics = Topics::create("parity", 2);
     let msgs: Vec<Msg> = events
         .iter()
         .map(|e| {
@@ -56,14 +47,7 @@ fn exported_windows_equal_live_windows() {
     produce(&brokers(), &topics.sales, &msgs);
     let settings = settings(&topics);
     let engine = RunningEngine::start(&settings, None).expect("engine");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while engine.stats().total_consumed() < msgs.len() as u64 {
-        assert!(
-            Instant::now() < deadline && !engine.has_failed(),
-            "engine did not consume everything"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_consumed(&engine, msgs.len() as u64, Duration::from_secs(120));
     engine
         .finish_replay(Duration::from_secs(60))
         .expect("finish");

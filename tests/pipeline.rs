@@ -4,7 +4,7 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rdkafka::Message;
 
@@ -16,27 +16,10 @@ use trendcast::window::Feature;
 
 const DAY: i64 = 86_400_000;
 
-fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn sales_and_clicks_become_schema_valid_trend_updates() {
     let brokers = brokers();
-    let topics = Topics::new("pipeline");
-    create_topics(
-        &brokers,
-        &[
-            (&topics.sales, 4),
-            (&topics.clicks, 4),
-            (&topics.output, 4),
-            (&topics.dead_letter, 1),
-        ],
-    );
+    let topics = Topics::create("pipeline", 4);
 
     // Real sales: the first five weeks of Online Retail.
     let data = online_retail::load(&root().join("data/online-retail/online_retail.csv.gz"))
@@ -102,10 +85,7 @@ fn sales_and_clicks_become_schema_valid_trend_updates() {
 
     let settings = settings(&topics);
     let engine = RunningEngine::start(&settings, None).expect("engine starts");
-    wait_for("all input consumed", Duration::from_secs(120), || {
-        assert!(!engine.has_failed(), "engine thread stopped");
-        engine.stats().total_consumed() >= total
-    });
+    wait_consumed(&engine, total, Duration::from_secs(120));
     assert_eq!(engine.stats().total_consumed(), total);
     let rejected = engine.stats().total_rejected();
     if rejected > 0 {

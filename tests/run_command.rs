@@ -33,16 +33,7 @@ fn metric(body: &str, name: &str) -> f64 {
 #[test]
 fn run_serves_metrics_and_stops_on_sigterm() {
     let brokers = brokers();
-    let topics = Topics::new("run");
-    create_topics(
-        &brokers,
-        &[
-            (&topics.sales, 2),
-            (&topics.clicks, 2),
-            (&topics.output, 2),
-            (&topics.dead_letter, 1),
-        ],
-    );
+    let topics = Topics::create("run", 2);
     let day = 86_400_000_i64;
     let mut msgs = Vec::new();
     for d in 0..10 {

@@ -14,7 +14,8 @@ use chrono::DateTime;
 use serde::Deserialize;
 
 use super::{
-    online_retail, open_text, retailrocket, ClickRecord, DatasetError, EventRecord, SaleRecord,
+    for_each_csv_row, online_retail, open_text, retailrocket, ClickRecord, DatasetError,
+    EventRecord, SaleRecord,
 };
 use crate::ingest::{decode, Source, ValidationLimits};
 
@@ -231,17 +232,15 @@ fn load_jsonl(reader: Box<dyn Read>) -> Result<EventLog, DatasetError> {
 }
 
 fn load_csv(path: &Path) -> Result<EventLog, DatasetError> {
-    let mut csv = csv::Reader::from_reader(open_text(path)?);
     let mut log = EventLog::default();
-    for row in csv.deserialize::<CsvRow>() {
-        log.lines += 1;
-        let Ok(row) = row else {
+    let lines = for_each_csv_row(path, |row: Option<CsvRow>| {
+        let Some(row) = row else {
             log.skipped += 1;
-            continue;
+            return;
         };
         let Some(ts) = parse_ts(&row.ts) else {
             log.skipped += 1;
-            continue;
+            return;
         };
         let record = match (row.kind, row.qty) {
             (Some(kind), _) => EventRecord::Click(ClickRecord {
@@ -259,7 +258,7 @@ fn load_csv(path: &Path) -> Result<EventLog, DatasetError> {
             }),
             (None, None) => {
                 log.skipped += 1;
-                continue;
+                return;
             }
         };
         if valid(&record) {
@@ -267,7 +266,8 @@ fn load_csv(path: &Path) -> Result<EventLog, DatasetError> {
         } else {
             log.skipped += 1;
         }
-    }
+    })?;
+    log.lines = lines;
     Ok(log)
 }
 

@@ -94,6 +94,31 @@ pub fn open_text(path: &Path) -> Result<Box<dyn Read>, DatasetError> {
     })
 }
 
+/// Calls `f` for every row of the CSV at `path` (gzipped or not): `Some(row)` for a row that
+/// decodes as `T`, `None` for a malformed one. An I/O error ends the read with an error.
+/// Returns the number of rows read.
+pub fn for_each_csv_row<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    mut f: impl FnMut(Option<T>),
+) -> Result<u64, DatasetError> {
+    let mut csv = csv::Reader::from_reader(open_text(path)?);
+    let mut rows = 0;
+    for row in csv.deserialize::<T>() {
+        rows += 1;
+        match row {
+            Ok(r) => f(Some(r)),
+            Err(e) if e.is_io_error() => {
+                return Err(DatasetError::Csv {
+                    path: path.display().to_string(),
+                    source: e,
+                })
+            }
+            Err(_) => f(None),
+        }
+    }
+    Ok(rows)
+}
+
 /// Errors reading a dataset.
 #[derive(Debug, thiserror::Error)]
 pub enum DatasetError {

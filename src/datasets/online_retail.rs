@@ -21,7 +21,7 @@ use std::path::Path;
 use chrono::NaiveDateTime;
 use serde::Deserialize;
 
-use super::{open_text, DatasetError, SaleRecord};
+use super::{for_each_csv_row, DatasetError, SaleRecord};
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -58,27 +58,15 @@ pub fn is_product_code(code: &str) -> bool {
 
 /// Reads the CSV (plain or gzipped, by the `.gz` suffix) and applies the cleaning rules.
 pub fn load(path: &Path) -> Result<OnlineRetail, DatasetError> {
-    let shown = path.display().to_string();
-    let mut csv = csv::Reader::from_reader(open_text(path)?);
     let mut out = OnlineRetail::default();
-    for row in csv.deserialize::<Row>() {
-        out.lines += 1;
-        let row = match row {
-            Ok(r) => r,
-            Err(e) if e.is_io_error() => {
-                return Err(DatasetError::Csv {
-                    path: shown,
-                    source: e,
-                })
-            }
-            Err(_) => {
-                out.malformed += 1;
-                continue;
-            }
+    let lines = for_each_csv_row(path, |row: Option<Row>| {
+        let Some(row) = row else {
+            out.malformed += 1;
+            return;
         };
         if !is_product_code(&row.stock_code) {
             out.non_product += 1;
-            continue;
+            return;
         }
         let (Ok(qty), Ok(price), Ok(time)) = (
             row.quantity.trim().parse::<f64>(),
@@ -86,11 +74,11 @@ pub fn load(path: &Path) -> Result<OnlineRetail, DatasetError> {
             NaiveDateTime::parse_from_str(row.invoice_date.trim(), "%Y-%m-%d %H:%M:%S"),
         ) else {
             out.malformed += 1;
-            continue;
+            return;
         };
         if qty == 0.0 {
             out.zero_qty += 1;
-            continue;
+            return;
         }
         let description = row.description.trim();
         if !description.is_empty() && !out.descriptions.contains_key(&row.stock_code) {
@@ -104,7 +92,8 @@ pub fn load(path: &Path) -> Result<OnlineRetail, DatasetError> {
             unit_price: Some(price),
             order_id: Some(row.invoice_no),
         });
-    }
+    })?;
+    out.lines = lines;
     Ok(out)
 }
 

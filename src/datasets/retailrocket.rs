@@ -10,7 +10,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::{open_text, ClickRecord, DatasetError, EventRecord, SaleRecord};
+use super::{for_each_csv_row, ClickRecord, DatasetError, EventRecord, SaleRecord};
 
 #[derive(Debug, Deserialize)]
 struct Row {
@@ -33,27 +33,15 @@ pub struct Retailrocket {
 
 /// Reads the CSV (plain or gzipped) and converts every row.
 pub fn load(path: &Path) -> Result<Retailrocket, DatasetError> {
-    let shown = path.display().to_string();
-    let mut csv = csv::Reader::from_reader(open_text(path)?);
     let mut out = Retailrocket::default();
-    for row in csv.deserialize::<Row>() {
-        out.lines += 1;
-        let row = match row {
-            Ok(r) => r,
-            Err(e) if e.is_io_error() => {
-                return Err(DatasetError::Csv {
-                    path: shown,
-                    source: e,
-                })
-            }
-            Err(_) => {
-                out.skipped += 1;
-                continue;
-            }
+    let lines = for_each_csv_row(path, |row: Option<Row>| {
+        let Some(row) = row else {
+            out.skipped += 1;
+            return;
         };
         let Ok(secs) = row.timestamp.trim().parse::<i64>() else {
             out.skipped += 1;
-            continue;
+            return;
         };
         let sku = format!("RR-{}", row.item_idx.trim());
         let ts = secs * 1000;
@@ -77,11 +65,12 @@ pub fn load(path: &Path) -> Result<Retailrocket, DatasetError> {
             }),
             _ => {
                 out.skipped += 1;
-                continue;
+                return;
             }
         };
         out.events.push(event);
-    }
+    })?;
+    out.lines = lines;
     Ok(out)
 }
 

@@ -66,6 +66,22 @@ pub struct Topics {
 }
 
 impl Topics {
+    /// Names and creates the four topics: sales, clicks and output with `partitions` each,
+    /// the dead-letter topic with one.
+    pub fn create(prefix: &str, partitions: i32) -> Self {
+        let t = Self::new(prefix);
+        create_topics(
+            &brokers(),
+            &[
+                (&t.sales, partitions),
+                (&t.clicks, partitions),
+                (&t.output, partitions),
+                (&t.dead_letter, 1),
+            ],
+        );
+        t
+    }
+
     pub fn new(prefix: &str) -> Self {
         let base = unique(prefix);
         Self {
@@ -80,6 +96,21 @@ impl Topics {
 /// Creates topics on the test broker and waits until their metadata is visible.
 pub fn create_topics(brokers: &str, topics: &[(&str, i32)]) {
     trendcast::kafka::create_topics(brokers, topics).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Waits until `engine` has consumed `n` messages, failing the test if a thread stopped or
+/// `timeout` passed.
+pub fn wait_consumed(engine: &trendcast::engine::RunningEngine, n: u64, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while engine.stats().total_consumed() < n {
+        assert!(!engine.has_failed(), "an engine thread stopped");
+        assert!(
+            Instant::now() < deadline,
+            "consumed {} of {n} within {timeout:?}",
+            engine.stats().total_consumed()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Engine settings against the test broker and `topics`, with the shipped baseline model.
