@@ -214,7 +214,7 @@ fn bench_scoring(c: &mut Criterion) {
         let input: Vec<f32> = (0..n * per).map(|i| (i % 17) as f32).collect();
         g.throughput(Throughput::Elements(n as u64));
         g.bench_function(format!("engine_batch_{n}"), |b| {
-            b.iter(|| model.score(black_box(&input), n).expect("score"))
+            b.iter(|| model.score(black_box(&input), &[], n).expect("score"))
         });
         g.bench_function(format!("bare_ort_batch_{n}"), |b| {
             b.iter(|| {

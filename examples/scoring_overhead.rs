@@ -30,7 +30,7 @@ fn main() -> anyhow::Result<()> {
         for i in 0..iters * 2 {
             let start = Instant::now();
             if i % 2 == 0 {
-                black_box(model.score(black_box(&input), n)?);
+                black_box(model.score(black_box(&input), &[], n)?);
                 engine_t += start.elapsed();
             } else {
                 let t =

@@ -66,7 +66,7 @@ fn rust_and_python_onnxruntime_agree() {
         );
     }
     assert!(input.iter().any(|v| *v > 0.0), "windows hold real data");
-    let rust = model.score(&input, n).expect("rust scoring").quantiles;
+    let rust = model.score(&input, &[], n).expect("rust scoring").quantiles;
 
     let dir = tempfile::tempdir().expect("tempdir");
     let inp = dir.path().join("in.json");

@@ -55,6 +55,10 @@ pub struct ModelManifest {
     /// Optional direction head: `[-1]` or `[-1, 1]`, probability of a rise.
     #[serde(default)]
     pub p_up_output: Option<TensorSpec>,
+    /// Optional calendar input `[-1]` (f32): per row, days since 1970-01-01 UTC of the first
+    /// forecast bucket's start, so the graph can derive day of week and holidays itself.
+    #[serde(default)]
+    pub calendar_input: Option<TensorSpec>,
     /// ONNX file, relative to the manifest.
     pub model_file: String,
 }
@@ -199,6 +203,20 @@ impl ResolvedManifest {
                 return Err(mismatch(format!(
                     "p_up_output shape {:?} should be [-1] or [-1, 1]",
                     p.shape
+                )));
+            }
+        }
+        if let Some(c) = &manifest.calendar_input {
+            if c.shape != [-1] {
+                return Err(mismatch(format!(
+                    "calendar_input shape {:?} should be [-1]",
+                    c.shape
+                )));
+            }
+            if c.name == manifest.input.name {
+                return Err(mismatch(format!(
+                    "calendar_input and input share the name {:?}",
+                    c.name
                 )));
             }
         }

@@ -184,6 +184,19 @@ impl Model {
             .commit_from_file(&manifest.model_path)
             .map_err(runtime("loading the model"))?;
         check_outlet(session.inputs(), &manifest.manifest.input, &id, "input")?;
+        if let Some(c) = &manifest.manifest.calendar_input {
+            check_outlet(session.inputs(), c, &id, "input")?;
+        }
+        let wanted_inputs = 1 + usize::from(manifest.manifest.calendar_input.is_some());
+        if session.inputs().len() != wanted_inputs {
+            return Err(ModelError::Signature {
+                model: id,
+                reason: format!(
+                    "the graph has inputs {:?}; the manifest declares {wanted_inputs}",
+                    session.inputs().iter().map(|o| o.name()).collect::<Vec<_>>()
+                ),
+            });
+        }
         check_outlet(session.outputs(), &manifest.manifest.output, &id, "output")?;
         if let Some(p) = &manifest.manifest.p_up_output {
             check_outlet(session.outputs(), p, &id, "output")?;
@@ -212,15 +225,33 @@ impl Model {
     }
 
     /// Scores `n` windows laid out row-major in `input` (`n × window_len × features`).
-    pub fn score(&mut self, input: &[f32], n: usize) -> Result<BatchForecast, ModelError> {
+    ///
+    /// `origin_days` holds, per row, the first forecast bucket's start in days since the Unix
+    /// epoch; it is fed only to models whose manifest declares a `calendar_input` (others may
+    /// pass an empty slice).
+    pub fn score(
+        &mut self,
+        input: &[f32],
+        origin_days: &[f32],
+        n: usize,
+    ) -> Result<BatchForecast, ModelError> {
         let m = &self.manifest.manifest;
         let shape = [n, m.window_len, self.manifest.features.len()];
         let tensor = TensorRef::from_array_view((shape, &input[..n * self.window_values()]))
             .map_err(runtime("input tensor"))?;
-        let outputs = self
-            .session
-            .run(ort::inputs![m.input.name.as_str() => tensor])
-            .map_err(runtime("run"))?;
+        let mut inputs = ort::inputs![m.input.name.as_str() => tensor];
+        if let Some(c) = &m.calendar_input {
+            if origin_days.len() < n {
+                return Err(ModelError::Signature {
+                    model: m.id(),
+                    reason: format!("{n} rows but {} origin days", origin_days.len()),
+                });
+            }
+            let days = TensorRef::from_array_view(([n], &origin_days[..n]))
+                .map_err(runtime("calendar tensor"))?;
+            inputs.push((c.name.as_str().into(), days.into()));
+        }
+        let outputs = self.session.run(inputs).map_err(runtime("run"))?;
         let (_, q) = outputs[m.output.name.as_str()]
             .try_extract_tensor::<f32>()
             .map_err(runtime("quantile output"))?;

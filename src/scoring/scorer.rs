@@ -259,7 +259,9 @@ impl Scorer {
     fn score_batch(&mut self, closed: BucketIndex) -> Result<(), ScorerError> {
         let n = self.batch.len();
         let started = Instant::now();
-        let forecast = self.model.score(&self.input, n)?;
+        let origin_day = crate::window::epoch_day(self.store.spec().start_ms(closed + 1));
+        let origin_days = vec![origin_day; n];
+        let forecast = self.model.score(&self.input, &origin_days, n)?;
         self.stats.scored_batch(n, started.elapsed());
         let batch = std::mem::take(&mut self.batch);
         let labels = self.labels(closed);

@@ -47,6 +47,11 @@ pub fn is_late(spec: BucketSpec, lateness_ms: i64, source_watermark_ms: i64, ts_
     spec.index_of(ts_ms) < spec.index_of(source_watermark_ms.saturating_sub(lateness_ms))
 }
 
+/// Whole days since 1970-01-01 UTC of the instant `ms` (what a model's calendar input takes).
+pub fn epoch_day(ms: i64) -> f32 {
+    ms.div_euclid(bucket::DAY_MS) as f32
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,5 +66,13 @@ mod tests {
         assert!(!is_late(spec, hour, day1 + hour - 1, day1 - 1));
         assert!(is_late(spec, hour, day1 + hour, day1 - 1));
         assert!(!is_late(spec, hour, day1 + hour, day1));
+    }
+
+    #[test]
+    fn epoch_days_are_exact() {
+        // 2011-11-04T00:00:00Z is day 15282; one ms earlier is still day 15281
+        assert_eq!(epoch_day(1_320_364_800_000), 15282.0);
+        assert_eq!(epoch_day(1_320_364_799_999), 15281.0);
+        assert_eq!(epoch_day(-1), -1.0);
     }
 }
