@@ -76,3 +76,21 @@ start_tansu() {
   done
   log "Tansu did not start; its log:"; cat "$logfile" >&2; exit 1
 }
+
+# Training/evaluation venv (training/requirements.txt: lightgbm, statsforecast, mlforecast, pandas,
+# matplotlib, holidays, pytest + the runtime pins); exports TRENDCAST_TRAIN_PYTHON.
+ensure_training_python() {
+  local req="$TRENDCAST_ROOT/training/requirements.txt"
+  local hash
+  hash="$(sha256sum "$req" | cut -c1-12)"
+  local venv="$TRENDCAST_CACHE/train-venv-$hash"
+  if [[ ! -x "$venv/bin/python" ]] || [[ ! -f "$venv/.complete" ]]; then
+    log "creating training venv $venv from training/requirements.txt (PyPI, CPU only, a few minutes)"
+    rm -rf "$venv"
+    python3 -m venv "$venv" || { apt-get update -qq && apt-get install -y -qq python3-venv && python3 -m venv "$venv"; }
+    "$venv/bin/pip" install -q --disable-pip-version-check -r "$req"
+    "$venv/bin/pip" install -q --disable-pip-version-check --no-deps -e "$TRENDCAST_ROOT/training"
+    touch "$venv/.complete"
+  fi
+  export TRENDCAST_TRAIN_PYTHON="$venv/bin/python"
+}

@@ -1,0 +1,114 @@
+"""Forecast metrics of issue #6, over a set of (series, origin) forecasts.
+
+Shapes: actuals y [P, H]; quantile forecasts q [P, H, 3] for levels 0.1/0.5/0.9 (point = q0.5);
+history [P, T] is each pair's in-sample daily units up to the origin (NaN before the SKU's first
+sale); weights [P] is revenue in the 28 days before the origin; last14 [P] is mean units of the
+14 days before the origin.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+QUANTILES = (0.1, 0.5, 0.9)
+
+
+def naive_scales(history: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """M5 scales from the in-sample one-step naive differences, from the SKU's first sale on.
+
+    Returns (mean squared diff, mean absolute diff) per pair. `history` rows hold NaN before the
+    first sale; differences need both days non-NaN. A zero scale (constant history) becomes NaN
+    and the pair is left out of the scaled metrics.
+    """
+    d = np.diff(history, axis=1)
+    with np.errstate(invalid="ignore"):
+        sq = np.nanmean(d * d, axis=1)
+        ab = np.nanmean(np.abs(d), axis=1)
+    sq[~(sq > 0)] = np.nan
+    ab[~(ab > 0)] = np.nan
+    return sq, ab
+
+
+def rmsse(y, yhat, scale_sq):
+    """Per pair: sqrt(mean_h (y - yhat)^2 / scale_sq)."""
+    return np.sqrt(np.mean((y - yhat) ** 2, axis=1) / scale_sq)
+
+
+def mase(y, yhat, scale_abs):
+    """Per pair: mean_h |y - yhat| / scale_abs."""
+    return np.mean(np.abs(y - yhat), axis=1) / scale_abs
+
+
+def wrmsse(y, yhat, scale_sq, weights):
+    """sum_p w_p RMSSE_p / sum_p w_p over all (series, origin) pairs with a defined scale."""
+    r = rmsse(y, yhat, scale_sq)
+    ok = np.isfinite(r)
+    w = weights[ok]
+    return float(np.sum(w * r[ok]) / np.sum(w))
+
+
+def pinball(y, q, level):
+    """rho_tau(y, q) = max(tau (y - q), (tau - 1)(y - q)), elementwise."""
+    e = y - q
+    return np.maximum(level * e, (level - 1) * e)
+
+
+def wql(y, q, levels=QUANTILES):
+    """Weighted quantile loss, the mean over levels of 2 * sum pinball / sum |y|:
+
+        WQL = (1/|L|) * sum_{tau in L} [ 2 * sum_{p,h} rho_tau(y_ph, q_tau,ph) / sum_{p,h} |y_ph| ]
+
+    (GluonTS mean_wQuantileLoss; with one level 0.5 it equals sum|e| / sum|y|, the WAPE).
+    """
+    denom = np.sum(np.abs(y))
+    return float(np.mean([2 * np.sum(pinball(y, q[..., i], t)) / denom for i, t in enumerate(levels)]))
+
+
+def coverage(y, q):
+    """Share of actuals inside [q0.1, q0.9] (both ends included): the 80% interval's coverage."""
+    return float(np.mean((y >= q[..., 0]) & (y <= q[..., 2])))
+
+
+def bias(y, yhat):
+    """Relative bias sum(yhat - y) / sum(y): > 0 over-forecasts."""
+    return float(np.sum(yhat - y) / np.sum(y))
+
+
+def direction_truth(y, last14):
+    """'Up' = mean of the H horizon actuals > mean of the last 14 days before the origin."""
+    return np.mean(y, axis=1) > last14
+
+
+def direction_pred(yhat, last14, p_up=None):
+    """Predicted 'up': p_up > 0.5 where a direction head exists, else mean median forecast > last14."""
+    if p_up is not None:
+        return p_up > 0.5
+    return np.mean(yhat, axis=1) > last14
+
+
+def precision_recall(truth, pred):
+    tp = np.sum(truth & pred)
+    prec = tp / max(np.sum(pred), 1)
+    rec = tp / max(np.sum(truth), 1)
+    return float(prec), float(rec)
+
+
+def all_metrics(y, q, history, weights, last14, p_up=None) -> dict:
+    """Every metric of the report, on one model's forecasts for the same pairs."""
+    sq, ab = naive_scales(history)
+    yhat = q[..., 1]
+    r = rmsse(y, yhat, sq)
+    m = mase(y, yhat, ab)
+    prec, rec = precision_recall(direction_truth(y, last14), direction_pred(yhat, last14, p_up))
+    return {
+        "WRMSSE": wrmsse(y, yhat, sq, weights),
+        "RMSSE": float(np.nanmean(r)),
+        "MASE": float(np.nanmean(m)),
+        "MAE": float(np.mean(np.abs(y - yhat))),
+        "RMSE": float(np.sqrt(np.mean((y - yhat) ** 2))),
+        "WQL": wql(y, q),
+        "coverage80": coverage(y, q),
+        "bias": bias(y, yhat),
+        "dir_precision": prec,
+        "dir_recall": rec,
+    }
