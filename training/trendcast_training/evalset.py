@@ -1,0 +1,55 @@
+"""The (series, origin) pairs of a protocol with everything the metrics need."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from . import metrics
+from .data import Daily, Export, Protocol, date_of, eval_inputs
+
+
+@dataclass
+class EvalSet:
+    windows: np.ndarray  # [P, W, 6]
+    origin: np.ndarray  # [P] day numbers
+    actuals: np.ndarray  # [P, H]
+    sidx: np.ndarray  # [P] index into daily.skus
+    skus: np.ndarray  # [P] SKU strings
+    history: np.ndarray  # [P, T] units from the SKU's first sale to origin-1, NaN elsewhere
+    weights: np.ndarray  # [P] revenue of the 28 days before the origin
+    last14: np.ndarray  # [P] mean units of the 14 days before the origin
+    proto: Protocol
+
+    def metrics(self, q: np.ndarray, p_up: np.ndarray | None = None) -> dict:
+        return metrics.all_metrics(self.actuals, q, self.history, self.weights, self.last14, p_up)
+
+    def forecasts_frame(self, q: np.ndarray) -> pd.DataFrame:
+        """Long format `sku,origin,date,q0.1,q0.5,q0.9` (one line per forecast day)."""
+        P, H = self.actuals.shape
+        days = self.origin[:, None] + np.arange(H)[None, :]
+        return pd.DataFrame({
+            "sku": np.repeat(self.skus, H),
+            "origin": [date_of(o) for o in np.repeat(self.origin, H)],
+            "date": [date_of(d) for d in days.ravel()],
+            "q0.1": q[..., 0].ravel(), "q0.5": q[..., 1].ravel(), "q0.9": q[..., 2].ravel(),
+        })
+
+
+def make_evalset(ex: Export, daily: Daily, proto: Protocol) -> EvalSet:
+    w, o, a, s = eval_inputs(ex, daily, proto)
+    u = daily.units()
+    rev = daily.values[:, :, 1]
+    first = np.argmax(u > 0, axis=1)  # first sale column per SKU
+    T = max(daily.col(x) for x in proto.origins)
+    hist = np.full((len(s), T), np.nan, np.float32)
+    weights = np.zeros(len(s))
+    last14 = np.zeros(len(s))
+    for p, (si, oo) in enumerate(zip(s, o)):
+        c = daily.col(oo)
+        hist[p, first[si]:c] = u[si, first[si]:c]
+        weights[p] = rev[si, max(c - 28, 0):c].sum()
+        last14[p] = u[si, c - 14:c].mean()
+    return EvalSet(w, o, a, s, daily.skus[s], hist, np.maximum(weights, 0.0), last14, proto)

@@ -1,0 +1,99 @@
+"""Shared ONNX back end: quantile post-processing, model assembly, manifest."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+from . import FEATURES, QUANTILES
+from .features import OPSET, G
+
+
+def quantile_tail(g: G, q_scaled: str, scale: str, H: int, widen_lo: float, widen_hi: float) -> str:
+    """[N, H, 3] scaled quantiles -> sorted, widened around the median, times scale, clipped at 0.
+
+    sorted: lo = min, mid = sum - min - max, hi = max (non-crossing);
+    widened: lo' = mid - widen_lo (mid - lo), hi' = mid + widen_hi (hi - mid) (tuned on validation
+    origins for 80% coverage); out = max(0, s * [lo', mid, hi']).
+    """
+    i64 = np.int64
+    parts = [g.op("Gather", [q_scaled, g.const([k], i64)], axis=2) for k in range(3)]  # [N, H, 1]
+    lo = g.op("Min", parts)
+    hi = g.op("Max", parts)
+    mid = g.op("Sub", [g.op("Sub", [g.op("Sum", parts), lo]), hi])
+    lo2 = g.op("Sub", [mid, g.op("Mul", [g.op("Sub", [mid, lo]), g.const(np.float32(widen_lo))])])
+    hi2 = g.op("Add", [mid, g.op("Mul", [g.op("Sub", [hi, mid]), g.const(np.float32(widen_hi))])])
+    q = g.op("Concat", [lo2, mid, hi2], axis=2)
+    s3 = g.op("Unsqueeze", [scale, g.const([2], i64)])  # [N, 1, 1]
+    return g.op("Relu", [g.op("Mul", [q, s3])], out="quantiles")
+
+
+def postprocess_np(q_scaled: np.ndarray, scale: np.ndarray, widen_lo: float, widen_hi: float) -> np.ndarray:
+    """numpy twin of quantile_tail (for tuning without building graphs)."""
+    lo, hi = q_scaled.min(-1), q_scaled.max(-1)
+    mid = q_scaled.sum(-1) - lo - hi
+    lo2 = mid - (mid - lo) * np.float32(widen_lo)
+    hi2 = mid + (hi - mid) * np.float32(widen_hi)
+    return np.maximum(np.stack([lo2, mid, hi2], -1) * scale.reshape(-1, 1, 1), 0)
+
+
+def assemble(g: G, W: int, H: int, outputs: list, name: str, opsets_extra=()) -> onnx.ModelProto:
+    inputs = [helper.make_tensor_value_info("window", TensorProto.FLOAT, ["batch", W, len(FEATURES)]),
+              helper.make_tensor_value_info("origin_day", TensorProto.FLOAT, ["batch"])]
+    outs = [helper.make_tensor_value_info("quantiles", TensorProto.FLOAT, ["batch", H, len(QUANTILES)])]
+    if "p_up" in outputs:
+        outs.append(helper.make_tensor_value_info("p_up", TensorProto.FLOAT, ["batch"]))
+    graph = helper.make_graph(g.nodes, name, inputs, outs, g.inits)
+    ops = [helper.make_opsetid("", OPSET)] + [helper.make_opsetid(d, v) for d, v in opsets_extra]
+    m = helper.make_model(graph, opset_imports=ops, producer_name="trendcast-training")
+    m.ir_version = 9
+    onnx.checker.check_model(m)
+    return m
+
+
+def manifest(name: str, kind: str, description: str, W: int, H: int, model_file: str, p_up: bool,
+             normalisation: str, version: str = "1") -> dict:
+    m = {
+        "name": name, "version": version, "kind": kind, "description": description,
+        "bucket_width_secs": 86400, "window_len": W, "horizon": H, "features": FEATURES,
+        "quantiles": QUANTILES, "target": "units", "normalisation": normalisation,
+        "input": {"name": "window", "shape": [-1, W, len(FEATURES)]},
+        "calendar_input": {"name": "origin_day", "shape": [-1]},
+        "output": {"name": "quantiles", "shape": [-1, H, len(QUANTILES)]},
+        "model_file": model_file,
+    }
+    if p_up:
+        m["p_up_output"] = {"name": "p_up", "shape": [-1]}
+    return m
+
+
+def write(model: onnx.ModelProto, man: dict, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, out / man["model_file"])
+    (out / "manifest.json").write_text(json.dumps(man, indent=2) + "\n")
+
+
+def session(model):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    data = model.SerializeToString() if isinstance(model, onnx.ModelProto) else str(model)
+    return ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
+
+
+def run(sess, windows, origin_day, batch=32768):
+    """Score with onnxruntime in batches -> (quantiles [N,H,3], p_up [N] or None)."""
+    names = [o.name for o in sess.get_outputs()]
+    qs, ps = [], []
+    for a in range(0, len(windows), batch):
+        r = sess.run(None, {"window": np.ascontiguousarray(windows[a:a + batch], np.float32),
+                            "origin_day": np.asarray(origin_day[a:a + batch], np.float32)})
+        qs.append(r[0])
+        if "p_up" in names:
+            ps.append(r[names.index("p_up")])
+    return np.concatenate(qs), (np.concatenate(ps) if ps else None)
