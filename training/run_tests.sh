@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Ensures the training venv (scripts/env.sh ensure_training_python) and runs the training tests.
+set -euo pipefail
+# shellcheck source=../scripts/env.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/env.sh"
+ensure_training_python
+cd "$TRENDCAST_ROOT/training"
+exec "$TRENDCAST_TRAIN_PYTHON" -m pytest -q "$@"

@@ -1,0 +1,98 @@
+"""Smoke test: the first 120,000 Online Retail events (Dec 2010 - mid Mar 2011) through the binary, tiny models, ONNX checks."""
+
+import gzip
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from trendcast_training import features as F
+from trendcast_training import gbdt, neural
+from trendcast_training.data import BINARY, build_daily, export_windows, load_export
+from trendcast_training.onnx_out import postprocess_np, run, session
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT.parent / "shared" / "data" / "online-retail" / "online_retail.csv.gz"
+pytestmark = pytest.mark.skipif(not (BINARY.exists() and DATA.exists()), reason="needs the release binary + data")
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    d = tmp_path_factory.mktemp("small")
+    src = d / "or120k.csv"
+    with gzip.open(DATA, "rt", encoding="utf-8", errors="replace") as f, open(src, "w") as g:
+        for i, line in enumerate(f):
+            if i > 120_000:
+                break
+            g.write(line)
+    exp = export_windows(src, "online-retail", 7, 28, out=d / "export")
+    return d, load_export(exp)
+
+
+def test_export_loads(small):
+    _, ex = small
+    assert ex.windows.shape[1:] == (28, 6) and ex.targets.shape[1] == 7
+    daily = build_daily(ex)
+    # the rebuilt daily series agree with the export's targets (max(0, units) of the next 7 days)
+    r = int(np.nonzero(ex.complete)[0][len(ex.complete) // 2])
+    s = list(daily.skus).index(ex.sku[r])
+    c = daily.col(ex.origin[r])
+    assert np.allclose(daily.units()[s, c:c + 7], ex.targets[r])
+
+
+def test_gbdt_and_mlp_train_export_score(small):
+    d, ex = small
+    cutoff = int(ex.origin.max()) - 7
+    p = dict(gbdt.DEFAULTS, n_trees=5, rows=3000, steps_per_row=2, num_leaves=7, min_data_in_leaf=20)
+    X, Y = gbdt.training_matrix(ex, cutoff, p["rows"], p["steps_per_row"])
+    boosters = gbdt.train(X, Y, p, log=lambda *a: None)
+    onx = gbdt.export(boosters, 28, 7, 1.0, 1.2, "smoke-gbdt")
+    sess = session(onx)
+    w, o = np.asarray(ex.windows[:500]), ex.origin[:500]
+    q, p_up = run(sess, w, o)
+    assert q.shape == (500, 7, 3) and p_up is None
+    assert (q >= 0).all() and (np.diff(q, axis=-1) >= 0).all()
+    s, fh, _ = F.compute(w, o, 28, 7)
+    ref = postprocess_np(gbdt.predict_scaled(boosters, fh, 7), s, 1.0, 1.2)
+    assert np.abs(q - ref).max() <= 1e-3 * max(1.0, np.abs(ref).max())
+
+    mp = dict(neural.DEFAULTS, rows=3000, epochs=2, hidden=16, valid_days=7)
+    x, y, up, org = neural.make_data(ex, cutoff, mp["rows"])
+    net = neural.train(x, y, up, org, cutoff, 7, mp, log=lambda *a: None)
+    onx = neural.export(net, 28, 7, 1.0, 1.0, "smoke-mlp")
+    sess = session(onx)
+    w, o = np.asarray(ex.windows[:1000]), ex.origin[:1000]
+    q, p_up = run(sess, w, o)
+    assert q.shape == (1000, 7, 3) and p_up.shape == (1000,)
+    assert ((p_up >= 0) & (p_up <= 1)).all()
+    s, _, fr = F.compute(w, o, 28, 7)
+    qs, pu = net.predict_scaled(fr)
+    # ONNX vs the numpy training forward on 1,000 rows
+    assert np.abs(q - postprocess_np(qs, s, 1.0, 1.0)).max() <= 1e-4
+    assert np.abs(p_up - pu).max() <= 1e-4
+
+
+def test_train_cli_writes_model_and_manifest(small, tmp_path):
+    d, ex = small
+    src = d / "or120k.csv"
+    last = np.datetime64(int(ex.origin.max()) - 8, "D")
+    ev = [str(last - 7), str(last)]
+    va = [str(last - 21), str(last - 14)]
+    out = tmp_path / "model"
+    cmd = [sys.executable, "-m", "trendcast_training.train", "--events", str(src), "--format", "online-retail",
+           "--out", str(out), "--work", str(tmp_path / "work"), "--horizon", "7", "--min-sale-days", "3",
+           "--eval-origins", *ev, "--valid-origins", *va, "--baselines", "simple",
+           "--gbdt", json.dumps({"n_trees": 5, "rows": 3000, "num_leaves": 7, "min_data_in_leaf": 20}),
+           "--mlp", json.dumps({"rows": 3000, "epochs": 1, "hidden": 16, "valid_days": 7})]
+    subprocess.run(cmd, check=True, cwd=ROOT / "training", stdout=subprocess.DEVNULL)
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["window_len"] == 28 and man["horizon"] == 7 and man["calendar_input"]["name"] == "origin_day"
+    sess = ort.InferenceSession(str(out / man["model_file"]), providers=["CPUExecutionProvider"])
+    assert [i.name for i in sess.get_inputs()] == ["window", "origin_day"]
+    q = sess.run(None, {"window": np.zeros((3, 28, 6), np.float32), "origin_day": np.full(3, 15000.0, np.float32)})[0]
+    assert q.shape == (3, 7, 3)
+    assert (out / "EVALUATION.md").exists() and (out / "fan_chart.png").exists()

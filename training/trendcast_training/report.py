@@ -1,0 +1,112 @@
+"""Markdown + PNG evaluation report: `python -m trendcast_training.report RUN_DIR OUT_DIR`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+COLS = ["WRMSSE", "RMSSE", "MASE", "MAE", "RMSE", "WQL", "coverage80", "bias", "dir_precision", "dir_recall"]
+
+
+def table(results: dict, highlight: str | None = None) -> str:
+    lines = ["| model | " + " | ".join(COLS) + " |", "|---" * (len(COLS) + 1) + "|"]
+    for name, m in results.items():
+        nm = f"**{name}**" if name == highlight else name
+        lines.append(f"| {nm} | " + " | ".join(f"{m[c]:.4f}" for c in COLS) + " |")
+    return "\n".join(lines)
+
+
+def fan_chart(path: Path, es, forecasts: dict, daily, n: int = 4):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    # the n SKUs with the most revenue weight at the last origin
+    last = es.origin.max()
+    pairs = np.nonzero(es.origin == last)[0]
+    pairs = pairs[np.argsort(-es.weights[pairs])[:n]]
+    fig, axes = plt.subplots(n, 1, figsize=(10, 2.6 * n))
+    H = es.actuals.shape[1]
+    u = daily.units()
+    for ax, p in zip(np.atleast_1d(axes), pairs):
+        s = es.sidx[p]
+        c = daily.col(es.origin[p])
+        hist = u[s, c - 42:c]
+        x_hist = np.arange(-42, 0)
+        ax.plot(x_hist, hist, color="k", lw=1, label="history")
+        ax.plot(np.arange(H), es.actuals[p], color="k", lw=1.5, ls="--", label="actual")
+        for (name, q), col in zip(forecasts.items(), ["C0", "C1", "C2", "C3"]):
+            ax.plot(np.arange(H), q[p, :, 1], color=col, lw=1.5, label=f"{name} q0.5")
+            ax.fill_between(np.arange(H), q[p, :, 0], q[p, :, 2], color=col, alpha=0.2)
+        ax.set_title(f"SKU {es.skus[p]}  origin {np.datetime64(int(es.origin[p]), 'D')}", fontsize=9)
+        ax.axvline(0, color="grey", lw=0.5)
+    np.atleast_1d(axes)[0].legend(fontsize=7, ncol=3)
+    axes_last = np.atleast_1d(axes)[-1]
+    axes_last.set_xlabel("days from origin")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def horizon_chart(path: Path, es, forecasts: dict):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    H = es.actuals.shape[1]
+    y = es.actuals
+    for name, q in forecasts.items():
+        mae = np.abs(y - q[..., 1]).mean(0)
+        wql_h = [np.mean([2 * np.sum(np.maximum(t * (y[:, h] - q[:, h, i]), (t - 1) * (y[:, h] - q[:, h, i])))
+                          for i, t in enumerate((0.1, 0.5, 0.9))]) / np.sum(np.abs(y[:, h])) for h in range(H)]
+        axes[0].plot(np.arange(1, H + 1), mae, marker=".", label=name)
+        axes[1].plot(np.arange(1, H + 1), wql_h, marker=".", label=name)
+    axes[0].set_title("MAE by horizon step")
+    axes[1].set_title("WQL by horizon step")
+    for ax in axes:
+        ax.set_xlabel("horizon step (days)")
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def write_report(out: Path, title: str, context: str, eval_results: dict, valid_results: dict, best: str,
+                 es, forecasts: dict, daily, extra: str = "") -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    base = {k: v for k, v in eval_results.items() if not k.startswith("trendcast")}
+    best_base_w = min(base, key=lambda k: base[k]["WRMSSE"]) if base else None
+    best_base_q = min(base, key=lambda k: base[k]["WQL"]) if base else None
+    lines = [f"# {title}", "", context, ""]
+    if best_base_w:
+        b = eval_results[best]
+        gw = 1 - b["WRMSSE"] / base[best_base_w]["WRMSSE"]
+        gq = 1 - b["WQL"] / base[best_base_q]["WQL"]
+        ok = gw >= 0.15 and gq >= 0.15 and 0.75 <= b["coverage80"] <= 0.85
+        lines += ["## Targets (eval origins)", "",
+                  f"* WRMSSE: {best} {b['WRMSSE']:.4f} vs best baseline {best_base_w} "
+                  f"{base[best_base_w]['WRMSSE']:.4f} -> {100 * gw:+.1f}% better (target >= 15%)",
+                  f"* WQL: {best} {b['WQL']:.4f} vs best baseline {best_base_q} {base[best_base_q]['WQL']:.4f} "
+                  f"-> {100 * gq:+.1f}% better (target >= 15%)",
+                  f"* 80% interval coverage: {b['coverage80']:.4f} (target 0.75..0.85)",
+                  f"* all targets met: **{'yes' if ok else 'no'}**", ""]
+    lines += ["## Eval origins", "", table(eval_results, best), "",
+              "## Validation origins (used for all tuning and model choice)", "", table(valid_results, best), ""]
+    fan_chart(out / "fan_chart.png", es, forecasts, daily)
+    horizon_chart(out / "error_by_horizon.png", es, forecasts)
+    lines += ["## Charts", "", "![forecast fans vs actuals](fan_chart.png)", "",
+              "![error by horizon](error_by_horizon.png)", "", extra]
+    path = out / "EVALUATION.md"
+    path.write_text("\n".join(lines) + "\n")
+    (out / "metrics.json").write_text(json.dumps({"eval": eval_results, "valid": valid_results}, indent=2) + "\n")
+    return path
+
+
+if __name__ == "__main__":
+    print("use python -m trendcast_training.train (writes the report at the end)", file=sys.stderr)

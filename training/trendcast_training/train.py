@@ -1,0 +1,219 @@
+"""One command: export windows -> tune on validation origins -> train -> ONNX + manifest -> evaluate -> report.
+
+    python -m trendcast_training.train --events ../shared/data/online-retail/online_retail.csv.gz \
+        --format online-retail --out models/trendcast-demand
+
+Protocol (issue #6): eval origins (default the Online Retail ones) with horizon H; series = SKUs with
+sales on >= 30 distinct days before the first eval origin. Training rows: origin + H <= first eval
+origin. Interval widening and the choice between the GBDT and the MLP use ONLY the validation
+origins (models retrained with the cutoff at the first validation origin); the eval origins are
+scored once, at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pickle
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import features as F
+from . import gbdt, neural
+from .data import (CACHE, ONLINE_RETAIL_EVAL, ONLINE_RETAIL_VALID, Protocol, build_daily, day_of, export_windows,
+                   load_export)
+from .evalset import make_evalset
+from .onnx_out import manifest, postprocess_np, run, session, write
+
+T0 = time.time()
+
+
+def log(msg: str) -> None:
+    print(f"[{time.time() - T0:7.1f}s] {msg}", flush=True)
+
+
+def tune_widen(q_scaled, scale, es, p_up=None):
+    """Pick (widen_lo, widen_hi) on validation: coverage closest to 0.80, then lowest WQL."""
+    best = None
+    for lo in (1.0, 1.25, 1.5):
+        for hi in (0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.35, 1.5, 1.75):
+            m = es.metrics(postprocess_np(q_scaled, scale, lo, hi), p_up)
+            key = (round(abs(m["coverage80"] - 0.8), 2), m["WQL"])
+            if best is None or key < best[0]:
+                best = (key, lo, hi, m)
+    return best[1], best[2], best[3]
+
+
+def fit_gbdt(ex, cutoff, params, log=log):
+    X, Y = gbdt.training_matrix(ex, cutoff, params["rows"], params["steps_per_row"], min_nz28=params["min_nz28"])
+    log(f"gbdt: training matrix {X.shape} (cutoff {np.datetime64(cutoff, 'D')})")
+    return gbdt.train(X, Y, params, log=log)
+
+
+def fit_mlp(ex, cutoff, params, log=log):
+    x, y, up, org = neural.make_data(ex, cutoff, params["rows"], params["seed"])
+    log(f"mlp: training rows {x.shape} (cutoff {np.datetime64(cutoff, 'D')})")
+    return neural.train(x, y, up, org, cutoff, ex.horizon, params, log=log)
+
+
+def score_gbdt(boosters, es, W, H):
+    s, fh, _ = F.compute(es.windows, es.origin, W, H)
+    return gbdt.predict_scaled(boosters, fh, H), s, None
+
+
+def score_mlp(net, es, W, H):
+    s, _, fr = F.compute(es.windows, es.origin, W, H)
+    q, p = net.predict_scaled(fr)
+    return q, s, p
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--events", required=True)
+    ap.add_argument("--format", default="auto")
+    ap.add_argument("--out", required=True, help="model folder (best model, manifest, EVALUATION.md, PNGs)")
+    ap.add_argument("--work", default=None, help="scratch folder (forecast CSVs, runner-up model, caches)")
+    ap.add_argument("--horizon", type=int, default=14)
+    ap.add_argument("--window", type=int, default=28)
+    ap.add_argument("--eval-origins", nargs="+", default=ONLINE_RETAIL_EVAL)
+    ap.add_argument("--valid-origins", nargs="+", default=ONLINE_RETAIL_VALID)
+    ap.add_argument("--min-sale-days", type=int, default=30)
+    ap.add_argument("--name", default="trendcast-demand")
+    ap.add_argument("--families", nargs="+", default=["gbdt", "mlp"], choices=["gbdt", "mlp"])
+    ap.add_argument("--baselines", choices=["all", "simple", "none"], default="all")
+    ap.add_argument("--gbdt", type=json.loads, default={}, help="JSON overrides of gbdt.DEFAULTS")
+    ap.add_argument("--mlp", type=json.loads, default={}, help="JSON overrides of neural.DEFAULTS")
+    ap.add_argument("--no-report", action="store_true")
+    a = ap.parse_args(argv)
+
+    out = Path(a.out)
+    work = Path(a.work) if a.work else CACHE / f"run-{out.name}"
+    work.mkdir(parents=True, exist_ok=True)
+    W, H = a.window, a.horizon
+    gp = dict(gbdt.DEFAULTS, **a.gbdt)
+    mp = dict(neural.DEFAULTS, **a.mlp)
+
+    log(f"export-windows {a.events} (window {W}, horizon {H}) ...")
+    exp_dir = export_windows(a.events, a.format, H, W)
+    ex = load_export(exp_dir)
+    daily = build_daily(ex)
+    log(f"export {exp_dir}: {len(ex.origin)} rows, {len(daily.skus)} SKUs")
+    evp = Protocol([day_of(x) for x in a.eval_origins], H, a.min_sale_days)
+    vap = Protocol([day_of(x) for x in a.valid_origins], H, a.min_sale_days)
+    es_eval, es_val = make_evalset(ex, daily, evp), make_evalset(ex, daily, vap)
+    log(f"eval pairs {len(es_eval.origin)} ({len(evp.series(daily))} series), valid pairs {len(es_val.origin)}")
+
+    # ---- validation phase: train at the validation cutoff, calibrate widening, choose family
+    fitters = {"gbdt": (fit_gbdt, score_gbdt, gp), "mlp": (fit_mlp, score_mlp, mp)}
+    valid_results, widen = {}, {}
+    for fam in a.families:
+        fit, score, params = fitters[fam]
+        log(f"[valid] training {fam}")
+        model = fit(ex, vap.cutoff, params)
+        q, s, p = score(model, es_val, W, H)
+        lo, hi, m = tune_widen(q, s, es_val, p)
+        widen[fam] = (lo, hi)
+        valid_results[f"trendcast-{fam}"] = m
+        log(f"[valid] {fam}: widen lo {lo} hi {hi}: " + ", ".join(f"{k} {v:.4f}" for k, v in m.items()))
+    valid_base = baselines(a.baselines, es_val, daily, work / "baselines-valid.pkl")
+    for k, q in valid_base.items():
+        valid_results[k] = es_val.metrics(q)
+    best_fam = min(a.families, key=lambda f: valid_results[f"trendcast-{f}"]["WRMSSE"]
+                   + valid_results[f"trendcast-{f}"]["WQL"])
+    log(f"[valid] chosen family (lowest WRMSSE + WQL on validation origins): {best_fam}")
+
+    # ---- final fit at the eval cutoff, export, score eval origins through onnxruntime
+    eval_results, eval_q, models = {}, {}, {}
+    for fam in a.families:
+        fit, score, params = fitters[fam]
+        log(f"[final] training {fam}")
+        model = fit(ex, evp.cutoff, params)
+        lo, hi = widen[fam]
+        if fam == "gbdt":
+            onx = gbdt.export(model, W, H, lo, hi, f"{a.name}-gbdt")
+            desc = (f"Global LightGBM quantile regression ({len(model[0].dump_model()['tree_info'])} trees per quantile, "
+                    f"horizon step as a feature) on lags / rolling stats / price / orders / clicks / weekday / UK "
+                    f"holidays computed in-graph; interval widening lo {lo} hi {hi} tuned on validation origins.")
+        else:
+            onx = neural.export(model, W, H, lo, hi, f"{a.name}-mlp")
+            desc = (f"MLP ({mp['hidden']}x2, dropout {mp['dropout']}, weight decay {mp['weight_decay']}) on the scaled "
+                    f"window + in-graph features; pinball loss for 3 quantiles + direction head (p_up); widening "
+                    f"lo {lo} hi {hi} tuned on validation origins.")
+        man = manifest(f"{a.name}-{fam}", "gbdt" if fam == "gbdt" else "neural", desc, W, H, "model.onnx",
+                       p_up=fam == "mlp",
+                       normalisation="in-graph: units and targets divided by s = max(mean_t max(0, units_t), 1/W), "
+                                     "forecasts multiplied by s; calendar from origin_day")
+        mdir = work / f"model-{fam}"
+        write(onx, man, mdir)
+        sess = session(mdir / "model.onnx")
+        q, p = run(sess, es_eval.windows, es_eval.origin)
+        qs, s, pp = score(model, es_eval, W, H)
+        ref = postprocess_np(qs, s, lo, hi)
+        log(f"[final] {fam}: ONNX vs {'lightgbm' if fam == 'gbdt' else 'numpy'} max |diff| on "
+            f"{len(q)} pairs: quantiles {np.abs(q - ref).max():.2e}"
+            + (f", p_up {np.abs(p - pp).max():.2e}" if p is not None else ""))
+        eval_q[f"trendcast-{fam}"] = q
+        eval_results[f"trendcast-{fam}"] = es_eval.metrics(q, p)
+        models[fam] = (mdir, man)
+        es_eval.forecasts_frame(q).to_csv(work / f"forecasts-trendcast-{fam}.csv", index=False, float_format="%.4f")
+        log(f"[final] {fam} eval: " + ", ".join(f"{k} {v:.4f}" for k, v in eval_results[f'trendcast-{fam}'].items()))
+    eval_base = baselines(a.baselines, es_eval, daily, work / "baselines-eval.pkl")
+    for k, q in eval_base.items():
+        eval_results[k] = es_eval.metrics(q)
+        eval_q[k] = q
+        es_eval.forecasts_frame(q).to_csv(work / f"forecasts-{k}.csv", index=False, float_format="%.4f")
+
+    # ---- best model -> out
+    out.mkdir(parents=True, exist_ok=True)
+    mdir, man = models[best_fam]
+    shutil.copy(mdir / "model.onnx", out / "model.onnx")
+    (out / "manifest.json").write_text(json.dumps(man, indent=2) + "\n")
+    summary = {"best": f"trendcast-{best_fam}", "widen": widen, "eval": eval_results, "valid": valid_results,
+               "work": str(work), "export": str(exp_dir), "gbdt_params": gp, "mlp_params": mp,
+               "seconds": round(time.time() - T0, 1)}
+    (work / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    pickle.dump({"eval_q": eval_q}, open(work / "eval_forecasts.pkl", "wb"))
+    for k, m in eval_results.items():
+        log(f"EVAL {k:22s} " + " ".join(f"{c} {m[c]:.4f}" for c in ("WRMSSE", "WQL", "coverage80", "RMSSE", "MASE")))
+    if not a.no_report:
+        from .report import write_report
+
+        base_names = [k for k in eval_results if not k.startswith("trendcast")]
+        top_base = min(base_names, key=lambda k: eval_results[k]["WRMSSE"]) if base_names else None
+        fc = {f"trendcast-{best_fam}": eval_q[f"trendcast-{best_fam}"]}
+        if top_base:
+            fc[top_base] = eval_q[top_base]
+        ctx = (f"Events `{a.events}`; window {W} days, horizon {H}; eval origins {', '.join(a.eval_origins)}; "
+               f"validation origins {', '.join(a.valid_origins)}; {len(evp.series(daily))} series (SKUs with sales "
+               f"on >= {a.min_sale_days} days before {a.eval_origins[0]}), {len(es_eval.origin)} (series, origin) "
+               f"pairs. Best trendcast model chosen on validation origins: `trendcast-{best_fam}` "
+               f"(`{out / 'model.onnx'}`). Metrics are defined in `training/trendcast_training/metrics.py`; "
+               f"baseline quantile methods in `training/trendcast_training/baselines.py`.")
+        p = write_report(out, f"Evaluation: {a.name}", ctx, eval_results, valid_results, f"trendcast-{best_fam}",
+                         es_eval, fc, daily)
+        log(f"report {p}")
+    log(f"done: {out / 'model.onnx'} ({(out / 'model.onnx').stat().st_size / 1e6:.2f} MB), work dir {work}")
+
+
+def baselines(which: str, es, daily, cache: Path) -> dict:
+    from . import baselines as B
+
+    if which == "none":
+        return {}
+    if cache.exists():
+        res = pickle.load(open(cache, "rb"))
+        if which == "all" and "AutoETS" in res or which == "simple":
+            log(f"baselines from cache {cache}")
+            return {k: v for k, v in res.items() if which == "all" or k in ("SeasonalNaive7", "MovingAverage28")}
+    log(f"baselines ({which}) on {len(es.origin)} pairs ...")
+    res = B.all_baselines(es, daily, log=log) if which == "all" else {
+        "SeasonalNaive7": B.seasonal_naive(es), "MovingAverage28": B.moving_average(es)}
+    pickle.dump(res, open(cache, "wb"))
+    return res
+
+
+if __name__ == "__main__":
+    main()
