@@ -138,6 +138,9 @@ fn mean_median(u: &TrendUpdate) -> f64 {
 /// Runs the demo with `settings` (its `kafka.brokers` is replaced by the embedded broker).
 pub fn run(mut settings: Settings, options: &DemoOptions) -> Result<()> {
     let started = Instant::now();
+    // a self-contained run: nothing to resume from, nothing left behind
+    settings.checkpoint.dir = None;
+    settings.checkpoint.changelog_topic = None;
     let data = online_retail::load(&options.data).with_context(|| {
         format!(
             "the demo needs the Online Retail log at {} (committed under data/online-retail/)",

@@ -82,6 +82,18 @@ impl RunningEngine {
         let model = load_model(settings)?;
         let partitions = crate::kafka::check_copartitioned(&settings.kafka)?;
         tracing::info!(partitions, "input topics are co-partitioned");
+        if partitions > usize::from(u16::MAX) {
+            return Err(EngineError::Topics(crate::kafka::TopicError {
+                topic: settings.kafka.sales_topic.clone(),
+                reason: format!(
+                    "{partitions} partitions; at most {} are supported",
+                    u16::MAX
+                ),
+            }));
+        }
+        if let Some(topic) = &settings.checkpoint.changelog_topic {
+            crate::kafka::ensure_changelog(&settings.kafka, topic, partitions)?;
+        }
         let model_id = model.manifest().manifest.id();
         let provider = model.provider();
         let stats = Arc::new(EngineStats::new());
@@ -92,6 +104,7 @@ impl RunningEngine {
             &settings.kafka,
             settings.ingest.clone(),
             settings.backpressure,
+            settings.checkpoint.clone(),
             store.clone(),
             publisher.clone(),
             stats.clone(),
@@ -162,7 +175,7 @@ impl RunningEngine {
     pub fn finish_replay(&self, timeout: Duration) -> Result<(), EngineError> {
         self.store.flush();
         if let Some(tx) = &self.scorer_tx {
-            if !flush_scorer(tx, timeout) {
+            if !flush_scorer(tx, false, timeout) {
                 return Err(EngineError::Thread("scorer"));
             }
         }

@@ -42,7 +42,8 @@ impl KafkaSettings {
         let mut config = self.client_config();
         config
             .set("group.id", &self.group_id)
-            .set("enable.auto.commit", "true")
+            // offsets are committed by the checkpointer, never ahead of checkpointed state
+            .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("enable.partition.eof", "false");
@@ -79,6 +80,22 @@ pub struct TopicError {
 /// Creates `topics` (name, partitions) with replication 1 and waits until their metadata shows
 /// every partition. Used by the load test and tools; production topics are made by operators.
 pub fn create_topics(brokers: &str, topics: &[(&str, i32)]) -> Result<(), TopicError> {
+    // on a thread of its own: it runs a small runtime, which must not nest in the caller's
+    let owned: Vec<(String, i32)> = topics.iter().map(|(t, p)| (t.to_string(), *p)).collect();
+    let brokers = brokers.to_string();
+    let first = owned.first().map(|t| t.0.clone()).unwrap_or_default();
+    std::thread::spawn(move || {
+        let refs: Vec<(&str, i32)> = owned.iter().map(|(t, p)| (t.as_str(), *p)).collect();
+        create_topics_here(&brokers, &refs)
+    })
+    .join()
+    .map_err(|_| TopicError {
+        topic: first,
+        reason: "the topic creation thread panicked".into(),
+    })?
+}
+
+fn create_topics_here(brokers: &str, topics: &[(&str, i32)]) -> Result<(), TopicError> {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
     use rdkafka::client::DefaultClientContext;
     use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -185,4 +202,26 @@ pub fn check_copartitioned(kafka: &KafkaSettings) -> Result<usize, TopicError> {
         });
     }
     Ok(sales)
+}
+
+/// Checks that the changelog topic has the inputs' partition count, creating it when missing
+/// (operators of secured clusters create it beforehand, see `deploy/create-topics.sh`).
+pub fn ensure_changelog(
+    kafka: &KafkaSettings,
+    topic: &str,
+    partitions: usize,
+) -> Result<(), TopicError> {
+    match partition_count(kafka, topic) {
+        Ok(n) if n == partitions => Ok(()),
+        Ok(n) => Err(TopicError {
+            topic: topic.to_string(),
+            reason: format!(
+                "the changelog has {n} partitions but the inputs have {partitions}: they must match"
+            ),
+        }),
+        Err(_) => {
+            tracing::info!(topic, partitions, "creating the changelog topic");
+            create_topics(&kafka.brokers, &[(topic, partitions as i32)])
+        }
+    }
 }

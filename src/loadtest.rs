@@ -86,6 +86,9 @@ fn phase_settings(base: &Settings, tag: &str, partitions: i32) -> Result<Setting
     s.kafka.output_topic = format!("{id}-updates");
     s.kafka.dead_letter_topic = format!("{id}-dlq");
     s.kafka.group_id = format!("{id}-engine");
+    if s.checkpoint.changelog_topic.is_some() {
+        s.checkpoint.changelog_topic = Some(format!("{id}-changelog"));
+    }
     s.telemetry.metrics_listen = None;
     let k = &s.kafka;
     create_topics(
@@ -332,6 +335,10 @@ fn memory_run(base: &Settings, skus: u64, partitions: i32) -> Result<Value> {
 
 /// Runs every phase and returns the report.
 pub fn run(base: &Settings, options: &BenchOptions) -> Result<Value> {
+    // Measures the streaming path: checkpoints go to a changelog only (local files off).
+    let mut base = base.clone();
+    base.checkpoint.dir = None;
+    let base = &base;
     let data = online_retail::load(&options.data).context("Online Retail")?;
     let real = data.events.len() as u64;
     let clones = options.events.div_ceil(real.max(1)).max(1) as u32;

@@ -68,6 +68,13 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Print the per-SKU window state of a checkpoint folder as JSON lines (canonical: sorted by
+    /// SKU, the window ending at the newest bucket reached, non-zero buckets only).
+    DumpState {
+        /// Checkpoint folder of one consumer group: <checkpoint.dir>/<group id>.
+        #[arg(long)]
+        dir: PathBuf,
+    },
     /// Replay the bundled Online Retail log through an embedded broker and the full engine.
     Demo {
         /// Online Retail CSV (gzipped or not).
@@ -170,6 +177,15 @@ fn dispatch(cli: Cli) -> Result<()> {
             telemetry::init_logging(&settings.telemetry);
             let report = trendcast::loadtest::run(&settings, &options)?;
             println!("{report}");
+            Ok(())
+        }
+        Command::DumpState { dir } => {
+            telemetry::init_logging(&settings.telemetry);
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            let n = trendcast::checkpoint::dump::dump(&dir, &settings.window, &mut out)?;
+            std::io::Write::flush(&mut out)?;
+            eprintln!("dump-state: {n} SKUs from {}", dir.display());
             Ok(())
         }
         Command::ExportWindows {

@@ -54,12 +54,15 @@ fn run_serves_metrics_and_stops_on_sigterm() {
         .map(|a| a.port())
         .expect("free port");
     let addr = format!("127.0.0.1:{port}");
+    let state = tempfile::tempdir().expect("state dir");
+    let group = unique("run-group");
     let mut child = Command::new(env!("CARGO_BIN_EXE_trendcast"))
         .current_dir(root())
         .args(["--config", "config/default.toml", "run"])
         .env("ORT_DYLIB_PATH", ort_library())
         .env("TRENDCAST_KAFKA__BROKERS", &brokers)
-        .env("TRENDCAST_KAFKA__GROUP_ID", unique("run-group"))
+        .env("TRENDCAST_KAFKA__GROUP_ID", &group)
+        .env("TRENDCAST_CHECKPOINT__DIR", state.path())
         .env("TRENDCAST_KAFKA__SALES_TOPIC", &topics.sales)
         .env("TRENDCAST_KAFKA__CLICKS_TOPIC", &topics.clicks)
         .env("TRENDCAST_KAFKA__OUTPUT_TOPIC", &topics.output)
@@ -83,10 +86,13 @@ fn run_serves_metrics_and_stops_on_sigterm() {
             Instant::now() < deadline,
             "metrics never showed the consumed events"
         );
-        assert!(
-            child.try_wait().expect("try_wait").is_none(),
-            "trendcast run exited early"
-        );
+        if child.try_wait().expect("try_wait").is_some() {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = e.read_to_string(&mut err);
+            }
+            panic!("trendcast run exited early: {err}");
+        }
         std::thread::sleep(Duration::from_millis(200));
     };
     assert_eq!(
@@ -121,4 +127,58 @@ fn run_serves_metrics_and_stops_on_sigterm() {
     }
     assert!(exit.success(), "exit {exit:?}: {err}");
     assert!(err.contains("shutting down"), "{err}");
+
+    // graceful shutdown checkpointed the state and committed the offsets it reflects
+    let dump = Command::new(env!("CARGO_BIN_EXE_trendcast"))
+        .args(["dump-state", "--dir"])
+        .arg(state.path().join(&group))
+        .output()
+        .expect("dump-state");
+    assert!(
+        dump.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dump.stderr)
+    );
+    let text = String::from_utf8_lossy(&dump.stdout);
+    let skus: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    let mut names: Vec<&str> = skus.iter().filter_map(|v| v["sku"].as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["R1", "R2", "R3"], "{text}");
+    let committed = committed_offsets(&brokers, &group, &topics.sales, 2);
+    assert_eq!(
+        committed.iter().sum::<i64>(),
+        msgs.len() as i64,
+        "committed {committed:?}"
+    );
+}
+
+/// Committed offsets of `group` for `partitions` partitions of `topic` (0 when none).
+fn committed_offsets(brokers: &str, group: &str, topic: &str, partitions: i32) -> Vec<i64> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let list = consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .expect("committed offsets");
+    let out = list
+        .elements()
+        .iter()
+        .map(|e| match e.offset() {
+            Offset::Offset(o) => o,
+            _ => 0,
+        })
+        .collect();
+    drop(list);
+    out
 }

@@ -23,6 +23,8 @@ pub struct RawConfig {
     pub trend: RawTrend,
     /// Logs and metrics.
     pub telemetry: RawTelemetry,
+    /// Checkpoints of window state and input offsets.
+    pub checkpoint: RawCheckpoint,
 }
 
 /// `[kafka]`: brokers, topics and librdkafka properties.
@@ -195,6 +197,32 @@ impl Default for RawTelemetry {
             log_format: "human".into(),
             log_level: "info".into(),
             metrics_listen: "127.0.0.1:9464".into(),
+        }
+    }
+}
+
+/// `[checkpoint]`: where window state and input offsets are saved.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawCheckpoint {
+    /// Local directory for per-partition checkpoint logs; empty = none.
+    pub dir: String,
+    /// Changelog topic (created with the inputs' partition count when missing); empty = none.
+    /// `{group_id}` is replaced by the consumer group.
+    pub changelog_topic: String,
+    /// Time between periodic checkpoints.
+    pub interval: String,
+    /// Every this many checkpoints a partition's local log is rewritten as a full snapshot.
+    pub compact_every: u32,
+}
+
+impl Default for RawCheckpoint {
+    fn default() -> Self {
+        Self {
+            dir: "state".into(),
+            changelog_topic: "{group_id}-changelog".into(),
+            interval: "5s".into(),
+            compact_every: 20,
         }
     }
 }

@@ -31,6 +31,8 @@ pub struct Settings {
     pub trend: TrendSettings,
     /// Logs and metrics.
     pub telemetry: TelemetrySettings,
+    /// `[checkpoint]`.
+    pub checkpoint: crate::checkpoint::CheckpointSettings,
 }
 
 fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
@@ -191,6 +193,32 @@ impl Settings {
             metrics_listen,
         };
 
+        let c = &raw.checkpoint;
+        let non_blank = |v: &str| (!v.trim().is_empty()).then(|| v.trim().to_string());
+        let checkpoint = crate::checkpoint::CheckpointSettings {
+            dir: non_blank(&c.dir).map(std::path::PathBuf::from),
+            changelog_topic: non_blank(&c.changelog_topic)
+                .map(|t| t.replace("{group_id}", &kafka.group_id)),
+            interval: duration("checkpoint.interval", &c.interval)?,
+            compact_every: positive("checkpoint.compact_every", c.compact_every as usize)? as u32,
+        };
+        if checkpoint.interval < Duration::from_millis(100) {
+            return Err(invalid("checkpoint.interval", "must be at least 100ms"));
+        }
+        if checkpoint.changelog_topic.as_deref().is_some_and(|t| {
+            [
+                &kafka.sales_topic,
+                &kafka.clicks_topic,
+                &kafka.output_topic,
+                &kafka.dead_letter_topic,
+            ]
+            .contains(&&t.to_string())
+        }) {
+            return Err(invalid(
+                "checkpoint.changelog_topic",
+                "must differ from the input, output and dead-letter topics",
+            ));
+        }
         Ok(Self {
             kafka,
             ingest,
@@ -199,6 +227,7 @@ impl Settings {
             scoring,
             trend,
             telemetry,
+            checkpoint,
         })
     }
 }

@@ -1,33 +1,48 @@
-//! The ingest loop: consume sales and clicks, validate, apply to windows, tell the scorer.
+//! The ingest loop: consume sales and clicks, validate, apply to windows, tell the scorer,
+//! checkpoint.
 //!
 //! It runs on a dedicated OS thread with a `BaseConsumer`: decoding and window updates are CPU
 //! work, and a blocking poll loop keeps them off the async reactor without a hop per message.
-//! Offsets are stored only after a message has been applied or dead-lettered, and librdkafka
-//! auto-commits stored offsets, so a crash replays (never skips) input.
+//! Being the only writer of window contents, it is also where checkpoints are cut (see
+//! [`crate::checkpoint`]): periodically, when partitions are revoked, and at shutdown. Offsets are
+//! committed only after a checkpoint, so a crash replays (never skips) input, and replayed
+//! messages that a restored state already holds are skipped.
+//!
+//! Before an event that closes a bucket is applied, ingest waits until the scorer has scored
+//! everything closed so far: the scorer then never falls more than one close behind, every
+//! closed bucket with data gets its own update, and no window slides past a bucket still to be
+//! scored.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::statistics::Statistics;
-use rdkafka::ClientContext;
+use rdkafka::topic_partition_list::TopicPartitionList;
+use rdkafka::{ClientContext, Offset};
 
 use super::admit::Admission;
 use super::dead_letter;
 use super::event::{decode, Source, ValidationLimits};
+use crate::checkpoint::{CheckpointError, CheckpointSettings, Checkpointer};
 use crate::kafka::KafkaSettings;
 use crate::publish::{PublishError, Publisher};
-use crate::scoring::ScorerMsg;
+use crate::scoring::{flush_scorer, ScorerMsg};
 use crate::telemetry::EngineStats;
 use crate::window::WindowStore;
 
-/// Consumer context: logs rebalances and turns librdkafka statistics into the lag gauge.
+/// How long ingest waits for the scorer at a bucket close before going on regardless.
+const CLOSE_BARRIER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Consumer context: rebalances (checkpoint revoked partitions, restore assigned ones) and
+/// librdkafka statistics (the lag gauge).
 pub struct IngestContext {
     stats: Arc<EngineStats>,
+    applier: Arc<Mutex<Applier>>,
 }
 
 impl ClientContext for IngestContext {
@@ -43,10 +58,41 @@ impl ClientContext for IngestContext {
     }
 }
 
+fn partitions_of(tpl: &TopicPartitionList) -> Vec<u16> {
+    let mut v: Vec<u16> = tpl
+        .elements()
+        .iter()
+        .filter_map(|e| u16::try_from(e.partition()).ok())
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
 impl ConsumerContext for IngestContext {
-    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         tracing::info!(?rebalance, "partitions being rebalanced");
+        if let Rebalance::Revoke(tpl) = rebalance {
+            let parts = partitions_of(tpl);
+            lock(&self.applier).revoke(&parts, consumer);
+        }
     }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            let parts = partitions_of(tpl);
+            let mut a = lock(&self.applier);
+            for p in parts {
+                if !a.checkpoints.owns(p) {
+                    a.restore(p, consumer);
+                }
+            }
+        }
+    }
+}
+
+fn lock(applier: &Mutex<Applier>) -> MutexGuard<'_, Applier> {
+    applier.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// When ingest pauses its partitions (from `[ingest]`): while the scorer or the producer is
@@ -77,12 +123,15 @@ pub enum IngestError {
     /// A dead letter could not be enqueued.
     #[error(transparent)]
     Publish(#[from] PublishError),
+    /// Checkpoint storage could not be opened or read.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
 }
 
 /// The ingest loop: the consumer plus the per-message logic.
 pub struct Ingest {
     consumer: BaseConsumer<IngestContext>,
-    applier: Applier,
+    applier: Arc<Mutex<Applier>>,
     backpressure: Backpressure,
     paused: bool,
 }
@@ -90,20 +139,26 @@ pub struct Ingest {
 /// Everything a message is applied with, apart from the consumer itself.
 struct Applier {
     admission: Admission,
+    checkpoints: Checkpointer,
     publisher: Publisher,
     stats: Arc<EngineStats>,
     limits: ValidationLimits,
     sales_topic: String,
+    clicks_topic: String,
     dead_letter_topic: String,
     scorer: Sender<ScorerMsg>,
+    /// An error met inside a rebalance callback, reported by the loop.
+    failed: Option<IngestError>,
 }
 
 impl Ingest {
     /// Creates the consumer and subscribes to the sales and clicks topics.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         kafka: &KafkaSettings,
         limits: ValidationLimits,
         backpressure: Backpressure,
+        checkpoint: CheckpointSettings,
         store: Arc<WindowStore>,
         publisher: Publisher,
         stats: Arc<EngineStats>,
@@ -113,9 +168,24 @@ impl Ingest {
         if !kafka.properties.contains_key("statistics.interval.ms") {
             config.set("statistics.interval.ms", "5000");
         }
+        store.track_removed();
+        let capacity = store.ring_capacity();
+        let applier = Arc::new(Mutex::new(Applier {
+            admission: Admission::new(store),
+            checkpoints: Checkpointer::new(checkpoint, kafka.clone(), capacity)?,
+            publisher,
+            stats: stats.clone(),
+            limits,
+            sales_topic: kafka.sales_topic.clone(),
+            clicks_topic: kafka.clicks_topic.clone(),
+            dead_letter_topic: kafka.dead_letter_topic.clone(),
+            scorer,
+            failed: None,
+        }));
         let consumer: BaseConsumer<IngestContext> = config
             .create_with_context(IngestContext {
-                stats: stats.clone(),
+                stats,
+                applier: applier.clone(),
             })
             .map_err(IngestError::Consumer)?;
         consumer
@@ -123,49 +193,44 @@ impl Ingest {
             .map_err(IngestError::Consumer)?;
         Ok(Self {
             consumer,
+            applier,
             backpressure,
             paused: false,
-            applier: Applier {
-                admission: Admission::new(store),
-                publisher,
-                stats,
-                limits,
-                sales_topic: kafka.sales_topic.clone(),
-                dead_letter_topic: kafka.dead_letter_topic.clone(),
-                scorer,
-            },
         })
     }
 
-    /// Polls until `stop` is set, then commits the stored offsets and leaves the group.
+    /// Polls until `stop` is set; then stops consuming, lets the scorer score what is pending,
+    /// checkpoints, commits and leaves the group.
     pub fn run(mut self, stop: &AtomicBool) -> Result<(), IngestError> {
         let mut housekeeping = Instant::now();
         while !stop.load(Ordering::Acquire) {
-            match self.consumer.poll(Duration::from_millis(100)) {
-                Some(Ok(msg)) => {
-                    self.applier.handle(&msg)?;
-                    if let Err(e) = self.consumer.store_offset_from_message(&msg) {
-                        tracing::warn!(error = %e, "could not store offset");
-                    }
-                }
+            let polled = self.consumer.poll(Duration::from_millis(100));
+            let mut a = lock(&self.applier);
+            if let Some(e) = a.failed.take() {
+                return Err(e);
+            }
+            match polled {
+                Some(Ok(msg)) => a.handle(&msg, &self.consumer)?,
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "consumer error (librdkafka retries on its own)")
                 }
                 None => {}
             }
-            self.apply_backpressure();
             if housekeeping.elapsed() >= Duration::from_secs(5) {
-                let a = &self.applier;
-                let store = a.admission.store();
-                let gone = store.evict_idle();
-                a.stats.evicted(gone as u64, 0);
-                a.stats.set_skus(store.len());
+                a.housekeeping();
                 housekeeping = Instant::now();
             }
+            if a.checkpoints.due() {
+                a.checkpoint(&[], &self.consumer);
+            }
+            drop(a);
+            self.apply_backpressure();
         }
-        if let Err(e) = self.consumer.commit_consumer_state(CommitMode::Sync) {
-            tracing::debug!(error = %e, "final commit skipped");
-        }
+        let mut a = lock(&self.applier);
+        a.checkpoint(&[], &self.consumer);
+        let owned = a.checkpoints.owned();
+        a.checkpoints.release(&owned);
+        drop(a);
         self.consumer.unsubscribe();
         Ok(())
     }
@@ -176,9 +241,13 @@ impl Ingest {
     /// once both are below half their bound. Polling goes on while paused, so the group session
     /// and rebalances are served; partitions assigned while paused are paused too.
     fn apply_backpressure(&mut self) {
-        let a = &self.applier;
-        let backlog = a.stats.scoring_backlog();
-        let in_flight = usize::try_from(a.publisher.in_flight()).unwrap_or(0);
+        let (backlog, in_flight) = {
+            let a = lock(&self.applier);
+            (
+                a.stats.scoring_backlog(),
+                usize::try_from(a.publisher.in_flight()).unwrap_or(0),
+            )
+        };
         let b = self.backpressure;
         let over = backlog > b.max_scoring_backlog || in_flight > b.max_publish_in_flight;
         let under =
@@ -206,7 +275,7 @@ impl Ingest {
             }
             if let Some(p) = change {
                 self.paused = p;
-                a.stats.set_paused(p);
+                lock(&self.applier).stats.set_paused(p);
                 tracing::debug!(paused = p, backlog, in_flight, "backpressure");
             }
         }
@@ -214,39 +283,180 @@ impl Ingest {
 }
 
 impl Applier {
-    fn handle(&mut self, msg: &BorrowedMessage<'_>) -> Result<(), IngestError> {
-        let source = if msg.topic() == self.sales_topic {
+    fn source_of(&self, topic: &str) -> Source {
+        if topic == self.sales_topic {
             Source::Sales
         } else {
             Source::Clicks
+        }
+    }
+
+    fn handle(
+        &mut self,
+        msg: &BorrowedMessage<'_>,
+        consumer: &BaseConsumer<IngestContext>,
+    ) -> Result<(), IngestError> {
+        let source = self.source_of(msg.topic());
+        let Ok(partition) = u16::try_from(msg.partition()) else {
+            return Ok(());
         };
+        if !self.checkpoints.owns(partition) {
+            // assigned without a callback having restored it (should not happen): restore now
+            self.restore(partition, consumer);
+            if let Some(e) = self.failed.take() {
+                return Err(e);
+            }
+        }
+        if !self
+            .checkpoints
+            .admit_offset(source, partition, msg.offset())
+        {
+            self.stats.replay_skipped.add(1);
+            return Ok(());
+        }
         self.stats.consumed(source).add(1);
         let now_ms = chrono::Utc::now().timestamp_millis();
-        let closed_before = self.admission.store().closed_index();
-        let outcome = decode(source, msg.key(), msg.payload(), &self.limits, now_ms)
-            .and_then(|event| self.admission.admit(source, msg.partition(), &event));
-        match outcome {
+        let outcome =
+            decode(source, msg.key(), msg.payload(), &self.limits, now_ms).and_then(|event| {
+                self.admission
+                    .judge(source, msg.partition(), event.ts_ms)
+                    .map(|()| event)
+            });
+        let event = match outcome {
+            Ok(event) => event,
+            Err(rejection) => {
+                self.stats.rejected(rejection.reason).add(1);
+                tracing::debug!(topic = msg.topic(), partition = msg.partition(), offset = msg.offset(), %rejection, "message rejected");
+                dead_letter::send(&self.publisher, &self.dead_letter_topic, msg, &rejection)?;
+                return Ok(());
+            }
+        };
+        if !self.checkpoints.sku_needs(&event.sku, source, msg.offset()) {
+            self.stats.replay_skipped.add(1);
+            return Ok(());
+        }
+        let store = self.admission.store().clone();
+        let closed_before = store.closed_index();
+        let closed_after = store.closed_index_at(event.ts_ms);
+        if closed_before.is_none_or(|c| closed_after > c) {
+            // a bucket closes: let the scorer finish the previous close first
+            store.advance_watermark(event.ts_ms);
+            if let Some(created) = msg.timestamp().to_millis() {
+                store.record_close(closed_after, created);
+            }
+            if !flush_scorer(&self.scorer, false, CLOSE_BARRIER_TIMEOUT) {
+                tracing::warn!("scorer did not finish a close in time");
+            }
+        }
+        match self.admission.apply(msg.partition(), &event) {
             Ok(notify) => {
                 self.stats.window_updates.add(1);
-                let store = self.admission.store();
-                if let (Some(closed), Some(created)) =
-                    (store.closed_index(), msg.timestamp().to_millis())
-                {
-                    if closed_before != Some(closed) {
-                        store.record_close(closed, created);
-                        let _ = self.scorer.send(ScorerMsg::Closed);
-                    }
-                }
                 if let Some((sku, from)) = notify {
                     let _ = self.scorer.send(ScorerMsg::Dirty(sku, from));
                 }
             }
             Err(rejection) => {
                 self.stats.rejected(rejection.reason).add(1);
-                tracing::debug!(topic = msg.topic(), partition = msg.partition(), offset = msg.offset(), %rejection, "message rejected");
                 dead_letter::send(&self.publisher, &self.dead_letter_topic, msg, &rejection)?;
             }
         }
         Ok(())
+    }
+
+    fn housekeeping(&mut self) {
+        let store = self.admission.store().clone();
+        let admission = &self.admission;
+        let gone = store.evict_idle_by(|s, p| admission.watermark(s, i32::from(p)));
+        self.stats.evicted(gone.len() as u64, 0);
+        self.stats.set_skus(store.len());
+    }
+
+    /// Restores `partition` from its checkpoint, resuming after its committed offsets.
+    fn restore(&mut self, partition: u16, consumer: &BaseConsumer<IngestContext>) {
+        let committed = self.committed(partition, consumer);
+        match self
+            .checkpoints
+            .restore(partition, committed, &mut self.admission, &self.scorer)
+        {
+            Ok(r) => {
+                self.stats.restored(r.took);
+                tracing::info!(
+                    partition = r.partition,
+                    from = r.from,
+                    skus = r.skus,
+                    next = ?r.next,
+                    took_ms = r.took.as_millis() as u64,
+                    "partition state restored"
+                );
+            }
+            Err(e) => {
+                tracing::error!(partition, error = %e, "partition state could not be restored");
+                self.failed = Some(e.into());
+            }
+        }
+    }
+
+    /// Committed offsets (sales, clicks) of `partition`; 0 when none.
+    fn committed(&self, partition: u16, consumer: &BaseConsumer<IngestContext>) -> [i64; 2] {
+        let mut tpl = TopicPartitionList::new();
+        let p = i32::from(partition);
+        tpl.add_partition(&self.sales_topic, p);
+        tpl.add_partition(&self.clicks_topic, p);
+        let mut out = [0, 0];
+        match consumer.committed_offsets(tpl, Duration::from_secs(10)) {
+            Ok(list) => {
+                for e in list.elements() {
+                    if let Offset::Offset(o) = e.offset() {
+                        out[self.source_of(e.topic()) as usize] = o;
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(partition, error = %e, "committed offsets unknown"),
+        }
+        out
+    }
+
+    /// Checkpoints `partitions` (all owned when empty) and commits their offsets.
+    fn checkpoint(&mut self, partitions: &[u16], consumer: &BaseConsumer<IngestContext>) {
+        let started = Instant::now();
+        let cuts =
+            self.checkpoints
+                .checkpoint(partitions, &self.admission, &self.scorer, &self.publisher);
+        let mut tpl = TopicPartitionList::new();
+        for (p, next) in &cuts {
+            for (topic, offset) in [(&self.sales_topic, next[0]), (&self.clicks_topic, next[1])] {
+                if offset >= 0 {
+                    if let Err(e) =
+                        tpl.add_partition_offset(topic, i32::from(*p), Offset::Offset(offset))
+                    {
+                        tracing::warn!(error = %e, "offset not committed");
+                    }
+                }
+            }
+        }
+        if tpl.count() > 0 {
+            match consumer.commit(&tpl, CommitMode::Sync) {
+                Ok(()) => self.stats.checkpointed(started.elapsed()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "offsets not committed (next checkpoint retries)")
+                }
+            }
+        }
+    }
+
+    /// Checkpoints and commits revoked partitions, then drops their state.
+    fn revoke(&mut self, partitions: &[u16], consumer: &BaseConsumer<IngestContext>) {
+        let owned: Vec<u16> = partitions
+            .iter()
+            .copied()
+            .filter(|p| self.checkpoints.owns(*p))
+            .collect();
+        if owned.is_empty() {
+            return;
+        }
+        self.checkpoint(&owned, consumer);
+        self.checkpoints.release(&owned);
+        let dropped = self.admission.store().release(&owned);
+        tracing::info!(partitions = ?owned, skus = dropped, "revoked partitions checkpointed and released");
     }
 }

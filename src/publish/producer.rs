@@ -28,6 +28,8 @@ pub enum MessageKind {
     },
     /// A dead-lettered input message.
     DeadLetter,
+    /// A checkpoint record on the changelog topic.
+    Changelog,
 }
 
 /// Per-message delivery tag.
@@ -59,6 +61,7 @@ impl ProducerContext for PublishContext {
                     }
                 }
                 MessageKind::DeadLetter => self.stats.dead_letters.add(1),
+                MessageKind::Changelog => {}
             },
             Err((err, _)) => {
                 self.failed.fetch_add(1, Ordering::Relaxed);
@@ -113,11 +116,25 @@ impl Publisher {
         Ok(Self { producer })
     }
 
-    /// Enqueues one message; waits while librdkafka's queue is full.
+    /// Enqueues one message (partitioned by key); waits while librdkafka's queue is full.
     pub fn send(
         &self,
         kind: MessageKind,
         topic: &str,
+        key: Option<&[u8]>,
+        payload: Option<&[u8]>,
+        headers: Option<OwnedHeaders>,
+    ) -> Result<(), PublishError> {
+        self.send_to(kind, topic, None, key, payload, headers)
+    }
+
+    /// Enqueues one message to `partition` (or by key when `None`); waits while librdkafka's
+    /// queue is full.
+    pub fn send_to(
+        &self,
+        kind: MessageKind,
+        topic: &str,
+        partition: Option<i32>,
         key: Option<&[u8]>,
         payload: Option<&[u8]>,
         headers: Option<OwnedHeaders>,
@@ -128,6 +145,9 @@ impl Publisher {
         });
         let mut record: BaseRecord<'_, [u8], [u8], Box<DeliveryTag>> =
             BaseRecord::with_opaque_to(topic, tag);
+        if let Some(p) = partition {
+            record = record.partition(p);
+        }
         if let Some(k) = key {
             record = record.key(k);
         }

@@ -193,7 +193,11 @@ impl Model {
                 model: id,
                 reason: format!(
                     "the graph has inputs {:?}; the manifest declares {wanted_inputs}",
-                    session.inputs().iter().map(|o| o.name()).collect::<Vec<_>>()
+                    session
+                        .inputs()
+                        .iter()
+                        .map(|o| o.name())
+                        .collect::<Vec<_>>()
                 ),
             });
         }

@@ -32,8 +32,15 @@ pub const TRIGGER_HEADER: &str = "trendcast-trigger-created-ms";
 pub enum ScorerMsg {
     /// `sku` has unscored changes from bucket `from` on.
     Dirty(Arc<str>, BucketIndex),
-    /// Score everything that is ready now, then acknowledge.
-    Flush(SyncSender<()>),
+    /// Score every SKU whose bucket has closed (with `force`, throttled ones too, ignoring
+    /// `min_rescore_interval`), walking each forward bucket by bucket, then acknowledge.
+    /// Ingest sends it before a bucket closes (so no bucket is skipped) and before a checkpoint.
+    Flush {
+        /// Acknowledged once nothing closed is left to score.
+        ack: SyncSender<()>,
+        /// Also score throttled SKUs now.
+        force: bool,
+    },
     /// A bucket closed: wake up and score what it made ready.
     Closed,
 }
@@ -60,7 +67,10 @@ pub struct Scorer {
     /// look finds the SKU clean).
     ready: VecDeque<Arc<str>>,
     input: Vec<f32>,
-    batch: Vec<(Arc<str>, u64)>,
+    /// Rows of the batch being filled: SKU, sequence number, scored bucket.
+    batch: Vec<(Arc<str>, u64, BucketIndex)>,
+    /// Force the next scorings past the throttle (a forced flush is waiting).
+    force: bool,
     units_slot: usize,
     /// Quantile levels as output keys ("0.1", "0.5", ...).
     level_keys: Vec<String>,
@@ -125,6 +135,7 @@ impl Scorer {
             ready: VecDeque::new(),
             deferred: BinaryHeap::new(),
             units_slot,
+            force: false,
         }
     }
 
@@ -164,8 +175,11 @@ impl Scorer {
             }
             self.collect_ready();
             self.score_some()?;
+            // walking forward re-queues SKUs at buckets that may already be closed
+            self.collect_ready();
             self.stats.set_scoring_backlog(self.ready.len());
             if self.ready.is_empty() {
+                self.force = false;
                 for ack in flush_acks.drain(..) {
                     let _ = ack.send(());
                 }
@@ -179,7 +193,15 @@ impl Scorer {
     fn accept(&mut self, msg: ScorerMsg, acks: &mut Vec<SyncSender<()>>) {
         match msg {
             ScorerMsg::Dirty(sku, from) => self.enqueue(sku, from),
-            ScorerMsg::Flush(ack) => acks.push(ack),
+            ScorerMsg::Flush { ack, force } => {
+                if force {
+                    self.force = true;
+                    while let Some(Reverse((_, sku))) = self.deferred.pop() {
+                        self.ready.push_back(sku);
+                    }
+                }
+                acks.push(ack)
+            }
             ScorerMsg::Closed => {}
         }
     }
@@ -226,17 +248,18 @@ impl Scorer {
                 closed,
                 now,
                 min_interval,
+                self.force,
                 features,
                 &mut self.input[slot..slot + per],
             );
             match decision {
-                ScoreDecision::Score { seq } => {
+                ScoreDecision::Score { at, seq } => {
                     if let Some(from) = still_dirty {
                         self.enqueue(sku.clone(), from);
                     }
-                    self.batch.push((sku, seq));
+                    self.batch.push((sku, seq, at));
                     if self.batch.len() == self.settings.batch_size {
-                        self.score_batch(closed)?;
+                        self.score_batch()?;
                         batches += 1;
                     }
                 }
@@ -251,24 +274,36 @@ impl Scorer {
             }
         }
         if !self.batch.is_empty() {
-            self.score_batch(closed)?;
+            self.score_batch()?;
         }
         Ok(())
     }
 
-    fn score_batch(&mut self, closed: BucketIndex) -> Result<(), ScorerError> {
+    fn score_batch(&mut self) -> Result<(), ScorerError> {
         let n = self.batch.len();
         let started = Instant::now();
-        let origin_day = crate::window::epoch_day(self.store.spec().start_ms(closed + 1));
-        let origin_days = vec![origin_day; n];
+        let spec = self.store.spec();
+        let origin_days: Vec<f32> = self
+            .batch
+            .iter()
+            .map(|(_, _, at)| crate::window::epoch_day(spec.start_ms(at + 1)))
+            .collect();
         let forecast = self.model.score(&self.input, &origin_days, n)?;
         self.stats.scored_batch(n, started.elapsed());
         let batch = std::mem::take(&mut self.batch);
-        let labels = self.labels(closed);
-        let trigger_ms = self.store.close_trigger(closed);
-        let trigger = trigger_ms.map(|ms| ms.to_string());
-        for (i, (sku, seq)) in batch.iter().enumerate() {
-            let update = self.build_update(i, sku, *seq, &labels, &forecast);
+        // rows of one batch mostly share a bucket: format its labels once per run of rows
+        let mut current: Option<(BucketIndex, BatchLabels, Option<i64>, Option<String>)> = None;
+        for (i, (sku, seq, at)) in batch.iter().enumerate() {
+            if current.as_ref().is_none_or(|(b, ..)| b != at) {
+                let trigger_ms = self.store.close_trigger(*at);
+                let trigger = trigger_ms.map(|ms| ms.to_string());
+                current = Some((*at, self.labels(*at), trigger_ms, trigger));
+            }
+            let Some((_, labels, trigger_ms, trigger)) = current.as_ref() else {
+                continue;
+            };
+            let (trigger_ms, trigger) = (*trigger_ms, trigger.as_ref());
+            let update = self.build_update(i, sku, *seq, labels, &forecast);
             let payload = serde_json::to_vec(&update).unwrap_or_default();
             let headers = trigger
                 .as_ref()
@@ -369,10 +404,15 @@ impl Scorer {
     }
 }
 
-/// Asks the scorer to score what is ready and waits for it (up to `timeout`).
-pub fn flush_scorer(tx: &std::sync::mpsc::Sender<ScorerMsg>, timeout: Duration) -> bool {
+/// Asks the scorer to score everything closed (with `force`, throttled SKUs too) and waits for
+/// it (up to `timeout`). False when the scorer is gone or did not answer in time.
+pub fn flush_scorer(
+    tx: &std::sync::mpsc::Sender<ScorerMsg>,
+    force: bool,
+    timeout: Duration,
+) -> bool {
     let (ack_tx, ack_rx) = std::sync::mpsc::sync_channel(1);
-    if tx.send(ScorerMsg::Flush(ack_tx)).is_err() {
+    if tx.send(ScorerMsg::Flush { ack: ack_tx, force }).is_err() {
         return false;
     }
     ack_rx.recv_timeout(timeout).is_ok()

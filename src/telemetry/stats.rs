@@ -43,6 +43,14 @@ pub const CONSUMER_PAUSED: &str = "trendcast_consumer_paused";
 pub const CONSUMER_PAUSES: &str = "trendcast_consumer_pauses_total";
 /// Consumer lag summed over assigned partitions (from librdkafka statistics).
 pub const CONSUMER_LAG: &str = "trendcast_consumer_lag_messages";
+/// Replayed input messages skipped because restored state already held them.
+pub const REPLAY_SKIPPED: &str = "trendcast_replay_skipped_messages_total";
+/// Checkpoints written and committed.
+pub const CHECKPOINTS: &str = "trendcast_checkpoints_total";
+/// Checkpoint duration (scorer drain, broker acknowledgement, write, commit).
+pub const CHECKPOINT_DURATION: &str = "trendcast_checkpoint_duration_seconds";
+/// Partition restore duration.
+pub const RESTORE_DURATION: &str = "trendcast_restore_duration_seconds";
 
 /// Registers descriptions with the installed recorder.
 pub fn describe() {
@@ -106,6 +114,22 @@ pub fn describe() {
         Unit::Count,
         "Consumer lag over assigned partitions."
     );
+    describe_counter!(
+        REPLAY_SKIPPED,
+        Unit::Count,
+        "Replayed messages skipped: restored state already held them."
+    );
+    describe_counter!(
+        CHECKPOINTS,
+        Unit::Count,
+        "Checkpoints written and committed."
+    );
+    describe_histogram!(CHECKPOINT_DURATION, Unit::Seconds, "Checkpoint duration.");
+    describe_histogram!(
+        RESTORE_DURATION,
+        Unit::Seconds,
+        "Partition restore duration."
+    );
 }
 
 /// Counter pair: a metric handle and a local atomic the engine can read back.
@@ -163,6 +187,12 @@ pub struct EngineStats {
     paused_gauge: Gauge,
     /// Backpressure pauses.
     pub pauses: Tally,
+    /// Replayed messages skipped because restored state held them.
+    pub replay_skipped: Tally,
+    /// Checkpoints committed.
+    pub checkpoints: Tally,
+    checkpoint_duration: Histogram,
+    restore_duration: Histogram,
     /// Recent event→update latencies in ms, for load tests (bounded).
     latency_samples: std::sync::Mutex<Vec<f32>>,
 }
@@ -205,8 +235,23 @@ impl EngineStats {
             backlog_gauge: metrics::gauge!(SCORING_BACKLOG),
             paused_gauge: metrics::gauge!(CONSUMER_PAUSED),
             pauses: Tally::new(metrics::counter!(CONSUMER_PAUSES)),
+            replay_skipped: Tally::new(metrics::counter!(REPLAY_SKIPPED)),
+            checkpoints: Tally::new(metrics::counter!(CHECKPOINTS)),
+            checkpoint_duration: metrics::histogram!(CHECKPOINT_DURATION),
+            restore_duration: metrics::histogram!(RESTORE_DURATION),
             latency_samples: std::sync::Mutex::new(Vec::new()),
         }
+    }
+
+    /// A checkpoint was written and committed in `took`.
+    pub fn checkpointed(&self, took: Duration) {
+        self.checkpoints.add(1);
+        self.checkpoint_duration.record(took.as_secs_f64());
+    }
+
+    /// A partition was restored in `took`.
+    pub fn restored(&self, took: Duration) {
+        self.restore_duration.record(took.as_secs_f64());
     }
 
     /// One input message consumed from `source`.

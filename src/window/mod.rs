@@ -10,7 +10,7 @@ pub mod store;
 
 pub use bucket::{rfc3339, BucketIndex, BucketSpec};
 pub use features::{BucketFeatures, Feature, FEATURE_COUNT};
-pub use sku_window::{Applied, ScoreDecision, SkuWindow};
+pub use sku_window::{Applied, ScoreDecision, SkuWindow, WindowCheckError};
 pub use store::{EvictionReason, StoreOutcome, WindowStore};
 
 /// Bucketing and state bounds (from `[window]`).

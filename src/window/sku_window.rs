@@ -22,12 +22,15 @@ pub enum Applied {
 /// What the scheduler decided when it looked at a dirty window.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum ScoreDecision {
-    /// Score now: the window was copied out; publish with this sequence number.
+    /// Score now: the window ending at bucket `at` was copied out; publish with `seq`.
     Score {
-        /// Per-SKU increasing sequence number of the update.
+        /// The window's last bucket (the update's `as_of` is its end).
+        at: BucketIndex,
+        /// Per-SKU sequence number: `at << 32 | events applied`, so it grows with the state and
+        /// two updates with one `seq` were made from the same window (see [`SkuWindow::seq`]).
         seq: u64,
     },
-    /// Scored too recently at this closed bucket; try again at `retry_at_ms` (engine clock).
+    /// Scored too recently at this bucket; try again at `retry_at_ms` (engine clock).
     Defer {
         /// Engine-clock time after which scoring is allowed.
         retry_at_ms: i64,
@@ -39,14 +42,16 @@ pub enum ScoreDecision {
 /// `dirty_from` of a window with no unscored change (a sentinel keeps the struct at 64 bytes).
 const CLEAN: BucketIndex = i64::MAX;
 
-/// Width of the per-close revision counter inside `seq`.
-const REVISION_BITS: u32 = 16;
-
 /// One SKU's window state.
 ///
 /// Sales and clicks arrive on different topics, so each source has its own ring head: whether an
 /// event still fits depends only on its own topic's order, never on how the two interleave. Both
 /// sources share the ring's slots (sales fill features 0–2, clicks 3–5).
+///
+/// Scoring walks forward one bucket at a time: a window with changes from bucket `b` on is scored
+/// at `b`, then `b + 1`, ... up to the newest closed bucket it holds data for, so every closed
+/// bucket with data gets its own update. It never scores a bucket older than the last one it
+/// scored (a late change is folded into the next scoring instead), so `seq` only grows.
 ///
 /// Memory: a 64-byte struct (including the ring's pointer) plus `capacity × 24` bytes of
 /// buckets (f32 × 6 features) on the heap; the map entry adds the key. With the defaults
@@ -58,26 +63,97 @@ pub struct SkuWindow {
     heads: [BucketIndex; 2],
     /// Oldest bucket changed since the last scoring; `CLEAN` when none.
     dirty_from: BucketIndex,
-    /// Closed-bucket index at the last scoring.
+    /// Bucket of the last scoring.
     scored_close: BucketIndex,
-    /// Scorings made at `scored_close` (the low bits of `seq`).
-    revision: u32,
     /// Engine-clock time of the last scoring (ms).
     last_scored_ms: i64,
     /// Ring of buckets; bucket `b` lives at `b mod capacity`.
     ring: Box<[BucketFeatures]>,
+    /// Events applied to this window so far (saturating); the low half of `seq`.
+    applied: u32,
+    /// Input partition the SKU's events come from (its checkpoint is that partition's).
+    partition: u16,
+    /// Changed since the last checkpoint.
+    unsaved: bool,
+}
+
+/// Why a decoded window was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WindowCheckError {
+    /// The ring's length is not the configured capacity.
+    #[error("ring holds {found} buckets, the configuration needs {expected}")]
+    Capacity {
+        /// Configured ring capacity.
+        expected: usize,
+        /// Ring length found.
+        found: usize,
+    },
+    /// A feature value is NaN or infinite.
+    #[error("a feature value is not finite")]
+    NotFinite,
+    /// Bookkeeping fields are out of range.
+    #[error("bookkeeping out of range: {0}")]
+    Bookkeeping(&'static str),
 }
 
 impl SkuWindow {
-    /// An empty window able to hold `capacity` buckets (closed window plus open slots).
-    pub fn new(capacity: usize) -> Self {
+    /// An empty window of input partition `partition`, able to hold `capacity` buckets
+    /// (closed window plus open slots).
+    pub fn new(capacity: usize, partition: u16) -> Self {
         Self {
             heads: [i64::MIN; 2],
             dirty_from: CLEAN,
             scored_close: i64::MIN,
-            revision: 0,
             last_scored_ms: i64::MIN,
             ring: vec![[0.0; FEATURE_COUNT]; capacity.max(1)].into_boxed_slice(),
+            applied: 0,
+            partition,
+            unsaved: true,
+        }
+    }
+
+    /// Checks a window that came from outside (a checkpoint) before it is used: the ring must
+    /// have `capacity` slots of finite values and the bookkeeping must be in range.
+    pub fn validate(&self, capacity: usize) -> Result<(), WindowCheckError> {
+        if self.ring.len() != capacity {
+            return Err(WindowCheckError::Capacity {
+                expected: capacity,
+                found: self.ring.len(),
+            });
+        }
+        if self.ring.iter().flatten().any(|v| !v.is_finite()) {
+            return Err(WindowCheckError::NotFinite);
+        }
+        // Bucket indices stay far from the i64 ends, so index arithmetic cannot overflow.
+        const LIMIT: i64 = 1 << 40;
+        let in_range = |b: i64| b == i64::MIN || (-LIMIT..LIMIT).contains(&b);
+        if !self.heads.iter().all(|h| in_range(*h)) || !in_range(self.scored_close) {
+            return Err(WindowCheckError::Bookkeeping("bucket index"));
+        }
+        if self.dirty_from != CLEAN && !(-LIMIT..LIMIT).contains(&self.dirty_from) {
+            return Err(WindowCheckError::Bookkeeping("dirty bucket"));
+        }
+        Ok(())
+    }
+
+    /// A window from the version-1 checkpoint layout (see `checkpoint::format::v1`).
+    pub fn from_v1(
+        heads: [BucketIndex; 2],
+        dirty_from: BucketIndex,
+        scored_close: BucketIndex,
+        last_scored_ms: i64,
+        ring: Box<[BucketFeatures]>,
+        partition: u16,
+    ) -> Self {
+        Self {
+            heads,
+            dirty_from,
+            scored_close,
+            last_scored_ms,
+            ring,
+            applied: 0,
+            partition,
+            unsaved: true,
         }
     }
 
@@ -95,6 +171,12 @@ impl SkuWindow {
         (h != i64::MIN).then_some(h)
     }
 
+    /// Newest bucket index held for `source`.
+    pub fn source_head(&self, source: Source) -> Option<BucketIndex> {
+        let h = self.heads[source as usize];
+        (h != i64::MIN).then_some(h)
+    }
+
     fn holds(&self, source: Source, bucket: BucketIndex) -> bool {
         let head = self.heads[source as usize];
         head != i64::MIN && bucket <= head && bucket > head - self.capacity()
@@ -103,6 +185,31 @@ impl SkuWindow {
     /// Oldest bucket changed since the last scoring.
     pub fn dirty_from(&self) -> Option<BucketIndex> {
         (self.dirty_from != CLEAN).then_some(self.dirty_from)
+    }
+
+    /// The input partition this SKU's events come from.
+    pub fn partition(&self) -> u16 {
+        self.partition
+    }
+
+    /// Events applied so far.
+    pub fn applied(&self) -> u32 {
+        self.applied
+    }
+
+    /// True when the window changed since it was last checkpointed.
+    pub fn unsaved(&self) -> bool {
+        self.unsaved
+    }
+
+    /// Marks the window as saved in a checkpoint.
+    pub fn mark_saved(&mut self) {
+        self.unsaved = false;
+    }
+
+    /// The sequence number of an update made from this window ending at bucket `at`.
+    pub fn seq(&self, at: BucketIndex) -> u64 {
+        ((at.max(0) as u64) << 32) | u64::from(self.applied)
     }
 
     /// Adds one event in bucket `bucket`, sliding its source's part of the ring forward when the
@@ -127,6 +234,8 @@ impl SkuWindow {
         }
         let slot = self.slot(bucket);
         apply(&mut self.ring[slot], body);
+        self.applied = self.applied.saturating_add(1);
+        self.unsaved = true;
         let newly_dirty = bucket < self.dirty_from;
         if newly_dirty {
             self.dirty_from = bucket;
@@ -164,20 +273,30 @@ impl SkuWindow {
         }
     }
 
-    /// True when nothing in the window can matter again: the newest bucket held is older than
-    /// the `len` buckets ending at `closed`, and there is no unscored change.
-    pub fn is_idle(&self, closed: BucketIndex, len: usize) -> bool {
-        self.dirty_from == CLEAN && self.head().is_none_or(|h| h <= closed - len as i64)
+    /// True when nothing in the window can matter again: there is no unscored change and each
+    /// source's newest bucket is older than the `len` buckets ending at `closed(source)`, the
+    /// newest closed bucket of the SKU's own input partition of that source.
+    pub fn is_idle(&self, len: usize, closed: impl Fn(Source) -> Option<BucketIndex>) -> bool {
+        self.dirty_from == CLEAN
+            && [Source::Sales, Source::Clicks].into_iter().all(|s| {
+                match (self.source_head(s), closed(s)) {
+                    (None, _) => true,
+                    (Some(h), Some(c)) => h <= c - len as i64,
+                    (Some(_), None) => false,
+                }
+            })
     }
 
     /// Decides whether to score now, given the closed-bucket index `closed`, the engine clock
-    /// `now_ms` and the shortest interval between two scorings within one closed bucket.
-    /// On `Score` the dirty mark is cleared and the sequence number advanced.
+    /// `now_ms` and the shortest interval between two scorings of one bucket. `force` ignores
+    /// that interval (used before a checkpoint). On `Score` the dirty mark moves past the scored
+    /// bucket.
     pub fn decide(
         &mut self,
         closed: BucketIndex,
         now_ms: i64,
         min_interval_ms: i64,
+        force: bool,
     ) -> ScoreDecision {
         let Some(from) = self.dirty_from() else {
             return ScoreDecision::Clean;
@@ -185,26 +304,28 @@ impl SkuWindow {
         if from > closed {
             return ScoreDecision::Clean;
         }
-        if closed == self.scored_close {
-            let retry_at_ms = self.last_scored_ms.saturating_add(min_interval_ms);
-            if now_ms < retry_at_ms || self.revision + 1 >= (1 << REVISION_BITS) {
-                return ScoreDecision::Defer {
-                    retry_at_ms: retry_at_ms.max(now_ms + 1),
-                };
+        let head = self.head().unwrap_or(from);
+        let mut at = from.max(self.scored_close);
+        if at == self.scored_close {
+            if head > at && at < closed {
+                // a late change to an older bucket rides along with the next bucket's scoring
+                at += 1;
+            } else {
+                let retry_at_ms = self.last_scored_ms.saturating_add(min_interval_ms);
+                if !force && now_ms < retry_at_ms {
+                    return ScoreDecision::Defer {
+                        retry_at_ms: retry_at_ms.max(now_ms + 1),
+                    };
+                }
             }
-            self.revision += 1;
-        } else {
-            self.scored_close = closed;
-            self.revision = 0;
         }
+        self.scored_close = at;
         self.last_scored_ms = now_ms;
-        // Changes to still-open buckets stay pending until those buckets close.
-        self.dirty_from = match self.head() {
-            Some(h) if h > closed => closed + 1,
-            _ => CLEAN,
-        };
+        // Changes to later buckets stay pending: the next scoring is at `at + 1`.
+        self.dirty_from = if head > at { at + 1 } else { CLEAN };
         ScoreDecision::Score {
-            seq: ((closed.max(0) as u64) << REVISION_BITS) | u64::from(self.revision),
+            at,
+            seq: self.seq(at),
         }
     }
 }
@@ -222,7 +343,7 @@ mod tests {
 
     #[test]
     fn slides_and_clears_old_slots() {
-        let mut w = SkuWindow::new(3);
+        let mut w = SkuWindow::new(3, 0);
         w.apply(10, &sale(1.0));
         w.apply(11, &sale(2.0));
         w.apply(14, &sale(4.0));
@@ -234,31 +355,65 @@ mod tests {
     }
 
     #[test]
-    fn decide_throttles_within_one_close_and_advances_seq() {
-        let mut w = SkuWindow::new(4);
+    fn decide_walks_every_bucket_and_seq_only_grows() {
+        let mut w = SkuWindow::new(6, 0);
         w.apply(5, &sale(1.0));
         assert_eq!(
-            w.decide(4, 0, 1000),
+            w.decide(4, 0, 1000, false),
             ScoreDecision::Clean,
             "bucket 5 still open"
         );
-        let ScoreDecision::Score { seq: s1 } = w.decide(5, 0, 1000) else {
-            panic!("bucket 5 closed: must score")
+        let ScoreDecision::Score { at: 5, seq: s1 } = w.decide(5, 0, 1000, false) else {
+            panic!("bucket 5 closed: must score at 5")
         };
         w.apply(5, &sale(1.0));
         assert!(matches!(
-            w.decide(5, 10, 1000),
+            w.decide(5, 10, 1000, false),
             ScoreDecision::Defer { retry_at_ms: 1000 }
         ));
-        let ScoreDecision::Score { seq: s2 } = w.decide(5, 1000, 1000) else {
-            panic!("interval passed: must score")
-        };
+        assert!(
+            matches!(
+                w.decide(5, 10, 1000, true),
+                ScoreDecision::Score { at: 5, .. }
+            ),
+            "force ignores the interval"
+        );
         w.apply(6, &sale(1.0));
-        let ScoreDecision::Score { seq: s3 } = w.decide(6, 1001, 1000) else {
-            panic!("new close: must score at once")
+        w.apply(8, &sale(1.0));
+        // closes jumped to 8: one scoring per bucket, 6, 7 and 8
+        let mut ats = Vec::new();
+        let mut last = s1;
+        while let ScoreDecision::Score { at, seq } = w.decide(8, 2000, 1000, false) {
+            assert!(seq > last, "seq grows");
+            last = seq;
+            ats.push(at);
+        }
+        assert_eq!(ats, vec![6, 7, 8]);
+        // a late change to bucket 6 is folded into a rescoring at 8, never back at 6
+        w.apply(6, &sale(1.0));
+        let ScoreDecision::Score { at, seq } = w.decide(8, 5000, 1000, false) else {
+            panic!("late change must be scored")
         };
-        assert!(s1 < s2 && s2 < s3);
-        assert_eq!(w.decide(6, 5000, 1000), ScoreDecision::Clean);
+        assert_eq!(at, 8);
+        assert!(seq > last);
+        assert_eq!(w.decide(8, 9000, 1000, false), ScoreDecision::Clean);
+    }
+
+    #[test]
+    fn validate_refuses_broken_windows() {
+        let mut w = SkuWindow::new(4, 0);
+        w.apply(3, &sale(1.0));
+        assert!(w.validate(4).is_ok());
+        assert!(matches!(
+            w.validate(5),
+            Err(WindowCheckError::Capacity { .. })
+        ));
+        let mut bad = w.clone();
+        bad.ring[0][0] = f32::NAN;
+        assert_eq!(bad.validate(4), Err(WindowCheckError::NotFinite));
+        let mut bad = w.clone();
+        bad.heads[0] = i64::MAX - 1;
+        assert!(bad.validate(4).is_err());
     }
 }
 

@@ -64,6 +64,10 @@ pub struct WindowStore {
     evicted_capacity: AtomicU64,
     /// Recent bucket closes: (closed index, producer create time of the event that closed it).
     close_triggers: Mutex<VecDeque<(BucketIndex, i64)>>,
+    /// SKUs evicted since the checkpointer last asked, with their partition.
+    removed: Mutex<Vec<(Arc<str>, u16)>>,
+    /// Whether evictions are remembered for a checkpointer.
+    tracking_removed: std::sync::atomic::AtomicBool,
 }
 
 /// Closes remembered for latency measurement.
@@ -87,6 +91,8 @@ impl WindowStore {
             evicted_idle: AtomicU64::new(0),
             evicted_capacity: AtomicU64::new(0),
             close_triggers: Mutex::new(VecDeque::with_capacity(CLOSE_TRIGGERS_KEPT)),
+            removed: Mutex::new(Vec::new()),
+            tracking_removed: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -153,8 +159,20 @@ impl WindowStore {
             .map(|(_, ms)| *ms)
     }
 
-    /// Applies one validated event of `sku` at event time `ts_ms`.
-    pub fn apply(&self, sku: &str, ts_ms: i64, body: &EventBody) -> StoreOutcome {
+    /// Raises the event-time watermark to `ts_ms` (no-op when it is already past it).
+    pub fn advance_watermark(&self, ts_ms: i64) {
+        self.watermark_ms.fetch_max(ts_ms, Ordering::AcqRel);
+    }
+
+    /// The newest closed bucket once the watermark has reached `ts_ms` (without moving it).
+    pub fn closed_index_at(&self, ts_ms: i64) -> BucketIndex {
+        let wm = self.watermark_ms.load(Ordering::Acquire).max(ts_ms);
+        self.spec().index_of(wm - self.settings.lateness_ms) - 1
+    }
+
+    /// Applies one validated event of `sku`, read from input partition `partition`, at event
+    /// time `ts_ms`.
+    pub fn apply(&self, sku: &str, partition: u16, ts_ms: i64, body: &EventBody) -> StoreOutcome {
         let bucket = self.spec().index_of(ts_ms);
         self.watermark_ms.fetch_max(ts_ms, Ordering::AcqRel);
         let (key, applied) = match self.map.get_mut(sku) {
@@ -171,7 +189,7 @@ impl WindowStore {
                         return StoreOutcome::Full;
                     }
                 }
-                let mut window = SkuWindow::new(self.capacity);
+                let mut window = SkuWindow::new(self.capacity, partition);
                 let applied = window.apply(bucket, body);
                 let key: Arc<str> = Arc::from(sku);
                 self.map.insert(key.clone(), window);
@@ -187,25 +205,27 @@ impl WindowStore {
         }
     }
 
-    /// For the scheduler: decides whether `sku` is to be scored at closed index `closed` and, if
-    /// so, copies its last `window_len` closed buckets (features in `features` order) into `out`.
-    /// Returns the decision and, when the SKU still has unscored open buckets, the bucket from
-    /// which it should be queued again.
+    /// For the scheduler: decides whether `sku` is to be scored (closed index `closed`; `force`
+    /// ignores the rescoring interval) and, if so, copies the `window_len` buckets ending at the
+    /// scored bucket (features in `features` order) into `out`. Returns the decision and, when
+    /// the SKU still has unscored buckets, the bucket from which it should be queued again.
+    #[allow(clippy::too_many_arguments)]
     pub fn prepare(
         &self,
         sku: &str,
         closed: BucketIndex,
         now_ms: i64,
         min_interval_ms: i64,
+        force: bool,
         features: &[Feature],
         out: &mut [f32],
     ) -> (ScoreDecision, Option<BucketIndex>) {
         let Some(mut window) = self.map.get_mut(sku) else {
             return (ScoreDecision::Clean, None);
         };
-        let decision = window.decide(closed, now_ms, min_interval_ms);
-        if let ScoreDecision::Score { .. } = decision {
-            window.write_window(closed, self.settings.buckets, features, out);
+        let decision = window.decide(closed, now_ms, min_interval_ms, force);
+        if let ScoreDecision::Score { at, .. } = decision {
+            window.write_window(at, self.settings.buckets, features, out);
         }
         (decision, window.dirty_from())
     }
@@ -244,23 +264,125 @@ impl WindowStore {
         all
     }
 
-    /// Drops SKUs whose window can no longer change a forecast. Returns how many went.
+    /// Newest closed bucket of one input partition whose largest event time is `wm_ms`.
+    pub fn closed_for(&self, wm_ms: i64) -> BucketIndex {
+        self.spec()
+            .index_of(wm_ms.saturating_sub(self.settings.lateness_ms))
+            - 1
+    }
+
+    /// Drops SKUs whose window can no longer change a forecast, judged against the largest event
+    /// time of their own input partition per source (`partition_wm(source, partition)`), so the
+    /// decision never depends on how fast other partitions are read. Returns the SKUs that went
+    /// (a checkpoint records them as removed).
+    pub fn evict_idle_by(
+        &self,
+        partition_wm: impl Fn(crate::ingest::Source, u16) -> Option<i64>,
+    ) -> Vec<(Arc<str>, u16)> {
+        let len = self.settings.buckets;
+        let mut gone = Vec::new();
+        self.map.retain(|k, w| {
+            let p = w.partition();
+            let idle = w.is_idle(len, |s| partition_wm(s, p).map(|wm| self.closed_for(wm)));
+            if idle {
+                gone.push((k.clone(), p));
+            }
+            !idle
+        });
+        self.evicted_idle
+            .fetch_add(gone.len() as u64, Ordering::Relaxed);
+        self.note_removed(&gone);
+        gone
+    }
+
+    fn note_removed(&self, gone: &[(Arc<str>, u16)]) {
+        if !self.tracking_removed.load(Ordering::Relaxed) {
+            return;
+        }
+        if let Ok(mut r) = self.removed.lock() {
+            r.extend_from_slice(gone);
+        }
+    }
+
+    /// From now on, remember evicted SKUs until [`WindowStore::take_removed`] (a checkpointer
+    /// records them as removed).
+    pub fn track_removed(&self) {
+        self.tracking_removed.store(true, Ordering::Relaxed);
+    }
+
+    /// Takes the SKUs of `partitions` evicted since the last call.
+    pub fn take_removed(&self, partitions: &[u16]) -> Vec<(Arc<str>, u16)> {
+        let Ok(mut r) = self.removed.lock() else {
+            return Vec::new();
+        };
+        let (taken, kept) = r.drain(..).partition(|(_, p)| partitions.contains(p));
+        *r = kept;
+        taken
+    }
+
+    /// Drops SKUs idle against the engine-wide watermark (offline tools, where every source is
+    /// one partition). Returns how many went.
     pub fn evict_idle(&self) -> usize {
-        let Some(closed) = self.closed_index() else {
+        let Some(wm) = self.watermark_ms() else {
             return 0;
         };
-        let len = self.settings.buckets;
+        self.evict_idle_by(|_, _| Some(wm)).len()
+    }
+
+    /// Visits every SKU of `partitions` that changed since its last checkpoint (all of them
+    /// when `all`), marking each as saved.
+    pub fn drain_unsaved(
+        &self,
+        partitions: &[u16],
+        all: bool,
+        mut visit: impl FnMut(&Arc<str>, &SkuWindow),
+    ) {
+        for mut e in self.map.iter_mut() {
+            if partitions.contains(&e.value().partition()) && (all || e.value().unsaved()) {
+                let (k, w) = e.pair_mut();
+                visit(k, w);
+                w.mark_saved();
+            }
+        }
+    }
+
+    /// Puts restored windows in place (replacing any held) and raises the watermark to
+    /// `watermark_ms`. Returns the SKUs with unscored changes and the bucket they are dirty from.
+    pub fn restore(
+        &self,
+        windows: Vec<(String, SkuWindow)>,
+        watermark_ms: Option<i64>,
+    ) -> Vec<(Arc<str>, BucketIndex)> {
+        if let Some(wm) = watermark_ms {
+            self.advance_watermark(wm);
+        }
+        let mut dirty = Vec::new();
+        for (sku, mut w) in windows {
+            w.mark_saved();
+            let key: Arc<str> = Arc::from(sku);
+            if let Some(from) = w.dirty_from() {
+                dirty.push((key.clone(), from));
+            }
+            self.map.insert(key, w);
+        }
+        dirty
+    }
+
+    /// Drops every SKU of `partitions` (their partitions were revoked). Returns how many went.
+    pub fn release(&self, partitions: &[u16]) -> usize {
         let before = self.map.len();
-        self.map.retain(|_, w| !w.is_idle(closed, len));
-        let gone = before.saturating_sub(self.map.len());
-        self.evicted_idle.fetch_add(gone as u64, Ordering::Relaxed);
-        gone
+        self.map.retain(|_, w| !partitions.contains(&w.partition()));
+        before.saturating_sub(self.map.len())
+    }
+
+    /// Ring slots per SKU (what a restored window must have).
+    pub fn ring_capacity(&self) -> usize {
+        self.capacity
     }
 
     /// Brings the store under 95% of `max_skus`: idle SKUs first, then the least recently
     /// active ones (oldest head bucket).
     fn evict_for_capacity(&self) {
-        self.evict_idle();
         let target = self.settings.max_skus - self.settings.max_skus / 20 - 1;
         let len = self.map.len();
         if len <= target {
@@ -275,14 +397,17 @@ impl WindowStore {
         heads.select_nth_unstable(excess - 1);
         let cutoff = heads[excess - 1];
         let mut budget = excess;
-        self.map.retain(|_, w| {
+        let mut gone = Vec::new();
+        self.map.retain(|k, w| {
             if budget > 0 && w.head().unwrap_or(i64::MIN) <= cutoff {
                 budget -= 1;
+                gone.push((k.clone(), w.partition()));
                 false
             } else {
                 true
             }
         });
+        self.note_removed(&gone);
         self.evicted_capacity
             .fetch_add((excess - budget) as u64, Ordering::Relaxed);
     }

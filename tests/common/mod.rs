@@ -129,6 +129,11 @@ pub fn settings(topics: &Topics) -> Settings {
     raw.scoring.onnxruntime_library = ort_library().display().to_string();
     raw.scoring.min_rescore_interval = "50ms".into();
     raw.telemetry.metrics_listen = String::new();
+    raw.checkpoint.changelog_topic = format!("{}-changelog", topics.sales);
+    raw.checkpoint.dir = std::env::temp_dir()
+        .join(unique("trendcast-state"))
+        .display()
+        .to_string();
     Settings::resolve(&raw).expect("test settings resolve")
 }
 

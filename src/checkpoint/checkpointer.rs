@@ -1,0 +1,374 @@
+//! The checkpointer: per-partition progress, writing checkpoints, restoring on assignment.
+//!
+//! It is driven by the ingest thread only (between messages, or inside its rebalance callbacks),
+//! which is what makes each checkpoint a consistent cut.
+
+use std::collections::HashMap;
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::changelog::Changelog;
+use super::format::{CheckpointError, PartitionCut, Record, WindowRecord};
+use super::local::LocalLog;
+use super::restore::{fold, Restored};
+use super::CheckpointSettings;
+use crate::ingest::{Admission, Source};
+use crate::kafka::KafkaSettings;
+use crate::publish::Publisher;
+use crate::scoring::{flush_scorer, ScorerMsg};
+
+/// How long a checkpoint waits for the scorer and the broker.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Where one owned partition stands.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    /// Next offset per source (sales, clicks): one past the last message handled; -1 = none.
+    pub next: [i64; 2],
+    /// Messages below these offsets are already in the restored state and are skipped.
+    pub skip_below: [i64; 2],
+    /// Number of the last checkpoint written.
+    pub checkpoint: u64,
+    /// Checkpoints since the local log was last rewritten whole.
+    pub since_full: u32,
+    /// The local log must be rewritten whole at the next checkpoint (state came from elsewhere).
+    pub needs_full: bool,
+}
+
+/// What a restore did, for logs and tests.
+#[derive(Debug, Clone)]
+pub struct RestoreReport {
+    /// Partition restored.
+    pub partition: u16,
+    /// "local", "changelog" or "none".
+    pub from: &'static str,
+    /// SKUs restored.
+    pub skus: usize,
+    /// Offsets resumed from (sales, clicks).
+    pub next: [i64; 2],
+    /// Time taken.
+    pub took: Duration,
+}
+
+/// Checkpoint storage plus the progress of every owned partition.
+pub struct Checkpointer {
+    settings: CheckpointSettings,
+    local: Option<LocalLog>,
+    changelog: Option<Changelog>,
+    kafka: KafkaSettings,
+    capacity: usize,
+    owned: HashMap<u16, Progress>,
+    /// SKUs restored ahead of their partition's cut: their events below these offsets are applied.
+    skip_sku: HashMap<String, [i64; 2]>,
+    last: Instant,
+}
+
+/// A file-system-safe folder name for a consumer group.
+pub fn folder_name(group_id: &str) -> String {
+    group_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Failures that stop ingest (storage that cannot even be opened).
+pub type Result<T> = std::result::Result<T, CheckpointError>;
+
+impl Checkpointer {
+    /// Opens checkpoint storage; `capacity` is the ring size restored windows must have.
+    pub fn new(
+        settings: CheckpointSettings,
+        kafka: KafkaSettings,
+        capacity: usize,
+    ) -> Result<Self> {
+        // one folder per consumer group: state belongs to the group that consumed it
+        let local = match &settings.dir {
+            Some(d) => Some(LocalLog::open(&d.join(folder_name(&kafka.group_id)))?),
+            None => None,
+        };
+        let changelog = settings.changelog_topic.as_deref().map(Changelog::new);
+        Ok(Self {
+            settings,
+            local,
+            changelog,
+            kafka,
+            capacity,
+            owned: HashMap::new(),
+            skip_sku: HashMap::new(),
+            last: Instant::now(),
+        })
+    }
+
+    /// Partitions currently owned.
+    pub fn owned(&self) -> Vec<u16> {
+        let mut v: Vec<u16> = self.owned.keys().copied().collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// True when `partition` has been restored and is being consumed.
+    pub fn owns(&self, partition: u16) -> bool {
+        self.owned.contains_key(&partition)
+    }
+
+    /// True when a periodic checkpoint is due.
+    pub fn due(&self) -> bool {
+        self.last.elapsed() >= self.settings.interval
+    }
+
+    /// Decides what to do with a message at `offset` of `source`'s `partition`: false when it is
+    /// already part of the restored state. Records the partition's progress either way.
+    pub fn admit_offset(&mut self, source: Source, partition: u16, offset: i64) -> bool {
+        let Some(p) = self.owned.get_mut(&partition) else {
+            return true;
+        };
+        let s = source as usize;
+        p.next[s] = p.next[s].max(offset + 1);
+        offset >= p.skip_below[s]
+    }
+
+    /// False when `sku`'s restored window already holds this message (written after the cut).
+    pub fn sku_needs(&self, sku: &str, source: Source, offset: i64) -> bool {
+        if self.skip_sku.is_empty() {
+            return true;
+        }
+        self.skip_sku
+            .get(sku)
+            .is_none_or(|cut| offset >= cut[source as usize])
+    }
+
+    /// Restores `partition` (local log when it is at least as new as the committed offsets,
+    /// else the changelog) into the store, admission and scorer; returns what it did.
+    pub fn restore(
+        &mut self,
+        partition: u16,
+        committed: [i64; 2],
+        admission: &mut Admission,
+        scorer: &Sender<ScorerMsg>,
+    ) -> Result<RestoreReport> {
+        let started = Instant::now();
+        let covers = |r: &Restored| {
+            r.cut.is_some() && r.next_offsets().iter().zip(committed).all(|(n, c)| *n >= c)
+        };
+        let mut from = "none";
+        let mut restored = Restored::default();
+        if let Some(local) = &self.local {
+            let (records, problem) = local.read(partition, self.capacity)?;
+            if let Some(p) = problem {
+                tracing::warn!(partition, error = %p, "local checkpoint log ends early");
+            }
+            let r = fold(partition, records);
+            if covers(&r) || (self.changelog.is_none() && r.cut.is_some()) {
+                restored = r;
+                from = "local";
+            }
+        }
+        if from == "none" {
+            if let Some(changelog) = &self.changelog {
+                let (records, bad) =
+                    changelog.read(&self.kafka, partition, self.capacity, FLUSH_TIMEOUT)?;
+                if bad > 0 {
+                    tracing::warn!(partition, bad, "changelog records could not be decoded");
+                }
+                let r = fold(partition, records);
+                if r.cut.is_some() || !r.windows.is_empty() {
+                    restored = r;
+                    from = "changelog";
+                }
+            }
+        }
+        if from == "none" && committed.iter().any(|c| *c > 0) {
+            tracing::warn!(
+                partition,
+                ?committed,
+                "no checkpoint found for a partition with committed offsets: state of earlier events is not restored"
+            );
+        }
+        let next = restored.next_offsets();
+        let (watermarks, checkpoint) = restored
+            .cut
+            .as_ref()
+            .map_or(([i64::MIN; 2], 0), |c| (c.watermarks, c.checkpoint));
+        for s in [Source::Sales, Source::Clicks] {
+            admission.set_watermark(s, i32::from(partition), watermarks[s as usize]);
+        }
+        for (sku, cut) in restored.ahead_of_cut() {
+            self.skip_sku.insert(sku, cut);
+        }
+        let skus = restored.windows.len();
+        let windows: Vec<_> = restored
+            .windows
+            .into_iter()
+            .map(|(sku, (w, _))| (sku, w))
+            .collect();
+        let wm = watermarks.iter().copied().max().filter(|w| *w != i64::MIN);
+        for (sku, from_bucket) in admission.store().restore(windows, wm) {
+            let _ = scorer.send(ScorerMsg::Dirty(sku, from_bucket));
+        }
+        self.owned.insert(
+            partition,
+            Progress {
+                next,
+                skip_below: next,
+                checkpoint,
+                since_full: 0,
+                needs_full: from != "local",
+            },
+        );
+        Ok(RestoreReport {
+            partition,
+            from,
+            skus,
+            next,
+            took: started.elapsed(),
+        })
+    }
+
+    /// Writes a checkpoint of `partitions` (all owned when empty) and returns the offsets to
+    /// commit: `(partition, next offsets)`. Nothing is returned for a partition whose checkpoint
+    /// could not be written, so its offsets are not committed.
+    pub fn checkpoint(
+        &mut self,
+        partitions: &[u16],
+        admission: &Admission,
+        scorer: &Sender<ScorerMsg>,
+        publisher: &Publisher,
+    ) -> Vec<(u16, [i64; 2])> {
+        self.last = Instant::now();
+        let parts: Vec<u16> = if partitions.is_empty() {
+            self.owned()
+        } else {
+            partitions
+                .iter()
+                .copied()
+                .filter(|p| self.owned.contains_key(p))
+                .collect()
+        };
+        if parts.is_empty() {
+            return Vec::new();
+        }
+        // Everything the state calls scored must be on the broker before the state is saved.
+        if !flush_scorer(scorer, true, FLUSH_TIMEOUT) {
+            tracing::warn!("checkpoint skipped: the scorer did not drain in time");
+            return Vec::new();
+        }
+        if let Err(e) = publisher.flush(FLUSH_TIMEOUT) {
+            tracing::warn!(error = %e, "checkpoint skipped: updates not acknowledged");
+            return Vec::new();
+        }
+        if !self.settings.enabled() {
+            return parts.iter().map(|p| (*p, self.owned[p].next)).collect();
+        }
+        let store = admission.store();
+        let mut removed: HashMap<u16, Vec<Arc<str>>> = HashMap::new();
+        for (sku, p) in store.take_removed(&parts) {
+            removed.entry(p).or_default().push(sku);
+        }
+        let mut written = Vec::new();
+        for p in parts {
+            let Some(prog) = self.owned.get_mut(&p) else {
+                continue;
+            };
+            prog.checkpoint += 1;
+            let n = prog.checkpoint;
+            let full = prog.needs_full
+                || (self.local.is_some() && prog.since_full + 1 >= self.settings.compact_every);
+            let cut = prog.next;
+            let mut delta = Vec::new();
+            let mut whole = Vec::new();
+            store.drain_unsaved(&[p], full, |sku, w| {
+                let record = Record::Window(WindowRecord {
+                    checkpoint: n,
+                    partition: p,
+                    cut,
+                    sku: sku.to_string(),
+                    window: w.clone(),
+                });
+                if full {
+                    whole.push(record.clone());
+                }
+                if w.unsaved() {
+                    delta.push(record);
+                }
+            });
+            for sku in removed.remove(&p).unwrap_or_default() {
+                delta.push(Record::Removed {
+                    checkpoint: n,
+                    partition: p,
+                    sku: sku.to_string(),
+                });
+            }
+            let end = Record::Cut(PartitionCut {
+                checkpoint: n,
+                partition: p,
+                next_offsets: cut,
+                watermarks: [Source::Sales, Source::Clicks]
+                    .map(|s| admission.watermark(s, i32::from(p)).unwrap_or(i64::MIN)),
+            });
+            delta.push(end.clone());
+            whole.push(end);
+            let mut ok = true;
+            if let Some(local) = &self.local {
+                let result = if full {
+                    local.write(p, &whole, true)
+                } else {
+                    local.write(p, &delta, false)
+                };
+                if let Err(e) = result {
+                    tracing::error!(partition = p, error = %e, "local checkpoint failed");
+                    ok = false;
+                }
+            }
+            if let Some(changelog) = &self.changelog {
+                // after a failed write or a restore from elsewhere, save everything again
+                let records = if prog.needs_full { &whole } else { &delta };
+                if let Err(e) = changelog.write(publisher, records) {
+                    tracing::error!(partition = p, error = %e, "changelog checkpoint failed");
+                    ok = false;
+                }
+            }
+            if !ok {
+                // the changes drained above were not saved everywhere: save all next time
+                prog.needs_full = true;
+            } else if full {
+                prog.since_full = 0;
+                prog.needs_full = false;
+            } else {
+                prog.since_full += 1;
+            }
+            if ok {
+                written.push((p, cut));
+            }
+        }
+        if self.changelog.is_some() {
+            if let Err(e) = publisher.flush(FLUSH_TIMEOUT) {
+                tracing::error!(error = %e, "changelog not acknowledged: offsets not committed");
+                for (p, _) in &written {
+                    if let Some(prog) = self.owned.get_mut(p) {
+                        prog.needs_full = true;
+                    }
+                }
+                return Vec::new();
+            }
+        }
+        written
+    }
+
+    /// Forgets `partitions` (revoked): their progress and the SKUs skip list entries stay valid
+    /// only for an owner.
+    pub fn release(&mut self, partitions: &[u16]) {
+        for p in partitions {
+            self.owned.remove(p);
+        }
+        if self.owned.is_empty() {
+            self.skip_sku.clear();
+        }
+    }
+}
