@@ -118,6 +118,11 @@ impl Checkpointer {
         self.owned.contains_key(&partition)
     }
 
+    /// Next offsets (sales, clicks) of an owned partition; -1 when unknown.
+    pub fn next_offsets(&self, partition: u16) -> [i64; 2] {
+        self.owned.get(&partition).map_or([-1, -1], |p| p.next)
+    }
+
     /// True when a periodic checkpoint is due.
     pub fn due(&self) -> bool {
         self.last.elapsed() >= self.settings.interval
@@ -191,7 +196,11 @@ impl Checkpointer {
                 "no checkpoint found for a partition with committed offsets: state of earlier events is not restored"
             );
         }
-        let next = restored.next_offsets();
+        // resume from the cut; without one, from where the group left off
+        let next = match &restored.cut {
+            Some(c) => c.next_offsets,
+            None => committed,
+        };
         let (watermarks, checkpoint) = restored
             .cut
             .as_ref()

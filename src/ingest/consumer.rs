@@ -8,11 +8,13 @@
 //! committed only after a checkpoint, so a crash replays (never skips) input, and replayed
 //! messages that a restored state already holds are skipped.
 //!
-//! Before an event that closes a bucket is applied, ingest waits until the scorer has scored
-//! everything closed so far: the scorer then never falls more than one close behind, every
-//! closed bucket with data gets its own update, and no window slides past a bucket still to be
-//! scored.
+//! Buckets close by the event-time frontier of all input partitions still being read (see
+//! [`super::alignment`]), and before an event that closes a bucket is applied, ingest waits
+//! until the scorer has scored everything closed so far: the scorer then never falls more than
+//! one close behind, every closed bucket with data gets its own update, and no window slides
+//! past a bucket still to be scored.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -26,6 +28,7 @@ use rdkafka::topic_partition_list::TopicPartitionList;
 use rdkafka::{ClientContext, Offset};
 
 use super::admit::Admission;
+use super::alignment::Alignment;
 use super::dead_letter;
 use super::event::{decode, Source, ValidationLimits};
 use crate::checkpoint::{CheckpointError, CheckpointSettings, Checkpointer};
@@ -43,10 +46,30 @@ const CLOSE_BARRIER_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct IngestContext {
     stats: Arc<EngineStats>,
     applier: Arc<Mutex<Applier>>,
+    /// High watermark per (topic, partition) from the latest statistics.
+    highs: Mutex<HashMap<(String, i32), i64>>,
+}
+
+impl IngestContext {
+    /// The high watermark of `topic`'s `partition` from the latest statistics.
+    fn high(&self, topic: &str, partition: i32) -> Option<i64> {
+        let highs = self.highs.lock().unwrap_or_else(|e| e.into_inner());
+        highs.get(&(topic.to_string(), partition)).copied()
+    }
 }
 
 impl ClientContext for IngestContext {
     fn stats(&self, statistics: Statistics) {
+        {
+            let mut highs = self.highs.lock().unwrap_or_else(|e| e.into_inner());
+            for (name, t) in &statistics.topics {
+                for p in t.partitions.values().filter(|p| p.partition >= 0) {
+                    if p.hi_offset >= 0 {
+                        highs.insert((name.clone(), p.partition), p.hi_offset);
+                    }
+                }
+            }
+        }
         let lag: i64 = statistics
             .topics
             .values()
@@ -149,6 +172,12 @@ struct Applier {
     scorer: Sender<ScorerMsg>,
     /// An error met inside a rebalance callback, reported by the loop.
     failed: Option<IngestError>,
+    /// Event-time alignment of the owned input partitions.
+    alignment: Alignment,
+    /// How far (ms) a partition may run ahead of the frontier before it is paused.
+    lead_ms: i64,
+    /// The frontier last computed.
+    frontier: Option<i64>,
 }
 
 impl Ingest {
@@ -165,11 +194,17 @@ impl Ingest {
         scorer: Sender<ScorerMsg>,
     ) -> Result<Self, IngestError> {
         let mut config = kafka.consumer_config();
+        // statistics carry the high watermarks that event-time alignment reads
         if !kafka.properties.contains_key("statistics.interval.ms") {
-            config.set("statistics.interval.ms", "5000");
+            config.set("statistics.interval.ms", "1000");
         }
         store.track_removed();
+        store.manage_frontier();
         let capacity = store.ring_capacity();
+        let w = store.settings();
+        let width = w.bucket.width_ms();
+        let open_after = (w.lateness_ms + width - 1) / width;
+        let lead_ms = (open_after * width - w.lateness_ms).max(0);
         let applier = Arc::new(Mutex::new(Applier {
             admission: Admission::new(store),
             checkpoints: Checkpointer::new(checkpoint, kafka.clone(), capacity)?,
@@ -181,11 +216,15 @@ impl Ingest {
             dead_letter_topic: kafka.dead_letter_topic.clone(),
             scorer,
             failed: None,
+            alignment: Alignment::default(),
+            lead_ms,
+            frontier: None,
         }));
         let consumer: BaseConsumer<IngestContext> = config
             .create_with_context(IngestContext {
                 stats,
                 applier: applier.clone(),
+                highs: Mutex::new(HashMap::new()),
             })
             .map_err(IngestError::Consumer)?;
         consumer
@@ -203,6 +242,7 @@ impl Ingest {
     /// checkpoints, commits and leaves the group.
     pub fn run(mut self, stop: &AtomicBool) -> Result<(), IngestError> {
         let mut housekeeping = Instant::now();
+        let mut aligned = Instant::now();
         while !stop.load(Ordering::Acquire) {
             let polled = self.consumer.poll(Duration::from_millis(100));
             let mut a = lock(&self.applier);
@@ -223,10 +263,18 @@ impl Ingest {
             if a.checkpoints.due() {
                 a.checkpoint(&[], &self.consumer);
             }
+            if aligned.elapsed() >= Duration::from_millis(100) {
+                a.align(&self.consumer, self.paused);
+                aligned = Instant::now();
+            }
             drop(a);
             self.apply_backpressure();
         }
         let mut a = lock(&self.applier);
+        // what is read by now closes what it can: ask the broker (not cached statistics)
+        // which partitions are caught up, so the frontier reaches every bucket it can
+        a.refresh_lag_from_broker(&self.consumer);
+        a.advance_frontier(None);
         a.checkpoint(&[], &self.consumer);
         let owned = a.checkpoints.owned();
         a.checkpoints.release(&owned);
@@ -275,7 +323,12 @@ impl Ingest {
             }
             if let Some(p) = change {
                 self.paused = p;
-                lock(&self.applier).stats.set_paused(p);
+                let mut a = lock(&self.applier);
+                a.stats.set_paused(p);
+                if !p {
+                    // everything was resumed: alignment pauses again what is still ahead
+                    a.alignment.forget_pauses();
+                }
                 tracing::debug!(paused = p, backlog, in_flight, "backpressure");
             }
         }
@@ -316,6 +369,7 @@ impl Applier {
         }
         self.stats.consumed(source).add(1);
         let now_ms = chrono::Utc::now().timestamp_millis();
+        let wm_before = self.admission.watermark(source, msg.partition());
         let outcome =
             decode(source, msg.key(), msg.payload(), &self.limits, now_ms).and_then(|event| {
                 self.admission
@@ -336,17 +390,14 @@ impl Applier {
             return Ok(());
         }
         let store = self.admission.store().clone();
-        let closed_before = store.closed_index();
-        let closed_after = store.closed_index_at(event.ts_ms);
-        if closed_before.is_none_or(|c| closed_after > c) {
-            // a bucket closes: let the scorer finish the previous close first
-            store.advance_watermark(event.ts_ms);
-            if let Some(created) = msg.timestamp().to_millis() {
-                store.record_close(closed_after, created);
-            }
-            if !flush_scorer(&self.scorer, false, CLOSE_BARRIER_TIMEOUT) {
-                tracing::warn!("scorer did not finish a close in time");
-            }
+        store.advance_watermark(event.ts_ms);
+        // only a partition at (or below) the frontier can move it
+        let at_frontier = match (self.frontier, wm_before) {
+            (Some(f), Some(w)) => w <= f,
+            _ => true,
+        };
+        if at_frontier {
+            self.advance_frontier(msg.timestamp().to_millis());
         }
         match self.admission.apply(msg.partition(), &event) {
             Ok(notify) => {
@@ -361,6 +412,102 @@ impl Applier {
             }
         }
         Ok(())
+    }
+
+    /// (source, partition) of every owned input partition with its event time.
+    fn pairs(&self) -> Vec<((Source, u16), Option<i64>)> {
+        let mut out = Vec::new();
+        for p in self.checkpoints.owned() {
+            for s in [Source::Sales, Source::Clicks] {
+                out.push(((s, p), self.admission.watermark(s, i32::from(p))));
+            }
+        }
+        out
+    }
+
+    /// Recomputes the frontier; when that closes a bucket, waits for the scorer to finish the
+    /// previous close first. `created_ms` is the producer time of the message that moved it.
+    fn advance_frontier(&mut self, created_ms: Option<i64>) {
+        let Some(frontier) = self.alignment.frontier(&self.pairs()) else {
+            return;
+        };
+        if self.frontier.is_some_and(|f| f >= frontier) {
+            return;
+        }
+        self.frontier = Some(frontier);
+        let store = self.admission.store().clone();
+        let before = store.closed_index();
+        let after = store.closed_for(frontier);
+        if before.is_none_or(|c| after > c) {
+            // a bucket closes: let the scorer finish the previous close first
+            if !flush_scorer(&self.scorer, false, CLOSE_BARRIER_TIMEOUT) {
+                tracing::warn!("scorer did not finish a close in time");
+            }
+            if let Some(created) = created_ms {
+                store.record_close(after, created);
+            }
+        }
+        store.raise_frontier(frontier);
+    }
+
+    /// Refreshes which input partitions have messages waiting (librdkafka's cached high
+    /// watermarks) and pauses those too far ahead of the frontier, resuming those back within
+    /// reach. While backpressure has paused everything, nothing is resumed here.
+    fn align(&mut self, consumer: &BaseConsumer<IngestContext>, backpressure_paused: bool) {
+        for p in self.checkpoints.owned() {
+            let next = self.checkpoints.next_offsets(p);
+            for (s, topic) in [
+                (Source::Sales, &self.sales_topic),
+                (Source::Clicks, &self.clicks_topic),
+            ] {
+                let lagging = match consumer.context().high(topic, i32::from(p)) {
+                    Some(high) => high > next[s as usize].max(0),
+                    None => true,
+                };
+                self.alignment.set_lagging(s, p, lagging);
+            }
+        }
+        self.advance_frontier(None);
+        let plan = self.alignment.plan(&self.pairs(), self.lead_ms);
+        let list = |pairs: &[(Source, u16)]| {
+            let mut tpl = TopicPartitionList::new();
+            for (s, p) in pairs {
+                let topic = match s {
+                    Source::Sales => &self.sales_topic,
+                    Source::Clicks => &self.clicks_topic,
+                };
+                tpl.add_partition(topic, i32::from(*p));
+            }
+            tpl
+        };
+        if !plan.pause.is_empty() {
+            if let Err(e) = consumer.pause(&list(&plan.pause)) {
+                tracing::warn!(error = %e, "could not pause a partition running ahead");
+            }
+        }
+        if !plan.resume.is_empty() && !backpressure_paused {
+            if let Err(e) = consumer.resume(&list(&plan.resume)) {
+                tracing::warn!(error = %e, "could not resume a partition");
+            }
+        }
+    }
+
+    /// Marks each owned input partition as caught up or not from the broker's high watermarks.
+    fn refresh_lag_from_broker(&mut self, consumer: &BaseConsumer<IngestContext>) {
+        for p in self.checkpoints.owned() {
+            let next = self.checkpoints.next_offsets(p);
+            for (s, topic) in [
+                (Source::Sales, self.sales_topic.clone()),
+                (Source::Clicks, self.clicks_topic.clone()),
+            ] {
+                if let Ok((_, high)) =
+                    consumer.fetch_watermarks(&topic, i32::from(p), Duration::from_secs(5))
+                {
+                    self.alignment
+                        .set_lagging(s, p, high > next[s as usize].max(0));
+                }
+            }
+        }
     }
 
     fn housekeeping(&mut self) {
@@ -456,6 +603,7 @@ impl Applier {
         }
         self.checkpoint(&owned, consumer);
         self.checkpoints.release(&owned);
+        self.alignment.release(&owned);
         let dropped = self.admission.store().release(&owned);
         tracing::info!(partitions = ?owned, skus = dropped, "revoked partitions checkpointed and released");
     }

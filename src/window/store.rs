@@ -58,6 +58,11 @@ pub struct WindowStore {
     capacity: usize,
     /// Largest event time applied so far (ms), or `i64::MIN`.
     watermark_ms: AtomicI64,
+    /// Event-time frontier set by ingest: the smallest event time of the input partitions still
+    /// being read (ms), never decreasing; `i64::MIN` until set (then the watermark is used).
+    frontier_ms: AtomicI64,
+    /// Set when ingest manages the frontier: until it sets one, nothing is closed.
+    frontier_managed: std::sync::atomic::AtomicBool,
     /// When set, every bucket counts as closed (end of a finite replay).
     flushed: std::sync::atomic::AtomicBool,
     evicted_idle: AtomicU64,
@@ -87,6 +92,8 @@ impl WindowStore {
             settings,
             capacity,
             watermark_ms: AtomicI64::new(i64::MIN),
+            frontier_ms: AtomicI64::new(i64::MIN),
+            frontier_managed: std::sync::atomic::AtomicBool::new(false),
             flushed: std::sync::atomic::AtomicBool::new(false),
             evicted_idle: AtomicU64::new(0),
             evicted_capacity: AtomicU64::new(0),
@@ -131,7 +138,33 @@ impl WindowStore {
         if self.flushed.load(Ordering::Acquire) {
             return Some(spec.index_of(wm));
         }
-        Some(spec.index_of(wm - self.settings.lateness_ms) - 1)
+        let frontier = self.frontier_ms.load(Ordering::Acquire);
+        let at = if frontier != i64::MIN {
+            frontier.min(wm)
+        } else if self.frontier_managed.load(Ordering::Acquire) {
+            return None;
+        } else {
+            wm
+        };
+        Some(self.closed_for(at))
+    }
+
+    /// From now on buckets close by the frontier ingest sets, not by the newest event time.
+    pub fn manage_frontier(&self) {
+        self.frontier_managed.store(true, Ordering::Release);
+    }
+
+    /// Raises the event-time frontier (see [`WindowStore::closed_index`]); ingest keeps it at the
+    /// smallest event time of the input partitions that still have messages to read, so a bucket
+    /// closes only once every such partition has passed it.
+    pub fn raise_frontier(&self, ms: i64) {
+        self.frontier_ms.fetch_max(ms, Ordering::AcqRel);
+    }
+
+    /// The frontier, when ingest has set one.
+    pub fn frontier_ms(&self) -> Option<i64> {
+        let f = self.frontier_ms.load(Ordering::Acquire);
+        (f != i64::MIN).then_some(f)
     }
 
     /// Closes every bucket up to the newest event (used when a finite replay has ended).
@@ -162,12 +195,6 @@ impl WindowStore {
     /// Raises the event-time watermark to `ts_ms` (no-op when it is already past it).
     pub fn advance_watermark(&self, ts_ms: i64) {
         self.watermark_ms.fetch_max(ts_ms, Ordering::AcqRel);
-    }
-
-    /// The newest closed bucket once the watermark has reached `ts_ms` (without moving it).
-    pub fn closed_index_at(&self, ts_ms: i64) -> BucketIndex {
-        let wm = self.watermark_ms.load(Ordering::Acquire).max(ts_ms);
-        self.spec().index_of(wm - self.settings.lateness_ms) - 1
     }
 
     /// Applies one validated event of `sku`, read from input partition `partition`, at event

@@ -1,0 +1,521 @@
+//! Exactly-once state through crashes, broker restarts and rebalances, against the real broker.
+//!
+//! Each test replays real events (Online Retail sales and Retailrocket clicks, the clicks shifted
+//! by 1,461 days so both logs cover May–August 2011) into co-partitioned topics, runs
+//! `trendcast run` as a child process the way an operator would, disturbs it, and then checks:
+//! - the per-SKU window state (`trendcast dump-state` of the final checkpoint) equals that of an
+//!   uninterrupted run byte for byte;
+//! - every closed bucket in which a SKU had an applied event has a trend update for that SKU with
+//!   that bucket's end as `as_of` on the output topic.
+//!
+//! Input is produced one message per record batch (see `common::produce_unbatched`): Tansu 0.6.0
+//! returns nothing to a fetch that starts inside a batch, which a restart from a committed offset
+//! would hit.
+
+mod common;
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+
+use common::*;
+use trendcast::datasets::{online_retail, retailrocket, EventRecord};
+use trendcast::ingest::{decode, Admission, Source, ValidationLimits};
+use trendcast::window::{rfc3339, WindowStore};
+
+/// The tests share one machine's two cores: run them one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Retailrocket (May–Sep 2015) moved onto Online Retail's 2011.
+const CLICK_SHIFT_MS: i64 = 1_461 * 86_400_000;
+const PARTITIONS: i32 = 4;
+
+fn shared_data(name: &str) -> PathBuf {
+    let p = root().join("../shared/data").join(name);
+    assert!(p.exists(), "real data missing: {}", p.display());
+    p
+}
+
+/// Sales of Online Retail from `from` (RFC 3339 date) for `sales` events, plus up to `clicks`
+/// Retailrocket clicks shifted into the same months, merged in time order.
+fn real_events(sales: usize, clicks: usize) -> Vec<EventRecord> {
+    let from = chrono::DateTime::parse_from_rfc3339("2011-05-01T00:00:00Z")
+        .expect("date")
+        .timestamp_millis();
+    let or = online_retail::load(&shared_data("online-retail/online_retail.csv.gz")).expect("OR");
+    let mut events: Vec<EventRecord> = or
+        .events
+        .into_iter()
+        .filter(|e| e.ts >= from)
+        .take(sales)
+        .map(EventRecord::Sale)
+        .collect();
+    let rr = retailrocket::load(&shared_data("retailrocket-subset/events.csv.gz")).expect("RR");
+    // Retailrocket's purchases become sales, its views and add-to-carts clicks: shift both
+    events.extend(rr.events.into_iter().take(clicks).map(|e| match e {
+        EventRecord::Click(mut c) => {
+            c.ts -= CLICK_SHIFT_MS;
+            EventRecord::Click(c)
+        }
+        EventRecord::Sale(mut s) => {
+            s.ts -= CLICK_SHIFT_MS;
+            EventRecord::Sale(s)
+        }
+    }));
+    events.sort_by_key(EventRecord::ts);
+    events
+}
+
+fn produce_events(brokers: &str, topics: &Topics, events: &[EventRecord]) {
+    let mut sales = Vec::new();
+    let mut clicks = Vec::new();
+    for e in events {
+        let msg = (
+            Some(e.sku().as_bytes().to_vec()),
+            Some(serde_json::to_vec(e).expect("json")),
+        );
+        match e {
+            EventRecord::Sale(_) => sales.push(msg),
+            EventRecord::Click(_) => clicks.push(msg),
+        }
+    }
+    let started = Instant::now();
+    produce_unbatched(brokers, &topics.sales, &sales);
+    produce_unbatched(brokers, &topics.clicks, &clicks);
+    eprintln!(
+        "produced {} sales + {} clicks in {:.1?}",
+        sales.len(),
+        clicks.len(),
+        started.elapsed()
+    );
+}
+
+/// One engine's identity: group, checkpoint folder, output topic.
+struct Run {
+    name: String,
+    group: String,
+    state: tempfile::TempDir,
+    output: String,
+    config: PathBuf,
+}
+
+impl Run {
+    fn new(name: &str, brokers: &str, topics: &Topics) -> Self {
+        let group = unique(&format!("recovery-{name}"));
+        let output = format!("{}-{name}-updates", topics.sales);
+        create_topics(brokers, &[(&output, PARTITIONS)]);
+        let state = tempfile::tempdir().expect("state dir");
+        let config = state.path().join("trendcast.toml");
+        let text = format!(
+            r#"
+[kafka]
+brokers = "{brokers}"
+group_id = "{group}"
+sales_topic = "{sales}"
+clicks_topic = "{clicks}"
+output_topic = "{output}"
+dead_letter_topic = "{dlq}"
+[kafka.properties]
+"session.timeout.ms" = "6000"
+"heartbeat.interval.ms" = "500"
+[scoring]
+manifest = "{manifest}"
+onnxruntime_library = "{ort}"
+min_rescore_interval = "50ms"
+[telemetry]
+metrics_listen = ""
+log_format = "json"
+[checkpoint]
+dir = "{dir}"
+interval = "1s"
+compact_every = 5
+"#,
+            sales = topics.sales,
+            clicks = topics.clicks,
+            dlq = topics.dead_letter,
+            manifest = root().join("models/baseline/manifest.json").display(),
+            ort = ort_library().display(),
+            dir = state.path().join("ckpt").display(),
+        );
+        std::fs::write(&config, text).expect("write config");
+        Self {
+            name: name.to_string(),
+            group,
+            state,
+            output,
+            config,
+        }
+    }
+
+    /// Starts `trendcast run`; its log lines are collected.
+    fn spawn(&self, log: &Arc<Mutex<Vec<(Instant, String)>>>) -> Child {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_trendcast"))
+            .args(["--config"])
+            .arg(&self.config)
+            .arg("run")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn trendcast run");
+        if let Some(err) = child.stderr.take() {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(err).lines().map_while(Result::ok) {
+                    if let Ok(mut l) = log.lock() {
+                        l.push((Instant::now(), line));
+                    }
+                }
+            });
+        }
+        child
+    }
+
+    fn dump(&self) -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_trendcast"))
+            .args(["--config"])
+            .arg(&self.config)
+            .args(["dump-state", "--dir"])
+            .arg(self.state.path().join("ckpt").join(&self.group))
+            .output()
+            .expect("dump-state");
+        assert!(
+            out.status.success(),
+            "dump-state ({}) failed: {}",
+            self.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf8 dump")
+    }
+}
+
+fn offsets(brokers: &str, group: Option<&str>, topics: &[&str]) -> Vec<i64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group.unwrap_or("trendcast-test-offsets"))
+        .create()
+        .expect("consumer");
+    let mut out = Vec::new();
+    match group {
+        Some(_) => {
+            let mut tpl = TopicPartitionList::new();
+            for t in topics {
+                for p in 0..PARTITIONS {
+                    tpl.add_partition(t, p);
+                }
+            }
+            if let Ok(list) = consumer.committed_offsets(tpl, Duration::from_secs(10)) {
+                for e in list.elements() {
+                    out.push(match e.offset() {
+                        Offset::Offset(o) => o,
+                        _ => 0,
+                    });
+                }
+            }
+        }
+        None => {
+            for t in topics {
+                for p in 0..PARTITIONS {
+                    let (_, high) = consumer
+                        .fetch_watermarks(t, p, Duration::from_secs(10))
+                        .expect("watermarks");
+                    out.push(high);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Waits until `group` has committed every input offset (the engine checkpointed all input).
+fn wait_caught_up(brokers: &str, run: &Run, topics: &Topics, child: &mut Child, timeout: Duration) {
+    let inputs = [topics.sales.as_str(), topics.clicks.as_str()];
+    let end = offsets(brokers, None, &inputs);
+    let deadline = Instant::now() + timeout;
+    loop {
+        let committed = offsets(brokers, Some(&run.group), &inputs);
+        if committed == end {
+            return;
+        }
+        assert!(
+            child.try_wait().expect("try_wait").is_none(),
+            "{}: engine exited",
+            run.name
+        );
+        assert!(
+            Instant::now() < deadline,
+            "{}: committed {committed:?} of {end:?} within {timeout:?}",
+            run.name
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+fn stop(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().expect("try_wait").is_none() {
+        assert!(Instant::now() < deadline, "no exit within 60 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn kill(child: &mut Child) {
+    let _ = child.kill(); // SIGKILL
+    let _ = child.wait();
+}
+
+/// (sku, bucket index) of every event the engine applies, computed offline from the topics as
+/// stored (each partition in offset order, through the engine's own decoder and admission),
+/// plus the newest closed bucket at the end.
+fn applied_buckets(
+    brokers: &str,
+    topics: &Topics,
+    events: &[EventRecord],
+) -> (BTreeSet<(String, i64)>, i64) {
+    let sales = events
+        .iter()
+        .filter(|e| matches!(e, EventRecord::Sale(_)))
+        .count();
+    let counts = [sales, events.len() - sales];
+    let settings = settings(topics);
+    let store = Arc::new(WindowStore::new(settings.window.clone()));
+    let spec = store.spec();
+    let mut admission = Admission::new(store.clone());
+    let limits = ValidationLimits {
+        max_future_ms: i64::MAX / 4,
+        ..settings.ingest.clone()
+    };
+    let mut applied = BTreeSet::new();
+    for (topic, source) in [
+        (&topics.sales, Source::Sales),
+        (&topics.clicks, Source::Clicks),
+    ] {
+        let n = counts[source as usize];
+        let mut msgs = read_all(brokers, topic, n, Duration::from_secs(120));
+        assert_eq!(msgs.len(), n, "read back {topic}");
+        msgs.sort_by_key(|m| (m.partition(), m.offset()));
+        for m in &msgs {
+            let Ok(event) = decode(source, m.key(), m.payload(), &limits, i64::MAX / 4) else {
+                continue;
+            };
+            if admission.admit(source, m.partition(), &event).is_ok() {
+                applied.insert((event.sku.to_string(), spec.index_of(event.ts_ms)));
+            }
+        }
+    }
+    let closed = store.closed_index().expect("events were applied");
+    (applied, closed)
+}
+
+/// (sku, as_of) of every trend update on `topic`.
+fn updates(brokers: &str, topic: &str) -> BTreeSet<(String, String)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", unique("updates-reader"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("reader");
+    let mut ends = HashMap::new();
+    for p in 0..PARTITIONS {
+        let (_, high) = consumer
+            .fetch_watermarks(topic, p, Duration::from_secs(10))
+            .expect("watermarks");
+        ends.insert(p, high);
+    }
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let mut out = BTreeSet::new();
+    let mut next: HashMap<i32, i64> = HashMap::new();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while ends
+        .iter()
+        .any(|(p, e)| next.get(p).copied().unwrap_or(0) < *e)
+    {
+        assert!(Instant::now() < deadline, "reading {topic} timed out");
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            next.insert(m.partition(), m.offset() + 1);
+            let v: serde_json::Value =
+                serde_json::from_slice(m.payload().unwrap_or_default()).expect("update json");
+            out.insert((
+                v["sku"].as_str().unwrap_or_default().to_string(),
+                v["as_of"].as_str().unwrap_or_default().to_string(),
+            ));
+        }
+    }
+    out
+}
+
+/// Every closed bucket with an applied event of a SKU has that SKU's update for it.
+fn assert_every_closed_bucket_updated(
+    brokers: &str,
+    topics: &Topics,
+    run: &Run,
+    applied: &BTreeSet<(String, i64)>,
+    closed: i64,
+) {
+    let spec = settings(topics).window.bucket;
+    let got = updates(brokers, &run.output);
+    let missing: Vec<_> = applied
+        .iter()
+        .filter(|(_, b)| *b <= closed)
+        .map(|(sku, b)| (sku.clone(), rfc3339(spec.end_ms(*b))))
+        .filter(|k| !got.contains(k))
+        .collect();
+    let want = applied.iter().filter(|(_, b)| *b <= closed).count();
+    assert!(
+        missing.is_empty(),
+        "{}: {} of {want} closed (sku, bucket) pairs have no update, e.g. {:?}",
+        run.name,
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+    eprintln!(
+        "{}: all {want} closed (sku, bucket) pairs have an update",
+        run.name
+    );
+}
+
+/// A reference run without disturbance: its final dump.
+fn reference_dump(brokers: &str, topics: &Topics) -> String {
+    let run = Run::new("reference", brokers, topics);
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let started = Instant::now();
+    let mut child = run.spawn(&log);
+    wait_caught_up(brokers, &run, topics, &mut child, Duration::from_secs(600));
+    stop(&mut child);
+    eprintln!("reference run: {:.1?}", started.elapsed());
+    let dump = run.dump();
+    assert!(
+        dump.lines().count() > 100,
+        "reference dump too small:\n{dump}"
+    );
+    dump
+}
+
+/// Log lines containing `needle`.
+fn count_lines(log: &Arc<Mutex<Vec<(Instant, String)>>>, needle: &str) -> usize {
+    log.lock()
+        .map(|l| l.iter().filter(|(_, s)| s.contains(needle)).count())
+        .unwrap_or(0)
+}
+
+/// Waits until `n` partition restores have been logged in all.
+fn wait_restored(log: &Arc<Mutex<Vec<(Instant, String)>>>, n: usize, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while count_lines(log, "partition state restored") < n {
+        if child.try_wait().expect("try_wait").is_some() || Instant::now() > deadline {
+            let tail: Vec<String> = log
+                .lock()
+                .map(|l| l.iter().rev().take(20).map(|(_, s)| s.clone()).collect())
+                .unwrap_or_default();
+            panic!(
+                "no restore of its partitions; last log lines:\n{}",
+                tail.join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Share of the input committed by `run`'s group, in percent.
+fn progress(brokers: &str, run: &Run, topics: &Topics) -> f64 {
+    let inputs = [topics.sales.as_str(), topics.clicks.as_str()];
+    let end: i64 = offsets(brokers, None, &inputs).iter().sum();
+    let done: i64 = offsets(brokers, Some(&run.group), &inputs).iter().sum();
+    100.0 * done as f64 / end.max(1) as f64
+}
+
+/// Seeded xorshift: kill points differ per run but can be replayed from the printed seed.
+fn rng(seed: u64) -> impl FnMut(u64, u64) -> u64 {
+    let mut x = seed.max(1);
+    move |lo, hi| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        lo + x % (hi - lo).max(1)
+    }
+}
+
+fn seed() -> u64 {
+    std::env::var("TRENDCAST_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(7)
+        })
+}
+
+fn assert_same_state(reference: &str, got: &str, what: &str) {
+    if reference != got {
+        let diff = reference
+            .lines()
+            .zip(got.lines())
+            .find(|(a, b)| a != b)
+            .map(|(a, b)| format!("reference: {a}\n{what}: {b}"))
+            .unwrap_or_else(|| {
+                format!(
+                    "{} vs {} lines",
+                    reference.lines().count(),
+                    got.lines().count()
+                )
+            });
+        panic!("{what}: window state differs from the uninterrupted run\n{diff}");
+    }
+}
+
+#[test]
+fn sigkill_three_times_changes_nothing() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let brokers = brokers();
+    let topics = Topics::create("crash", PARTITIONS);
+    let events = real_events(150_000, 60_000);
+    assert!(events.len() >= 200_000, "{} events", events.len());
+    produce_events(&brokers, &topics, &events);
+    let reference = reference_dump(&brokers, &topics);
+
+    let seed = seed();
+    eprintln!("crash test seed {seed} (TRENDCAST_TEST_SEED replays it)");
+    let mut next = rng(seed);
+    let run = Run::new("crashed", &brokers, &topics);
+    let log = Arc::new(Mutex::new(Vec::new()));
+    for i in 0..3 {
+        let mut child = run.spawn(&log);
+        // kill while it works: once it has restored its partitions, at a random point after
+        wait_restored(&log, (i + 1) * PARTITIONS as usize, &mut child);
+        let after = Duration::from_millis(next(300, 5_000));
+        std::thread::sleep(after);
+        assert!(
+            child.try_wait().expect("try_wait").is_none(),
+            "engine exited early"
+        );
+        kill(&mut child);
+        let consumed = progress(&brokers, &run, &topics);
+        eprintln!(
+            "SIGKILL {} at {after:.1?} after restore; committed {consumed:.0}% of the input",
+            i + 1
+        );
+    }
+    let mut child = run.spawn(&log);
+    wait_caught_up(
+        &brokers,
+        &run,
+        &topics,
+        &mut child,
+        Duration::from_secs(600),
+    );
+    stop(&mut child);
+    assert_same_state(&reference, &run.dump(), "after 3 SIGKILLs");
+    let (applied, closed) = applied_buckets(&brokers, &topics, &events);
+    assert_every_closed_bucket_updated(&brokers, &topics, &run, &applied, closed);
+}
