@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -48,8 +49,8 @@ def test_gbdt_and_mlp_train_export_score(small):
     d, ex = small
     cutoff = int(ex.origin.max()) - 7
     p = dict(gbdt.DEFAULTS, n_trees=5, rows=3000, steps_per_row=2, num_leaves=7, min_data_in_leaf=20)
-    X, Y = gbdt.training_matrix(ex, cutoff, p["rows"], p["steps_per_row"])
-    boosters = gbdt.train(X, Y, p, log=lambda *a: None)
+    X, Y, wt = gbdt.training_matrix(ex, cutoff, p["rows"], p["steps_per_row"], weight="sqrt_rev")
+    boosters = gbdt.train(X, Y, p, weights=wt, log=lambda *a: None)
     onx = gbdt.export(boosters, 28, 7, 1.0, 1.2, "smoke-gbdt")
     sess = session(onx)
     w, o = np.asarray(ex.windows[:500]), ex.origin[:500]
@@ -88,7 +89,8 @@ def test_train_cli_writes_model_and_manifest(small, tmp_path):
            "--eval-origins", *ev, "--valid-origins", *va, "--baselines", "simple",
            "--gbdt", json.dumps({"n_trees": 5, "rows": 3000, "num_leaves": 7, "min_data_in_leaf": 20}),
            "--mlp", json.dumps({"rows": 3000, "epochs": 1, "hidden": 16, "valid_days": 7})]
-    subprocess.run(cmd, check=True, cwd=ROOT / "training", stdout=subprocess.DEVNULL)
+    env = dict(os.environ, TRENDCAST_CACHE=str(tmp_path / "cache"))
+    subprocess.run(cmd, check=True, cwd=ROOT / "training", stdout=subprocess.DEVNULL, env=env)
     man = json.loads((out / "manifest.json").read_text())
     assert man["window_len"] == 28 and man["horizon"] == 7 and man["calendar_input"]["name"] == "origin_day"
     sess = ort.InferenceSession(str(out / man["model_file"]), providers=["CPUExecutionProvider"])

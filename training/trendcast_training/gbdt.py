@@ -14,12 +14,12 @@ from .data import Export, train_rows
 from .features import G
 from .onnx_out import assemble, quantile_tail
 
-DEFAULTS = dict(num_leaves=63, learning_rate=0.05, n_trees=300, min_data_in_leaf=200, feature_fraction=0.8,
-                bagging_fraction=0.8, lambda_l2=1.0, mid_objective="quantile", rows=150_000, steps_per_row=4, min_nz28=0.0)
+DEFAULTS = dict(num_leaves=63, learning_rate=0.05, n_trees=150, min_data_in_leaf=200, feature_fraction=0.8,
+                bagging_fraction=0.8, lambda_l2=1.0, mid_objective="quantile", weight="rev", rows=80_000, steps_per_row=4, min_nz28=0.0)
 
 
 def training_matrix(ex: Export, cutoff: int, rows: int, steps_per_row: int, seed: int = 0,
-                    min_nz28: float = 0.0, min_origin=None):
+                    min_nz28: float = 0.0, min_origin=None, weight: str = "none"):
     """Sample rows with origin + H <= cutoff and `steps_per_row` random horizon steps from each."""
     rng = np.random.default_rng(seed)
     idx = train_rows(ex, cutoff, min_origin)
@@ -35,10 +35,21 @@ def training_matrix(ex: Export, cutoff: int, rows: int, steps_per_row: int, seed
     sel = (rows_k[:, None] * H + steps).ravel()
     X = fh[sel]
     Y = y[rows_k[:, None], steps].ravel().astype(np.float32)
-    return X, Y
+    wt = row_weights(win[rows_k], weight)
+    return X, Y, np.repeat(wt, steps_per_row)
 
 
-def train(X, Y, params: dict, valid=None, log=print):
+def row_weights(win: np.ndarray, weight: str) -> np.ndarray:
+    """Sample weights per window: none, or the window's last-28-day revenue (WRMSSE's weight), as is
+    ('rev') or square-rooted ('sqrt_rev'); normalised to mean 1."""
+    if weight == "none":
+        return np.ones(len(win), np.float32)
+    rev = np.maximum(win[:, -28:, 1].sum(1), 0.0) + 1.0
+    w = np.sqrt(rev) if weight == "sqrt_rev" else rev
+    return (w / w.mean()).astype(np.float32)
+
+
+def train(X, Y, params: dict, weights=None, log=print):
     import lightgbm as lgb
 
     boosters = []
@@ -49,7 +60,7 @@ def train(X, Y, params: dict, valid=None, log=print):
              "feature_fraction": params["feature_fraction"], "bagging_fraction": params["bagging_fraction"],
              "bagging_freq": 1, "lambda_l2": params["lambda_l2"], "num_threads": 2, "verbose": -1, "seed": 1,
              "max_bin": 255}
-        ds = lgb.Dataset(X, Y, free_raw_data=False)
+        ds = lgb.Dataset(X, Y, weight=weights, free_raw_data=False)
         b = lgb.train(p, ds, num_boost_round=params["n_trees"])
         boosters.append(b)
         log(f"  gbdt q{q}: {b.num_trees()} trees")
