@@ -13,4 +13,6 @@ DATA="${TRENDCAST_EVENTS:-$TRENDCAST_ROOT/../shared/data/online-retail/online_re
 cd training
 "$TRENDCAST_TRAIN_PYTHON" -m trendcast_training.train --events "$DATA" --format online-retail \
   --out "$TRENDCAST_ROOT/$OUT" "$@"
-"$TRENDCAST_TRAIN_PYTHON" -m trendcast_training.quantize "$TRENDCAST_ROOT/$OUT" --events "$DATA"
+# int8: the MLP (dense layers) is what dynamic quantisation applies to; a tree ensemble has no weights to quantise.
+WORK="$TRENDCAST_CACHE/training/run-$(basename "$OUT")"
+"$TRENDCAST_TRAIN_PYTHON" -m trendcast_training.quantize "$WORK/model-mlp" --events "$DATA"

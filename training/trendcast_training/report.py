@@ -63,12 +63,14 @@ def horizon_chart(path: Path, es, forecasts: dict):
     y = es.actuals
     for name, q in forecasts.items():
         mae = np.abs(y - q[..., 1]).mean(0)
+        # steps whose actuals are all 0 (Online Retail does not trade on Saturdays) have no WQL: NaN
         wql_h = [np.mean([2 * np.sum(np.maximum(t * (y[:, h] - q[:, h, i]), (t - 1) * (y[:, h] - q[:, h, i])))
-                          for i, t in enumerate((0.1, 0.5, 0.9))]) / np.sum(np.abs(y[:, h])) for h in range(H)]
+                          for i, t in enumerate((0.1, 0.5, 0.9))]) / np.sum(np.abs(y[:, h]))
+                 if np.sum(np.abs(y[:, h])) > 0 else np.nan for h in range(H)]
         axes[0].plot(np.arange(1, H + 1), mae, marker=".", label=name)
         axes[1].plot(np.arange(1, H + 1), wql_h, marker=".", label=name)
-    axes[0].set_title("MAE by horizon step")
-    axes[1].set_title("WQL by horizon step")
+    axes[0].set_title("MAE by horizon step (all origins)")
+    axes[1].set_title("WQL by horizon step (gaps: no sales that day)")
     for ax in axes:
         ax.set_xlabel("horizon step (days)")
     axes[1].legend(fontsize=7)
