@@ -1,4 +1,10 @@
-"""Markdown + PNG evaluation report: `python -m trendcast_training.report RUN_DIR OUT_DIR`."""
+"""Markdown + PNG evaluation report.
+
+    python -m trendcast_training.report RUN_DIR OUT_DIR
+
+RUN_DIR is a train.py work folder (summary.json + eval_forecasts.pkl); OUT_DIR gets EVALUATION.md,
+fan_chart.png, error_by_horizon.png and metrics.json. train.py calls write_report itself.
+"""
 
 from __future__ import annotations
 
@@ -110,5 +116,31 @@ def write_report(out: Path, title: str, context: str, eval_results: dict, valid_
     return path
 
 
+def main(argv=None):
+    import pickle
+
+    from .data import Protocol, build_daily, day_of, load_export
+    from .evalset import make_evalset
+
+    argv = argv or sys.argv[1:]
+    if len(argv) != 2:
+        print(__doc__, file=sys.stderr)
+        sys.exit(2)
+    run, out = Path(argv[0]), Path(argv[1])
+    summ = json.loads((run / "summary.json").read_text())
+    eval_q = pickle.load(open(run / "eval_forecasts.pkl", "rb"))["eval_q"]
+    ex = load_export(Path(summ["export"]))
+    daily = build_daily(ex)
+    a = summ["args"]
+    es = make_evalset(ex, daily, Protocol([day_of(x) for x in a["eval_origins"]], ex.horizon, a["min_sale_days"]))
+    best = summ["best"]
+    base = [k for k in summ["eval"] if not k.startswith("trendcast")]
+    top = min(base, key=lambda k: summ["eval"][k]["WRMSSE"]) if base else None
+    fc = {best: eval_q[best], **({top: eval_q[top]} if top else {})}
+    p = write_report(out, f"Evaluation: {a['name']}", summ["context"], summ["eval"], summ["valid"], best, es, fc,
+                     daily)
+    print(p)
+
+
 if __name__ == "__main__":
-    print("use python -m trendcast_training.train (writes the report at the end)", file=sys.stderr)
+    main()

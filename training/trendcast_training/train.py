@@ -179,9 +179,16 @@ def main(argv=None):
     mdir, man = models[best_fam]
     shutil.copy(mdir / "model.onnx", out / "model.onnx")
     (out / "manifest.json").write_text(json.dumps(man, indent=2) + "\n")
+    ctx = (f"Events `{a.events}`; window {W} days, horizon {H}; eval origins {', '.join(a.eval_origins)}; "
+           f"validation origins {', '.join(a.valid_origins)}; {len(evp.series(daily))} series (SKUs with sales "
+           f"on >= {a.min_sale_days} days before {a.eval_origins[0]}), {len(es_eval.origin)} (series, origin) "
+           f"pairs. Best trendcast model chosen on validation origins: `trendcast-{best_fam}` "
+           f"(`{out.name}/model.onnx`). Metrics are defined in `training/trendcast_training/metrics.py`; "
+           f"baseline quantile methods in `training/trendcast_training/baselines.py`; reproduce with "
+           f"`bash training/train.sh` (see training/README.md).")
     summary = {"best": f"trendcast-{best_fam}", "widen": widen, "eval": eval_results, "valid": valid_results,
                "work": str(work), "export": str(exp_dir), "gbdt_params": gp, "mlp_params": mp,
-               "seconds": round(time.time() - T0, 1)}
+               "args": vars(a), "context": ctx, "seconds": round(time.time() - T0, 1)}
     (work / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     pickle.dump({"eval_q": eval_q}, open(work / "eval_forecasts.pkl", "wb"))
     for k, m in eval_results.items():
@@ -194,12 +201,6 @@ def main(argv=None):
         fc = {f"trendcast-{best_fam}": eval_q[f"trendcast-{best_fam}"]}
         if top_base:
             fc[top_base] = eval_q[top_base]
-        ctx = (f"Events `{a.events}`; window {W} days, horizon {H}; eval origins {', '.join(a.eval_origins)}; "
-               f"validation origins {', '.join(a.valid_origins)}; {len(evp.series(daily))} series (SKUs with sales "
-               f"on >= {a.min_sale_days} days before {a.eval_origins[0]}), {len(es_eval.origin)} (series, origin) "
-               f"pairs. Best trendcast model chosen on validation origins: `trendcast-{best_fam}` "
-               f"(`{out / 'model.onnx'}`). Metrics are defined in `training/trendcast_training/metrics.py`; "
-               f"baseline quantile methods in `training/trendcast_training/baselines.py`.")
         p = write_report(out, f"Evaluation: {a.name}", ctx, eval_results, valid_results, f"trendcast-{best_fam}",
                          es_eval, fc, daily)
         log(f"report {p}")
