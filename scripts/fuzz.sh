@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fuzzes the input decoder with cargo-fuzz (libFuzzer) for a bounded time and prints the number of
+# Fuzzes the input and checkpoint decoders with cargo-fuzz (libFuzzer) for a bounded time and prints the number of
 # executions. cargo-fuzz is installed once into the cache; RUSTC_BOOTSTRAP lets the stable
 # toolchain accept the sanitizer flags cargo-fuzz passes.
 # Usage: scripts/fuzz.sh [SECONDS per target, default 60]
@@ -12,7 +12,7 @@ if [[ ! -x "$fuzz_root/bin/cargo-fuzz" ]]; then
 fi
 export PATH="$fuzz_root/bin:$PATH" RUSTC_BOOTSTRAP=1
 cd "$TRENDCAST_ROOT/fuzz"
-for target in decode_event; do
+for target in decode_event decode_checkpoint; do
   mkdir -p "corpus/$target"
   out="$(cargo fuzz run "$target" "corpus/$target" "seeds/$target" -- -max_total_time="$secs" -max_len=4096 2>&1)" || {
     printf '%s\n' "$out" | tail -40 >&2

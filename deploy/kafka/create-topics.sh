@@ -15,3 +15,7 @@ create sales "$PARTITIONS"
 create clicks "$PARTITIONS"
 create trend-updates "$PARTITIONS"
 create trendcast-dead-letter 1 --config retention.ms=1209600000 --config max.message.bytes=4194304
+# The checkpoint changelog (checkpoint.changelog_topic = "{group_id}-changelog"): same partition
+# count as the inputs; compaction keeps only the newest record per SKU, which bounds it.
+create "${GROUP_ID:-trendcast}-changelog" "$PARTITIONS" --config cleanup.policy=compact \
+  --config min.compaction.lag.ms=600000

@@ -290,7 +290,17 @@ impl Checkpointer {
             let full = prog.needs_full
                 || (self.local.is_some() && prog.since_full + 1 >= self.settings.compact_every);
             let cut = prog.next;
-            let mut delta = Vec::new();
+            // evictions first: a SKU evicted and then seen again is written after its removal
+            let mut delta: Vec<Record> = removed
+                .remove(&p)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|sku| Record::Removed {
+                    checkpoint: n,
+                    partition: p,
+                    sku: sku.to_string(),
+                })
+                .collect();
             let mut whole = Vec::new();
             store.drain_unsaved(&[p], full, |sku, w| {
                 let record = Record::Window(WindowRecord {
@@ -307,13 +317,6 @@ impl Checkpointer {
                     delta.push(record);
                 }
             });
-            for sku in removed.remove(&p).unwrap_or_default() {
-                delta.push(Record::Removed {
-                    checkpoint: n,
-                    partition: p,
-                    sku: sku.to_string(),
-                });
-            }
             let end = Record::Cut(PartitionCut {
                 checkpoint: n,
                 partition: p,

@@ -88,6 +88,15 @@ impl Alignment {
         plan
     }
 
+    /// Pairs currently marked as having messages waiting.
+    pub fn lagging_pairs(&self) -> Vec<(Source, u16)> {
+        self.lag
+            .iter()
+            .filter(|(_, l)| **l)
+            .map(|(k, _)| *k)
+            .collect()
+    }
+
     /// Forgets which pairs it paused (after everything was resumed at once).
     pub fn forget_pauses(&mut self) {
         self.paused.clear();

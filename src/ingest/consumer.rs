@@ -275,6 +275,13 @@ impl Ingest {
         // which partitions are caught up, so the frontier reaches every bucket it can
         a.refresh_lag_from_broker(&self.consumer);
         a.advance_frontier(None);
+        tracing::info!(
+            frontier_ms = a.frontier,
+            closed = a.admission.store().closed_index(),
+            pairs = ?a.pairs(),
+            lagging = ?a.alignment.lagging_pairs(),
+            "final close before the shutdown checkpoint"
+        );
         a.checkpoint(&[], &self.consumer);
         let owned = a.checkpoints.owned();
         a.checkpoints.release(&owned);
