@@ -22,13 +22,21 @@ fn python() -> PathBuf {
 }
 
 #[test]
-fn rust_and_python_onnxruntime_agree() {
+fn rust_and_python_onnxruntime_agree_on_the_baseline() {
+    parity("models/baseline/manifest.json");
+}
+
+/// The shipped trained model, with its calendar input (days since epoch of the first forecast
+/// day), scores the same in the engine as in Python onnxruntime.
+#[test]
+fn rust_and_python_onnxruntime_agree_on_the_trained_model() {
+    parity("models/trendcast-demand/manifest.json");
+}
+
+fn parity(manifest: &str) {
     let mut raw = RawConfig::default();
     raw.scoring.onnxruntime_library = ort_library().display().to_string();
-    raw.scoring.manifest = root()
-        .join("models/baseline/manifest.json")
-        .display()
-        .to_string();
+    raw.scoring.manifest = root().join(manifest).display().to_string();
     let settings = Settings::resolve(&raw).expect("settings");
 
     // Real windows: the first 90 days of Online Retail through the engine's admission path.
@@ -66,7 +74,20 @@ fn rust_and_python_onnxruntime_agree() {
         );
     }
     assert!(input.iter().any(|v| *v > 0.0), "windows hold real data");
-    let rust = model.score(&input, &[], n).expect("rust scoring").quantiles;
+    let day = trendcast::window::epoch_day(settings.window.bucket.start_ms(closed + 1));
+    let days = vec![day; n];
+    let forecast = model.score(&input, &days, n).expect("rust scoring");
+    let rust = forecast.quantiles;
+    let nq = manifest.manifest.quantiles.len();
+    for row in rust.chunks_exact(nq) {
+        assert!(
+            row[0] >= 0.0 && row.windows(2).all(|w| w[0] <= w[1]),
+            "quantiles {row:?}"
+        );
+    }
+    if let Some(p) = &forecast.p_up {
+        assert!(p.iter().all(|v| (0.0..=1.0).contains(v)), "p_up in [0, 1]");
+    }
 
     let dir = tempfile::tempdir().expect("tempdir");
     let inp = dir.path().join("in.json");
@@ -76,6 +97,8 @@ fn rust_and_python_onnxruntime_agree() {
         "output_name": manifest.manifest.output.name,
         "shape": [n, manifest.manifest.window_len, manifest.features.len()],
         "values": input,
+        "calendar_name": manifest.manifest.calendar_input.as_ref().map(|c| c.name.clone()),
+        "calendar": days,
     });
     std::fs::write(&inp, serde_json::to_vec(&spec).expect("json")).expect("write input");
     let status = Command::new(python())

@@ -2,7 +2,8 @@
 """Reference scorer for the parity test: runs a model with the Python onnxruntime package.
 
 Usage: onnx_reference.py MODEL.onnx INPUT.json OUTPUT.json
-INPUT.json: {"input_name": str, "output_name": str, "shape": [n, t, f], "values": [...]} (row-major).
+INPUT.json: {"input_name": str, "output_name": str, "shape": [n, t, f], "values": [...]} (row-major),
+plus, for models with a calendar input, "calendar_name": str and "calendar": [n days since epoch].
 OUTPUT.json: {"shape": [...], "values": [...]} of the named output.
 """
 
@@ -20,7 +21,10 @@ def main() -> None:
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     session = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
-    (y,) = session.run([spec["output_name"]], {spec["input_name"]: x})
+    feeds = {spec["input_name"]: x}
+    if spec.get("calendar_name"):
+        feeds[spec["calendar_name"]] = np.asarray(spec["calendar"], dtype=np.float32)
+    (y,) = session.run([spec["output_name"]], feeds)
     json.dump({"shape": list(y.shape), "values": y.astype(np.float64).ravel().tolist(), "ort": ort.__version__}, open(out, "w"))
 
 
