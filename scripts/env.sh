@@ -26,18 +26,26 @@ ensure_system_packages() {
   fi
 }
 
-ensure_python() {
-  local req="$TRENDCAST_ROOT/scripts/requirements-runtime.txt"
+# venv_for REQUIREMENTS PREFIX DESCRIPTION: prints a cached venv built from REQUIREMENTS (keyed by
+# its hash), creating it when missing or incomplete.
+venv_for() {
+  local req="$1" prefix="$2" what="$3"
   local hash
   hash="$(sha256sum "$req" | cut -c1-12)"
-  local venv="$TRENDCAST_CACHE/venv-$hash"
+  local venv="$TRENDCAST_CACHE/$prefix-$hash"
   if [[ ! -x "$venv/bin/python" ]] || [[ ! -f "$venv/.complete" ]]; then
-    log "creating Python venv $venv (onnxruntime, onnx, numpy from PyPI)"
+    log "creating Python venv $venv ($what, from PyPI)"
     rm -rf "$venv"
-    python3 -m venv "$venv" || { apt-get update -qq && apt-get install -y -qq python3-venv && python3 -m venv "$venv"; }
-    "$venv/bin/pip" install -q --disable-pip-version-check -r "$req"
+    python3 -m venv "$venv" >&2 || { apt-get update -qq >&2 && apt-get install -y -qq python3-venv >&2 && python3 -m venv "$venv" >&2; } || return 1
+    "$venv/bin/pip" install -q --disable-pip-version-check -r "$req" >&2 || { log "pip install -r $req failed"; return 1; }
     touch "$venv/.complete"
   fi
+  printf '%s\n' "$venv"
+}
+
+ensure_python() {
+  local venv
+  venv="$(venv_for "$TRENDCAST_ROOT/scripts/requirements-runtime.txt" venv "onnxruntime, onnx, numpy")" || exit 1
   export TRENDCAST_PYTHON="$venv/bin/python"
   ORT_DYLIB_PATH="$("$TRENDCAST_PYTHON" -c 'import onnxruntime, os; print(os.path.join(os.path.dirname(onnxruntime.__file__), "capi", "libonnxruntime.so.1.31.1"))')"
   export ORT_DYLIB_PATH
@@ -80,17 +88,12 @@ start_tansu() {
 # Training/evaluation venv (training/requirements.txt: lightgbm, statsforecast, mlforecast, pandas,
 # matplotlib, holidays, pytest + the runtime pins); exports TRENDCAST_TRAIN_PYTHON.
 ensure_training_python() {
-  local req="$TRENDCAST_ROOT/training/requirements.txt"
-  local hash
-  hash="$(sha256sum "$req" | cut -c1-12)"
-  local venv="$TRENDCAST_CACHE/train-venv-$hash"
-  if [[ ! -x "$venv/bin/python" ]] || [[ ! -f "$venv/.complete" ]]; then
-    log "creating training venv $venv from training/requirements.txt (PyPI, CPU only, a few minutes)"
-    rm -rf "$venv"
-    python3 -m venv "$venv" || { apt-get update -qq && apt-get install -y -qq python3-venv && python3 -m venv "$venv"; }
-    "$venv/bin/pip" install -q --disable-pip-version-check -r "$req"
-    "$venv/bin/pip" install -q --disable-pip-version-check --no-deps -e "$TRENDCAST_ROOT/training"
-    touch "$venv/.complete"
+  local venv
+  venv="$(venv_for "$TRENDCAST_ROOT/training/requirements.txt" train-venv "training: lightgbm, statsforecast, mlforecast, ...")" || exit 1
+  # the package itself, editable, so the venv follows the working tree
+  if [[ ! -f "$venv/.package" ]]; then
+    "$venv/bin/pip" install -q --disable-pip-version-check --no-deps -e "$TRENDCAST_ROOT/training" >&2 || exit 1
+    touch "$venv/.package"
   fi
   export TRENDCAST_TRAIN_PYTHON="$venv/bin/python"
 }

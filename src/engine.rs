@@ -104,6 +104,7 @@ impl RunningEngine {
             &settings.kafka,
             settings.ingest.clone(),
             settings.backpressure,
+            settings.idle_partition_hold,
             settings.checkpoint.clone(),
             store.clone(),
             publisher.clone(),

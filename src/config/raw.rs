@@ -81,6 +81,8 @@ pub struct RawIngest {
     pub max_scoring_backlog: usize,
     /// Pause the input partitions while more messages than this wait for the broker's ack.
     pub max_publish_in_flight: usize,
+    /// How long an input partition with nothing to read still holds back bucket closes.
+    pub idle_partition_hold: String,
 }
 
 impl Default for RawIngest {
@@ -94,6 +96,7 @@ impl Default for RawIngest {
             max_unit_price: 1_000_000.0,
             max_scoring_backlog: 100_000,
             max_publish_in_flight: 100_000,
+            idle_partition_hold: "30s".into(),
         }
     }
 }

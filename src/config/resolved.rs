@@ -33,6 +33,9 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
     /// `[checkpoint]`.
     pub checkpoint: crate::checkpoint::CheckpointSettings,
+    /// `ingest.idle_partition_hold`: how long a caught-up input partition still holds back
+    /// bucket closes.
+    pub idle_partition_hold: Duration,
 }
 
 fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
@@ -193,6 +196,7 @@ impl Settings {
             metrics_listen,
         };
 
+        let idle_partition_hold = duration("ingest.idle_partition_hold", &i.idle_partition_hold)?;
         let c = &raw.checkpoint;
         let non_blank = |v: &str| (!v.trim().is_empty()).then(|| v.trim().to_string());
         let checkpoint = crate::checkpoint::CheckpointSettings {
@@ -228,6 +232,7 @@ impl Settings {
             trend,
             telemetry,
             checkpoint,
+            idle_partition_hold,
         })
     }
 }

@@ -11,8 +11,14 @@
 //! partition whose event time runs more than `lead` ahead of the frontier is paused while the
 //! frontier's partition has messages waiting, and resumed once it is back within `lead`. The
 //! same lag test decides "caught up": librdkafka's cached high watermark against the next offset.
+//!
+//! A caught-up pair keeps holding the frontier for `idle_hold` after it last had messages
+//! waiting (as Kafka Streams' `max.task.idle.ms` does): data that arrives on it shortly after a
+//! pause, behind the other partitions, still gets its per-bucket updates. Only a pair quiet for
+//! longer stops holding the frontier, so one silent input cannot stall every close.
 
 use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 use super::event::Source;
 
@@ -20,7 +26,10 @@ use super::event::Source;
 #[derive(Debug, Default)]
 pub struct Alignment {
     lag: HashMap<(Source, u16), bool>,
+    /// When each pair last had messages waiting or delivered one.
+    busy_at: HashMap<(Source, u16), Instant>,
     paused: HashSet<(Source, u16)>,
+    idle_hold: Duration,
 }
 
 /// What to change after [`Alignment::plan`].
@@ -33,19 +42,38 @@ pub struct Plan {
 }
 
 impl Alignment {
+    /// Alignment where a caught-up pair holds the frontier for `idle_hold` more.
+    pub fn new(idle_hold: Duration) -> Self {
+        Self {
+            idle_hold,
+            ..Self::default()
+        }
+    }
+
     /// Records whether `source`'s `partition` has messages waiting (unknown counts as waiting).
     pub fn set_lagging(&mut self, source: Source, partition: u16, lagging: bool) {
         self.lag.insert((source, partition), lagging);
+        if lagging {
+            self.busy_at.insert((source, partition), Instant::now());
+        }
     }
 
     /// Forgets revoked partitions.
     pub fn release(&mut self, partitions: &[u16]) {
         self.lag.retain(|(_, p), _| !partitions.contains(p));
+        self.busy_at.retain(|(_, p), _| !partitions.contains(p));
         self.paused.retain(|(_, p)| !partitions.contains(p));
     }
 
+    /// Whether the pair holds the frontier: messages waiting (or unknown), or caught up for
+    /// less than `idle_hold`.
     fn lagging(&self, source: Source, partition: u16) -> bool {
-        self.lag.get(&(source, partition)).copied().unwrap_or(true)
+        let key = (source, partition);
+        self.lag.get(&key).copied().unwrap_or(true)
+            || self
+                .busy_at
+                .get(&key)
+                .is_some_and(|t| t.elapsed() < self.idle_hold)
     }
 
     /// The frontier over `pairs` (each with its event time, `None` when it has had none): the
@@ -97,6 +125,17 @@ impl Alignment {
             .collect()
     }
 
+    /// Notes that a message of `source`'s `partition` was just read.
+    pub fn touch(&mut self, source: Source, partition: u16) {
+        self.busy_at.insert((source, partition), Instant::now());
+    }
+
+    /// Stops holding the frontier for caught-up pairs (at shutdown: what has been read is all
+    /// there is to close with).
+    pub fn drop_idle_hold(&mut self) {
+        self.idle_hold = Duration::ZERO;
+    }
+
     /// Forgets which pairs it paused (after everything was resumed at once).
     pub fn forget_pauses(&mut self) {
         self.paused.clear();
@@ -136,6 +175,25 @@ mod tests {
             None,
             "a lagging input with no event yet"
         );
+    }
+
+    #[test]
+    fn a_caught_up_pair_holds_the_frontier_for_the_idle_hold() {
+        let mut a = Alignment::new(Duration::from_secs(3600));
+        let pairs = [
+            ((Source::Sales, 0), Some(500)),
+            ((Source::Clicks, 0), Some(100)),
+        ];
+        a.set_lagging(Source::Sales, 0, false);
+        a.set_lagging(Source::Clicks, 0, true);
+        a.set_lagging(Source::Clicks, 0, false);
+        assert_eq!(
+            a.frontier(&pairs),
+            Some(100),
+            "clicks were busy a moment ago"
+        );
+        a.drop_idle_hold();
+        assert_eq!(a.frontier(&pairs), Some(500));
     }
 
     #[test]

@@ -187,6 +187,7 @@ impl Ingest {
         kafka: &KafkaSettings,
         limits: ValidationLimits,
         backpressure: Backpressure,
+        idle_hold: Duration,
         checkpoint: CheckpointSettings,
         store: Arc<WindowStore>,
         publisher: Publisher,
@@ -216,7 +217,7 @@ impl Ingest {
             dead_letter_topic: kafka.dead_letter_topic.clone(),
             scorer,
             failed: None,
-            alignment: Alignment::default(),
+            alignment: Alignment::new(idle_hold),
             lead_ms,
             frontier: None,
         }));
@@ -274,6 +275,7 @@ impl Ingest {
         // what is read by now closes what it can: ask the broker (not cached statistics)
         // which partitions are caught up, so the frontier reaches every bucket it can
         a.refresh_lag_from_broker(&self.consumer);
+        a.alignment.drop_idle_hold();
         a.advance_frontier(None);
         tracing::info!(
             frontier_ms = a.frontier,
@@ -375,6 +377,7 @@ impl Applier {
             return Ok(());
         }
         self.stats.consumed(source).add(1);
+        self.alignment.touch(source, partition);
         let now_ms = chrono::Utc::now().timestamp_millis();
         let wm_before = self.admission.watermark(source, msg.partition());
         let outcome =
