@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
-use super::format::{decode, encode, CheckpointError, Record};
+use super::format::{decode, encode, storage, CheckpointError, Record};
 use crate::kafka::KafkaSettings;
 use crate::publish::{MessageKind, Publisher};
 
@@ -21,10 +21,7 @@ pub struct Changelog {
 }
 
 fn kafka_err(what: String) -> impl Fn(rdkafka::error::KafkaError) -> CheckpointError {
-    move |e| CheckpointError::Io {
-        what: what.clone(),
-        message: e.to_string(),
-    }
+    storage(what)
 }
 
 impl Changelog {
@@ -54,10 +51,7 @@ impl Changelog {
                     Some(&bytes),
                     None,
                 )
-                .map_err(|e| CheckpointError::Io {
-                    what: format!("producing to {}", self.topic),
-                    message: e.to_string(),
-                })?;
+                .map_err(storage(format!("producing to {}", self.topic)))?;
         }
         Ok(())
     }

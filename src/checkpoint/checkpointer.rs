@@ -113,6 +113,11 @@ impl Checkpointer {
         v
     }
 
+    /// Partitions currently owned, in no particular order (no allocation).
+    pub fn owned_iter(&self) -> impl Iterator<Item = u16> + '_ {
+        self.owned.keys().copied()
+    }
+
     /// True when `partition` has been restored and is being consumed.
     pub fn owns(&self, partition: u16) -> bool {
         self.owned.contains_key(&partition)

@@ -119,6 +119,14 @@ pub enum CheckpointError {
     },
 }
 
+/// Maps any storage error (file system, Kafka) met while doing `what` to [`CheckpointError::Io`].
+pub(crate) fn storage<E: std::fmt::Display>(what: String) -> impl Fn(E) -> CheckpointError {
+    move |e| CheckpointError::Io {
+        what: what.clone(),
+        message: e.to_string(),
+    }
+}
+
 fn config() -> impl bincode::config::Config {
     bincode::config::standard().with_limit::<MAX_RECORD_BYTES>()
 }

@@ -10,7 +10,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use super::format::{decode, encode, CheckpointError, Record};
+use super::format::{decode, encode, storage, CheckpointError, Record};
 
 /// Per-partition checkpoint files under one directory.
 #[derive(Debug, Clone)]
@@ -19,10 +19,7 @@ pub struct LocalLog {
 }
 
 fn io(what: String) -> impl Fn(std::io::Error) -> CheckpointError {
-    move |e| CheckpointError::Io {
-        what: what.clone(),
-        message: e.to_string(),
-    }
+    storage(what)
 }
 
 impl LocalLog {

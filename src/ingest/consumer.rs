@@ -176,8 +176,8 @@ struct Applier {
     alignment: Alignment,
     /// How far (ms) a partition may run ahead of the frontier before it is paused.
     lead_ms: i64,
-    /// The frontier last computed.
-    frontier: Option<i64>,
+    /// (source, partition) pairs with their event times, refilled for each frontier update.
+    pairs: Vec<((Source, u16), Option<i64>)>,
 }
 
 impl Ingest {
@@ -219,7 +219,7 @@ impl Ingest {
             failed: None,
             alignment: Alignment::new(idle_hold),
             lead_ms,
-            frontier: None,
+            pairs: Vec::new(),
         }));
         let consumer: BaseConsumer<IngestContext> = config
             .create_with_context(IngestContext {
@@ -278,9 +278,9 @@ impl Ingest {
         a.alignment.drop_idle_hold();
         a.advance_frontier(None);
         tracing::info!(
-            frontier_ms = a.frontier,
+            frontier_ms = a.admission.store().frontier_ms(),
             closed = a.admission.store().closed_index(),
-            pairs = ?a.pairs(),
+            pairs = ?a.pairs,
             lagging = ?a.alignment.lagging_pairs(),
             "final close before the shutdown checkpoint"
         );
@@ -345,6 +345,13 @@ impl Ingest {
 }
 
 impl Applier {
+    fn topic_of(&self, source: Source) -> &str {
+        match source {
+            Source::Sales => &self.sales_topic,
+            Source::Clicks => &self.clicks_topic,
+        }
+    }
+
     fn source_of(&self, topic: &str) -> Source {
         if topic == self.sales_topic {
             Source::Sales
@@ -399,10 +406,9 @@ impl Applier {
             self.stats.replay_skipped.add(1);
             return Ok(());
         }
-        let store = self.admission.store().clone();
-        store.advance_watermark(event.ts_ms);
+        self.admission.store().advance_watermark(event.ts_ms);
         // only a partition at (or below) the frontier can move it
-        let at_frontier = match (self.frontier, wm_before) {
+        let at_frontier = match (self.admission.store().frontier_ms(), wm_before) {
             (Some(f), Some(w)) => w <= f,
             _ => true,
         };
@@ -424,28 +430,29 @@ impl Applier {
         Ok(())
     }
 
-    /// (source, partition) of every owned input partition with its event time.
-    fn pairs(&self) -> Vec<((Source, u16), Option<i64>)> {
-        let mut out = Vec::new();
-        for p in self.checkpoints.owned() {
+    /// Fills `pairs` with (source, partition) of every owned input partition and its event time
+    /// (a buffer reused because the frontier is recomputed on the hot path).
+    fn fill_pairs(&mut self) {
+        self.pairs.clear();
+        for p in self.checkpoints.owned_iter() {
             for s in [Source::Sales, Source::Clicks] {
-                out.push(((s, p), self.admission.watermark(s, i32::from(p))));
+                self.pairs
+                    .push(((s, p), self.admission.watermark(s, i32::from(p))));
             }
         }
-        out
     }
 
     /// Recomputes the frontier; when that closes a bucket, waits for the scorer to finish the
     /// previous close first. `created_ms` is the producer time of the message that moved it.
     fn advance_frontier(&mut self, created_ms: Option<i64>) {
-        let Some(frontier) = self.alignment.frontier(&self.pairs()) else {
+        self.fill_pairs();
+        let Some(frontier) = self.alignment.frontier(&self.pairs) else {
             return;
         };
-        if self.frontier.is_some_and(|f| f >= frontier) {
+        let store = self.admission.store();
+        if store.frontier_ms().is_some_and(|f| f >= frontier) {
             return;
         }
-        self.frontier = Some(frontier);
-        let store = self.admission.store().clone();
         let before = store.closed_index();
         let after = store.closed_for(frontier);
         if before.is_none_or(|c| after > c) {
@@ -464,29 +471,14 @@ impl Applier {
     /// watermarks) and pauses those too far ahead of the frontier, resuming those back within
     /// reach. While backpressure has paused everything, nothing is resumed here.
     fn align(&mut self, consumer: &BaseConsumer<IngestContext>, backpressure_paused: bool) {
-        for p in self.checkpoints.owned() {
-            let next = self.checkpoints.next_offsets(p);
-            for (s, topic) in [
-                (Source::Sales, &self.sales_topic),
-                (Source::Clicks, &self.clicks_topic),
-            ] {
-                let lagging = match consumer.context().high(topic, i32::from(p)) {
-                    Some(high) => high > next[s as usize].max(0),
-                    None => true,
-                };
-                self.alignment.set_lagging(s, p, lagging);
-            }
-        }
+        // an unknown high watermark counts as messages waiting
+        self.mark_lag(|topic, p| Some(consumer.context().high(topic, p)));
         self.advance_frontier(None);
-        let plan = self.alignment.plan(&self.pairs(), self.lead_ms);
+        let plan = self.alignment.plan(&self.pairs, self.lead_ms);
         let list = |pairs: &[(Source, u16)]| {
             let mut tpl = TopicPartitionList::new();
             for (s, p) in pairs {
-                let topic = match s {
-                    Source::Sales => &self.sales_topic,
-                    Source::Clicks => &self.clicks_topic,
-                };
-                tpl.add_partition(topic, i32::from(*p));
+                tpl.add_partition(self.topic_of(*s), i32::from(*p));
             }
             tpl
         };
@@ -502,19 +494,30 @@ impl Applier {
         }
     }
 
-    /// Marks each owned input partition as caught up or not from the broker's high watermarks.
+    /// Marks each owned input partition as caught up or not from the broker's high watermarks
+    /// (asked now, not cached; a failed request leaves the mark as it was).
     fn refresh_lag_from_broker(&mut self, consumer: &BaseConsumer<IngestContext>) {
-        for p in self.checkpoints.owned() {
+        self.mark_lag(|topic, p| {
+            consumer
+                .fetch_watermarks(topic, p, Duration::from_secs(5))
+                .ok()
+                .map(|(_, high)| Some(high))
+        });
+    }
+
+    /// Marks each owned (source, partition) as having messages waiting when its high watermark
+    /// (from `high`: `None` = keep the mark, `Some(None)` = unknown, counted as waiting) is past
+    /// the next offset to read.
+    fn mark_lag(&mut self, high: impl Fn(&str, i32) -> Option<Option<i64>>) {
+        for p in self.checkpoints.owned_iter() {
             let next = self.checkpoints.next_offsets(p);
             for (s, topic) in [
-                (Source::Sales, self.sales_topic.clone()),
-                (Source::Clicks, self.clicks_topic.clone()),
+                (Source::Sales, &self.sales_topic),
+                (Source::Clicks, &self.clicks_topic),
             ] {
-                if let Ok((_, high)) =
-                    consumer.fetch_watermarks(&topic, i32::from(p), Duration::from_secs(5))
-                {
-                    self.alignment
-                        .set_lagging(s, p, high > next[s as usize].max(0));
+                if let Some(h) = high(topic, i32::from(p)) {
+                    let lagging = h.is_none_or(|h| h > next[s as usize].max(0));
+                    self.alignment.set_lagging(s, p, lagging);
                 }
             }
         }

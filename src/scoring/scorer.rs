@@ -41,8 +41,6 @@ pub enum ScorerMsg {
         /// Also score throttled SKUs now.
         force: bool,
     },
-    /// A bucket closed: wake up and score what it made ready.
-    Closed,
 }
 
 /// Receives every published update (used by the demo's live table and by tests).
@@ -202,7 +200,6 @@ impl Scorer {
                 }
                 acks.push(ack)
             }
-            ScorerMsg::Closed => {}
         }
     }
 
