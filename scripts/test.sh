@@ -8,6 +8,9 @@ ensure_python
 ensure_tansu
 cd "$TRENDCAST_ROOT"
 cargo build --tests --quiet
+# the recovery tests replay 210,000 events through engine processes: they start the release build
+cargo build --release --bin trendcast --quiet
+export TRENDCAST_ENGINE_BIN="$TRENDCAST_ROOT/target/release/trendcast"
 start_tansu
 trap 'kill "$TANSU_PID" 2>/dev/null || true' EXIT
 set -o pipefail

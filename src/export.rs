@@ -87,7 +87,8 @@ impl NpyWriter {
     }
 }
 
-fn event_of(record: &EventRecord) -> Option<(Source, Event<'_>)> {
+/// The engine event of a log record (None for a click kind the engine does not know).
+pub(crate) fn event_of(record: &EventRecord) -> Option<(Source, Event<'_>)> {
     Some(match record {
         EventRecord::Sale(s) => (
             Source::Sales,

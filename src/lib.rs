@@ -15,6 +15,7 @@ pub mod config;
 pub mod datasets;
 pub mod demo;
 pub mod engine;
+pub mod evaluate;
 pub mod export;
 pub mod ingest;
 pub mod kafka;

@@ -68,6 +68,38 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Score a model on an event log through the serving code (rolling origins, daily buckets)
+    /// and compare it with other forecasters' forecast tables in one Markdown report
+    Evaluate {
+        /// Event log (JSONL or CSV in the engine's event schema, or the UCI Online Retail CSV;
+        /// optionally gzipped)
+        #[arg(long)]
+        events: PathBuf,
+        /// Format of the log
+        #[arg(long, default_value = "auto")]
+        format: trendcast::datasets::event_log::LogFormat,
+        /// The model's manifest
+        #[arg(long, default_value = "models/trendcast-demand/manifest.json")]
+        model: PathBuf,
+        /// Forecast days per origin
+        #[arg(long, default_value_t = 14)]
+        horizon: usize,
+        /// Rolling origins, 7 days apart, the last ending its horizon on the last full day
+        #[arg(long, default_value_t = 4)]
+        origins: usize,
+        /// Distinct sale days before the first origin that make a SKU a series
+        #[arg(long, default_value_t = 30)]
+        min_sale_days: usize,
+        /// Another forecaster's table `sku,origin,date,q0.1,q0.5,q0.9`, as NAME=PATH (repeatable)
+        #[arg(long = "baseline", value_parser = parse_baseline)]
+        baselines: Vec<(String, PathBuf)>,
+        /// Write the model's forecasts here (CSV `sku,origin,date,q0.1,q0.5,q0.9`)
+        #[arg(long)]
+        forecasts: Option<PathBuf>,
+        /// Also write the Markdown report here (it is always printed)
+        #[arg(long)]
+        report: Option<PathBuf>,
+    },
     /// Print the per-SKU window state of a checkpoint folder as JSON lines (canonical: sorted by
     /// SKU, the window ending at the newest bucket reached, non-zero buckets only).
     DumpState {
@@ -90,6 +122,16 @@ enum Command {
 }
 
 /// Self-contained runs (demo, bench) serve no metrics and log warnings only, unless asked.
+/// `NAME=PATH` of a `--baseline`.
+fn parse_baseline(text: &str) -> Result<(String, PathBuf), String> {
+    match text.split_once('=') {
+        Some((name, path)) if !name.is_empty() && !path.is_empty() => {
+            Ok((name.to_string(), PathBuf::from(path)))
+        }
+        _ => Err(format!("expected NAME=PATH, got `{text}`")),
+    }
+}
+
 fn quiet(settings: &mut Settings) {
     settings.telemetry.metrics_listen = None;
     if std::env::var_os("RUST_LOG").is_none() && settings.telemetry.log_level == "info" {
@@ -177,6 +219,45 @@ fn dispatch(cli: Cli) -> Result<()> {
             telemetry::init_logging(&settings.telemetry);
             let report = trendcast::loadtest::run(&settings, &options)?;
             println!("{report}");
+            Ok(())
+        }
+        Command::Evaluate {
+            events,
+            format,
+            model,
+            horizon,
+            origins,
+            min_sale_days,
+            baselines,
+            forecasts,
+            report,
+        } => {
+            quiet(&mut settings);
+            telemetry::init_logging(&settings.telemetry);
+            let log = trendcast::datasets::event_log::load(&events, format)
+                .with_context(|| format!("reading {}", events.display()))?;
+            let options = trendcast::evaluate::EvaluateOptions {
+                model,
+                horizon,
+                origins,
+                min_sale_days,
+                baselines,
+            };
+            let evaluation = trendcast::evaluate::evaluate(log.events, &settings, &options)?;
+            if let Some(path) = &forecasts {
+                let mut out = std::io::BufWriter::new(
+                    std::fs::File::create(path)
+                        .with_context(|| format!("creating {}", path.display()))?,
+                );
+                evaluation.forecasts.write(&mut out)?;
+                std::io::Write::flush(&mut out)?;
+            }
+            let text = trendcast::evaluate::report::markdown(&evaluation);
+            if let Some(path) = &report {
+                std::fs::write(path, &text)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            print!("{text}");
             Ok(())
         }
         Command::DumpState { dir } => {

@@ -15,7 +15,7 @@
 mod common;
 
 use std::collections::{BTreeSet, HashMap};
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -164,7 +164,7 @@ compact_every = 5
 
     /// Starts `trendcast run`; its log lines are collected.
     fn spawn(&self, log: &Arc<Mutex<Vec<(Instant, String)>>>) -> Child {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_trendcast"))
+        let mut child = Command::new(engine_bin())
             .args(["--config"])
             .arg(&self.config)
             .arg("run")
@@ -174,8 +174,17 @@ compact_every = 5
             .expect("spawn trendcast run");
         if let Some(err) = child.stderr.take() {
             let log = log.clone();
+            // also on disk while the test runs, for a look at a run that hangs
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.state.path().join("engine.log"))
+                .ok();
             std::thread::spawn(move || {
                 for line in BufReader::new(err).lines().map_while(Result::ok) {
+                    if let Some(f) = file.as_mut() {
+                        let _ = writeln!(f, "{line}");
+                    }
                     if let Ok(mut l) = log.lock() {
                         l.push((Instant::now(), line));
                     }
@@ -186,7 +195,7 @@ compact_every = 5
     }
 
     fn dump(&self) -> String {
-        let out = Command::new(env!("CARGO_BIN_EXE_trendcast"))
+        let out = Command::new(engine_bin())
             .args(["--config"])
             .arg(&self.config)
             .args(["dump-state", "--dir"])
@@ -575,6 +584,7 @@ fn sigkill_three_times_changes_nothing() {
         &topics,
         &run,
         &mut child,
+        &log,
         &reference,
         &events,
         "after 3 SIGKILLs",
@@ -583,20 +593,59 @@ fn sigkill_three_times_changes_nothing() {
 
 /// Lets `run` read all input, stops it with SIGTERM, then checks its state against `reference`
 /// and that every closed bucket has its update.
+#[allow(clippy::too_many_arguments)]
 fn finish_and_check(
     brokers: &str,
     topics: &Topics,
     run: &Run,
     child: &mut Child,
+    log: &Arc<Mutex<Vec<(Instant, String)>>>,
     reference: &str,
     events: &[EventRecord],
     what: &str,
 ) {
+    let _warnings = WarningsAtEnd(log, &run.name);
     wait_caught_up(brokers, run, topics, child, Duration::from_secs(600));
     stop(child);
     assert_same_state(reference, &run.dump(), what);
     let (applied, closed) = applied_buckets(brokers, topics, events);
     assert_every_closed_bucket_updated(brokers, topics, run, &applied, closed);
+}
+
+/// Prints the engine's warnings when dropped (also when a check panicked).
+struct WarningsAtEnd<'a>(&'a Arc<Mutex<Vec<(Instant, String)>>>, &'a str);
+
+impl Drop for WarningsAtEnd<'_> {
+    fn drop(&mut self) {
+        print_warnings(self.0, self.1);
+    }
+}
+
+/// Prints the engine's warnings and errors (at most 20 distinct messages): what went wrong
+/// around a fault is in CI's output when a later check fails.
+fn print_warnings(log: &Arc<Mutex<Vec<(Instant, String)>>>, name: &str) {
+    let lines = log.lock().map(|l| l.clone()).unwrap_or_default();
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for (_, line) in &lines {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let level = v["level"].as_str().unwrap_or("");
+        if level != "WARN" && level != "ERROR" {
+            continue;
+        }
+        let mut message = format!("{level} {}", v["fields"]["message"].as_str().unwrap_or(""));
+        if let Some(e) = v["fields"]["error"].as_str() {
+            message = format!("{message}: {e}");
+        }
+        match counts.iter_mut().find(|(m, _)| *m == message) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((message, 1)),
+        }
+    }
+    for (message, n) in counts.iter().take(20) {
+        eprintln!("{name} engine log (×{n}): {:.300}", message);
+    }
 }
 
 /// Partitions named in "partition state restored" log lines after `since`, with their times.
@@ -702,6 +751,7 @@ fn a_survivor_takes_over_a_killed_instance_within_10_s() {
         topics,
         &survivor,
         &mut s,
+        &slog,
         &reference,
         &events,
         "after a takeover",
@@ -775,11 +825,19 @@ fn a_broker_outage_mid_replay_changes_nothing() {
     produce_events(brokers, topics, &mock.events[half..]);
     eprintln!("broker up again; second half produced");
     let reference = reference_dump_with(brokers, topics, Some(&mock.cluster));
+    let rebalanced = log
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .filter(|(_, line)| line.contains("revoked partitions checkpointed"))
+        .count();
+    eprintln!("revocations seen around the outage: {rebalanced}");
     finish_and_check(
         brokers,
         topics,
         &run,
         &mut child,
+        &log,
         &reference,
         &mock.events,
         "after a broker outage",
@@ -788,4 +846,141 @@ fn a_broker_outage_mid_replay_changes_nothing() {
 
 fn next_ms() -> u64 {
     rng(seed())(500, 3_000)
+}
+
+/// A Tansu broker of this test's own on durable storage (`sqlite://` in a temporary folder), on a
+/// fixed loopback port so that it can be stopped and started again under the same address.
+struct DurableBroker {
+    dir: tempfile::TempDir,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl DurableBroker {
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let mut broker = Self {
+            dir: tempfile::tempdir().expect("broker dir"),
+            port,
+            child: None,
+        };
+        broker.up();
+        broker
+    }
+
+    fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Starts Tansu on the folder's sqlite file and waits until it accepts connections.
+    fn up(&mut self) {
+        let tansu = std::env::var_os("TANSU_BIN").unwrap_or_else(|| {
+            panic!("TANSU_BIN is not set: run the tests with scripts/test.sh, which installs Tansu")
+        });
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("tansu.log"))
+            .expect("broker log");
+        let child = Command::new(tansu)
+            .current_dir(self.dir.path())
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            // Tansu resolves the path against its working directory
+            .args(["--storage-engine", "sqlite://tansu.db"])
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn tansu");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "Tansu did not listen within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Stops the broker with SIGTERM (SIGKILL after 10 s) and waits for it to exit.
+    fn down(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            kill(&mut child);
+        }
+    }
+}
+
+impl Drop for DurableBroker {
+    fn drop(&mut self) {
+        self.down();
+    }
+}
+
+/// The broker on durable storage (Tansu on `sqlite://`) is stopped mid-replay and started again;
+/// the engine reconnects on its own, and its state and updates are as in an undisturbed run (the
+/// reference runs on the shared in-memory broker, with the same events and partitioning).
+#[test]
+fn a_durable_broker_restart_mid_replay_changes_nothing() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // three quarters before the restart (enough that the engine is still reading when the broker
+    // goes down), the rest after it: the engine must reconnect to see it
+    let events = real_events(24_000, 8_000);
+    let first = events.len() * 3 / 4;
+    let shared = brokers();
+    let reference_topics = Topics::create("restart-reference", PARTITIONS);
+    produce_events(&shared, &reference_topics, &events);
+    let reference = reference_dump(&shared, &reference_topics);
+
+    let mut broker = DurableBroker::start();
+    let brokers = broker.brokers();
+    let topics = Topics::new("restart");
+    create_topics(
+        &brokers,
+        &[
+            (&topics.sales, PARTITIONS),
+            (&topics.clicks, PARTITIONS),
+            (&topics.dead_letter, 1),
+        ],
+    );
+    produce_events(&brokers, &topics, &events[..first]);
+    let run = Run::new("restart", &brokers, &topics);
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let mut child = run.spawn(&log);
+    wait_restored(&log, PARTITIONS as usize, &mut child);
+    std::thread::sleep(Duration::from_millis(rng(seed())(200, 1_500)));
+    let before = progress(&brokers, &run, &topics);
+    let down_at = Instant::now();
+    broker.down();
+    eprintln!("broker stopped with {before:.0}% of the first part committed");
+    std::thread::sleep(Duration::from_secs(3));
+    broker.up();
+    eprintln!("broker up again after {:.1?}", down_at.elapsed());
+    produce_events(&brokers, &topics, &events[first..]);
+    finish_and_check(
+        &brokers,
+        &topics,
+        &run,
+        &mut child,
+        &log,
+        &reference,
+        &events,
+        "after a broker restart",
+    );
 }

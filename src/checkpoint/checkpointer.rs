@@ -21,6 +21,14 @@ use crate::scoring::{flush_scorer, ScorerMsg};
 /// How long a checkpoint waits for the scorer and the broker.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How long a periodic checkpoint waits for the scorer and the broker before it is skipped (and
+/// tried again at the next interval): ingest does not poll meanwhile, so this stays far below
+/// `max.poll.interval.ms` even while the broker is unreachable.
+pub const PERIODIC_PATIENCE: Duration = Duration::from_secs(5);
+
+/// How long a checkpoint at revocation or shutdown waits for the scorer and the broker.
+pub const FINAL_PATIENCE: Duration = FLUSH_TIMEOUT;
+
 /// Where one owned partition stands.
 #[derive(Debug, Clone)]
 pub struct Progress {
@@ -247,13 +255,15 @@ impl Checkpointer {
 
     /// Writes a checkpoint of `partitions` (all owned when empty) and returns the offsets to
     /// commit: `(partition, next offsets)`. Nothing is returned for a partition whose checkpoint
-    /// could not be written, so its offsets are not committed.
+    /// could not be written, so its offsets are not committed. Waits at most `patience` each for
+    /// the scorer to drain and for the broker to acknowledge.
     pub fn checkpoint(
         &mut self,
         partitions: &[u16],
         admission: &Admission,
         scorer: &Sender<ScorerMsg>,
         publisher: &Publisher,
+        patience: Duration,
     ) -> Vec<(u16, [i64; 2])> {
         self.last = Instant::now();
         let parts: Vec<u16> = if partitions.is_empty() {
@@ -269,11 +279,11 @@ impl Checkpointer {
             return Vec::new();
         }
         // Everything the state calls scored must be on the broker before the state is saved.
-        if !flush_scorer(scorer, true, FLUSH_TIMEOUT) {
+        if !flush_scorer(scorer, true, patience) {
             tracing::warn!("checkpoint skipped: the scorer did not drain in time");
             return Vec::new();
         }
-        if let Err(e) = publisher.flush(FLUSH_TIMEOUT) {
+        if let Err(e) = publisher.flush(patience) {
             tracing::warn!(error = %e, "checkpoint skipped: updates not acknowledged");
             return Vec::new();
         }
@@ -365,7 +375,7 @@ impl Checkpointer {
             }
         }
         if self.changelog.is_some() {
-            if let Err(e) = publisher.flush(FLUSH_TIMEOUT) {
+            if let Err(e) = publisher.flush(patience) {
                 tracing::error!(error = %e, "changelog not acknowledged: offsets not committed");
                 for (p, _) in &written {
                     if let Some(prog) = self.owned.get_mut(p) {

@@ -15,7 +15,11 @@
 //! A caught-up pair keeps holding the frontier for `idle_hold` after it last had messages
 //! waiting (as Kafka Streams' `max.task.idle.ms` does): data that arrives on it shortly after a
 //! pause, behind the other partitions, still gets its per-bucket updates. Only a pair quiet for
-//! longer stops holding the frontier, so one silent input cannot stall every close.
+//! longer stops holding the frontier, so one silent input cannot stall every close. A pair just
+//! assigned counts as busy too: its "caught up" may come from a high watermark cached before the
+//! assignment, while new messages already wait on it (seen after a broker outage, when the other
+//! partitions' fresh data closed buckets before this one was read). A pair that is only held,
+//! with no event time yet, is skipped: there is nothing of it to wait for.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -65,11 +69,25 @@ impl Alignment {
         self.paused.retain(|(_, p)| !partitions.contains(p));
     }
 
+    /// Notes that `partition` was just assigned: both its pairs hold the frontier for
+    /// `idle_hold`, whatever a cached high watermark says.
+    pub fn assign(&mut self, partition: u16) {
+        let now = Instant::now();
+        for source in [Source::Sales, Source::Clicks] {
+            self.busy_at.insert((source, partition), now);
+        }
+    }
+
+    /// Whether the pair has messages waiting (unknown counts as waiting).
+    fn waiting(&self, key: (Source, u16)) -> bool {
+        self.lag.get(&key).copied().unwrap_or(true)
+    }
+
     /// Whether the pair holds the frontier: messages waiting (or unknown), or caught up for
     /// less than `idle_hold`.
     fn lagging(&self, source: Source, partition: u16) -> bool {
         let key = (source, partition);
-        self.lag.get(&key).copied().unwrap_or(true)
+        self.waiting(key)
             || self
                 .busy_at
                 .get(&key)
@@ -78,16 +96,21 @@ impl Alignment {
 
     /// The frontier over `pairs` (each with its event time, `None` when it has had none): the
     /// smallest event time of the lagging pairs; when none is lagging, the largest of all.
-    /// A lagging pair with no event yet holds the frontier back entirely (`None`).
+    /// A pair with messages waiting but no event yet holds the frontier back entirely (`None`);
+    /// one only held by the idle hold with no event yet is skipped.
     pub fn frontier(&self, pairs: &[((Source, u16), Option<i64>)]) -> Option<i64> {
         let mut min: Option<i64> = None;
         let mut any_lagging = false;
         for ((s, p), wm) in pairs {
-            if self.lagging(*s, *p) {
-                any_lagging = true;
-                let w = (*wm)?;
-                min = Some(min.map_or(w, |m| m.min(w)));
+            if !self.lagging(*s, *p) {
+                continue;
             }
+            match wm {
+                Some(w) => min = Some(min.map_or(*w, |m| m.min(*w))),
+                None if self.waiting((*s, *p)) => return None,
+                None => continue,
+            }
+            any_lagging = true;
         }
         if any_lagging {
             min
@@ -194,6 +217,30 @@ mod tests {
         );
         a.drop_idle_hold();
         assert_eq!(a.frontier(&pairs), Some(500));
+    }
+
+    #[test]
+    fn a_just_assigned_pair_holds_the_frontier_though_it_looks_caught_up() {
+        let mut a = Alignment::new(Duration::from_secs(3600));
+        let pairs = [
+            ((Source::Sales, 0), Some(500)),
+            ((Source::Clicks, 0), Some(100)),
+            ((Source::Clicks, 1), None),
+        ];
+        a.assign(0);
+        a.assign(1);
+        // a high watermark cached before the assignment says nothing waits on clicks 0
+        a.set_lagging(Source::Sales, 0, true);
+        a.set_lagging(Source::Clicks, 0, false);
+        a.set_lagging(Source::Sales, 1, false);
+        a.set_lagging(Source::Clicks, 1, false);
+        assert_eq!(a.frontier(&pairs), Some(100), "clicks 0 was just assigned");
+        a.set_lagging(Source::Clicks, 1, true);
+        assert_eq!(
+            a.frontier(&pairs),
+            None,
+            "messages wait on a pair with no event yet"
+        );
     }
 
     #[test]

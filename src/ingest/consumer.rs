@@ -31,6 +31,7 @@ use super::admit::Admission;
 use super::alignment::Alignment;
 use super::dead_letter;
 use super::event::{decode, Source, ValidationLimits};
+use crate::checkpoint::checkpointer::{FINAL_PATIENCE, PERIODIC_PATIENCE};
 use crate::checkpoint::{CheckpointError, CheckpointSettings, Checkpointer};
 use crate::kafka::KafkaSettings;
 use crate::publish::{PublishError, Publisher};
@@ -262,7 +263,7 @@ impl Ingest {
                 housekeeping = Instant::now();
             }
             if a.checkpoints.due() {
-                a.checkpoint(&[], &self.consumer);
+                a.checkpoint(&[], &self.consumer, PERIODIC_PATIENCE);
             }
             if aligned.elapsed() >= Duration::from_millis(100) {
                 a.align(&self.consumer, self.paused);
@@ -284,7 +285,7 @@ impl Ingest {
             lagging = ?a.alignment.lagging_pairs(),
             "final close before the shutdown checkpoint"
         );
-        a.checkpoint(&[], &self.consumer);
+        a.checkpoint(&[], &self.consumer, FINAL_PATIENCE);
         let owned = a.checkpoints.owned();
         a.checkpoints.release(&owned);
         drop(a);
@@ -534,6 +535,7 @@ impl Applier {
     /// Restores `partition` from its checkpoint, resuming after its committed offsets.
     fn restore(&mut self, partition: u16, consumer: &BaseConsumer<IngestContext>) {
         let committed = self.committed(partition, consumer);
+        self.alignment.assign(partition);
         match self
             .checkpoints
             .restore(partition, committed, &mut self.admission, &self.scorer)
@@ -576,12 +578,22 @@ impl Applier {
         out
     }
 
-    /// Checkpoints `partitions` (all owned when empty) and commits their offsets.
-    fn checkpoint(&mut self, partitions: &[u16], consumer: &BaseConsumer<IngestContext>) {
+    /// Checkpoints `partitions` (all owned when empty) and commits their offsets, waiting at
+    /// most `patience` for the scorer and the broker.
+    fn checkpoint(
+        &mut self,
+        partitions: &[u16],
+        consumer: &BaseConsumer<IngestContext>,
+        patience: Duration,
+    ) {
         let started = Instant::now();
-        let cuts =
-            self.checkpoints
-                .checkpoint(partitions, &self.admission, &self.scorer, &self.publisher);
+        let cuts = self.checkpoints.checkpoint(
+            partitions,
+            &self.admission,
+            &self.scorer,
+            &self.publisher,
+            patience,
+        );
         let mut tpl = TopicPartitionList::new();
         for (p, next) in &cuts {
             for (topic, offset) in [(&self.sales_topic, next[0]), (&self.clicks_topic, next[1])] {
@@ -614,7 +626,7 @@ impl Applier {
         if owned.is_empty() {
             return;
         }
-        self.checkpoint(&owned, consumer);
+        self.checkpoint(&owned, consumer, FINAL_PATIENCE);
         self.checkpoints.release(&owned);
         self.alignment.release(&owned);
         let dropped = self.admission.store().release(&owned);

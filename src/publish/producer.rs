@@ -4,15 +4,25 @@
 //! message carries a small tag so the delivery callback can count it under the right metric and
 //! time its acknowledgement. `send` blocks (briefly, in a retry loop) only when librdkafka's
 //! local queue is full: that is the engine's backpressure towards the broker.
+//!
+//! librdkafka reports a message as failed once its own retries are spent, and treats some broker
+//! answers as final at once (an `UNKNOWN_SERVER_ERROR` from a struggling broker, a topic that is
+//! missing for a while). Dropping such a message would break at-least-once (a trend update or a
+//! changelog record would simply be gone), so the delivery callback keeps a copy and the
+//! publisher sends it again, to the same partition, on the next `send` or `flush` (at most every
+//! [`RESEND_BACKOFF`]); `flush` returns only when the copies are acknowledged too. Only errors
+//! that no retry can cure (message too large, invalid record, not authorised) are final: they are
+//! counted, logged, and make the next `flush` fail so that no checkpoint commits past them.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
+use rdkafka::Message;
 
 use crate::kafka::KafkaSettings;
 use crate::telemetry::EngineStats;
@@ -39,10 +49,44 @@ pub struct DeliveryTag {
     sent_at: Instant,
 }
 
-/// Producer context: counts acknowledgements and failures.
+/// Shortest time between two rounds of sending failed messages again.
+pub const RESEND_BACKOFF: Duration = Duration::from_millis(200);
+
+/// A copy of a message whose delivery failed, to be sent again.
+struct Resend {
+    kind: MessageKind,
+    topic: String,
+    partition: i32,
+    key: Option<Vec<u8>>,
+    payload: Option<Vec<u8>>,
+    headers: Option<OwnedHeaders>,
+}
+
+/// Producer context: counts acknowledgements and failures, keeps failed messages for a resend.
 pub struct PublishContext {
     stats: Arc<EngineStats>,
+    /// Messages that failed for good (no retry can cure them), since the start.
     failed: AtomicU64,
+    /// Of those, the ones not yet reported by a `flush`.
+    unreported: AtomicU64,
+    /// Messages sent again after a failed delivery, since the start.
+    resent: AtomicU64,
+    pending: Mutex<Vec<Resend>>,
+}
+
+/// Whether no retry can deliver a message that failed with `code`.
+fn is_final(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::InvalidMessage
+            | RDKafkaErrorCode::InvalidMessageSize
+            | RDKafkaErrorCode::MessageSizeTooLarge
+            | RDKafkaErrorCode::MessageBatchTooLarge
+            | RDKafkaErrorCode::InvalidRequiredAcks
+            | RDKafkaErrorCode::TopicAuthorizationFailed
+            | RDKafkaErrorCode::ClusterAuthorizationFailed
+            | RDKafkaErrorCode::InvalidRecord
+    )
 }
 
 impl ClientContext for PublishContext {}
@@ -63,10 +107,27 @@ impl ProducerContext for PublishContext {
                 MessageKind::DeadLetter => self.stats.dead_letters.add(1),
                 MessageKind::Changelog => {}
             },
-            Err((err, _)) => {
-                self.failed.fetch_add(1, Ordering::Relaxed);
+            Err((err, msg)) => {
                 self.stats.publish_errors.add(1);
-                tracing::error!(error = %err, kind = ?tag.kind, "message could not be delivered");
+                if err.rdkafka_error_code().is_some_and(is_final) {
+                    self.failed.fetch_add(1, Ordering::Relaxed);
+                    self.unreported.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(error = %err, kind = ?tag.kind, topic = msg.topic(), "message could not be delivered and cannot be retried");
+                    return;
+                }
+                let copy = Resend {
+                    kind: tag.kind,
+                    topic: msg.topic().to_string(),
+                    partition: msg.partition(),
+                    key: msg.key().map(<[u8]>::to_vec),
+                    payload: msg.payload().map(<[u8]>::to_vec),
+                    headers: msg.headers().map(|h| h.detach()),
+                };
+                let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+                if pending.is_empty() {
+                    tracing::warn!(error = %err, kind = ?tag.kind, topic = msg.topic(), "message delivery failed: it will be sent again");
+                }
+                pending.push(copy);
             }
         }
     }
@@ -90,12 +151,16 @@ pub enum PublishError {
     /// Messages were still unacknowledged when the flush timed out.
     #[error("flush timed out with {0} messages in flight")]
     FlushTimeout(i32),
+    /// Messages failed for good since the last flush (see the log for each).
+    #[error("{0} messages could not be delivered and cannot be retried")]
+    Undeliverable(u64),
 }
 
 /// One shared producer; cheap to clone.
 #[derive(Clone)]
 pub struct Publisher {
     producer: ThreadedProducer<PublishContext>,
+    last_resend: Arc<Mutex<Instant>>,
 }
 
 impl Publisher {
@@ -109,11 +174,64 @@ impl Publisher {
         let context = PublishContext {
             stats,
             failed: AtomicU64::new(0),
+            unreported: AtomicU64::new(0),
+            resent: AtomicU64::new(0),
+            pending: Mutex::new(Vec::new()),
         };
         let producer = config
             .create_with_context(context)
             .map_err(PublishError::Create)?;
-        Ok(Self { producer })
+        Ok(Self {
+            producer,
+            last_resend: Arc::new(Mutex::new(Instant::now())),
+        })
+    }
+
+    /// Sends the copies of failed messages again, at most every [`RESEND_BACKOFF`].
+    fn resend_failed(&self) -> Result<(), PublishError> {
+        {
+            let mut last = self.last_resend.lock().unwrap_or_else(|e| e.into_inner());
+            if last.elapsed() < RESEND_BACKOFF {
+                return Ok(());
+            }
+            *last = Instant::now();
+        }
+        let context = self.producer.context();
+        let copies =
+            std::mem::take(&mut *context.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        if copies.is_empty() {
+            return Ok(());
+        }
+        context
+            .resent
+            .fetch_add(copies.len() as u64, Ordering::Relaxed);
+        tracing::debug!(messages = copies.len(), "sending failed messages again");
+        for m in copies {
+            self.enqueue(
+                m.kind,
+                &m.topic,
+                Some(m.partition),
+                m.key.as_deref(),
+                m.payload.as_deref(),
+                m.headers,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Messages waiting to be sent again after a failed delivery.
+    pub fn pending_resends(&self) -> usize {
+        let context = self.producer.context();
+        context
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+    }
+
+    /// Messages sent again after a failed delivery, since the start.
+    pub fn resent(&self) -> u64 {
+        self.producer.context().resent.load(Ordering::Relaxed)
     }
 
     /// Enqueues one message (partitioned by key); waits while librdkafka's queue is full.
@@ -131,6 +249,21 @@ impl Publisher {
     /// Enqueues one message to `partition` (or by key when `None`); waits while librdkafka's
     /// queue is full.
     pub fn send_to(
+        &self,
+        kind: MessageKind,
+        topic: &str,
+        partition: Option<i32>,
+        key: Option<&[u8]>,
+        payload: Option<&[u8]>,
+        headers: Option<OwnedHeaders>,
+    ) -> Result<(), PublishError> {
+        if self.pending_resends() > 0 {
+            self.resend_failed()?;
+        }
+        self.enqueue(kind, topic, partition, key, payload, headers)
+    }
+
+    fn enqueue(
         &self,
         kind: MessageKind,
         topic: &str,
@@ -184,11 +317,36 @@ impl Publisher {
         self.producer.context().failed.load(Ordering::Relaxed)
     }
 
-    /// Waits until every enqueued message is acknowledged or `timeout` passes.
+    /// Waits until every enqueued message, and every copy of a failed one, is acknowledged, or
+    /// `timeout` passes. Fails when messages failed for good since the last flush.
     pub fn flush(&self, timeout: Duration) -> Result<(), PublishError> {
-        self.producer
-            .flush(timeout)
-            .map_err(|_| PublishError::FlushTimeout(self.producer.in_flight_count()))
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.resend_failed()?;
+            let left = deadline.saturating_duration_since(Instant::now());
+            let flushed = self.producer.flush(left);
+            let pending = self.pending_resends();
+            if flushed.is_ok() && pending == 0 {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Err(PublishError::FlushTimeout(
+                    self.producer.in_flight_count() + pending as i32,
+                ));
+            }
+            std::thread::sleep(
+                RESEND_BACKOFF.min(deadline.saturating_duration_since(Instant::now())),
+            );
+        }
+        match self
+            .producer
+            .context()
+            .unreported
+            .swap(0, Ordering::Relaxed)
+        {
+            0 => Ok(()),
+            lost => Err(PublishError::Undeliverable(lost)),
+        }
     }
 }
 

@@ -1,0 +1,150 @@
+//! Forecast tables: `sku,origin,date,q0.1,q0.5,q0.9`, one line per forecast day.
+//!
+//! The evaluation writes its model's forecasts in this form so any other tool can score them, and
+//! reads other forecasters' files (the Python baselines) in the same form so they are scored by
+//! the same metric code on the same (series, origin) pairs.
+
+use std::collections::HashMap;
+use std::io::{BufRead, Write};
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+
+use super::protocol::DAY_MS;
+
+/// The CSV header.
+pub const HEADER: &str = "sku,origin,date,q0.1,q0.5,q0.9";
+
+/// `YYYY-MM-DD` of a day number (days since 1970-01-01).
+pub fn date_of(day: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(day * DAY_MS)
+        .map(|t| t.format("%Y-%m-%d").to_string())
+        .unwrap_or_default()
+}
+
+fn day_of(text: &str) -> Option<i64> {
+    let date = chrono::NaiveDate::parse_from_str(text.get(..10)?, "%Y-%m-%d").ok()?;
+    Some(
+        date.signed_duration_since(chrono::NaiveDate::from_ymd_opt(1970, 1, 1)?)
+            .num_days(),
+    )
+}
+
+/// Forecasts keyed by (sku, origin day, forecast day).
+#[derive(Debug, Default)]
+pub struct ForecastTable {
+    rows: HashMap<(String, i64, i64), [f64; 3]>,
+}
+
+impl ForecastTable {
+    /// Reads a forecast CSV; every malformed line is an error naming the line.
+    pub fn read(path: &Path) -> Result<Self> {
+        let file =
+            std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let mut lines = std::io::BufReader::new(file).lines();
+        let header = lines
+            .next()
+            .transpose()?
+            .with_context(|| format!("{} is empty", path.display()))?;
+        if header.trim() != HEADER {
+            bail!(
+                "{}: header must be `{HEADER}`, found `{header}`",
+                path.display()
+            );
+        }
+        let mut rows = HashMap::new();
+        for (i, line) in lines.enumerate() {
+            let line = line?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let bad = || format!("{} line {}: `{line}`", path.display(), i + 2);
+            // the SKU may contain commas only if quoted; baselines write plain SKUs
+            let fields: Vec<&str> = line.rsplitn(6, ',').collect();
+            if fields.len() != 6 {
+                bail!("{}: expected 6 fields", bad());
+            }
+            let q = |s: &str| -> Result<f64> {
+                let v: f64 = s.trim().parse().with_context(bad)?;
+                anyhow::ensure!(v.is_finite(), "{}: forecast not finite", bad());
+                Ok(v)
+            };
+            let (q90, q50, q10) = (q(fields[0])?, q(fields[1])?, q(fields[2])?);
+            let date = day_of(fields[3]).with_context(bad)?;
+            let origin = day_of(fields[4]).with_context(bad)?;
+            let sku = fields[5].trim_matches('"').to_string();
+            rows.insert((sku, origin, date), [q10, q50, q90]);
+        }
+        Ok(Self { rows })
+    }
+
+    /// The forecast for `sku` made at `origin` for `day`.
+    pub fn get(&self, sku: &str, origin: i64, day: i64) -> Option<[f64; 3]> {
+        self.rows.get(&(sku.to_string(), origin, day)).copied()
+    }
+
+    /// Adds one forecast.
+    pub fn insert(&mut self, sku: &str, origin: i64, day: i64, q: [f64; 3]) {
+        self.rows.insert((sku.to_string(), origin, day), q);
+    }
+
+    /// Writes the table sorted by origin, SKU and day.
+    pub fn write(&self, out: &mut impl Write) -> Result<()> {
+        let mut keys: Vec<_> = self.rows.keys().collect();
+        keys.sort_by(|a, b| (a.1, &a.0, a.2).cmp(&(b.1, &b.0, b.2)));
+        writeln!(out, "{HEADER}")?;
+        for key in keys {
+            let q = self.rows[key];
+            let sku = if key.0.contains(',') || key.0.contains('"') {
+                format!("\"{}\"", key.0.replace('"', "\"\""))
+            } else {
+                key.0.clone()
+            };
+            writeln!(
+                out,
+                "{sku},{},{},{:.4},{:.4},{:.4}",
+                date_of(key.1),
+                date_of(key.2),
+                q[0],
+                q[1],
+                q[2]
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_bad_lines() {
+        let mut t = ForecastTable::default();
+        t.insert("85123A", 15_282, 15_283, [0.5, 1.25, 3.0]);
+        t.insert("A,B", 15_282, 15_282, [0.0, 1.0, 2.0]);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("f.csv");
+        let mut bytes = Vec::new();
+        t.write(&mut bytes).expect("write");
+        std::fs::write(&path, &bytes).expect("file");
+        let text = String::from_utf8(bytes).expect("utf8");
+        assert!(
+            text.contains("85123A,2011-11-04,2011-11-05,0.5000,1.2500,3.0000"),
+            "{text}"
+        );
+        let back = ForecastTable::read(&path).expect("read");
+        assert_eq!(back.get("85123A", 15_282, 15_283), Some([0.5, 1.25, 3.0]));
+        assert_eq!(back.get("A,B", 15_282, 15_282), Some([0.0, 1.0, 2.0]));
+        assert_eq!(back.get("85123A", 15_282, 15_289), None);
+        std::fs::write(
+            &path,
+            format!("{HEADER}\nX,2011-11-04,2011-11-05,1,NaN,2\n"),
+        )
+        .expect("file");
+        let err = ForecastTable::read(&path).expect_err("NaN refused");
+        assert!(format!("{err:#}").contains("line 2"), "{err:#}");
+        std::fs::write(&path, "a,b\n").expect("file");
+        assert!(ForecastTable::read(&path).is_err(), "wrong header");
+    }
+}

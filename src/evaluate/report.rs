@@ -1,0 +1,74 @@
+//! The evaluation report: one Markdown table of every forecaster on the same pairs.
+
+use std::fmt::Write;
+
+use super::forecasts::date_of;
+use super::Evaluation;
+
+/// Relative change of `ours` against `theirs`, in percent (negative = lower = better).
+fn change(ours: f64, theirs: f64) -> f64 {
+    100.0 * (ours - theirs) / theirs
+}
+
+/// Renders `evaluation` as Markdown: the protocol, the metric table, and the model against the
+/// best other forecaster on WRMSSE and WQL.
+pub fn markdown(evaluation: &Evaluation) -> String {
+    let p = &evaluation.protocol;
+    let origins: Vec<String> = p.origins.iter().map(|o| date_of(*o)).collect();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "## Evaluation through the serving code (`trendcast evaluate`)\n"
+    );
+    let _ = writeln!(
+        out,
+        "Origins {} (horizon {} days), {} series (sales on ≥ {} days before the first origin), {} (series, origin) pairs.\n",
+        origins.join(", "),
+        p.horizon,
+        evaluation.series,
+        p.min_sale_days,
+        evaluation.series * p.origins.len()
+    );
+    let _ = writeln!(
+        out,
+        "| forecaster | WRMSSE | WQL | coverage 80% | RMSSE | MASE | MAE | RMSE | bias | dir. precision | dir. recall |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|");
+    for s in &evaluation.scored {
+        let m = &s.metrics;
+        let _ = writeln!(
+            out,
+            "| {} | {:.4} | {:.4} | {:.3} | {:.4} | {:.4} | {:.4} | {:.4} | {:+.3} | {:.3} | {:.3} |",
+            s.name,
+            m.wrmsse,
+            m.wql,
+            m.coverage80,
+            m.rmsse,
+            m.mase,
+            m.mae,
+            m.rmse,
+            m.bias,
+            m.dir_precision,
+            m.dir_recall
+        );
+    }
+    if let Some((ours, others)) = evaluation.scored.split_first() {
+        let best = |f: fn(&super::Scored) -> f64| {
+            others
+                .iter()
+                .min_by(|a, b| f(a).total_cmp(&f(b)))
+                .map(|s| (s.name.clone(), f(s)))
+        };
+        if let (Some((wn, w)), Some((qn, q))) =
+            (best(|s| s.metrics.wrmsse), best(|s| s.metrics.wql))
+        {
+            let _ = writeln!(
+                out,
+                "\nAgainst the best other forecaster: WRMSSE {:+.1}% (vs {wn}), WQL {:+.1}% (vs {qn}).",
+                change(ours.metrics.wrmsse, w),
+                change(ours.metrics.wql, q)
+            );
+        }
+    }
+    out
+}

@@ -1,0 +1,144 @@
+//! `trendcast evaluate` on the full UCI Online Retail log with the shipped model: the serving
+//! code's forecasts and the Rust metrics reproduce the Python evaluation recorded beside the
+//! model (`models/trendcast-demand/metrics.json`, computed on the windows `export-windows` wrote),
+//! forecast tables round-trip as baselines, and a baseline that misses pairs is refused.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::*;
+
+fn online_retail() -> PathBuf {
+    let p = root().join("../shared/data/online-retail/online_retail.csv.gz");
+    assert!(p.exists(), "real data missing: {}", p.display());
+    p
+}
+
+fn evaluate(extra: &[&str]) -> Output {
+    Command::new(engine_bin())
+        .current_dir(root())
+        .arg("evaluate")
+        .arg("--events")
+        .arg(online_retail())
+        .args(["--model", "models/trendcast-demand/manifest.json"])
+        .args(extra)
+        .env("ORT_DYLIB_PATH", ort_library())
+        .output()
+        .expect("evaluate runs")
+}
+
+/// The report's row for `name`: the numbers after the name, in column order.
+fn row(report: &str, name: &str) -> Vec<f64> {
+    let line = report
+        .lines()
+        .find(|l| l.starts_with(&format!("| {name} |")))
+        .unwrap_or_else(|| panic!("no row {name} in:\n{report}"));
+    line.split('|')
+        .skip(2)
+        .filter_map(|c| c.trim().parse().ok())
+        .collect()
+}
+
+#[test]
+fn evaluate_reproduces_the_python_evaluation_of_the_shipped_model() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let forecasts = dir.path().join("forecasts.csv");
+    let report_path = dir.path().join("report.md");
+    let out = evaluate(&[
+        "--forecasts",
+        forecasts.to_str().expect("utf8"),
+        "--report",
+        report_path.to_str().expect("utf8"),
+    ]);
+    let report = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "evaluate failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&report_path).expect("report"),
+        report
+    );
+    assert!(
+        report.contains(
+            "Origins 2011-11-04, 2011-11-11, 2011-11-18, 2011-11-25 (horizon 14 days), 2234 series"
+        ),
+        "{report}"
+    );
+    let ours = row(&report, "trendcast trendcast-demand-gbdt@1");
+    let python: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(root().join("models/trendcast-demand/metrics.json")).expect("metrics.json"),
+    )
+    .expect("json");
+    let py = &python["eval"]["trendcast-gbdt"];
+    for (i, key) in [
+        "WRMSSE",
+        "WQL",
+        "coverage80",
+        "RMSSE",
+        "MASE",
+        "MAE",
+        "RMSE",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let want = py[key].as_f64().expect("metric");
+        // the report rounds to 3–4 decimals
+        assert!(
+            (ours[i] - want).abs() <= 1e-3 * want.abs().max(1.0),
+            "{key}: Rust {} vs Python {want}",
+            ours[i]
+        );
+    }
+    // one line per (series, origin, day)
+    let lines = std::fs::read_to_string(&forecasts).expect("forecasts");
+    assert_eq!(lines.lines().count(), 1 + 2234 * 4 * 14);
+    assert!(lines.starts_with("sku,origin,date,q0.1,q0.5,q0.9\n"));
+    check_baselines(&forecasts, dir.path(), &ours);
+}
+
+/// The model's own table read back as a baseline scores as the model (up to the table's
+/// rounding); a table without one origin is refused with a clear error.
+fn check_baselines(forecasts: &Path, dir: &Path, ours: &[f64]) {
+    let spec = format!("own-table={}", forecasts.display());
+    let out = evaluate(&["--baseline", &spec]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = String::from_utf8_lossy(&out.stdout);
+    let theirs = row(&report, "own-table");
+    assert!(
+        (theirs[0] - ours[0]).abs() < 1e-3,
+        "WRMSSE {theirs:?} vs {ours:?}"
+    );
+    assert!(
+        (theirs[1] - ours[1]).abs() < 1e-3,
+        "WQL {theirs:?} vs {ours:?}"
+    );
+
+    let text = std::fs::read_to_string(forecasts).expect("forecasts");
+    let partial: String = text
+        .lines()
+        .filter(|l| !l.contains(",2011-11-25,"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let path = dir.join("partial.csv");
+    std::fs::write(&path, partial).expect("write");
+    let spec = format!("partial={}", path.display());
+    let out = evaluate(&["--baseline", &spec]);
+    assert!(
+        !out.status.success(),
+        "a table missing an origin must be refused"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("partial") && err.contains("lacks forecasts for 2234 of 8936"),
+        "{err}"
+    );
+}
