@@ -87,9 +87,14 @@ start_tansu() {
 
 # Training/evaluation venv (training/requirements.txt: lightgbm, statsforecast, mlforecast, pandas,
 # matplotlib, holidays, pytest + the runtime pins); exports TRENDCAST_TRAIN_PYTHON.
+# With TRENDCAST_TRAIN_REQUIREMENTS=test, the lighter set the training tests need
+# (training/requirements-test.txt: no statsforecast/mlforecast).
 ensure_training_python() {
-  local venv
-  venv="$(venv_for "$TRENDCAST_ROOT/training/requirements.txt" train-venv "training: lightgbm, statsforecast, mlforecast, ...")" || exit 1
+  local venv req="$TRENDCAST_ROOT/training/requirements.txt" prefix=train-venv
+  if [[ "${TRENDCAST_TRAIN_REQUIREMENTS:-full}" == test ]]; then
+    req="$TRENDCAST_ROOT/training/requirements-test.txt" prefix=train-test-venv
+  fi
+  venv="$(venv_for "$req" "$prefix" "training: lightgbm, onnx, pandas, ...")" || exit 1
   # the package itself, editable, so the venv follows the working tree
   if [[ ! -f "$venv/.package" ]]; then
     "$venv/bin/pip" install -q --disable-pip-version-check --no-deps -e "$TRENDCAST_ROOT/training" >&2 || exit 1

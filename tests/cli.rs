@@ -52,7 +52,10 @@ fn demo_replays_online_retail_and_prints_a_summary() {
         s["trend_updates_published"].as_u64().unwrap_or(0)
             >= s["skus_with_updates"].as_u64().unwrap_or(0)
     );
-    assert_eq!(s["model"], "baseline-ses@1");
+    assert_eq!(
+        s["model"], "trendcast-demand-gbdt@1",
+        "the demo runs the trained default"
+    );
     assert!(s["elapsed_s"].as_f64().is_some());
 }
 

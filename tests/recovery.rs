@@ -941,7 +941,7 @@ fn a_durable_broker_restart_mid_replay_changes_nothing() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     // three quarters before the restart (enough that the engine is still reading when the broker
     // goes down), the rest after it: the engine must reconnect to see it
-    let events = real_events(24_000, 8_000);
+    let events = real_events(12_000, 4_000);
     let first = events.len() * 3 / 4;
     let shared = brokers();
     let reference_topics = Topics::create("restart-reference", PARTITIONS);

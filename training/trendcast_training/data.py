@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[2]
-BINARY = ROOT / "target" / "release" / "trendcast"
+# the engine binary: TRENDCAST_ENGINE_BIN when set (scripts/test.sh names the one it built)
+BINARY = Path(os.environ.get("TRENDCAST_ENGINE_BIN", ROOT / "target" / "release" / "trendcast"))
 CACHE = Path(os.environ.get("TRENDCAST_CACHE", Path.home() / ".cache" / "trendcast")) / "training"
 
 
