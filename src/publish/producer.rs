@@ -307,9 +307,11 @@ impl Publisher {
         }
     }
 
-    /// Messages not yet acknowledged.
+    /// Messages not yet acknowledged, copies waiting to be sent again included (what
+    /// backpressure bounds).
     pub fn in_flight(&self) -> i32 {
-        self.producer.in_flight_count()
+        let pending = i32::try_from(self.pending_resends()).unwrap_or(i32::MAX);
+        self.producer.in_flight_count().saturating_add(pending)
     }
 
     /// Messages whose delivery failed after librdkafka's retries.
