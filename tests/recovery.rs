@@ -848,6 +848,23 @@ fn next_ms() -> u64 {
     rng(seed())(500, 3_000)
 }
 
+/// Heartbeats every 3 s (session 10 s) and checkpoints every 3 s instead of the other tests'
+/// 0.5 s / 1 s.
+fn relax_group_timing(run: &Run) {
+    let text = std::fs::read_to_string(&run.config).expect("config");
+    let text = text
+        .replace(
+            r#""session.timeout.ms" = "3000""#,
+            r#""session.timeout.ms" = "10000""#,
+        )
+        .replace(
+            r#""heartbeat.interval.ms" = "500""#,
+            r#""heartbeat.interval.ms" = "3000""#,
+        )
+        .replace(r#"interval = "1s""#, r#"interval = "3s""#);
+    std::fs::write(&run.config, text).expect("config");
+}
+
 /// A Tansu broker of this test's own on durable storage (`sqlite://` in a temporary folder), on a
 /// fixed loopback port so that it can be stopped and started again under the same address.
 struct DurableBroker {
@@ -961,6 +978,10 @@ fn a_durable_broker_restart_mid_replay_changes_nothing() {
     );
     produce_events(&brokers, &topics, &events[..first]);
     let run = Run::new("restart", &brokers, &topics);
+    // Fewer group writes: Tansu 0.6.0's sqlite engine can panic in a heartbeat's group update
+    // (`unreachable!` in tansu-storage service.rs:337), after which its storage answers every
+    // request with an error (UNKNOWN_SERVER_ERROR); see docs/RELIABILITY.md.
+    relax_group_timing(&run);
     let log = Arc::new(Mutex::new(Vec::new()));
     let mut child = run.spawn(&log);
     wait_restored(&log, PARTITIONS as usize, &mut child);

@@ -97,6 +97,9 @@ pub fn evaluate(
     settings: &Settings,
     options: &EvaluateOptions,
 ) -> Result<Evaluation> {
+    if options.horizon == 0 || options.origins == 0 {
+        bail!("--horizon and --origins must be at least 1");
+    }
     // daily buckets by the protocol; the window length is the model's own
     let text = std::fs::read_to_string(&options.model)
         .with_context(|| format!("reading {}", options.model.display()))?;
