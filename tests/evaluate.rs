@@ -17,7 +17,7 @@ fn online_retail() -> PathBuf {
 }
 
 fn evaluate(extra: &[&str]) -> Output {
-    Command::new(engine_bin())
+    Command::new(env!("CARGO_BIN_EXE_trendcast"))
         .current_dir(root())
         .arg("evaluate")
         .arg("--events")

@@ -164,7 +164,7 @@ compact_every = 5
 
     /// Starts `trendcast run`; its log lines are collected.
     fn spawn(&self, log: &Arc<Mutex<Vec<(Instant, String)>>>) -> Child {
-        let mut child = Command::new(engine_bin())
+        let mut child = Command::new(env!("CARGO_BIN_EXE_trendcast"))
             .args(["--config"])
             .arg(&self.config)
             .arg("run")
@@ -195,7 +195,7 @@ compact_every = 5
     }
 
     fn dump(&self) -> String {
-        let out = Command::new(engine_bin())
+        let out = Command::new(env!("CARGO_BIN_EXE_trendcast"))
             .args(["--config"])
             .arg(&self.config)
             .args(["dump-state", "--dir"])

@@ -236,16 +236,18 @@ fn target_of(history: &DailyHistory, sku: &Arc<str>, origin: i64, horizon: usize
     }
 }
 
+/// One origin's series and their windows (row-major, the model's feature order).
+type OriginWindows = (Vec<Arc<str>>, Vec<f32>);
+
 /// Per origin: the series and their windows (row-major, the model's feature order), copied out
 /// of the window store just before the first event at or after the origin; plus every SKU's
 /// daily history of admitted events.
-#[allow(clippy::type_complexity)]
 fn replay(
     events: &[EventRecord],
     window: &crate::window::WindowSettings,
     protocol: &Protocol,
     model: &Model,
-) -> Result<(Vec<(Vec<Arc<str>>, Vec<f32>)>, DailyHistory)> {
+) -> Result<(Vec<OriginWindows>, DailyHistory)> {
     let store = Arc::new(WindowStore::new(window.clone()));
     let mut admission = Admission::new(store.clone());
     let mut history = DailyHistory::default();
@@ -254,19 +256,18 @@ fn replay(
     let mut series: Vec<Arc<str>> = Vec::new();
     let mut out = Vec::with_capacity(protocol.origins.len());
     let mut next = protocol.origins.iter().peekable();
-    let mut take =
-        |origin: i64, history: &DailyHistory, out: &mut Vec<(Vec<Arc<str>>, Vec<f32>)>| {
-            if out.is_empty() {
-                series = history.series(origin, protocol.min_sale_days);
-            }
-            let last = window.bucket.index_of(origin * DAY_MS) - 1;
-            let mut rows = vec![0.0_f32; series.len() * per];
-            for (i, sku) in series.iter().enumerate() {
-                // a SKU the store does not hold has an all-zero window, as in the engine
-                store.write_window(sku, last, &features, &mut rows[i * per..(i + 1) * per]);
-            }
-            out.push((series.clone(), rows));
-        };
+    let mut take = |origin: i64, history: &DailyHistory, out: &mut Vec<OriginWindows>| {
+        if out.is_empty() {
+            series = history.series(origin, protocol.min_sale_days);
+        }
+        let last = window.bucket.index_of(origin * DAY_MS) - 1;
+        let mut rows = vec![0.0_f32; series.len() * per];
+        for (i, sku) in series.iter().enumerate() {
+            // a SKU the store does not hold has an all-zero window, as in the engine
+            store.write_window(sku, last, &features, &mut rows[i * per..(i + 1) * per]);
+        }
+        out.push((series.clone(), rows));
+    };
     for record in events {
         while let Some(origin) = next.next_if(|o| record.ts() >= **o * DAY_MS) {
             take(*origin, &history, &mut out);
@@ -275,8 +276,7 @@ fn replay(
             continue;
         };
         if admission.admit(source, 0, &event).is_ok() {
-            let sku: Arc<str> = Arc::from(record.sku());
-            history.add(&sku, event.ts_ms, &event.body);
+            history.add(record.sku(), event.ts_ms, &event.body);
         }
     }
     for origin in next {

@@ -55,15 +55,18 @@ pub struct DailyHistory {
 
 impl DailyHistory {
     /// Adds one admitted event of `sku` at `ts_ms`.
-    pub fn add(&mut self, sku: &Arc<str>, ts_ms: i64, body: &crate::ingest::EventBody) {
+    pub fn add(&mut self, sku: &str, ts_ms: i64, body: &crate::ingest::EventBody) {
         let day = ts_ms.div_euclid(DAY_MS);
-        let bucket = self
-            .days
-            .entry(sku.clone())
-            .or_default()
-            .entry(day)
-            .or_insert([0.0; crate::window::FEATURE_COUNT]);
-        features::apply(bucket, body);
+        // the key is allocated once per SKU, not per event
+        if !self.days.contains_key(sku) {
+            self.days.insert(Arc::from(sku), BTreeMap::new());
+        }
+        if let Some(days) = self.days.get_mut(sku) {
+            let bucket = days
+                .entry(day)
+                .or_insert([0.0; crate::window::FEATURE_COUNT]);
+            features::apply(bucket, body);
+        }
     }
 
     /// max(0, net units) of `sku` on `day`.
@@ -159,10 +162,10 @@ mod tests {
             qty,
             unit_price: Some(2.0),
         };
-        h.add(&sku, 10 * DAY_MS + 5, &sale(3.0));
-        h.add(&sku, 12 * DAY_MS, &sale(1.0));
-        h.add(&sku, 12 * DAY_MS + 9, &sale(-4.0)); // a return: net -3, clipped to 0
-        h.add(&sku, 13 * DAY_MS, &sale(2.0));
+        h.add("A", 10 * DAY_MS + 5, &sale(3.0));
+        h.add("A", 12 * DAY_MS, &sale(1.0));
+        h.add("A", 12 * DAY_MS + 9, &sale(-4.0)); // a return: net -3, clipped to 0
+        h.add("A", 13 * DAY_MS, &sale(2.0));
         assert_eq!(h.series(14, 2), vec![sku.clone()]);
         assert!(h.series(13, 2).is_empty(), "day 12 nets to a return");
         assert_eq!(h.history("A", 14), vec![3.0, 0.0, 0.0, 2.0]);

@@ -14,7 +14,7 @@
 //! that no retry can cure (message too large, invalid record, not authorised) are final: they are
 //! counted, logged, and make the next `flush` fail so that no checkpoint commits past them.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -72,6 +72,8 @@ pub struct PublishContext {
     /// Messages sent again after a failed delivery, since the start.
     resent: AtomicU64,
     pending: Mutex<Vec<Resend>>,
+    /// `pending.len()`, readable without the lock (checked on every send).
+    waiting: AtomicUsize,
 }
 
 /// Whether no retry can deliver a message that failed with `code`.
@@ -128,6 +130,7 @@ impl ProducerContext for PublishContext {
                     tracing::warn!(error = %err, kind = ?tag.kind, topic = msg.topic(), "message delivery failed: it will be sent again");
                 }
                 pending.push(copy);
+                self.waiting.store(pending.len(), Ordering::Release);
             }
         }
     }
@@ -177,6 +180,7 @@ impl Publisher {
             unreported: AtomicU64::new(0),
             resent: AtomicU64::new(0),
             pending: Mutex::new(Vec::new()),
+            waiting: AtomicUsize::new(0),
         };
         let producer = config
             .create_with_context(context)
@@ -197,8 +201,11 @@ impl Publisher {
             *last = Instant::now();
         }
         let context = self.producer.context();
-        let copies =
-            std::mem::take(&mut *context.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        let copies = {
+            let mut pending = context.pending.lock().unwrap_or_else(|e| e.into_inner());
+            context.waiting.store(0, Ordering::Release);
+            std::mem::take(&mut *pending)
+        };
         if copies.is_empty() {
             return Ok(());
         }
@@ -221,12 +228,7 @@ impl Publisher {
 
     /// Messages waiting to be sent again after a failed delivery.
     pub fn pending_resends(&self) -> usize {
-        let context = self.producer.context();
-        context
-            .pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .len()
+        self.producer.context().waiting.load(Ordering::Acquire)
     }
 
     /// Messages sent again after a failed delivery, since the start.

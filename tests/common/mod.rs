@@ -23,24 +23,6 @@ pub fn brokers() -> String {
     })
 }
 
-/// The engine binary that process-level tests start: `TRENDCAST_ENGINE_BIN` when set
-/// (`scripts/test.sh` builds the release binary and names it there: the long recovery replays
-/// run about 5× faster than on the debug build), else the debug build cargo made for the tests.
-pub fn engine_bin() -> PathBuf {
-    match std::env::var_os("TRENDCAST_ENGINE_BIN") {
-        Some(path) => {
-            let path = PathBuf::from(path);
-            assert!(
-                path.is_file(),
-                "TRENDCAST_ENGINE_BIN={} does not exist",
-                path.display()
-            );
-            path
-        }
-        None => PathBuf::from(env!("CARGO_BIN_EXE_trendcast")),
-    }
-}
-
 /// Path of libonnxruntime (checked to exist).
 pub fn ort_library() -> PathBuf {
     let path = std::env::var_os("ORT_DYLIB_PATH")
