@@ -25,6 +25,8 @@ use crate::scoring::{
     flush_scorer, ManifestError, Model, ModelError, ResolvedManifest, Scorer, ScorerMsg,
     UpdateObserver,
 };
+use crate::signals::processor::SignalStats;
+use crate::signals::{Signals, SignalsError};
 use crate::telemetry::EngineStats;
 use crate::window::WindowStore;
 
@@ -49,6 +51,9 @@ pub enum EngineError {
     /// The input topics are missing or not co-partitioned.
     #[error(transparent)]
     Topics(#[from] crate::kafka::TopicError),
+    /// The signals component failed.
+    #[error(transparent)]
+    Signals(#[from] crate::signals::SignalsError),
     /// A thread could not be started or panicked.
     #[error("engine thread {0} failed")]
     Thread(&'static str),
@@ -59,6 +64,8 @@ pub struct RunningEngine {
     stop: Arc<AtomicBool>,
     ingest: Option<JoinHandle<Result<(), IngestError>>>,
     scorer: Option<JoinHandle<Result<(), ScorerError>>>,
+    signals: Option<JoinHandle<Result<(), SignalsError>>>,
+    signal_stats: Option<Arc<SignalStats>>,
     scorer_tx: Option<Sender<ScorerMsg>>,
     store: Arc<WindowStore>,
     stats: Arc<EngineStats>,
@@ -131,11 +138,26 @@ impl RunningEngine {
             .name("trendcast-ingest".into())
             .spawn(move || ingest.run(&ingest_stop))
             .map_err(|_| EngineError::Thread("ingest"))?;
-        tracing::info!(model = %model_id, provider, "engine started");
+        let (signals, signal_stats) = match &settings.signals {
+            Some(s) => {
+                let component = Signals::new(&settings.kafka, s.clone(), publisher.clone())?;
+                let stats = component.stats();
+                let signals_stop = stop.clone();
+                let handle = std::thread::Builder::new()
+                    .name("trendcast-signals".into())
+                    .spawn(move || component.run(&signals_stop))
+                    .map_err(|_| EngineError::Thread("signals"))?;
+                (Some(handle), Some(stats))
+            }
+            None => (None, None),
+        };
+        tracing::info!(model = %model_id, provider, signals = signals.is_some(), "engine started");
         Ok(Self {
             stop,
             ingest: Some(ingest),
             scorer: Some(scorer),
+            signals,
+            signal_stats,
             scorer_tx: Some(scorer_tx),
             store,
             stats,
@@ -165,10 +187,16 @@ impl RunningEngine {
         self.provider
     }
 
+    /// Counters of the signals component, when it runs.
+    pub fn signal_stats(&self) -> Option<&Arc<SignalStats>> {
+        self.signal_stats.as_ref()
+    }
+
     /// True once a thread has exited (on error or panic).
     pub fn has_failed(&self) -> bool {
         self.ingest.as_ref().is_some_and(|h| h.is_finished())
             || self.scorer.as_ref().is_some_and(|h| h.is_finished())
+            || self.signals.as_ref().is_some_and(|h| h.is_finished())
     }
 
     /// Ends a finite replay: closes every bucket, scores what that makes ready, and waits for
@@ -190,6 +218,7 @@ impl RunningEngine {
         let ingest = self.ingest.take().map(|h| h.join());
         self.scorer_tx.take();
         let scorer = self.scorer.take().map(|h| h.join());
+        let signals = self.signals.take().map(|h| h.join());
         let flushed = self.publisher.flush(timeout);
         match ingest {
             Some(Ok(r)) => r?,
@@ -199,6 +228,11 @@ impl RunningEngine {
         match scorer {
             Some(Ok(r)) => r?,
             Some(Err(_)) => return Err(EngineError::Thread("scorer")),
+            None => {}
+        }
+        match signals {
+            Some(Ok(r)) => r?,
+            Some(Err(_)) => return Err(EngineError::Thread("signals")),
             None => {}
         }
         flushed?;
@@ -214,6 +248,9 @@ impl Drop for RunningEngine {
             let _ = h.join();
         }
         if let Some(h) = self.scorer.take() {
+            let _ = h.join();
+        }
+        if let Some(h) = self.signals.take() {
             let _ = h.join();
         }
     }

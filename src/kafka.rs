@@ -58,6 +58,9 @@ impl KafkaSettings {
         let mut config = self.client_config();
         config
             .set("linger.ms", "5")
+            // keys land where Java clients put them, so topics produced by other clients
+            // (inventory snapshots) are co-partitioned with trend updates
+            .set("partitioner", "murmur2_random")
             .set("compression.type", "lz4")
             .set("queue.buffering.max.messages", "200000");
         for (key, value) in &self.properties {

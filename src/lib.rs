@@ -4,7 +4,8 @@
 //! of event-time buckets per SKU, scores changed windows in batches with an ONNX model, and
 //! publishes per-SKU trend updates (quantile forecasts, direction, strength).
 //!
-//! The modules follow the data path — [`ingest`] → [`window`] → [`scoring`] → [`publish`] —
+//! The modules follow the data path — [`ingest`] → [`window`] → [`scoring`] → [`publish`] →
+//! [`signals`] (restock signals and hot-product rankings derived from the published updates) —
 //! with [`config`], [`telemetry`] and [`kafka`] beside it, [`engine`] wiring them together, and
 //! [`datasets`] / [`demo`] for the bundled real data.
 
@@ -23,5 +24,6 @@ pub mod loadtest;
 pub mod publish;
 pub mod replay;
 pub mod scoring;
+pub mod signals;
 pub mod telemetry;
 pub mod window;

@@ -90,3 +90,65 @@ fn schema_and_decoder_agree_on_clicks() {
         assert_eq!(both(Source::Clicks, body), (valid, valid), "{body}");
     }
 }
+
+#[test]
+fn schema_and_decoder_agree_on_inventory_snapshots() {
+    let validator = schema("inventory_snapshot.schema.json");
+    let range = (946_684_800_000, NOW + 86_400_000);
+    let cases = [
+        (
+            r#"{"sku":"A","ts":"2011-12-01T10:00:00Z","on_hand":12}"#,
+            true,
+        ),
+        (
+            r#"{"sku":"A","ts":1322733600000,"on_hand":-3,"on_order":5,"lead_time_days":2.5,"service_level":0.9}"#,
+            true,
+        ),
+        (
+            r#"{"sku":"A","ts":1322733600000,"on_hand":1,"on_order":null}"#,
+            true,
+        ),
+        (r#"{"sku":"A","ts":1322733600000}"#, false),
+        (r#"{"sku":"A","ts":1322733600000,"on_hand":"1"}"#, false),
+        (
+            r#"{"sku":"A","ts":1322733600000,"on_hand":1,"extra":1}"#,
+            false,
+        ),
+        (
+            r#"{"sku":"A","ts":1322733600000,"on_hand":1,"on_order":-1}"#,
+            false,
+        ),
+        (
+            r#"{"sku":"A","ts":1322733600000,"on_hand":1,"lead_time_days":0}"#,
+            false,
+        ),
+        (
+            r#"{"sku":"A","ts":1322733600000,"on_hand":1,"lead_time_days":400}"#,
+            false,
+        ),
+        (
+            r#"{"sku":"A","ts":1322733600000,"on_hand":1,"service_level":1}"#,
+            false,
+        ),
+        (
+            r#"{"sku":"A","ts":1322733600000,"on_hand":1,"service_level":0.4}"#,
+            false,
+        ),
+        (r#"{"sku":"","ts":1322733600000,"on_hand":1}"#, false),
+        (r#"{"sku":"A","ts":"yesterday","on_hand":1}"#, false),
+        (r#"{"sku":"A","ts":5,"on_hand":1}"#, false),
+    ];
+    for (body, expected) in cases {
+        let value: serde_json::Value = serde_json::from_str(body).expect("case is JSON");
+        let schema_ok = validator.is_valid(&value);
+        let sku = value["sku"].as_str().unwrap_or("K").to_string();
+        let decoder_ok = trendcast::signals::inventory::decode(
+            Some(sku.as_bytes()),
+            Some(body.as_bytes()),
+            128,
+            range,
+        )
+        .is_ok();
+        assert_eq!((schema_ok, decoder_ok), (expected, expected), "{body}");
+    }
+}

@@ -14,6 +14,11 @@ create() {
 create sales "$PARTITIONS"
 create clicks "$PARTITIONS"
 create trend-updates "$PARTITIONS"
+# Signals ([signals] in deploy/trendcast.toml): inventory snapshots are joined with trend updates
+# per SKU, so they share the partition count (and the Java client's default partitioner).
+create inventory "$PARTITIONS"
+create restock-signals "$PARTITIONS"
+create hot-products 1
 create trendcast-dead-letter 1 --config retention.ms=1209600000 --config max.message.bytes=4194304
 # The checkpoint changelog (checkpoint.changelog_topic = "{group_id}-changelog"): same partition
 # count as the inputs; compaction keeps only the newest record per SKU, which bounds it.

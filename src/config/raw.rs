@@ -25,6 +25,8 @@ pub struct RawConfig {
     pub telemetry: RawTelemetry,
     /// Checkpoints of window state and input offsets.
     pub checkpoint: RawCheckpoint,
+    /// `[signals]`.
+    pub signals: RawSignals,
 }
 
 /// `[kafka]`: brokers, topics and librdkafka properties.
@@ -226,6 +228,55 @@ impl Default for RawCheckpoint {
             changelog_topic: "{group_id}-changelog".into(),
             interval: "5s".into(),
             compact_every: 20,
+        }
+    }
+}
+
+/// `[signals]`: restock signals and the hot-products ranking.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawSignals {
+    /// Runs the signals component (a second consumer group on the trend-update topic).
+    pub enabled: bool,
+    /// Inventory snapshots; "" = no restock signals.
+    pub inventory_topic: String,
+    /// Restock signals out.
+    pub restock_topic: String,
+    /// Hot-product rankings out; "" = none.
+    pub hot_products_topic: String,
+    /// Default replenishment lead time, days.
+    pub lead_time_days: f64,
+    /// Default cycle service level in [0.5, 1).
+    pub service_level: f64,
+    /// Days between orders (order-up-to covers lead time + this).
+    pub review_period_days: f64,
+    /// Relative change of the recommended quantity published again while below the reorder point.
+    pub material_change: f64,
+    /// How often a changed ranking is published.
+    pub hot_interval: String,
+    /// Entries per ranking.
+    pub hot_top: usize,
+    /// Smallest expected units over the horizon for a ranked SKU.
+    pub hot_min_volume: f64,
+    /// Oldest forecast ranked, behind the newest one seen.
+    pub hot_max_age: String,
+}
+
+impl Default for RawSignals {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            inventory_topic: String::new(),
+            restock_topic: "restock-signals".into(),
+            hot_products_topic: "hot-products".into(),
+            lead_time_days: 7.0,
+            service_level: 0.95,
+            review_period_days: 7.0,
+            material_change: 0.2,
+            hot_interval: "10s".into(),
+            hot_top: 20,
+            hot_min_volume: 5.0,
+            hot_max_age: "7d".into(),
         }
     }
 }

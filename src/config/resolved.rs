@@ -36,6 +36,8 @@ pub struct Settings {
     /// `ingest.idle_partition_hold`: how long a caught-up input partition still holds back
     /// bucket closes.
     pub idle_partition_hold: Duration,
+    /// The signals component, when `[signals] enabled`.
+    pub signals: Option<crate::signals::SignalsSettings>,
 }
 
 fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
@@ -223,7 +225,9 @@ impl Settings {
                 "must differ from the input, output and dead-letter topics",
             ));
         }
+        let signals = resolve_signals(&raw.signals, &kafka, &ingest, &checkpoint)?;
         Ok(Self {
+            signals,
             kafka,
             ingest,
             backpressure,
@@ -242,4 +246,87 @@ fn finite_positive(key: &'static str, value: f64) -> Result<f64, ConfigError> {
         return Err(invalid(key, "must be a finite number above 0"));
     }
     Ok(value)
+}
+
+fn resolve_signals(
+    r: &super::raw::RawSignals,
+    kafka: &KafkaSettings,
+    ingest: &ValidationLimits,
+    checkpoint: &crate::checkpoint::CheckpointSettings,
+) -> Result<Option<crate::signals::SignalsSettings>, ConfigError> {
+    use crate::signals::{HotSettings, RestockPolicy, SignalsSettings};
+    if !r.enabled {
+        return Ok(None);
+    }
+    let non_blank = |v: &str| (!v.trim().is_empty()).then(|| v.trim().to_string());
+    let inventory_topic = non_blank(&r.inventory_topic);
+    let hot_topic = non_blank(&r.hot_products_topic);
+    let restock_topic = non_empty("signals.restock_topic", &r.restock_topic)?;
+    let inputs = [&kafka.sales_topic, &kafka.clicks_topic, &kafka.output_topic];
+    for (key, topic) in [
+        ("signals.inventory_topic", inventory_topic.as_ref()),
+        ("signals.restock_topic", Some(&restock_topic)),
+        ("signals.hot_products_topic", hot_topic.as_ref()),
+    ] {
+        if topic.is_some_and(|t| inputs.contains(&t) || *t == kafka.dead_letter_topic) {
+            return Err(invalid(
+                key,
+                "must differ from the sales, clicks, trend-update and dead-letter topics",
+            ));
+        }
+    }
+    if inventory_topic.is_none() && hot_topic.is_none() {
+        return Err(invalid(
+            "signals.enabled",
+            "neither signals.inventory_topic nor signals.hot_products_topic is set: nothing to do",
+        ));
+    }
+    if !(r.lead_time_days.is_finite()
+        && r.lead_time_days > 0.0
+        && r.lead_time_days <= crate::signals::inventory::MAX_LEAD_TIME_DAYS)
+    {
+        return Err(invalid("signals.lead_time_days", "must be in (0, 365]"));
+    }
+    if !(r.service_level.is_finite() && (0.5..1.0).contains(&r.service_level)) {
+        return Err(invalid("signals.service_level", "must be in [0.5, 1)"));
+    }
+    if !(r.review_period_days.is_finite() && (0.0..=365.0).contains(&r.review_period_days)) {
+        return Err(invalid("signals.review_period_days", "must be in [0, 365]"));
+    }
+    let policy = RestockPolicy {
+        lead_time_days: r.lead_time_days,
+        service_level: r.service_level,
+        review_period_days: r.review_period_days,
+        material_change: finite_positive("signals.material_change", r.material_change)?,
+    };
+    if !(r.hot_min_volume.is_finite() && r.hot_min_volume >= 0.0) {
+        return Err(invalid(
+            "signals.hot_min_volume",
+            "must be a finite number ≥ 0",
+        ));
+    }
+    let hot = HotSettings {
+        top: positive("signals.hot_top", r.hot_top)?,
+        min_volume: r.hot_min_volume,
+        max_age_ms: duration("signals.hot_max_age", &r.hot_max_age)?.as_millis() as i64,
+    };
+    let group_id = format!("{}-signals", kafka.group_id);
+    Ok(Some(SignalsSettings {
+        state_dir: checkpoint
+            .dir
+            .as_ref()
+            .map(|d| d.join(crate::checkpoint::checkpointer::folder_name(&group_id))),
+        group_id,
+        updates_topic: kafka.output_topic.clone(),
+        inventory_topic,
+        restock_topic,
+        hot_topic,
+        policy,
+        hot,
+        hot_interval: duration("signals.hot_interval", &r.hot_interval)?,
+        checkpoint_interval: checkpoint.interval,
+        max_sku_bytes: ingest.max_sku_bytes,
+        min_ts_ms: ingest.min_ts_ms,
+        max_future_ms: ingest.max_future_ms,
+    }))
 }

@@ -40,6 +40,8 @@ pub enum MessageKind {
     DeadLetter,
     /// A checkpoint record on the changelog topic.
     Changelog,
+    /// A restock signal or a hot-products ranking.
+    Signal,
 }
 
 /// Per-message delivery tag.
@@ -107,7 +109,7 @@ impl ProducerContext for PublishContext {
                     }
                 }
                 MessageKind::DeadLetter => self.stats.dead_letters.add(1),
-                MessageKind::Changelog => {}
+                MessageKind::Changelog | MessageKind::Signal => {}
             },
             Err((err, msg)) => {
                 self.stats.publish_errors.add(1);

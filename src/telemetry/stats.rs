@@ -52,8 +52,33 @@ pub const CHECKPOINT_DURATION: &str = "trendcast_checkpoint_duration_seconds";
 /// Partition restore duration.
 pub const RESTORE_DURATION: &str = "trendcast_restore_duration_seconds";
 
+/// Signal-component inputs consumed, by input (`updates`, `inventory`).
+pub const SIGNAL_INPUTS: &str = "trendcast_signal_inputs_consumed_total";
+/// Signal-component inputs rejected (dead-lettered), by reason.
+pub const SIGNAL_REJECTS: &str = "trendcast_signal_inputs_rejected_total";
+/// Restock signals enqueued, by action (`reorder`, `clear`).
+pub const RESTOCK_SIGNALS: &str = "trendcast_restock_signals_published_total";
+/// Hot-product rankings enqueued.
+pub const HOT_RANKINGS: &str = "trendcast_hot_rankings_published_total";
+
 /// Registers descriptions with the installed recorder.
 pub fn describe() {
+    describe_counter!(
+        SIGNAL_INPUTS,
+        Unit::Count,
+        "Messages read by the signals component, by input (updates, inventory)."
+    );
+    describe_counter!(
+        SIGNAL_REJECTS,
+        Unit::Count,
+        "Messages the signals component rejected to the dead-letter topic, by reason."
+    );
+    describe_counter!(
+        RESTOCK_SIGNALS,
+        Unit::Count,
+        "Restock signals published, by action (reorder, clear)."
+    );
+    describe_counter!(HOT_RANKINGS, Unit::Count, "Hot-product rankings published.");
     describe_counter!(
         EVENTS_CONSUMED,
         Unit::Count,
@@ -140,7 +165,7 @@ pub struct Tally {
 }
 
 impl Tally {
-    fn new(metric: Counter) -> Self {
+    pub(crate) fn new(metric: Counter) -> Self {
         Self {
             local: AtomicU64::new(0),
             metric,

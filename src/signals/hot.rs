@@ -1,0 +1,214 @@
+//! Hot products: the SKUs heating up now, ranked from their latest trend updates.
+//!
+//! Each SKU keeps only its latest trend update (by the update's per-SKU `seq`: a duplicate or a
+//! replayed older update changes nothing, so the ranking is stable under at-least-once
+//! delivery). A SKU is a candidate when its forecast rises (`strength > 0`), it expects at least
+//! `min_volume` units over the horizon (so one sale after none is not a trend), and its update is
+//! no older than `max_age` behind the newest one seen (a SKU that stopped selling stops getting
+//! updates and must not stay on the list). Candidates are ranked by `score = strength · p_up`
+//! (the expected relative growth), then by expected units, then by SKU, so ties never reorder.
+
+use serde::{Deserialize, Serialize};
+
+use crate::publish::TrendUpdate;
+
+/// Ranking settings (from `[signals]`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HotSettings {
+    /// Entries per published ranking.
+    pub top: usize,
+    /// Smallest expected units over the horizon (sum of the median forecasts).
+    pub min_volume: f64,
+    /// Oldest `as_of` still ranked, behind the newest `as_of` seen, ms.
+    pub max_age_ms: i64,
+}
+
+/// What the ranking keeps of a SKU's latest trend update.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HotEntry {
+    /// Relative growth of the forecast over the recent level (the update's strength).
+    pub growth: f64,
+    /// Probability that demand rises.
+    pub p_up: f64,
+    /// Sum of the median forecasts over the horizon.
+    pub forecast_units: f64,
+    /// The update's `as_of`, epoch ms.
+    pub as_of_ms: i64,
+    /// The update's per-SKU sequence number.
+    pub seq: u64,
+}
+
+impl HotEntry {
+    /// Reads an update (`None` when its `as_of` is not RFC 3339).
+    pub fn from_update(update: &TrendUpdate) -> Option<Self> {
+        let as_of_ms = chrono::DateTime::parse_from_rfc3339(&update.as_of)
+            .ok()?
+            .timestamp_millis();
+        let forecast_units = update
+            .horizon
+            .iter()
+            .filter_map(|s| s.quantiles.get("0.5"))
+            .map(|v| f64::from(*v).max(0.0))
+            .sum();
+        Some(Self {
+            growth: finite(update.trend.strength),
+            p_up: finite(update.trend.p_up),
+            forecast_units,
+            as_of_ms,
+            seq: update.seq,
+        })
+    }
+
+    /// Expected relative growth: `growth · p_up`.
+    pub fn score(&self) -> f64 {
+        self.growth * self.p_up
+    }
+}
+
+fn finite(v: f64) -> f64 {
+    if v.is_finite() {
+        v
+    } else {
+        0.0
+    }
+}
+
+/// One row of a published ranking.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HotProduct {
+    /// 1-based rank.
+    pub rank: usize,
+    /// The SKU.
+    pub sku: String,
+    /// `growth · p_up`.
+    pub score: f64,
+    /// Relative growth of the forecast over the recent level.
+    pub growth: f64,
+    /// Probability of a rise.
+    pub p_up: f64,
+    /// Expected units over the horizon.
+    pub forecast_units: f64,
+    /// `as_of` of the update ranked, RFC 3339.
+    pub as_of: String,
+}
+
+/// A ranking message (`schemas/hot_products.schema.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HotProducts {
+    /// Wall-clock time the ranking was made, RFC 3339.
+    pub generated_at: String,
+    /// Newest `as_of` among the SKUs considered, RFC 3339.
+    pub as_of: String,
+    /// Input partitions (of the trend update topic) this ranking covers.
+    pub partitions: Vec<u16>,
+    /// SKUs considered (with a trend update held).
+    pub skus_considered: usize,
+    /// The ranking, best first.
+    pub top: Vec<HotProduct>,
+}
+
+fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+        .unwrap_or_default()
+}
+
+/// Ranks `entries` (SKU, entry): the best `settings.top` candidates, best first.
+pub fn rank<'a>(
+    entries: impl Iterator<Item = (&'a str, &'a HotEntry)> + Clone,
+    settings: &HotSettings,
+) -> Vec<HotProduct> {
+    let newest = entries.clone().map(|(_, e)| e.as_of_ms).max().unwrap_or(0);
+    let oldest = newest.saturating_sub(settings.max_age_ms);
+    let mut candidates: Vec<(&str, &HotEntry)> = entries
+        .filter(|(_, e)| {
+            e.growth > 0.0 && e.forecast_units >= settings.min_volume && e.as_of_ms >= oldest
+        })
+        .collect();
+    let order = |a: &(&str, &HotEntry), b: &(&str, &HotEntry)| {
+        b.1.score()
+            .total_cmp(&a.1.score())
+            .then(b.1.forecast_units.total_cmp(&a.1.forecast_units))
+            .then(a.0.cmp(b.0))
+    };
+    if candidates.len() > settings.top && settings.top > 0 {
+        candidates.select_nth_unstable_by(settings.top - 1, order);
+        candidates.truncate(settings.top);
+    }
+    candidates.sort_unstable_by(order);
+    candidates.truncate(settings.top);
+    candidates
+        .into_iter()
+        .enumerate()
+        .map(|(i, (sku, e))| HotProduct {
+            rank: i + 1,
+            sku: sku.to_string(),
+            score: e.score(),
+            growth: e.growth,
+            p_up: e.p_up,
+            forecast_units: e.forecast_units,
+            as_of: rfc3339(e.as_of_ms),
+        })
+        .collect()
+}
+
+impl HotProducts {
+    /// A ranking message over `entries`.
+    pub fn new<'a>(
+        entries: impl Iterator<Item = (&'a str, &'a HotEntry)> + Clone,
+        partitions: Vec<u16>,
+        settings: &HotSettings,
+    ) -> Self {
+        let newest = entries.clone().map(|(_, e)| e.as_of_ms).max().unwrap_or(0);
+        Self {
+            generated_at: rfc3339(chrono::Utc::now().timestamp_millis()),
+            as_of: rfc3339(newest),
+            partitions,
+            skus_considered: entries.clone().count(),
+            top: rank(entries, settings),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: i64 = 86_400_000;
+
+    fn entry(growth: f64, p_up: f64, units: f64, as_of_ms: i64) -> HotEntry {
+        HotEntry {
+            growth,
+            p_up,
+            forecast_units: units,
+            as_of_ms,
+            seq: 1,
+        }
+    }
+
+    #[test]
+    fn ranks_rising_fresh_volume_by_expected_growth_with_stable_ties() {
+        let settings = HotSettings {
+            top: 3,
+            min_volume: 5.0,
+            max_age_ms: 7 * DAY,
+        };
+        let t = 100 * DAY;
+        let items = [
+            ("a", entry(1.0, 0.5, 10.0, t)),           // 0.5
+            ("b", entry(0.8, 0.9, 10.0, t)),           // 0.72
+            ("c", entry(2.0, 0.9, 4.0, t)),            // too little volume
+            ("d", entry(-1.0, 0.9, 50.0, t)),          // falling
+            ("e", entry(3.0, 0.9, 50.0, t - 8 * DAY)), // stale
+            ("f", entry(1.0, 0.5, 10.0, t)),           // ties with a
+            ("g", entry(1.0, 0.5, 12.0, t)),           // same score, more units
+        ];
+        let ranked = rank(items.iter().map(|(s, e)| (*s, e)), &settings);
+        let skus: Vec<&str> = ranked.iter().map(|r| r.sku.as_str()).collect();
+        assert_eq!(skus, ["b", "g", "a"]);
+        assert_eq!(ranked[0].rank, 1);
+        // the same entries in another order rank the same
+        let reversed = rank(items.iter().rev().map(|(s, e)| (*s, e)), &settings);
+        assert_eq!(ranked, reversed);
+    }
+}

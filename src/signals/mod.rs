@@ -1,0 +1,58 @@
+//! Signals: restock recommendations and the hot-products ranking, derived from trend updates.
+//!
+//! Data path position: ingest → window → scoring → publish → **signals**.
+//!
+//! The signals component is a second consumer group (`{group_id}-signals`) reading the engine's
+//! own trend-update topic and, optionally, an inventory topic. Reading the published updates
+//! rather than sitting inside the scorer keeps the scorer's hot path unchanged, makes the
+//! signals a function of what subscribers see, and lets the component scale and restart on its
+//! own. The two topics are joined per SKU, so they must be co-partitioned: same partition count
+//! and the same key partitioner (trendcast's producer uses `murmur2_random`, the Java client's
+//! default). State and the input offsets it reflects are saved together per partition
+//! ([`state`]); offsets are committed only after the state file is written.
+
+pub mod forecast;
+pub mod hot;
+pub mod inventory;
+pub mod processor;
+pub mod restock;
+pub mod state;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use hot::{HotProducts, HotSettings};
+pub use processor::{Signals, SignalsError};
+pub use restock::{RestockPolicy, RestockSignal};
+
+/// Signals settings (from `[signals]`, resolved).
+#[derive(Debug, Clone)]
+pub struct SignalsSettings {
+    /// Consumer group of the component.
+    pub group_id: String,
+    /// Topic of trend updates read (the engine's output topic).
+    pub updates_topic: String,
+    /// Inventory snapshots; `None` = no restock signals.
+    pub inventory_topic: Option<String>,
+    /// Where restock signals go.
+    pub restock_topic: String,
+    /// Where rankings go; `None` = no ranking.
+    pub hot_topic: Option<String>,
+    /// Restock policy defaults.
+    pub policy: RestockPolicy,
+    /// Ranking settings.
+    pub hot: HotSettings,
+    /// How often a changed ranking is published.
+    pub hot_interval: Duration,
+    /// Folder of the per-partition state files; `None` = state is rebuilt from the start of
+    /// the input topics on every start (offsets are then never committed).
+    pub state_dir: Option<PathBuf>,
+    /// How often state is saved and offsets committed.
+    pub checkpoint_interval: Duration,
+    /// Longest accepted SKU in an inventory snapshot, bytes.
+    pub max_sku_bytes: usize,
+    /// Earliest accepted snapshot time, epoch ms.
+    pub min_ts_ms: i64,
+    /// How far past the wall clock a snapshot time may lie, ms.
+    pub max_future_ms: i64,
+}

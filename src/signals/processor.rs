@@ -1,0 +1,418 @@
+//! The signals loop: one consumer on the trend-update and inventory topics, per-partition
+//! state, restock signals and rankings out through the engine's producer.
+//!
+//! Like ingest it runs on its own OS thread with a blocking `BaseConsumer` (decoding and the
+//! policy arithmetic are CPU work). Partitions are checkpointed on an interval, on revocation
+//! and at shutdown: the producer is flushed first (so every signal the state implies is
+//! acknowledged), then the state files are written, then the offsets committed. A crash thus
+//! replays input and may repeat a signal (consumers dedupe by `sku` + `seq`), never skips one.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::topic_partition_list::TopicPartitionList;
+use rdkafka::{ClientContext, Offset};
+
+use super::hot::HotProducts;
+use super::inventory;
+use super::state::{self, PartitionSignals, SignalInput, StateFileError};
+use super::SignalsSettings;
+use crate::ingest::{dead_letter, RejectReason, Rejection};
+use crate::kafka::KafkaSettings;
+use crate::publish::{MessageKind, PublishError, Publisher, TrendUpdate};
+use crate::telemetry::stats::{
+    Tally, HOT_RANKINGS, RESTOCK_SIGNALS, SIGNAL_INPUTS, SIGNAL_REJECTS,
+};
+
+/// Longest wait for the broker at a periodic checkpoint (skipped and retried when exceeded).
+const PERIODIC_PATIENCE: Duration = Duration::from_secs(5);
+/// Longest wait for the broker at revocation and shutdown.
+const FINAL_PATIENCE: Duration = Duration::from_secs(60);
+/// Message key of rankings.
+pub const HOT_KEY: &str = "hot-products";
+
+/// Errors that stop the signals component.
+#[derive(Debug, thiserror::Error)]
+pub enum SignalsError {
+    /// The consumer could not be created or subscribed.
+    #[error("could not set up the signals consumer")]
+    Consumer(#[source] KafkaError),
+    /// A message could not be enqueued.
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    /// A state file could not be read.
+    #[error(transparent)]
+    State(#[from] StateFileError),
+    /// The inputs are not co-partitioned.
+    #[error(transparent)]
+    Topics(#[from] crate::kafka::TopicError),
+}
+
+/// Counters of the component (bounded labels only).
+#[derive(Debug)]
+pub struct SignalStats {
+    /// Trend updates read.
+    pub updates: Tally,
+    /// Inventory snapshots read.
+    pub inventory: Tally,
+    /// Messages rejected to the dead-letter topic.
+    pub rejected: Tally,
+    /// Reorder signals enqueued.
+    pub reorders: Tally,
+    /// Clear signals enqueued.
+    pub clears: Tally,
+    /// Rankings enqueued.
+    pub rankings: Tally,
+}
+
+impl SignalStats {
+    fn new() -> Self {
+        Self {
+            updates: Tally::new(metrics::counter!(SIGNAL_INPUTS, "input" => "updates")),
+            inventory: Tally::new(metrics::counter!(SIGNAL_INPUTS, "input" => "inventory")),
+            rejected: Tally::new(metrics::counter!(SIGNAL_REJECTS)),
+            reorders: Tally::new(metrics::counter!(RESTOCK_SIGNALS, "action" => "reorder")),
+            clears: Tally::new(metrics::counter!(RESTOCK_SIGNALS, "action" => "clear")),
+            rankings: Tally::new(metrics::counter!(HOT_RANKINGS)),
+        }
+    }
+}
+
+/// Everything the loop and the rebalance callbacks share.
+struct Core {
+    settings: SignalsSettings,
+    dead_letter_topic: String,
+    publisher: Publisher,
+    stats: Arc<SignalStats>,
+    parts: BTreeMap<u16, PartitionSignals>,
+    ranking_changed: bool,
+    failed: Option<SignalsError>,
+}
+
+/// Consumer context: checkpoint revoked partitions, load assigned ones.
+struct SignalsContext {
+    core: Arc<Mutex<Core>>,
+}
+
+impl ClientContext for SignalsContext {}
+
+fn lock(core: &Mutex<Core>) -> MutexGuard<'_, Core> {
+    core.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn partitions_of(tpl: &TopicPartitionList) -> Vec<u16> {
+    let mut v: Vec<u16> = tpl
+        .elements()
+        .iter()
+        .filter_map(|e| u16::try_from(e.partition()).ok())
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+impl ConsumerContext for SignalsContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            let parts = partitions_of(tpl);
+            let mut core = lock(&self.core);
+            core.checkpoint(&parts, consumer, FINAL_PATIENCE);
+            for p in parts {
+                core.parts.remove(&p);
+            }
+            core.ranking_changed = true;
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            let mut core = lock(&self.core);
+            for p in partitions_of(tpl) {
+                if !core.parts.contains_key(&p) {
+                    core.load(p);
+                }
+            }
+        }
+    }
+}
+
+/// The running component (see the module docs).
+pub struct Signals {
+    consumer: BaseConsumer<SignalsContext>,
+    core: Arc<Mutex<Core>>,
+    stats: Arc<SignalStats>,
+}
+
+impl Signals {
+    /// Checks co-partitioning, creates the consumer and subscribes.
+    pub fn new(
+        kafka: &KafkaSettings,
+        settings: SignalsSettings,
+        publisher: Publisher,
+    ) -> Result<Self, SignalsError> {
+        let mut topics = vec![settings.updates_topic.clone()];
+        let updates = crate::kafka::partition_count(kafka, &settings.updates_topic)?;
+        if let Some(inv) = &settings.inventory_topic {
+            let n = crate::kafka::partition_count(kafka, inv)?;
+            if n != updates {
+                return Err(crate::kafka::TopicError {
+                    topic: inv.clone(),
+                    reason: format!(
+                        "inventory topic has {n} partitions but the trend-update topic {} has \
+                         {updates}: they must be co-partitioned (same count, keyed by SKU)",
+                        settings.updates_topic
+                    ),
+                }
+                .into());
+            }
+            topics.push(inv.clone());
+        }
+        let mut config = kafka.consumer_config();
+        config.set("group.id", &settings.group_id);
+        let stats = Arc::new(SignalStats::new());
+        let core = Arc::new(Mutex::new(Core {
+            settings,
+            dead_letter_topic: kafka.dead_letter_topic.clone(),
+            publisher,
+            stats: stats.clone(),
+            parts: BTreeMap::new(),
+            ranking_changed: false,
+            failed: None,
+        }));
+        let consumer: BaseConsumer<SignalsContext> = config
+            .create_with_context(SignalsContext { core: core.clone() })
+            .map_err(SignalsError::Consumer)?;
+        let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&names).map_err(SignalsError::Consumer)?;
+        Ok(Self {
+            consumer,
+            core,
+            stats,
+        })
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> Arc<SignalStats> {
+        self.stats.clone()
+    }
+
+    /// Polls until `stop` is set; then publishes a last ranking, checkpoints and leaves.
+    pub fn run(self, stop: &AtomicBool) -> Result<(), SignalsError> {
+        let (mut saved, mut ranked) = (Instant::now(), Instant::now());
+        while !stop.load(Ordering::Acquire) {
+            let polled = self.consumer.poll(Duration::from_millis(100));
+            let mut core = lock(&self.core);
+            if let Some(e) = core.failed.take() {
+                return Err(e);
+            }
+            match polled {
+                Some(Ok(msg)) => core.handle(&msg)?,
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "signals consumer error (librdkafka retries)")
+                }
+                None => {}
+            }
+            if ranked.elapsed() >= core.settings.hot_interval {
+                core.publish_ranking()?;
+                ranked = Instant::now();
+            }
+            if saved.elapsed() >= core.settings.checkpoint_interval {
+                core.checkpoint(&[], &self.consumer, PERIODIC_PATIENCE);
+                saved = Instant::now();
+            }
+        }
+        let mut core = lock(&self.core);
+        core.publish_ranking()?;
+        core.checkpoint(&[], &self.consumer, FINAL_PATIENCE);
+        drop(core);
+        self.consumer.unsubscribe();
+        Ok(())
+    }
+}
+
+impl Core {
+    fn load(&mut self, partition: u16) {
+        let loaded = match &self.settings.state_dir {
+            Some(dir) => state::load(dir, partition),
+            None => Ok(None),
+        };
+        match loaded {
+            Ok(Some(s)) => {
+                tracing::info!(partition, skus = s.skus.len(), next = ?s.next, "signal state restored");
+                self.parts.insert(partition, s);
+            }
+            Ok(None) => {
+                tracing::info!(partition, "no signal state saved: starting empty");
+                self.parts.insert(partition, PartitionSignals::default());
+            }
+            Err(e) => {
+                tracing::error!(partition, error = %e, "signal state could not be restored");
+                self.failed = Some(e.into());
+            }
+        }
+        self.ranking_changed = true;
+    }
+
+    fn handle(&mut self, msg: &BorrowedMessage<'_>) -> Result<(), SignalsError> {
+        let Ok(partition) = u16::try_from(msg.partition()) else {
+            return Ok(());
+        };
+        if !self.parts.contains_key(&partition) {
+            self.load(partition);
+            if let Some(e) = self.failed.take() {
+                return Err(e);
+            }
+        }
+        let input = if msg.topic() == self.settings.updates_topic {
+            SignalInput::Updates
+        } else {
+            SignalInput::Inventory
+        };
+        let Some(part) = self.parts.get_mut(&partition) else {
+            return Ok(());
+        };
+        if part.seen(input, msg.offset()) {
+            return Ok(());
+        }
+        let restock = self.settings.inventory_topic.is_some();
+        let policy = &self.settings.policy;
+        let outcome = match input {
+            SignalInput::Updates => {
+                self.stats.updates.add(1);
+                serde_json::from_slice::<TrendUpdate>(msg.payload().unwrap_or_default())
+                    .map_err(|e| Rejection::new(RejectReason::InvalidJson, e.to_string()))
+                    .and_then(|u| {
+                        part.on_update(&u, restock.then_some(policy))
+                            .map_err(|e| Rejection::new(RejectReason::InvalidValue, e.to_string()))
+                    })
+            }
+            SignalInput::Inventory => {
+                self.stats.inventory.add(1);
+                let now = chrono::Utc::now().timestamp_millis();
+                let range = (
+                    self.settings.min_ts_ms,
+                    now.saturating_add(self.settings.max_future_ms),
+                );
+                inventory::decode(msg.key(), msg.payload(), self.settings.max_sku_bytes, range)
+                    .map(|(sku, level)| part.on_inventory(&sku, level, policy))
+            }
+        };
+        part.advance(input, msg.offset());
+        match outcome {
+            Ok(applied) => {
+                self.ranking_changed |= applied.ranking_changed;
+                if let Some(signal) = applied.signal {
+                    let tally = match signal.action {
+                        super::restock::RestockAction::Reorder => &self.stats.reorders,
+                        super::restock::RestockAction::Clear => &self.stats.clears,
+                    };
+                    tally.add(1);
+                    let body = serde_json::to_vec(&signal).unwrap_or_default();
+                    self.publisher.send(
+                        MessageKind::Signal,
+                        &self.settings.restock_topic,
+                        Some(signal.sku.as_bytes()),
+                        Some(&body),
+                        None,
+                    )?;
+                }
+            }
+            Err(rejection) => {
+                self.stats.rejected.add(1);
+                tracing::debug!(topic = msg.topic(), offset = msg.offset(), %rejection, "signal input rejected");
+                dead_letter::send(&self.publisher, &self.dead_letter_topic, msg, &rejection)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Publishes the ranking over the owned partitions when it changed since the last one.
+    fn publish_ranking(&mut self) -> Result<(), SignalsError> {
+        let Some(topic) = self.settings.hot_topic.clone() else {
+            return Ok(());
+        };
+        if !self.ranking_changed {
+            return Ok(());
+        }
+        let entries = self.parts.values().flat_map(|p| {
+            p.skus
+                .iter()
+                .filter_map(|(sku, s)| s.hot.as_ref().map(|h| (sku.as_str(), h)))
+        });
+        let ranking = HotProducts::new(
+            entries,
+            self.parts.keys().copied().collect(),
+            &self.settings.hot,
+        );
+        let body = serde_json::to_vec(&ranking).unwrap_or_default();
+        self.publisher.send(
+            MessageKind::Signal,
+            &topic,
+            Some(HOT_KEY.as_bytes()),
+            Some(&body),
+            None,
+        )?;
+        self.stats.rankings.add(1);
+        self.ranking_changed = false;
+        Ok(())
+    }
+
+    /// Flushes the producer, saves `partitions` (all owned when empty) and commits their
+    /// offsets. Without a state folder nothing is saved or committed.
+    fn checkpoint(
+        &mut self,
+        partitions: &[u16],
+        consumer: &BaseConsumer<SignalsContext>,
+        patience: Duration,
+    ) {
+        let Some(dir) = self.settings.state_dir.clone() else {
+            return;
+        };
+        if let Err(e) = self.publisher.flush(patience) {
+            tracing::warn!(error = %e, "signals checkpoint skipped: the broker did not acknowledge in time");
+            return;
+        }
+        let chosen: Vec<u16> = if partitions.is_empty() {
+            self.parts.keys().copied().collect()
+        } else {
+            partitions
+                .iter()
+                .copied()
+                .filter(|p| self.parts.contains_key(p))
+                .collect()
+        };
+        let mut tpl = TopicPartitionList::new();
+        for p in chosen {
+            let Some(part) = self.parts.get(&p) else {
+                continue;
+            };
+            if let Err(e) = state::save(&dir, p, part) {
+                tracing::warn!(partition = p, error = %e, "signal state not saved (next checkpoint retries)");
+                continue;
+            }
+            let topics = [
+                Some(&self.settings.updates_topic),
+                self.settings.inventory_topic.as_ref(),
+            ];
+            for (topic, next) in topics.into_iter().zip(part.next) {
+                if let (Some(topic), true) = (topic, next >= 0) {
+                    if let Err(e) =
+                        tpl.add_partition_offset(topic, i32::from(p), Offset::Offset(next))
+                    {
+                        tracing::warn!(error = %e, "signal offset not committed");
+                    }
+                }
+            }
+        }
+        if tpl.count() > 0 {
+            if let Err(e) = consumer.commit(&tpl, CommitMode::Sync) {
+                tracing::warn!(error = %e, "signal offsets not committed (next checkpoint retries)");
+            }
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! Signal state per input partition, how messages change it, and its checkpoint file.
+//!
+//! A partition's state is every SKU's latest inventory snapshot, latest demand forecast,
+//! ranking entry and restock edge-trigger, plus the next offset to read on each of the two
+//! input topics (trend updates, inventory). The file holds both, so a restart resumes exactly
+//! where the state stops: messages below those offsets are skipped when the group's committed
+//! offsets lag behind (a commit that failed after the file was written).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::forecast::{DemandForecast, ForecastError};
+use super::hot::HotEntry;
+use super::inventory::InventoryLevel;
+use super::restock::{recommend, RestockPolicy, RestockSignal, Trigger};
+use crate::publish::TrendUpdate;
+
+/// Which input topic a message came from (index into the offsets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignalInput {
+    /// The engine's trend updates.
+    Updates = 0,
+    /// Inventory snapshots.
+    Inventory = 1,
+}
+
+/// Everything kept for one SKU.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SkuSignals {
+    /// Latest inventory snapshot.
+    pub inventory: Option<InventoryLevel>,
+    /// Latest demand forecast (kept only when restock signals are on).
+    pub forecast: Option<DemandForecast>,
+    /// Latest trend update's ranking entry.
+    pub hot: Option<HotEntry>,
+    /// Restock edge-trigger.
+    pub trigger: Trigger,
+}
+
+/// One partition's signal state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartitionSignals {
+    /// Next offset to read per input (`-1` = none read yet).
+    pub next: [i64; 2],
+    /// Per-SKU state.
+    pub skus: HashMap<String, SkuSignals>,
+}
+
+impl Default for PartitionSignals {
+    fn default() -> Self {
+        Self {
+            next: [-1, -1],
+            skus: HashMap::new(),
+        }
+    }
+}
+
+/// What applying one message did.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Applied {
+    /// The message was a duplicate or older than what is held: nothing changed.
+    pub stale: bool,
+    /// The ranking entry changed.
+    pub ranking_changed: bool,
+    /// A restock signal to publish.
+    pub signal: Option<RestockSignal>,
+}
+
+impl PartitionSignals {
+    /// Whether the message at `offset` of `input` is already reflected in this state.
+    pub fn seen(&self, input: SignalInput, offset: i64) -> bool {
+        offset < self.next[input as usize]
+    }
+
+    /// Records that the message at `offset` of `input` was applied (or rejected).
+    pub fn advance(&mut self, input: SignalInput, offset: i64) {
+        let next = &mut self.next[input as usize];
+        *next = (*next).max(offset + 1);
+    }
+
+    /// Applies a trend update. With `policy` (restock on) the forecast is kept and the SKU's
+    /// restock state re-evaluated.
+    pub fn on_update(
+        &mut self,
+        update: &TrendUpdate,
+        policy: Option<&RestockPolicy>,
+    ) -> Result<Applied, ForecastError> {
+        let sku = self.skus.entry(update.sku.clone()).or_default();
+        if sku.hot.as_ref().is_some_and(|h| h.seq >= update.seq) {
+            return Ok(Applied {
+                stale: true,
+                ..Applied::default()
+            });
+        }
+        let forecast = match policy {
+            Some(_) => Some(DemandForecast::from_update(update)?),
+            None => None,
+        };
+        let entry = HotEntry::from_update(update);
+        let ranking_changed = entry != sku.hot;
+        sku.hot = entry;
+        sku.forecast = forecast;
+        let signal = policy.and_then(|p| evaluate(&update.sku, sku, p));
+        Ok(Applied {
+            stale: false,
+            ranking_changed,
+            signal,
+        })
+    }
+
+    /// Applies an inventory snapshot (an older snapshot than the one held changes nothing).
+    pub fn on_inventory(
+        &mut self,
+        sku_name: &str,
+        level: InventoryLevel,
+        policy: &RestockPolicy,
+    ) -> Applied {
+        let sku = self.skus.entry(sku_name.to_string()).or_default();
+        if sku
+            .inventory
+            .as_ref()
+            .is_some_and(|i| i.ts_ms > level.ts_ms)
+        {
+            return Applied {
+                stale: true,
+                ..Applied::default()
+            };
+        }
+        sku.inventory = Some(level);
+        Applied {
+            signal: evaluate(sku_name, sku, policy),
+            ..Applied::default()
+        }
+    }
+}
+
+/// Re-evaluates a SKU holding both a snapshot and a forecast.
+fn evaluate(name: &str, sku: &mut SkuSignals, policy: &RestockPolicy) -> Option<RestockSignal> {
+    let (Some(inventory), Some(forecast)) = (&sku.inventory, &sku.forecast) else {
+        return None;
+    };
+    let rec = recommend(inventory, forecast, policy);
+    let decision = sku.trigger.decide(&rec, policy.material_change)?;
+    Some(RestockSignal::new(
+        name,
+        &rec,
+        inventory,
+        forecast,
+        decision,
+        sku.trigger.seq,
+    ))
+}
+
+/// Errors of the signal state files.
+#[derive(Debug, thiserror::Error)]
+pub enum StateFileError {
+    /// Reading or writing failed.
+    #[error("signal state {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a signal state file of a known version, or is damaged.
+    #[error("signal state {path} is damaged or of an unknown version: {reason}")]
+    Damaged {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+const MAGIC: &[u8; 4] = b"TCS\x01";
+
+/// The state file of `partition` in `dir`.
+pub fn file_of(dir: &Path, partition: u16) -> PathBuf {
+    dir.join(format!("partition-{partition}.bin"))
+}
+
+/// Writes `state` to its file atomically (temporary file, fsync, rename).
+pub fn save(dir: &Path, partition: u16, state: &PartitionSignals) -> Result<(), StateFileError> {
+    use std::io::Write;
+    let path = file_of(dir, partition);
+    let io = |source| StateFileError::Io {
+        path: path.clone(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let body = bincode::serde::encode_to_vec(state, bincode::config::standard()).map_err(|e| {
+        StateFileError::Damaged {
+            path: path.clone(),
+            reason: e.to_string(),
+        }
+    })?;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp).map_err(io)?;
+    f.write_all(MAGIC).map_err(io)?;
+    f.write_all(&body).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, &path).map_err(io)
+}
+
+/// Reads the state of `partition` from `dir`; `Ok(None)` when there is no file.
+pub fn load(dir: &Path, partition: u16) -> Result<Option<PartitionSignals>, StateFileError> {
+    let path = file_of(dir, partition);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(StateFileError::Io { path, source }),
+    };
+    let damaged = |reason: String| StateFileError::Damaged {
+        path: path.clone(),
+        reason,
+    };
+    let body = bytes
+        .strip_prefix(MAGIC.as_slice())
+        .ok_or_else(|| damaged("no TCS header".into()))?;
+    let (state, used): (PartitionSignals, usize) =
+        bincode::serde::decode_from_slice(body, bincode::config::standard())
+            .map_err(|e| damaged(e.to_string()))?;
+    if used != body.len() {
+        return Err(damaged(format!("{} trailing bytes", body.len() - used)));
+    }
+    Ok(Some(state))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::publish::{Direction, HorizonStep, Trend};
+
+    fn update(seq: u64, median: f32) -> TrendUpdate {
+        TrendUpdate {
+            sku: "A".into(),
+            as_of: "2011-12-01T00:00:00Z".into(),
+            model: "m@1".into(),
+            seq,
+            horizon: vec![HorizonStep {
+                start: "2011-12-01T00:00:00Z".into(),
+                end: "2011-12-02T00:00:00Z".into(),
+                quantiles: [("0.1", 0.0), ("0.5", median), ("0.9", 2.0 * median)]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect(),
+            }],
+            trend: Trend {
+                direction: Direction::Rising,
+                strength: 0.5,
+                p_up: 0.7,
+            },
+        }
+    }
+
+    fn stock(ts_ms: i64, on_hand: f64) -> InventoryLevel {
+        InventoryLevel {
+            ts_ms,
+            on_hand,
+            on_order: 0.0,
+            lead_time_days: Some(1.0),
+            service_level: Some(0.5),
+        }
+    }
+
+    #[test]
+    fn duplicates_and_older_messages_change_nothing() {
+        let policy = RestockPolicy::default();
+        let mut p = PartitionSignals::default();
+        let first = p.on_update(&update(2, 10.0), Some(&policy)).unwrap();
+        assert!(!first.stale && first.ranking_changed && first.signal.is_none());
+        let before = p.clone();
+        assert!(p.on_update(&update(2, 99.0), Some(&policy)).unwrap().stale);
+        assert!(p.on_update(&update(1, 99.0), Some(&policy)).unwrap().stale);
+        assert_eq!(p, before);
+        // mean over one day: 0.3·0 + 0.4·10 + 0.3·20 = 10; 3 on hand → reorder
+        let t = 1_322_697_600_000;
+        let s = p.on_inventory("A", stock(t, 3.0), &policy).signal.unwrap();
+        // z = 0: ROP = 10 over the 1-day lead time; S = 10 + 7 tail days of 10 = 80; 80 − 3 = 77
+        assert_eq!((s.seq, s.reorder_point, s.order_qty), (1, 10.0, 77.0));
+        assert!(p.on_inventory("A", stock(t - 1, 500.0), &policy).stale);
+        assert_eq!(p.skus["A"].inventory.as_ref().unwrap().on_hand, 3.0);
+    }
+
+    #[test]
+    fn state_files_round_trip_and_damage_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = PartitionSignals::default();
+        p.on_update(&update(1, 4.0), None).unwrap();
+        p.advance(SignalInput::Updates, 41);
+        save(dir.path(), 3, &p).unwrap();
+        let back = load(dir.path(), 3).unwrap().unwrap();
+        assert_eq!(back, p);
+        assert!(back.seen(SignalInput::Updates, 41));
+        assert!(!back.seen(SignalInput::Inventory, 0));
+        assert!(load(dir.path(), 4).unwrap().is_none());
+        std::fs::write(file_of(dir.path(), 5), b"TCS\x01\xff\xff").unwrap();
+        assert!(matches!(
+            load(dir.path(), 5),
+            Err(StateFileError::Damaged { .. })
+        ));
+    }
+}

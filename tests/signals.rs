@@ -1,0 +1,289 @@
+//! The signals component through a real broker: restock signals fire on edges only (and keep
+//! doing so across a restart), bad inventory is dead-lettered, and the hot-products ranking is
+//! unchanged by duplicate delivery of trend updates.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rdkafka::Message;
+use serde_json::{json, Value};
+
+use common::{brokers, create_topics, produce, read_all, schema, unique, Msg, Topics};
+use trendcast::config::{RawConfig, Settings};
+use trendcast::publish::Publisher;
+use trendcast::signals::processor::SignalStats;
+use trendcast::signals::{Signals, SignalsError};
+use trendcast::telemetry::EngineStats;
+
+const T0: i64 = 1_322_697_600_000; // 2011-12-01T00:00:00Z
+const DAY: i64 = 86_400_000;
+
+struct Setup {
+    settings: Settings,
+    topics: Topics,
+    inventory: String,
+    restock: String,
+    hot: String,
+}
+
+fn setup(partitions: i32) -> Setup {
+    let topics = Topics::new("signals");
+    let inventory = format!("{}-inventory", topics.sales);
+    let restock = format!("{}-restock", topics.sales);
+    let hot = format!("{}-hot", topics.sales);
+    create_topics(
+        &brokers(),
+        &[
+            (&topics.output, partitions),
+            (&inventory, partitions),
+            (&restock, 1),
+            (&hot, 1),
+            (&topics.dead_letter, 1),
+        ],
+    );
+    let mut raw = RawConfig::default();
+    raw.kafka.brokers = brokers();
+    raw.kafka.group_id = unique("group");
+    raw.kafka.sales_topic = topics.sales.clone();
+    raw.kafka.clicks_topic = topics.clicks.clone();
+    raw.kafka.output_topic = topics.output.clone();
+    raw.kafka.dead_letter_topic = topics.dead_letter.clone();
+    raw.checkpoint.dir = std::env::temp_dir()
+        .join(unique("trendcast-signals"))
+        .display()
+        .to_string();
+    raw.checkpoint.interval = "300ms".into();
+    raw.signals.enabled = true;
+    raw.signals.inventory_topic = inventory.clone();
+    raw.signals.restock_topic = restock.clone();
+    raw.signals.hot_products_topic = hot.clone();
+    raw.signals.hot_interval = "200ms".into();
+    raw.signals.hot_top = 3;
+    raw.signals.hot_min_volume = 5.0;
+    Setup {
+        settings: Settings::resolve(&raw).expect("settings resolve"),
+        topics,
+        inventory,
+        restock,
+        hot,
+    }
+}
+
+struct Running {
+    stop: Arc<AtomicBool>,
+    handle: JoinHandle<Result<(), SignalsError>>,
+    stats: Arc<SignalStats>,
+    publisher: Publisher,
+}
+
+fn start(s: &Setup) -> Running {
+    let publisher =
+        Publisher::new(&s.settings.kafka, Arc::new(EngineStats::new())).expect("producer");
+    let signals = Signals::new(
+        &s.settings.kafka,
+        s.settings.signals.clone().expect("signals on"),
+        publisher.clone(),
+    )
+    .expect("signals start");
+    let stats = signals.stats();
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let handle = std::thread::spawn(move || signals.run(&flag));
+    Running {
+        stop,
+        handle,
+        stats,
+        publisher,
+    }
+}
+
+impl Running {
+    fn read(&self) -> u64 {
+        self.stats.updates.get() + self.stats.inventory.get()
+    }
+
+    fn wait_read(&self, n: u64) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.read() < n {
+            assert!(!self.handle.is_finished(), "the signals thread stopped");
+            assert!(
+                Instant::now() < deadline,
+                "read {} of {n} inputs",
+                self.read()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stop(self) {
+        self.stop.store(true, Ordering::Release);
+        self.handle
+            .join()
+            .expect("signals thread")
+            .expect("signals ran cleanly");
+        self.publisher
+            .flush(Duration::from_secs(30))
+            .expect("flush");
+    }
+}
+
+fn at(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+        .unwrap_or_default()
+}
+
+/// A trend update with 14 daily steps whose three quantiles all equal `per_day`.
+fn update(sku: &str, seq: u64, per_day: f32, strength: f64, p_up: f64) -> Msg {
+    let horizon: Vec<Value> = (0..14)
+        .map(|i| {
+            json!({"start": at(T0 + i * DAY), "end": at(T0 + (i + 1) * DAY),
+                   "quantiles": {"0.1": per_day, "0.5": per_day, "0.9": per_day}})
+        })
+        .collect();
+    let direction = if strength > 0.1 { "rising" } else { "flat" };
+    let body = json!({"sku": sku, "as_of": at(T0), "model": "scripted@1", "seq": seq,
+                      "horizon": horizon,
+                      "trend": {"direction": direction, "strength": strength, "p_up": p_up}});
+    (
+        Some(sku.as_bytes().to_vec()),
+        Some(body.to_string().into_bytes()),
+    )
+}
+
+fn stock(sku: &str, ts: i64, on_hand: f64, on_order: f64) -> Msg {
+    let body = json!({"sku": sku, "ts": ts, "on_hand": on_hand, "on_order": on_order});
+    (
+        Some(sku.as_bytes().to_vec()),
+        Some(body.to_string().into_bytes()),
+    )
+}
+
+fn bodies(brokers: &str, topic: &str, want: usize) -> Vec<Value> {
+    read_all(brokers, topic, want, Duration::from_secs(20))
+        .iter()
+        .filter_map(|m| m.payload().and_then(|p| serde_json::from_slice(p).ok()))
+        .collect()
+}
+
+#[test]
+fn restock_signals_fire_on_edges_only_across_a_restart() {
+    let s = setup(2);
+    let b = brokers();
+    // 10 a day, no spread: ROP = 7 days × 10 = 70, order-up-to = 14 days × 10 = 140
+    let script: Vec<(&str, Msg)> = vec![
+        ("inv", stock("A", T0, 200.0, 0.0)),     // no forecast yet
+        ("upd", update("A", 1, 10.0, 0.0, 0.5)), // 200 > 70
+        ("inv", stock("A", T0 + 1, 100.0, 0.0)), // 100 > 70
+        ("inv", stock("A", T0 + 2, 60.0, 0.0)),  // crosses: order 140 − 60 = 80
+        ("inv", stock("A", T0 + 3, 58.0, 0.0)),  // 82 vs 80: not material
+        // restart here
+        ("upd", update("A", 2, 20.0, 1.0, 0.9)), // ROP 140, S 280: order 222
+        ("upd", update("A", 2, 20.0, 1.0, 0.9)), // duplicate
+        ("inv", stock("A", T0 + 4, 58.0, 222.0)), // position 280 > 140: clear
+        ("inv", stock("A", T0 + 1, 0.0, 0.0)),   // older than the held snapshot
+        (
+            "inv",
+            (
+                Some(b"A".to_vec()),
+                Some(br#"{"sku":"A","ts":1,"on_hand":"many"}"#.to_vec()),
+            ),
+        ),
+    ];
+    let mut running = start(&s);
+    for (i, (topic, msg)) in script.iter().enumerate() {
+        if i == 5 {
+            running.stop();
+            running = start(&s);
+        }
+        let topic = if *topic == "inv" {
+            &s.inventory
+        } else {
+            &s.topics.output
+        };
+        let before = running.read();
+        produce(&b, topic, std::slice::from_ref(msg));
+        running.wait_read(before + 1);
+    }
+    running.stop();
+
+    let signals = bodies(&b, &s.restock, 3);
+    let seen: Vec<(String, String, f64, u64)> = signals
+        .iter()
+        .map(|v| {
+            (
+                v["action"].as_str().unwrap_or_default().to_string(),
+                v["reason"].as_str().unwrap_or_default().to_string(),
+                v["order_qty"].as_f64().unwrap_or(-1.0),
+                v["seq"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("reorder".into(), "crossed_reorder_point".into(), 80.0, 1),
+            ("reorder".into(), "recommendation_changed".into(), 222.0, 2),
+            ("clear".into(), "back_above_reorder_point".into(), 0.0, 3),
+        ]
+    );
+    let first = &signals[0];
+    assert_eq!(first["reorder_point"], json!(70.0));
+    assert_eq!(first["order_up_to"], json!(140.0));
+    // 60 units at 10 a day, counted from the snapshot time (T0 + 2 ms)
+    assert_eq!(first["stockout_at"], json!(at(T0 + 2 + 6 * DAY)));
+    let validator = schema("restock_signal.schema.json");
+    for v in &signals {
+        assert!(validator.is_valid(v), "schema rejects {v}");
+    }
+    let dead = read_all(&b, &s.topics.dead_letter, 1, Duration::from_secs(20));
+    assert_eq!(dead.len(), 1, "the malformed snapshot is dead-lettered");
+    assert_eq!(
+        common::header(&dead[0], "trendcast-reason").as_deref(),
+        Some("wrong_type")
+    );
+}
+
+#[test]
+fn the_ranking_is_unchanged_by_duplicate_updates() {
+    let s = setup(2);
+    let b = brokers();
+    let updates: Vec<Msg> = vec![
+        update("rise-a", 1, 2.0, 0.5, 0.6), // 0.30
+        update("rise-b", 1, 2.0, 0.8, 0.9), // 0.72
+        update("rise-c", 1, 1.0, 0.4, 0.9), // 0.36
+        update("small", 1, 0.2, 3.0, 0.9),  // 2.8 units: under the volume floor
+        update("fall", 1, 5.0, -0.5, 0.1),  // falling
+        update("rise-d", 1, 3.0, 0.1, 0.5), // 0.05
+    ];
+    let running = start(&s);
+    produce(&b, &s.topics.output, &updates);
+    running.wait_read(updates.len() as u64);
+    std::thread::sleep(Duration::from_millis(800)); // a ranking interval passes
+    let rankings_before = running.stats.rankings.get();
+    produce(&b, &s.topics.output, &updates); // delivered again
+    running.wait_read(2 * updates.len() as u64);
+    std::thread::sleep(Duration::from_millis(800));
+    let rankings_after = running.stats.rankings.get();
+    running.stop();
+
+    let rankings = bodies(&b, &s.hot, rankings_before as usize);
+    let last = rankings.last().expect("a ranking was published");
+    let top: Vec<&str> = last["top"]
+        .as_array()
+        .expect("top")
+        .iter()
+        .filter_map(|r| r["sku"].as_str())
+        .collect();
+    assert_eq!(top, ["rise-b", "rise-c", "rise-a"]);
+    assert_eq!(last["skus_considered"], json!(6));
+    assert!(schema("hot_products.schema.json").is_valid(last), "{last}");
+    // duplicates changed nothing, so nothing new was published (the final one at shutdown is
+    // skipped too: the ranking did not change)
+    assert_eq!(rankings_after, rankings_before);
+    assert_eq!(rankings.len() as u64, rankings_before);
+}
