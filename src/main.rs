@@ -100,6 +100,41 @@ enum Command {
         #[arg(long)]
         report: Option<PathBuf>,
     },
+    /// Evaluate forecasts for new products (no sales yet) from products with similar text,
+    /// against the global and category means of earlier launches
+    ColdStart {
+        /// Event log (as for `evaluate`); the UCI Online Retail CSV also yields the catalog
+        #[arg(long)]
+        events: PathBuf,
+        /// Format of the log
+        #[arg(long, default_value = "auto")]
+        format: trendcast::datasets::event_log::LogFormat,
+        /// Catalog JSONL (schemas/catalog_entry.schema.json); derived from the log when it is
+        /// the Online Retail CSV
+        #[arg(long)]
+        catalog: Option<PathBuf>,
+        /// Folder of the converted text model (model.onnx, tokenizer.json, text_model.json)
+        #[arg(long, env = "TRENDCAST_TEXT_MODEL_DIR")]
+        text_model: PathBuf,
+        /// Days since launch forecast
+        #[arg(long, default_value_t = 14)]
+        horizon: usize,
+        /// Days of launches evaluated (ending where the last full launch curve starts)
+        #[arg(long, default_value_t = 91)]
+        eval_days: i64,
+        /// Days of launches before those, used to choose the method's settings
+        #[arg(long, default_value_t = 91)]
+        valid_days: i64,
+        /// Also write the Markdown report here (it is always printed)
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// Write the report as JSON here
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Write the derived catalog (JSONL) here
+        #[arg(long)]
+        write_catalog: Option<PathBuf>,
+    },
     /// Print the per-SKU window state of a checkpoint folder as JSON lines (canonical: sorted by
     /// SKU, the window ending at the newest bucket reached, non-zero buckets only).
     DumpState {
@@ -255,6 +290,89 @@ fn dispatch(cli: Cli) -> Result<()> {
             let text = trendcast::evaluate::report::markdown(&evaluation);
             if let Some(path) = &report {
                 std::fs::write(path, &text)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            print!("{text}");
+            Ok(())
+        }
+        Command::ColdStart {
+            events,
+            format,
+            catalog,
+            text_model,
+            horizon,
+            eval_days,
+            valid_days,
+            report,
+            json,
+            write_catalog,
+        } => {
+            quiet(&mut settings);
+            telemetry::init_logging(&settings.telemetry);
+            use trendcast::catalog::entry;
+            use trendcast::datasets::event_log::{self, LogFormat};
+            let (log, entries) = match (catalog, format) {
+                (Some(path), _) => {
+                    let (entries, bad) = entry::read_jsonl(&path)
+                        .with_context(|| format!("reading {}", path.display()))?;
+                    if bad > 0 {
+                        eprintln!("cold-start: {bad} malformed catalog lines skipped");
+                    }
+                    let log = event_log::load(&events, format)
+                        .with_context(|| format!("reading {}", events.display()))?;
+                    (log.events, entries)
+                }
+                (None, LogFormat::Auto | LogFormat::OnlineRetail) => {
+                    let or =
+                        trendcast::datasets::online_retail::load(&events).with_context(|| {
+                            format!(
+                                "reading {} as the Online Retail CSV (other logs need --catalog)",
+                                events.display()
+                            )
+                        })?;
+                    let entries = entry::online_retail_catalog(&or.descriptions);
+                    let log = or
+                        .events
+                        .into_iter()
+                        .map(trendcast::datasets::EventRecord::Sale)
+                        .collect();
+                    (log, entries)
+                }
+                (None, _) => anyhow::bail!("--catalog is needed for logs other than Online Retail"),
+            };
+            if let Some(path) = &write_catalog {
+                let mut out = std::io::BufWriter::new(
+                    std::fs::File::create(path)
+                        .with_context(|| format!("creating {}", path.display()))?,
+                );
+                entry::write_jsonl(&entries, &mut out)?;
+                std::io::Write::flush(&mut out)?;
+            }
+            let mut embedder = trendcast::catalog::TextEmbedder::load(
+                &text_model,
+                settings.scoring.onnxruntime_library.as_deref(),
+                settings.scoring.intra_threads,
+            )?;
+            let options = trendcast::catalog::cold_start::ColdStartOptions {
+                horizon,
+                eval_days,
+                valid_days,
+                ..Default::default()
+            };
+            let result = trendcast::catalog::cold_start::evaluate(
+                log,
+                &entries,
+                &mut embedder,
+                &settings.window,
+                &options,
+            )?;
+            let text = trendcast::catalog::cold_start::markdown(&result);
+            if let Some(path) = &report {
+                std::fs::write(path, &text)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            if let Some(path) = &json {
+                std::fs::write(path, serde_json::to_string_pretty(&result)?)
                     .with_context(|| format!("writing {}", path.display()))?;
             }
             print!("{text}");

@@ -1,9 +1,12 @@
 //! Product catalog: product text embedded by a pretrained language model, for products with
 //! little or no sales history (cold start).
 
+pub mod cold_start;
 pub mod embedder;
+pub mod entry;
 
 pub use embedder::{cosine, EmbedError, TextEmbedder};
+pub use entry::CatalogEntry;
 
 /// The text embedded for a product: `"title. description"`, or the title alone.
 pub fn embedding_text(title: &str, description: &str) -> String {

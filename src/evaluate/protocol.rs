@@ -69,6 +69,20 @@ impl DailyHistory {
         }
     }
 
+    /// Every SKU with an admitted event.
+    pub fn skus(&self) -> impl Iterator<Item = &Arc<str>> {
+        self.days.keys()
+    }
+
+    /// The first day with units > 0 of `sku`.
+    pub fn first_sale(&self, sku: &str) -> Option<i64> {
+        self.days.get(sku).and_then(|d| {
+            d.iter()
+                .find(|(_, b)| b[Feature::Units as usize] > 0.0)
+                .map(|(day, _)| *day)
+        })
+    }
+
     /// max(0, net units) of `sku` on `day`.
     pub fn units(&self, sku: &str, day: i64) -> f64 {
         self.feature(sku, day, Feature::Units).max(0.0)
