@@ -187,6 +187,11 @@ impl RunningEngine {
         self.provider
     }
 
+    /// Messages the producer has not had acknowledged yet.
+    pub fn publisher_in_flight(&self) -> i32 {
+        self.publisher.in_flight()
+    }
+
     /// Counters of the signals component, when it runs.
     pub fn signal_stats(&self) -> Option<&Arc<SignalStats>> {
         self.signal_stats.as_ref()

@@ -134,6 +134,10 @@ enum Command {
         /// Write the derived catalog (JSONL) here
         #[arg(long)]
         write_catalog: Option<PathBuf>,
+        /// Write the launch library (every launch curve with its embedding, and the chosen k
+        /// and a) for live new-product forecasts (`signals.launch_library`)
+        #[arg(long)]
+        write_library: Option<PathBuf>,
     },
     /// Print the per-SKU window state of a checkpoint folder as JSON lines (canonical: sorted by
     /// SKU, the window ending at the newest bucket reached, non-zero buckets only).
@@ -153,6 +157,10 @@ enum Command {
         /// Rows per table of top rising SKUs.
         #[arg(long, default_value_t = 10)]
         top: usize,
+        /// Days of mean daily demand on hand at each SKU's first sale, in the simulated warehouse
+        /// that feeds the inventory topic (restocked only by the engine's own restock signals)
+        #[arg(long, default_value_t = 28.0)]
+        initial_stock_days: f64,
     },
 }
 
@@ -211,10 +219,32 @@ fn dispatch(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Command::Demo { data, limit, top } => {
+        Command::Demo {
+            data,
+            limit,
+            top,
+            initial_stock_days,
+        } => {
+            // the demo runs the signals component on its own topics whatever the config says
+            let mut with_signals = raw.clone();
+            let s = &mut with_signals.signals;
+            s.enabled = true;
+            if s.inventory_topic.trim().is_empty() {
+                s.inventory_topic = "inventory".into();
+            }
+            if s.hot_products_topic.trim().is_empty() {
+                s.hot_products_topic = "hot-products".into();
+            }
+            settings.signals = Settings::resolve(&with_signals)?.signals;
             quiet(&mut settings);
             telemetry::init_logging(&settings.telemetry);
-            trendcast::demo::run(settings, &trendcast::demo::DemoOptions { data, limit, top })
+            let options = trendcast::demo::DemoOptions {
+                data,
+                limit,
+                top,
+                initial_stock_days,
+            };
+            trendcast::demo::run(settings, &options)
         }
         Command::Replay {
             input,
@@ -306,6 +336,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             report,
             json,
             write_catalog,
+            write_library,
         } => {
             quiet(&mut settings);
             telemetry::init_logging(&settings.telemetry);
@@ -359,7 +390,7 @@ fn dispatch(cli: Cli) -> Result<()> {
                 valid_days,
                 ..Default::default()
             };
-            let result = trendcast::catalog::cold_start::evaluate(
+            let (result, library) = trendcast::catalog::cold_start::evaluate(
                 log,
                 &entries,
                 &mut embedder,
@@ -374,6 +405,16 @@ fn dispatch(cli: Cli) -> Result<()> {
             if let Some(path) = &json {
                 std::fs::write(path, serde_json::to_string_pretty(&result)?)
                     .with_context(|| format!("writing {}", path.display()))?;
+            }
+            if let Some(path) = &write_library {
+                library.save(path)?;
+                eprintln!(
+                    "cold-start: launch library of {} products (k = {}, a = {}) written to {}",
+                    library.products.len(),
+                    library.k,
+                    library.mix,
+                    path.display()
+                );
             }
             print!("{text}");
             Ok(())

@@ -28,20 +28,28 @@ struct Setup {
     inventory: String,
     restock: String,
     hot: String,
+    catalog: String,
+    new_products: String,
 }
 
-fn setup(partitions: i32) -> Setup {
+/// Topics and settings; with `text` = (text model folder, launch library) the catalog input
+/// and new-product forecasts are on too.
+fn setup(partitions: i32, text: Option<(&str, &std::path::Path)>) -> Setup {
     let topics = Topics::new("signals");
     let inventory = format!("{}-inventory", topics.sales);
     let restock = format!("{}-restock", topics.sales);
     let hot = format!("{}-hot", topics.sales);
+    let catalog = format!("{}-catalog", topics.sales);
+    let new_products = format!("{}-new-products", topics.sales);
     create_topics(
         &brokers(),
         &[
             (&topics.output, partitions),
             (&inventory, partitions),
+            (&catalog, partitions),
             (&restock, 1),
             (&hot, 1),
+            (&new_products, 1),
             (&topics.dead_letter, 1),
         ],
     );
@@ -64,12 +72,21 @@ fn setup(partitions: i32) -> Setup {
     raw.signals.hot_interval = "200ms".into();
     raw.signals.hot_top = 3;
     raw.signals.hot_min_volume = 5.0;
+    raw.signals.new_product_topic = new_products.clone();
+    if let Some((model, library)) = text {
+        raw.signals.catalog_topic = catalog.clone();
+        raw.signals.text_model = model.to_string();
+        raw.signals.launch_library = library.display().to_string();
+        raw.scoring.onnxruntime_library = common::ort_library().display().to_string();
+    }
     Setup {
         settings: Settings::resolve(&raw).expect("settings resolve"),
         topics,
         inventory,
         restock,
         hot,
+        catalog,
+        new_products,
     }
 }
 
@@ -103,7 +120,7 @@ fn start(s: &Setup) -> Running {
 
 impl Running {
     fn read(&self) -> u64 {
-        self.stats.updates.get() + self.stats.inventory.get()
+        self.stats.updates.get() + self.stats.inventory.get() + self.stats.catalog.get()
     }
 
     fn wait_read(&self, n: u64) {
@@ -172,7 +189,7 @@ fn bodies(brokers: &str, topic: &str, want: usize) -> Vec<Value> {
 
 #[test]
 fn restock_signals_fire_on_edges_only_across_a_restart() {
-    let s = setup(2);
+    let s = setup(2, None);
     let b = brokers();
     // 10 a day, no spread: ROP = 7 days × 10 = 70, order-up-to = 14 days × 10 = 140
     let script: Vec<(&str, Msg)> = vec![
@@ -231,6 +248,7 @@ fn restock_signals_fire_on_edges_only_across_a_restart() {
             ("clear".into(), "back_above_reorder_point".into(), 0.0, 3),
         ]
     );
+    println!("restock signal example: {}", signals[0]);
     let first = &signals[0];
     assert_eq!(first["reorder_point"], json!(70.0));
     assert_eq!(first["order_up_to"], json!(140.0));
@@ -250,7 +268,7 @@ fn restock_signals_fire_on_edges_only_across_a_restart() {
 
 #[test]
 fn the_ranking_is_unchanged_by_duplicate_updates() {
-    let s = setup(2);
+    let s = setup(2, None);
     let b = brokers();
     let updates: Vec<Msg> = vec![
         update("rise-a", 1, 2.0, 0.5, 0.6), // 0.30
@@ -273,6 +291,7 @@ fn the_ranking_is_unchanged_by_duplicate_updates() {
 
     let rankings = bodies(&b, &s.hot, rankings_before as usize);
     let last = rankings.last().expect("a ranking was published");
+    println!("ranking example: {last}");
     let top: Vec<&str> = last["top"]
         .as_array()
         .expect("top")
@@ -286,4 +305,146 @@ fn the_ranking_is_unchanged_by_duplicate_updates() {
     // skipped too: the ranking did not change)
     assert_eq!(rankings_after, rankings_before);
     assert_eq!(rankings.len() as u64, rankings_before);
+}
+
+fn catalog_entry(sku: &str, title: &str) -> Msg {
+    let body = json!({"sku": sku, "title": title, "description": "", "category": ""});
+    (
+        Some(sku.as_bytes().to_vec()),
+        Some(body.to_string().into_bytes()),
+    )
+}
+
+#[test]
+fn new_products_get_text_forecasts_then_blends_and_embeddings_survive_a_restart() {
+    use trendcast::catalog::library::{LaunchLibrary, LibraryProduct};
+    use trendcast::catalog::TextEmbedder;
+    let model = std::env::var("TRENDCAST_TEXT_MODEL_DIR").unwrap_or_else(|_| {
+        panic!("TRENDCAST_TEXT_MODEL_DIR is not set: run the tests with scripts/test.sh")
+    });
+    // a library of three mugs selling 6 a day and three bags selling 1 a day
+    let mut embedder = TextEmbedder::load(
+        std::path::Path::new(&model),
+        Some(&common::ort_library()),
+        1,
+    )
+    .expect("text model");
+    let items = [
+        ("mug-1", "WHITE CERAMIC TEA MUG", 6.0),
+        ("mug-2", "RED SPOTTY CERAMIC MUG", 6.0),
+        ("mug-3", "ENAMEL COFFEE MUG", 6.0),
+        ("bag-1", "JUMBO SHOPPER BAG", 1.0),
+        ("bag-2", "LUNCH BAG WOODLAND", 1.0),
+        ("bag-3", "RECYCLED TOTE BAG", 1.0),
+    ];
+    let texts: Vec<&str> = items.iter().map(|i| i.1).collect();
+    let embeddings = embedder.embed(&texts).expect("embed");
+    let library = LaunchLibrary {
+        text_model: "all-MiniLM-L6-v2".into(),
+        k: 3,
+        mix: 1.0,
+        products: items
+            .iter()
+            .zip(embeddings)
+            .map(|((sku, _, level), embedding)| LibraryProduct {
+                sku: sku.to_string(),
+                curve: vec![*level; 14],
+                embedding,
+            })
+            .collect(),
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("library.bin");
+    library.save(&path).expect("save library");
+    let s = setup(2, Some((&model, &path)));
+    let b = brokers();
+
+    let running = start(&s);
+    produce(
+        &b,
+        &s.catalog,
+        &[catalog_entry("NEW-MUG", "BLUE CERAMIC COFFEE MUG")],
+    );
+    running.wait_read(1);
+    assert_eq!(running.stats.embeddings.get(), 1);
+    running.stop();
+    // after a restart the embedding comes from the saved state: the same text is not embedded
+    let running = start(&s);
+    produce(
+        &b,
+        &s.catalog,
+        &[catalog_entry("NEW-MUG", "BLUE CERAMIC COFFEE MUG")],
+    );
+    running.wait_read(1);
+    assert_eq!(running.stats.embeddings.get(), 0);
+    assert_eq!(running.stats.embeddings_reused.get(), 1);
+    // its first sale: the first trend update (10 a day) is blended with the text forecast
+    produce(
+        &b,
+        &s.topics.output,
+        &[update("NEW-MUG", 1, 10.0, 0.5, 0.6)],
+    );
+    running.wait_read(2);
+    running.stop();
+
+    let out = bodies(&b, &s.new_products, 2);
+    assert_eq!(out.len(), 2, "{out:?}");
+    let validator = schema("new_product_forecast.schema.json");
+    for v in &out {
+        assert!(validator.is_valid(v), "schema rejects {v}");
+    }
+    let (text, blend) = (&out[0], &out[1]);
+    assert_eq!(text["model"], json!("cold-start-text@1"));
+    assert_eq!(text["horizon"][0]["quantiles"]["0.5"], json!(6.0), "{text}");
+    let near: Vec<&str> = text["neighbours"]
+        .as_array()
+        .expect("neighbours")
+        .iter()
+        .filter_map(|n| n["sku"].as_str())
+        .collect();
+    assert!(near.iter().all(|n| n.starts_with("mug-")), "{near:?}");
+    assert_eq!(blend["model"], json!("cold-start-blend@1"));
+    assert_eq!(blend["days_of_history"], json!(1));
+    // w = 1/28: 10/28 + 6·27/28
+    let q = blend["horizon"][0]["quantiles"]["0.5"]
+        .as_f64()
+        .unwrap_or(0.0);
+    assert!((q - (10.0 / 28.0 + 6.0 * 27.0 / 28.0)).abs() < 1e-4, "{q}");
+    assert_eq!(blend["seq"], json!(2));
+}
+
+/// The signals component finds a SKU's state partition with `murmur2_partition`; it must be
+/// where trendcast's producer (librdkafka `murmur2_random`) actually puts the key.
+#[test]
+fn murmur2_partition_is_where_the_producer_puts_a_key() {
+    let b = brokers();
+    let topic = unique("murmur");
+    create_topics(&b, &[(&topic, 7)]);
+    let s = setup(1, None);
+    let publisher =
+        Publisher::new(&s.settings.kafka, Arc::new(EngineStats::new())).expect("producer");
+    let keys: Vec<String> = (0..60).map(|i| format!("SKU-{i}-{}", i * 7919)).collect();
+    for k in &keys {
+        publisher
+            .send(
+                trendcast::publish::MessageKind::Signal,
+                &topic,
+                Some(k.as_bytes()),
+                Some(b"x"),
+                None,
+            )
+            .expect("send");
+    }
+    publisher.flush(Duration::from_secs(30)).expect("flush");
+    let back = read_all(&b, &topic, keys.len(), Duration::from_secs(30));
+    assert_eq!(back.len(), keys.len());
+    for m in back {
+        let key = m.key().expect("key");
+        assert_eq!(
+            m.partition() as usize,
+            trendcast::kafka::murmur2_partition(key, 7),
+            "{}",
+            String::from_utf8_lossy(key)
+        );
+    }
 }

@@ -163,33 +163,78 @@ fn history_of(events: &mut [EventRecord], window: &WindowSettings) -> DailyHisto
     history
 }
 
-/// Per day since launch: weighted mean and 0.1/0.5/0.9 quantiles of the references' curves.
-fn forecast(refs: &[&Launch], weights: &[f64], horizon: usize) -> Vec<(f64, [f64; 3])> {
+/// Units of `curve` on day `day` since launch; past its end, the mean of its last 7 days.
+pub(crate) fn curve_day(curve: &[f64], day: usize) -> f64 {
+    match curve.get(day) {
+        Some(v) => *v,
+        None => {
+            let tail = &curve[curve.len().saturating_sub(7)..];
+            tail.iter().sum::<f64>() / tail.len().max(1) as f64
+        }
+    }
+}
+
+/// Per day in `days` (since launch): weighted mean and 0.1/0.5/0.9 quantiles of `curves`.
+pub(crate) fn sample_forecast(
+    curves: &[&[f64]],
+    weights: &[f64],
+    days: std::ops::Range<usize>,
+) -> Vec<(f64, [f64; 3])> {
     let total: f64 = weights.iter().sum();
-    (0..horizon)
-        .map(|h| {
-            let mut pts: Vec<(f64, f64)> = refs
-                .iter()
-                .zip(weights)
-                .filter(|(_, w)| **w > 0.0)
-                .map(|(r, w)| (r.curve[h], *w))
-                .collect();
-            let mean = pts.iter().map(|(v, w)| v * w).sum::<f64>() / total;
-            pts.sort_by(|a, b| a.0.total_cmp(&b.0));
-            let q = LEVELS.map(|level| {
-                let target = level * total;
-                let mut acc = 0.0;
-                for (v, w) in &pts {
-                    acc += w;
-                    if acc >= target - 1e-12 {
-                        return *v;
-                    }
+    days.map(|h| {
+        let mut pts: Vec<(f64, f64)> = curves
+            .iter()
+            .zip(weights)
+            .filter(|(_, w)| **w > 0.0)
+            .map(|(c, w)| (curve_day(c, h), *w))
+            .collect();
+        let mean = pts.iter().map(|(v, w)| v * w).sum::<f64>() / total;
+        pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let q = LEVELS.map(|level| {
+            let target = level * total;
+            let mut acc = 0.0;
+            for (v, w) in &pts {
+                acc += w;
+                if acc >= target - 1e-12 {
+                    return *v;
                 }
-                pts.last().map_or(0.0, |(v, _)| *v)
-            });
-            (mean, q)
-        })
-        .collect()
+            }
+            pts.last().map_or(0.0, |(v, _)| *v)
+        });
+        (mean, q)
+    })
+    .collect()
+}
+
+/// Weights of the text method: `mix / k` on each of the `ranked` first `k`, plus `(1 − mix) / n`
+/// on all `n` references.
+pub(crate) fn text_weights(n: usize, ranked: &[usize], k: usize, mix: f64) -> Vec<f64> {
+    let mut w = vec![(1.0 - mix) / n.max(1) as f64; n];
+    let k = k.min(ranked.len()).max(1);
+    for &i in ranked.iter().take(k) {
+        w[i] += mix / k as f64;
+    }
+    w
+}
+
+/// Indices of the `k` embeddings closest to `target` (unit vectors: by dot product), best first.
+pub(crate) fn nearest<'a>(
+    target: &[f32],
+    embeddings: impl Iterator<Item = &'a [f32]>,
+    k: usize,
+) -> Vec<usize> {
+    let mut sims: Vec<(f32, usize)> = embeddings
+        .enumerate()
+        .map(|(i, e)| (e.iter().zip(target).map(|(a, b)| a * b).sum::<f32>(), i))
+        .collect();
+    let k = k.min(sims.len());
+    let order = |a: &(f32, usize), b: &(f32, usize)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
+    if k > 0 && k < sims.len() {
+        sims.select_nth_unstable_by(k - 1, order);
+    }
+    sims.truncate(k);
+    sims.sort_by(order);
+    sims.into_iter().map(|(_, i)| i).collect()
 }
 
 /// One product's forecast and actuals.
@@ -240,30 +285,6 @@ fn metrics(items: &[Scored], days: std::ops::Range<usize>) -> ColdMetrics {
     }
 }
 
-/// Ranks references by cosine to `target` (embeddings are unit length: the dot product).
-fn neighbours(target: &Launch, refs: &[&Launch], k: usize) -> Vec<usize> {
-    let mut sims: Vec<(f32, usize)> = refs
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let dot: f32 = r
-                .embedding
-                .iter()
-                .zip(&target.embedding)
-                .map(|(a, b)| a * b)
-                .sum();
-            (dot, i)
-        })
-        .collect();
-    let k = k.min(sims.len());
-    if k > 0 && k < sims.len() {
-        sims.select_nth_unstable_by(k - 1, |a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-    }
-    sims.truncate(k);
-    sims.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-    sims.into_iter().map(|(_, i)| i).collect()
-}
-
 /// Which sample a method draws.
 #[derive(Debug, Clone, Copy)]
 enum Method {
@@ -279,7 +300,6 @@ fn weights(
     ranked: &[usize],
     min_cat: usize,
 ) -> Vec<f64> {
-    let n = refs.len() as f64;
     match method {
         Method::Global => vec![1.0; refs.len()],
         Method::Category => {
@@ -297,14 +317,7 @@ fn weights(
                 vec![1.0; refs.len()]
             }
         }
-        Method::Text { k, mix } => {
-            let mut w = vec![(1.0 - mix) / n; refs.len()];
-            let k = k.min(ranked.len()).max(1);
-            for &i in ranked.iter().take(k) {
-                w[i] += mix / k as f64;
-            }
-            w
-        }
+        Method::Text { k, mix } => text_weights(refs.len(), ranked, k, mix),
     }
 }
 
@@ -326,9 +339,10 @@ fn score_set(
             }
             let order = ranked.get(&t.sku).map(Vec::as_slice).unwrap_or(&[]);
             let w = weights(method, t, &refs, order, options.min_category);
+            let curves: Vec<&[f64]> = refs.iter().map(|r| r.curve.as_slice()).collect();
             Some(Scored {
                 actual: t.curve.clone(),
-                forecast: forecast(&refs, &w, options.horizon),
+                forecast: sample_forecast(&curves, &w, 0..options.horizon),
                 scale_sq: naive_scales(&t.curve).0,
             })
         })
@@ -342,7 +356,7 @@ pub fn evaluate(
     embedder: &mut TextEmbedder,
     window: &WindowSettings,
     options: &ColdStartOptions,
-) -> Result<ColdStartReport> {
+) -> Result<(ColdStartReport, super::library::LaunchLibrary)> {
     let horizon = options.horizon;
     if horizon < 8 || options.eval_days < 1 || options.valid_days < 1 {
         bail!("--horizon must be at least 8 and the day counts at least 1");
@@ -412,7 +426,8 @@ pub fn evaluate(
         .map(|t| {
             let end = launches.partition_point(|r| r.day + h <= t.day);
             let refs: Vec<&Launch> = launches[..end].iter().collect();
-            (t.sku.clone(), neighbours(t, &refs, kmax))
+            let embeddings = refs.iter().map(|r| r.embedding.as_slice());
+            (t.sku.clone(), nearest(&t.embedding, embeddings, kmax))
         })
         .collect();
     let mut validation = Vec::new();
@@ -449,7 +464,20 @@ pub fn evaluate(
     let mut categories: Vec<&str> = launches.iter().map(|l| l.category.as_str()).collect();
     categories.sort_unstable();
     categories.dedup();
-    Ok(ColdStartReport {
+    let library = super::library::LaunchLibrary {
+        text_model: embedder.manifest().name.clone(),
+        k,
+        mix,
+        products: launches
+            .iter()
+            .map(|l| super::library::LibraryProduct {
+                sku: l.sku.to_string(),
+                curve: l.curve.clone(),
+                embedding: l.embedding.clone(),
+            })
+            .collect(),
+    };
+    let report = ColdStartReport {
         horizon,
         last_full_day: date(last_full),
         eval_launches: (date(eval_from), date(last_launch)),
@@ -464,7 +492,8 @@ pub fn evaluate(
         methods,
         text_model: embedder.manifest().name.clone(),
         embed_secs,
-    })
+    };
+    Ok((report, library))
 }
 
 /// The report as Markdown.

@@ -4,9 +4,11 @@
 pub mod cold_start;
 pub mod embedder;
 pub mod entry;
+pub mod library;
 
 pub use embedder::{cosine, EmbedError, TextEmbedder};
 pub use entry::CatalogEntry;
+pub use library::LaunchLibrary;
 
 /// The text embedded for a product: `"title. description"`, or the title alone.
 pub fn embedding_text(title: &str, description: &str) -> String {

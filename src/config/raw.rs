@@ -260,6 +260,16 @@ pub struct RawSignals {
     pub hot_min_volume: f64,
     /// Oldest forecast ranked, behind the newest one seen.
     pub hot_max_age: String,
+    /// Catalog entries (product text); "" = no new-product forecasts.
+    pub catalog_topic: String,
+    /// New-product forecasts out.
+    pub new_product_topic: String,
+    /// Folder of the converted text model (model.onnx, tokenizer.json, text_model.json).
+    pub text_model: String,
+    /// Launch library from `trendcast cold-start --write-library`.
+    pub launch_library: String,
+    /// Days of history over which a SKU's own forecast takes over from the text forecast.
+    pub blend_days: f64,
 }
 
 impl Default for RawSignals {
@@ -277,6 +287,11 @@ impl Default for RawSignals {
             hot_top: 20,
             hot_min_volume: 5.0,
             hot_max_age: "7d".into(),
+            catalog_topic: String::new(),
+            new_product_topic: "new-product-forecasts".into(),
+            text_model: String::new(),
+            launch_library: String::new(),
+            blend_days: 28.0,
         }
     }
 }

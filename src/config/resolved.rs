@@ -225,7 +225,7 @@ impl Settings {
                 "must differ from the input, output and dead-letter topics",
             ));
         }
-        let signals = resolve_signals(&raw.signals, &kafka, &ingest, &checkpoint)?;
+        let signals = resolve_signals(&raw.signals, &kafka, &ingest, &checkpoint, &scoring)?;
         Ok(Self {
             signals,
             kafka,
@@ -253,6 +253,7 @@ fn resolve_signals(
     kafka: &KafkaSettings,
     ingest: &ValidationLimits,
     checkpoint: &crate::checkpoint::CheckpointSettings,
+    scoring: &ScoringSettings,
 ) -> Result<Option<crate::signals::SignalsSettings>, ConfigError> {
     use crate::signals::{HotSettings, RestockPolicy, SignalsSettings};
     if !r.enabled {
@@ -261,12 +262,16 @@ fn resolve_signals(
     let non_blank = |v: &str| (!v.trim().is_empty()).then(|| v.trim().to_string());
     let inventory_topic = non_blank(&r.inventory_topic);
     let hot_topic = non_blank(&r.hot_products_topic);
+    let catalog_topic = non_blank(&r.catalog_topic);
+    let new_product_topic = non_empty("signals.new_product_topic", &r.new_product_topic)?;
     let restock_topic = non_empty("signals.restock_topic", &r.restock_topic)?;
     let inputs = [&kafka.sales_topic, &kafka.clicks_topic, &kafka.output_topic];
     for (key, topic) in [
         ("signals.inventory_topic", inventory_topic.as_ref()),
         ("signals.restock_topic", Some(&restock_topic)),
         ("signals.hot_products_topic", hot_topic.as_ref()),
+        ("signals.catalog_topic", catalog_topic.as_ref()),
+        ("signals.new_product_topic", Some(&new_product_topic)),
     ] {
         if topic.is_some_and(|t| inputs.contains(&t) || *t == kafka.dead_letter_topic) {
             return Err(invalid(
@@ -275,11 +280,22 @@ fn resolve_signals(
             ));
         }
     }
-    if inventory_topic.is_none() && hot_topic.is_none() {
+    if inventory_topic.is_none() && hot_topic.is_none() && catalog_topic.is_none() {
         return Err(invalid(
             "signals.enabled",
-            "neither signals.inventory_topic nor signals.hot_products_topic is set: nothing to do",
+            "none of signals.inventory_topic, hot_products_topic, catalog_topic is set: nothing to do",
         ));
+    }
+    let text_model = non_blank(&r.text_model).map(PathBuf::from);
+    let launch_library = non_blank(&r.launch_library).map(PathBuf::from);
+    if catalog_topic.is_some() && (text_model.is_none() || launch_library.is_none()) {
+        return Err(invalid(
+            "signals.catalog_topic",
+            "needs signals.text_model and signals.launch_library",
+        ));
+    }
+    if !(r.blend_days.is_finite() && r.blend_days >= 1.0) {
+        return Err(invalid("signals.blend_days", "must be at least 1"));
     }
     if !(r.lead_time_days.is_finite()
         && r.lead_time_days > 0.0
@@ -321,6 +337,13 @@ fn resolve_signals(
         inventory_topic,
         restock_topic,
         hot_topic,
+        catalog_topic,
+        new_product_topic,
+        text_model,
+        launch_library,
+        blend_days: r.blend_days,
+        onnxruntime_library: scoring.onnxruntime_library.clone(),
+        horizon_days: 14,
         policy,
         hot,
         hot_interval: duration("signals.hot_interval", &r.hot_interval)?,

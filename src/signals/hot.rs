@@ -143,7 +143,7 @@ pub fn rank<'a>(
         .map(|(i, (sku, e))| HotProduct {
             rank: i + 1,
             sku: sku.to_string(),
-            score: e.score(),
+            score: (e.score() * 1e6).round() / 1e6,
             growth: e.growth,
             p_up: e.p_up,
             forecast_units: e.forecast_units,

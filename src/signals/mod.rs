@@ -6,7 +6,8 @@
 //! own trend-update topic and, optionally, an inventory topic. Reading the published updates
 //! rather than sitting inside the scorer keeps the scorer's hot path unchanged, makes the
 //! signals a function of what subscribers see, and lets the component scale and restart on its
-//! own. The two topics are joined per SKU, so they must be co-partitioned: same partition count
+//! own. With a catalog topic it also embeds product text (once per distinct text, kept in its
+//! state) and publishes new-product forecasts ([`new_product`]). The input topics are joined per SKU, so they must be co-partitioned: same partition count
 //! and the same key partitioner (trendcast's producer uses `murmur2_random`, the Java client's
 //! default). State and the input offsets it reflects are saved together per partition
 //! ([`state`]); offsets are committed only after the state file is written.
@@ -14,6 +15,7 @@
 pub mod forecast;
 pub mod hot;
 pub mod inventory;
+pub mod new_product;
 pub mod processor;
 pub mod restock;
 pub mod state;
@@ -38,6 +40,20 @@ pub struct SignalsSettings {
     pub restock_topic: String,
     /// Where rankings go; `None` = no ranking.
     pub hot_topic: Option<String>,
+    /// Catalog entries (product text); `None` = no new-product forecasts.
+    pub catalog_topic: Option<String>,
+    /// Where new-product forecasts go.
+    pub new_product_topic: String,
+    /// Folder of the converted text model (with a catalog topic).
+    pub text_model: Option<PathBuf>,
+    /// Launch library written by `trendcast cold-start --write-library` (with a catalog topic).
+    pub launch_library: Option<PathBuf>,
+    /// Days of history over which a SKU's own forecast takes over from the text forecast.
+    pub blend_days: f64,
+    /// ONNX Runtime library (from `[scoring]`).
+    pub onnxruntime_library: Option<PathBuf>,
+    /// Days forecast for a product that has not sold yet.
+    pub horizon_days: usize,
     /// Restock policy defaults.
     pub policy: RestockPolicy,
     /// Ranking settings.

@@ -20,13 +20,16 @@ use rdkafka::{ClientContext, Offset};
 
 use super::hot::HotProducts;
 use super::inventory;
+use super::new_product;
 use super::state::{self, PartitionSignals, SignalInput, StateFileError};
 use super::SignalsSettings;
+use crate::catalog::{CatalogEntry, LaunchLibrary, TextEmbedder};
 use crate::ingest::{dead_letter, RejectReason, Rejection};
 use crate::kafka::KafkaSettings;
 use crate::publish::{MessageKind, PublishError, Publisher, TrendUpdate};
 use crate::telemetry::stats::{
-    Tally, HOT_RANKINGS, RESTOCK_SIGNALS, SIGNAL_INPUTS, SIGNAL_REJECTS,
+    Tally, HOT_RANKINGS, NEW_PRODUCT_FORECASTS, RESTOCK_SIGNALS, SIGNAL_INPUTS, SIGNAL_MISROUTED,
+    SIGNAL_REJECTS, TEXT_EMBEDDINGS,
 };
 
 /// Longest wait for the broker at a periodic checkpoint (skipped and retried when exceeded).
@@ -51,6 +54,9 @@ pub enum SignalsError {
     /// The inputs are not co-partitioned.
     #[error(transparent)]
     Topics(#[from] crate::kafka::TopicError),
+    /// The text model or the launch library could not be loaded.
+    #[error("new-product forecasts: {0}")]
+    Text(String),
 }
 
 /// Counters of the component (bounded labels only).
@@ -68,6 +74,16 @@ pub struct SignalStats {
     pub clears: Tally,
     /// Rankings enqueued.
     pub rankings: Tally,
+    /// Catalog entries read.
+    pub catalog: Tally,
+    /// Texts embedded.
+    pub embeddings: Tally,
+    /// Catalog entries whose text was already embedded.
+    pub embeddings_reused: Tally,
+    /// New-product forecasts enqueued.
+    pub new_products: Tally,
+    /// Messages for SKUs whose state partition another instance owns (skipped).
+    pub misrouted: Tally,
 }
 
 impl SignalStats {
@@ -79,12 +95,41 @@ impl SignalStats {
             reorders: Tally::new(metrics::counter!(RESTOCK_SIGNALS, "action" => "reorder")),
             clears: Tally::new(metrics::counter!(RESTOCK_SIGNALS, "action" => "clear")),
             rankings: Tally::new(metrics::counter!(HOT_RANKINGS)),
+            catalog: Tally::new(metrics::counter!(SIGNAL_INPUTS, "input" => "catalog")),
+            embeddings: Tally::new(metrics::counter!(TEXT_EMBEDDINGS, "outcome" => "computed")),
+            embeddings_reused: Tally::new(
+                metrics::counter!(TEXT_EMBEDDINGS, "outcome" => "reused"),
+            ),
+            new_products: Tally::new(metrics::counter!(NEW_PRODUCT_FORECASTS)),
+            misrouted: Tally::new(metrics::counter!(SIGNAL_MISROUTED)),
+        }
+    }
+}
+
+/// What applying one message produced.
+#[derive(Default)]
+struct Outcome {
+    ranking_changed: bool,
+    restock: Option<super::restock::RestockSignal>,
+    new_product: Option<new_product::NewProductForecast>,
+    misrouted: bool,
+}
+
+impl Outcome {
+    fn misrouted() -> Self {
+        Self {
+            misrouted: true,
+            ..Self::default()
         }
     }
 }
 
 /// Everything the loop and the rebalance callbacks share.
 struct Core {
+    /// Partitions of the trend-update topic (the SKU → state partition map).
+    partitions: usize,
+    embedder: Option<TextEmbedder>,
+    library: Option<LaunchLibrary>,
     settings: SignalsSettings,
     dead_letter_topic: String,
     publisher: Publisher,
@@ -172,10 +217,41 @@ impl Signals {
             }
             topics.push(inv.clone());
         }
+        if let Some(cat) = &settings.catalog_topic {
+            let n = crate::kafka::partition_count(kafka, cat)?;
+            if n != updates {
+                return Err(crate::kafka::TopicError {
+                    topic: cat.clone(),
+                    reason: format!(
+                        "catalog topic has {n} partitions but the trend-update topic has {updates}: \
+                         they must be co-partitioned"
+                    ),
+                }
+                .into());
+            }
+            topics.push(cat.clone());
+        }
+        let (embedder, library) = match (
+            &settings.catalog_topic,
+            &settings.text_model,
+            &settings.launch_library,
+        ) {
+            (Some(_), Some(dir), Some(lib)) => (
+                Some(
+                    TextEmbedder::load(dir, settings.onnxruntime_library.as_deref(), 1)
+                        .map_err(|e| SignalsError::Text(e.to_string()))?,
+                ),
+                Some(LaunchLibrary::load(lib).map_err(|e| SignalsError::Text(e.to_string()))?),
+            ),
+            _ => (None, None),
+        };
         let mut config = kafka.consumer_config();
         config.set("group.id", &settings.group_id);
         let stats = Arc::new(SignalStats::new());
         let core = Arc::new(Mutex::new(Core {
+            partitions: updates,
+            embedder,
+            library,
             settings,
             dead_letter_topic: kafka.dead_letter_topic.clone(),
             publisher,
@@ -258,6 +334,23 @@ impl Core {
         self.ranking_changed = true;
     }
 
+    fn input_of(&self, topic: &str) -> SignalInput {
+        if topic == self.settings.updates_topic {
+            SignalInput::Updates
+        } else if self.settings.catalog_topic.as_deref() == Some(topic) {
+            SignalInput::Catalog
+        } else {
+            SignalInput::Inventory
+        }
+    }
+
+    /// The partition whose state holds `sku`: where the trend-update topic's partitioner
+    /// (murmur2, the Java default) puts it; `None` when this instance does not own it.
+    fn home(&self, sku: &str) -> Option<u16> {
+        let p = crate::kafka::murmur2_partition(sku.as_bytes(), self.partitions);
+        u16::try_from(p).ok().filter(|p| self.parts.contains_key(p))
+    }
+
     fn handle(&mut self, msg: &BorrowedMessage<'_>) -> Result<(), SignalsError> {
         let Ok(partition) = u16::try_from(msg.partition()) else {
             return Ok(());
@@ -268,58 +361,45 @@ impl Core {
                 return Err(e);
             }
         }
-        let input = if msg.topic() == self.settings.updates_topic {
-            SignalInput::Updates
-        } else {
-            SignalInput::Inventory
-        };
-        let Some(part) = self.parts.get_mut(&partition) else {
-            return Ok(());
-        };
-        if part.seen(input, msg.offset()) {
+        let input = self.input_of(msg.topic());
+        if self
+            .parts
+            .get(&partition)
+            .is_none_or(|p| p.seen(input, msg.offset()))
+        {
             return Ok(());
         }
-        let restock = self.settings.inventory_topic.is_some();
-        let policy = &self.settings.policy;
-        let outcome = match input {
-            SignalInput::Updates => {
-                self.stats.updates.add(1);
-                serde_json::from_slice::<TrendUpdate>(msg.payload().unwrap_or_default())
-                    .map_err(|e| Rejection::new(RejectReason::InvalidJson, e.to_string()))
-                    .and_then(|u| {
-                        part.on_update(&u, restock.then_some(policy))
-                            .map_err(|e| Rejection::new(RejectReason::InvalidValue, e.to_string()))
-                    })
-            }
-            SignalInput::Inventory => {
-                self.stats.inventory.add(1);
-                let now = chrono::Utc::now().timestamp_millis();
-                let range = (
-                    self.settings.min_ts_ms,
-                    now.saturating_add(self.settings.max_future_ms),
-                );
-                inventory::decode(msg.key(), msg.payload(), self.settings.max_sku_bytes, range)
-                    .map(|(sku, level)| part.on_inventory(&sku, level, policy))
-            }
-        };
-        part.advance(input, msg.offset());
+        match input {
+            SignalInput::Updates => self.stats.updates.add(1),
+            SignalInput::Inventory => self.stats.inventory.add(1),
+            SignalInput::Catalog => self.stats.catalog.add(1),
+        }
+        let outcome = self.apply(input, msg);
+        if let Some(part) = self.parts.get_mut(&partition) {
+            part.advance(input, msg.offset());
+        }
         match outcome {
-            Ok(applied) => {
-                self.ranking_changed |= applied.ranking_changed;
-                if let Some(signal) = applied.signal {
+            Ok(out) => {
+                self.ranking_changed |= out.ranking_changed;
+                if out.misrouted {
+                    self.stats.misrouted.add(1);
+                    if self.stats.misrouted.get() % 1000 == 1 {
+                        tracing::warn!(topic = msg.topic(), partition, "a SKU's state partition is owned by another instance: produce every signals input keyed by SKU with the murmur2 (Java default) partitioner and the trend-update topic's partition count");
+                    }
+                }
+                if let Some(signal) = out.restock {
                     let tally = match signal.action {
                         super::restock::RestockAction::Reorder => &self.stats.reorders,
                         super::restock::RestockAction::Clear => &self.stats.clears,
                     };
                     tally.add(1);
-                    let body = serde_json::to_vec(&signal).unwrap_or_default();
-                    self.publisher.send(
-                        MessageKind::Signal,
-                        &self.settings.restock_topic,
-                        Some(signal.sku.as_bytes()),
-                        Some(&body),
-                        None,
-                    )?;
+                    let topic = self.settings.restock_topic.clone();
+                    self.send(&topic, &signal.sku, &signal)?;
+                }
+                if let Some(forecast) = out.new_product {
+                    self.stats.new_products.add(1);
+                    let topic = self.settings.new_product_topic.clone();
+                    self.send(&topic, &forecast.sku, &forecast)?;
                 }
             }
             Err(rejection) => {
@@ -329,6 +409,173 @@ impl Core {
             }
         }
         Ok(())
+    }
+
+    fn send<T: serde::Serialize>(
+        &self,
+        topic: &str,
+        key: &str,
+        body: &T,
+    ) -> Result<(), SignalsError> {
+        let body = serde_json::to_vec(body).unwrap_or_default();
+        self.publisher.send(
+            MessageKind::Signal,
+            topic,
+            Some(key.as_bytes()),
+            Some(&body),
+            None,
+        )?;
+        Ok(())
+    }
+
+    /// Applies one message to the state of its SKU's home partition.
+    fn apply(
+        &mut self,
+        input: SignalInput,
+        msg: &BorrowedMessage<'_>,
+    ) -> Result<Outcome, Rejection> {
+        let invalid =
+            |e: &dyn std::fmt::Display| Rejection::new(RejectReason::InvalidValue, e.to_string());
+        match input {
+            SignalInput::Updates => {
+                let update: TrendUpdate = serde_json::from_slice(msg.payload().unwrap_or_default())
+                    .map_err(|e| Rejection::new(RejectReason::InvalidJson, e.to_string()))?;
+                let Some(home) = self.home(&update.sku) else {
+                    return Ok(Outcome::misrouted());
+                };
+                let restock = self.settings.inventory_topic.is_some();
+                let Some(part) = self.parts.get_mut(&home) else {
+                    return Ok(Outcome::misrouted());
+                };
+                let applied = part
+                    .on_update(&update, restock.then_some(&self.settings.policy))
+                    .map_err(|e| invalid(&e))?;
+                let mut out = Outcome {
+                    ranking_changed: applied.ranking_changed,
+                    restock: applied.signal,
+                    ..Outcome::default()
+                };
+                if applied.stale {
+                    return Ok(out);
+                }
+                if let (Some(library), Some(sku)) = (&self.library, part.skus.get_mut(&update.sku))
+                {
+                    if let (Some(text), Some(first), Some(hot)) =
+                        (&sku.text, sku.first_as_of_ms, &sku.hot)
+                    {
+                        let history = (hot.as_of_ms - first).div_euclid(new_product::DAY_MS) + 1;
+                        if (history as f64) < self.settings.blend_days {
+                            let history = u32::try_from(history).unwrap_or(0);
+                            let t = library.forecast(
+                                &text.embedding,
+                                history as usize,
+                                update.horizon.len(),
+                            );
+                            let seq = sku.new_product_seq + 1;
+                            if let Some(b) = new_product::blend(
+                                &update,
+                                hot.as_of_ms,
+                                history,
+                                self.settings.blend_days,
+                                &t,
+                                seq,
+                            ) {
+                                sku.new_product_seq = seq;
+                                out.new_product = Some(b);
+                            }
+                        }
+                    }
+                }
+                Ok(out)
+            }
+            SignalInput::Inventory => {
+                let now = chrono::Utc::now().timestamp_millis();
+                let range = (
+                    self.settings.min_ts_ms,
+                    now.saturating_add(self.settings.max_future_ms),
+                );
+                let (sku, level) = inventory::decode(
+                    msg.key(),
+                    msg.payload(),
+                    self.settings.max_sku_bytes,
+                    range,
+                )?;
+                let Some(part) = self.home(&sku).and_then(|h| self.parts.get_mut(&h)) else {
+                    return Ok(Outcome::misrouted());
+                };
+                let applied = part.on_inventory(&sku, level, &self.settings.policy);
+                Ok(Outcome {
+                    restock: applied.signal,
+                    ..Outcome::default()
+                })
+            }
+            SignalInput::Catalog => self.apply_catalog(msg),
+        }
+    }
+
+    /// Embeds a catalog entry's text (unless the same text is held) and, for a SKU that has not
+    /// sold yet, makes its text forecast.
+    fn apply_catalog(&mut self, msg: &BorrowedMessage<'_>) -> Result<Outcome, Rejection> {
+        let entry: CatalogEntry = serde_json::from_slice(msg.payload().unwrap_or_default())
+            .map_err(|e| Rejection::new(RejectReason::InvalidJson, e.to_string()))?;
+        entry
+            .validate(self.settings.max_sku_bytes)
+            .map_err(|e| Rejection::new(RejectReason::InvalidValue, e))?;
+        if msg.key() != Some(entry.sku.as_bytes()) {
+            return Err(Rejection::new(
+                RejectReason::KeyMismatch,
+                "key differs from sku",
+            ));
+        }
+        let Some(home) = self.home(&entry.sku) else {
+            return Ok(Outcome::misrouted());
+        };
+        let text = entry.text();
+        let hash = state::text_hash(&format!("{text}\u{1f}{}", entry.category));
+        let held = self
+            .parts
+            .get(&home)
+            .and_then(|p| p.skus.get(&entry.sku))
+            .and_then(|s| s.text.as_ref())
+            .is_some_and(|t| t.hash == hash);
+        if held {
+            self.stats.embeddings_reused.add(1);
+            return Ok(Outcome::default());
+        }
+        let Some(embedder) = self.embedder.as_mut() else {
+            return Ok(Outcome::default());
+        };
+        let embedding = embedder
+            .embed(&[text.as_str()])
+            .map_err(|e| Rejection::new(RejectReason::InvalidValue, e.to_string()))?
+            .pop()
+            .unwrap_or_default();
+        self.stats.embeddings.add(1);
+        let Some(part) = self.parts.get_mut(&home) else {
+            return Ok(Outcome::misrouted());
+        };
+        let as_of = part.newest_as_of_ms;
+        let sku = part.skus.entry(entry.sku.clone()).or_default();
+        sku.text = Some(state::TextState {
+            hash,
+            category: entry.category.clone(),
+            embedding,
+        });
+        let mut out = Outcome::default();
+        if let (Some(library), None, Some(text)) = (&self.library, &sku.hot, &sku.text) {
+            let day = new_product::DAY_MS;
+            let as_of = as_of
+                .unwrap_or_else(|| chrono::Utc::now().timestamp_millis().div_euclid(day) * day);
+            let t = library.forecast(&text.embedding, 0, self.settings.horizon_days);
+            sku.new_product_seq += 1;
+            out.new_product = Some(new_product::text_only(
+                &entry.sku,
+                as_of,
+                &t,
+                sku.new_product_seq,
+            ));
+        }
+        Ok(out)
     }
 
     /// Publishes the ranking over the owned partitions when it changed since the last one.

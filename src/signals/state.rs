@@ -24,6 +24,26 @@ pub enum SignalInput {
     Updates = 0,
     /// Inventory snapshots.
     Inventory = 1,
+    /// Catalog entries (product text).
+    Catalog = 2,
+}
+
+/// A SKU's product text, embedded once per distinct text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TextState {
+    /// FNV-1a hash of the embedded text: the same text is never embedded again.
+    pub hash: u64,
+    /// Category from the catalog.
+    pub category: String,
+    /// The normalised embedding.
+    pub embedding: Vec<f32>,
+}
+
+/// FNV-1a, 64 bit: a stable hash (unlike `std`'s, the same across builds) of product text.
+pub fn text_hash(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// Everything kept for one SKU.
@@ -37,22 +57,31 @@ pub struct SkuSignals {
     pub hot: Option<HotEntry>,
     /// Restock edge-trigger.
     pub trigger: Trigger,
+    /// Product text and its embedding (with a catalog topic).
+    pub text: Option<TextState>,
+    /// `as_of` of the first trend update seen (the launch is the bucket before it).
+    pub first_as_of_ms: Option<i64>,
+    /// New-product forecasts published for this SKU.
+    pub new_product_seq: u64,
 }
 
 /// One partition's signal state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PartitionSignals {
     /// Next offset to read per input (`-1` = none read yet).
-    pub next: [i64; 2],
+    pub next: [i64; 3],
     /// Per-SKU state.
     pub skus: HashMap<String, SkuSignals>,
+    /// Newest trend-update `as_of` seen in this partition (event time of text forecasts).
+    pub newest_as_of_ms: Option<i64>,
 }
 
 impl Default for PartitionSignals {
     fn default() -> Self {
         Self {
-            next: [-1, -1],
+            next: [-1, -1, -1],
             skus: HashMap::new(),
+            newest_as_of_ms: None,
         }
     }
 }
@@ -99,6 +128,10 @@ impl PartitionSignals {
             None => None,
         };
         let entry = HotEntry::from_update(update);
+        if let Some(e) = &entry {
+            sku.first_as_of_ms.get_or_insert(e.as_of_ms);
+            self.newest_as_of_ms = Some(self.newest_as_of_ms.unwrap_or(e.as_of_ms).max(e.as_of_ms));
+        }
         let ranking_changed = entry != sku.hot;
         sku.hot = entry;
         sku.forecast = forecast;
@@ -175,7 +208,7 @@ pub enum StateFileError {
     },
 }
 
-const MAGIC: &[u8; 4] = b"TCS\x01";
+const MAGIC: &[u8; 4] = b"TCS\x02";
 
 /// The state file of `partition` in `dir`.
 pub fn file_of(dir: &Path, partition: u16) -> PathBuf {

@@ -60,6 +60,12 @@ pub const SIGNAL_REJECTS: &str = "trendcast_signal_inputs_rejected_total";
 pub const RESTOCK_SIGNALS: &str = "trendcast_restock_signals_published_total";
 /// Hot-product rankings enqueued.
 pub const HOT_RANKINGS: &str = "trendcast_hot_rankings_published_total";
+/// Product texts embedded, by outcome (`computed`, `reused`).
+pub const TEXT_EMBEDDINGS: &str = "trendcast_text_embeddings_total";
+/// New-product forecasts enqueued.
+pub const NEW_PRODUCT_FORECASTS: &str = "trendcast_new_product_forecasts_published_total";
+/// Signal inputs skipped because their SKU's state partition is owned elsewhere.
+pub const SIGNAL_MISROUTED: &str = "trendcast_signal_inputs_misrouted_total";
 
 /// Registers descriptions with the installed recorder.
 pub fn describe() {
@@ -79,6 +85,21 @@ pub fn describe() {
         "Restock signals published, by action (reorder, clear)."
     );
     describe_counter!(HOT_RANKINGS, Unit::Count, "Hot-product rankings published.");
+    describe_counter!(
+        TEXT_EMBEDDINGS,
+        Unit::Count,
+        "Catalog texts embedded (computed) or found already embedded (reused)."
+    );
+    describe_counter!(
+        NEW_PRODUCT_FORECASTS,
+        Unit::Count,
+        "New-product forecasts (text only or blended) published."
+    );
+    describe_counter!(
+        SIGNAL_MISROUTED,
+        Unit::Count,
+        "Signal inputs skipped because another instance owns their SKU's state partition."
+    );
     describe_counter!(
         EVENTS_CONSUMED,
         Unit::Count,

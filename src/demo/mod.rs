@@ -1,0 +1,595 @@
+//! `trendcast demo`: the whole Kafka path on the real UCI Online Retail log, with no setup.
+//!
+//! It starts librdkafka's mock cluster in process (a Kafka-protocol broker; nothing to
+//! install), creates the topics, produces the converted log keyed by SKU while the engine
+//! consumes it through the same consumer, window, scoring and producer code as `run`, prints a
+//! table of top rising SKUs as event time passes each month, and ends with one JSON summary line.
+//!
+//! The signals component runs too, fed by a simulated warehouse ([`warehouse`]): every SKU
+//! starts with some stock, sales draw it down, and the engine's own restock signals, read back
+//! from the broker, place the orders that refill it. The demo prints the last hot-products
+//! ranking and the restock outcome (signals, orders, fill rate) read back from the broker.
+//!
+//! The mock cluster keeps at most 100k messages / 5 MiB per partition, so the producer is paced
+//! to stay at most [`MAX_AHEAD`] events ahead of the consumer; nothing is lost.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{ClientConfig, Message};
+use serde_json::json;
+
+use crate::config::Settings;
+use crate::datasets::online_retail;
+use crate::engine::RunningEngine;
+use crate::publish::{Direction, TrendUpdate};
+use crate::signals::{HotProducts, RestockSignal};
+use warehouse::Warehouse;
+
+pub mod warehouse;
+
+/// Partitions per demo topic (keeps each partition well under the mock cluster's limits).
+pub const PARTITIONS: i32 = 16;
+/// Largest number of produced but not yet consumed events.
+pub const MAX_AHEAD: u64 = 50_000;
+
+/// Demo options.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// Online Retail CSV (gzipped or not).
+    pub data: PathBuf,
+    /// Use only the first N events (0 = all).
+    pub limit: usize,
+    /// Rows in each printed table.
+    pub top: usize,
+    /// Days of mean daily demand on hand at each SKU's first sale (the simulated warehouse).
+    pub initial_stock_days: f64,
+}
+
+/// Latest update per SKU plus the month being shown, shared with the scorer's observer.
+#[derive(Default)]
+struct Board {
+    latest: HashMap<String, TrendUpdate>,
+    month: String,
+    descriptions: HashMap<String, String>,
+    top: usize,
+}
+
+impl Board {
+    fn observe(&mut self, update: &TrendUpdate) {
+        let month = update.as_of.get(..7).unwrap_or_default().to_string();
+        if !self.month.is_empty() && month > self.month {
+            self.print(&self.month.clone());
+        }
+        if month > self.month {
+            self.month = month;
+        }
+        self.latest.insert(update.sku.clone(), update.clone());
+    }
+
+    fn print(&self, label: &str) {
+        println!("{}", self.table(label));
+    }
+
+    /// Top risers among fresh forecasts (as_of within a week of the newest): rising direction,
+    /// median ≥ 1 unit per bucket, ranked by strength × p_up.
+    fn table(&self, label: &str) -> String {
+        let newest = self
+            .latest
+            .values()
+            .map(|u| u.as_of.as_str())
+            .max()
+            .unwrap_or_default();
+        let cutoff = chrono::DateTime::parse_from_rfc3339(newest)
+            .map(|t| {
+                (t - chrono::Duration::days(7)).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+            })
+            .unwrap_or_default();
+        let mut risers: Vec<(&TrendUpdate, f64)> = self
+            .latest
+            .values()
+            .filter(|u| u.as_of >= cutoff)
+            .filter(|u| u.trend.direction == Direction::Rising)
+            .filter_map(|u| {
+                let median = mean_median(u);
+                (median >= 1.0).then_some((u, median))
+            })
+            .collect();
+        risers.sort_by(|a, b| {
+            (b.0.trend.strength * b.0.trend.p_up)
+                .total_cmp(&(a.0.trend.strength * a.0.trend.p_up))
+                .then_with(|| a.0.sku.cmp(&b.0.sku))
+        });
+        let mut out = format!(
+            "\nTop rising SKUs, updates up to {label} ({} SKUs forecast so far)\n{:<8} {:<36} {:>10} {:>9} {:>6}  as_of\n",
+            self.latest.len(),
+            "sku",
+            "description",
+            "median/d",
+            "strength",
+            "p_up"
+        );
+        for (u, median) in risers.iter().take(self.top) {
+            let desc: String = self
+                .descriptions
+                .get(&u.sku)
+                .map(String::as_str)
+                .unwrap_or("")
+                .chars()
+                .take(36)
+                .collect();
+            out.push_str(&format!(
+                "{:<8} {:<36} {:>10.1} {:>8.0}% {:>6.2}  {}\n",
+                u.sku,
+                desc,
+                median,
+                u.trend.strength * 100.0,
+                u.trend.p_up,
+                u.as_of.get(..10).unwrap_or_default()
+            ));
+        }
+        out
+    }
+}
+
+fn mean_median(u: &TrendUpdate) -> f64 {
+    let n = u.horizon.len().max(1) as f64;
+    u.horizon
+        .iter()
+        .map(|h| f64::from(h.quantiles.get("0.5").copied().unwrap_or(0.0)))
+        .sum::<f64>()
+        / n
+}
+
+/// Runs the demo with `settings` (its `kafka.brokers` is replaced by the embedded broker).
+pub fn run(mut settings: Settings, options: &DemoOptions) -> Result<()> {
+    let started = Instant::now();
+    // a self-contained run: nothing to resume from, nothing left behind
+    settings.checkpoint.dir = None;
+    settings.checkpoint.changelog_topic = None;
+    if let Some(s) = settings.signals.as_mut() {
+        s.state_dir = None;
+    }
+    let data = online_retail::load(&options.data).with_context(|| {
+        format!(
+            "the demo needs the Online Retail log at {} (committed under data/online-retail/)",
+            options.data.display()
+        )
+    })?;
+    let mut events = data.events;
+    if options.limit > 0 {
+        events.truncate(options.limit);
+    }
+    eprintln!(
+        "demo: {} sales events from {} lines of {} ({} non-product lines, {} zero-quantity, {} malformed dropped)",
+        events.len(),
+        data.lines,
+        options.data.display(),
+        data.non_product,
+        data.zero_qty,
+        data.malformed
+    );
+
+    let cluster =
+        MockCluster::new(1).context("could not start the embedded Kafka-protocol broker")?;
+    let k = &settings.kafka;
+    let signals = settings
+        .signals
+        .clone()
+        .context("the demo needs the signals component (an inventory topic and a ranking topic)")?;
+    let inventory_topic = signals
+        .inventory_topic
+        .clone()
+        .context("the demo needs signals.inventory_topic")?;
+    let hot_topic = signals
+        .hot_topic
+        .clone()
+        .context("the demo needs signals.hot_products_topic")?;
+    for topic in [
+        &k.sales_topic,
+        &k.clicks_topic,
+        &k.output_topic,
+        &k.dead_letter_topic,
+        &inventory_topic,
+        &signals.restock_topic,
+        &hot_topic,
+    ] {
+        cluster
+            .create_topic(topic, PARTITIONS, 1)
+            .with_context(|| format!("could not create topic {topic}"))?;
+    }
+    settings.kafka.brokers = cluster.bootstrap_servers();
+    eprintln!("demo: embedded broker at {}", settings.kafka.brokers);
+
+    let board = Arc::new(Mutex::new(Board {
+        descriptions: data.descriptions,
+        top: options.top,
+        ..Board::default()
+    }));
+    let published_skus = Arc::new(Mutex::new(HashSet::new()));
+    let observer = {
+        let board = board.clone();
+        let skus = published_skus.clone();
+        Box::new(move |u: &TrendUpdate| {
+            if let Ok(mut b) = board.lock() {
+                b.observe(u);
+            }
+            if let Ok(mut s) = skus.lock() {
+                s.insert(u.sku.clone());
+            }
+        })
+    };
+    let engine =
+        RunningEngine::start(&settings, Some(observer)).context("engine failed to start")?;
+
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", &settings.kafka.brokers)
+        .set("linger.ms", "10")
+        .set("queue.buffering.max.messages", "500000")
+        // as trendcast's producer: inventory snapshots land where the SKU's trend updates do
+        .set("partitioner", "murmur2_random")
+        .create()
+        .context("could not create the demo's producer")?;
+    let distinct_skus: HashSet<&str> = events.iter().map(|e| e.sku.as_str()).collect();
+    let initial = Warehouse::initial_stock(
+        events.iter().map(|e| (e.sku.as_str(), e.qty, e.ts)),
+        options.initial_stock_days,
+    );
+    let mut warehouse = Warehouse::new(initial, signals.policy.lead_time_days.ceil() as i64);
+    let restock = reader(&settings.kafka.brokers, &signals.restock_topic)?;
+    let mut orders = OrderBook::default();
+    let mut sent_snapshots = 0u64;
+    let produce_started = Instant::now();
+    for (i, event) in events.iter().enumerate() {
+        let day_before = warehouse.day();
+        let snapshots = warehouse.sale(&event.sku, event.qty, event.ts);
+        if warehouse.day() != day_before {
+            // a simulated day ended: let the engine and the signals component catch up with
+            // what was produced so far, then place the orders their signals ask for, so that
+            // replenishment happens in simulated time
+            settle(
+                &engine,
+                i as u64,
+                sent_snapshots,
+                &mut orders,
+                &restock,
+                &mut warehouse,
+            )?;
+        }
+        sent_snapshots += snapshots.len() as u64;
+        send_snapshots(&producer, &inventory_topic, &snapshots)?;
+        while i as u64 >= engine.stats().total_consumed() + MAX_AHEAD {
+            if engine.has_failed() {
+                bail!("the engine stopped while the demo was producing");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let payload = serde_json::to_vec(event).context("encode event")?;
+        let mut record = BaseRecord::to(&settings.kafka.sales_topic)
+            .key(event.sku.as_bytes())
+            .payload(&payload);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    record = back;
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            }
+        }
+    }
+    producer
+        .flush(Duration::from_secs(60))
+        .context("the demo's producer could not flush")?;
+    let total = events.len() as u64;
+    while engine.stats().total_consumed() < total {
+        if engine.has_failed() {
+            bail!("the engine stopped before consuming every event");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let consume_elapsed = produce_started.elapsed();
+    engine
+        .finish_replay(Duration::from_secs(120))
+        .context("final scoring and publishing did not finish")?;
+    if let Some(day) = warehouse.day() {
+        let last = warehouse.end_of_day(day);
+        send_snapshots(&producer, &inventory_topic, &last)?;
+        producer
+            .flush(Duration::from_secs(60))
+            .context("the demo's producer could not flush")?;
+    }
+    // the signals component reads every published update and snapshot before the summary
+    let wanted = engine.stats().updates_published.get() + warehouse.stats.snapshots;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while let Some(s) = engine.signal_stats() {
+        if s.updates.get() + s.inventory.get() >= wanted || Instant::now() > deadline {
+            break;
+        }
+        if engine.has_failed() {
+            bail!("the signals component stopped");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    engine
+        .finish_replay(Duration::from_secs(60))
+        .context("publishing the last signals did not finish")?;
+    orders.read(&restock, &mut warehouse, Duration::from_secs(2));
+    if let Ok(b) = board.lock() {
+        b.print(&format!("{} (end of log)", b.month));
+    }
+    let signal_stats = engine.signal_stats().cloned();
+    let stats = engine.stats().clone();
+    let model = engine.model_id().to_string();
+    let provider = engine.provider();
+    let skus_held = engine.store().len();
+    engine
+        .shutdown(Duration::from_secs(30))
+        .context("engine shutdown")?;
+    let skus_with_updates = published_skus.lock().map(|s| s.len()).unwrap_or(0);
+    let ranking = last_ranking(&settings.kafka.brokers, &hot_topic)?;
+    if let Some(r) = &ranking {
+        println!("{}", ranking_table(r, &board, options.top));
+    }
+    println!(
+        "\nRestock (simulated warehouse: {} days of mean demand on hand at each SKU's first sale, {}-day lead time): {} reorder and {} clear signals read back from the broker, {} orders placed ({:.0} units), {} received; fill rate {:.1} % of {:.0} units demanded",
+        options.initial_stock_days,
+        signals.policy.lead_time_days,
+        orders.reorders,
+        orders.clears,
+        warehouse.stats.orders,
+        warehouse.stats.units_ordered,
+        warehouse.stats.orders_received,
+        warehouse.fill_rate() * 100.0,
+        warehouse.stats.units_demanded,
+    );
+    let rejected: serde_json::Map<String, serde_json::Value> = stats
+        .rejected_by_reason()
+        .into_iter()
+        .map(|(r, n)| (r.to_string(), json!(n)))
+        .collect();
+    let summary = json!({
+        "summary": {
+            "dataset": "UCI Online Retail (CC BY 4.0)",
+            "events_produced": total,
+            "events_consumed": stats.total_consumed(),
+            "events_applied": stats.window_updates.get(),
+            "events_rejected": stats.total_rejected(),
+            "rejected_by_reason": rejected,
+            "skus": distinct_skus.len(),
+            "skus_held_at_end": skus_held,
+            "skus_with_updates": skus_with_updates,
+            "windows_scored": stats.windows_scored.get(),
+            "trend_updates_published": stats.updates_published.get(),
+            "dead_letters_published": stats.dead_letters.get(),
+            "publish_errors": stats.publish_errors.get(),
+            "inventory_snapshots": warehouse.stats.snapshots,
+            "restock_reorder_signals_read": orders.reorders,
+            "restock_clear_signals_read": orders.clears,
+            "restock_signals_published": signal_stats.as_ref().map(|s| s.reorders.get() + s.clears.get()),
+            "warehouse": warehouse.stats,
+            "fill_rate": (warehouse.fill_rate() * 10_000.0).round() / 10_000.0,
+            "hot_products_rankings": signal_stats.as_ref().map(|s| s.rankings.get()),
+            "hot_products_top": ranking.as_ref().map(|r| r.top.iter().map(|p| p.sku.clone()).collect::<Vec<_>>()),
+            "model": model,
+            "execution_provider": provider,
+            "consume_rate_events_per_s": (total as f64 / consume_elapsed.as_secs_f64()).round(),
+            "elapsed_s": (started.elapsed().as_secs_f64() * 100.0).round() / 100.0,
+        }
+    });
+    println!("{summary}");
+    Ok(())
+}
+
+/// Waits until the engine consumed `produced` events and scored what they closed, the signals
+/// component read every published update and `snapshots` snapshots, and the restock signals it
+/// published were read back into `orders` (at most a few seconds per simulated day).
+fn settle(
+    engine: &RunningEngine,
+    produced: u64,
+    snapshots: u64,
+    orders: &mut OrderBook,
+    restock: &BaseConsumer,
+    warehouse: &mut Warehouse,
+) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let Some(signals) = engine.signal_stats() else {
+        return Ok(());
+    };
+    loop {
+        if engine.has_failed() {
+            bail!("an engine thread stopped while the demo was producing");
+        }
+        let stats = engine.stats();
+        let caught_up = stats.total_consumed() >= produced
+            && stats.scoring_backlog() == 0
+            && engine.publisher_in_flight() == 0
+            && signals.updates.get() + signals.inventory.get()
+                >= stats.updates_published.get() + snapshots;
+        if caught_up {
+            break;
+        }
+        if Instant::now() > deadline {
+            tracing::warn!(
+                consumed = stats.total_consumed(),
+                produced,
+                backlog = stats.scoring_backlog(),
+                in_flight = engine.publisher_in_flight(),
+                signal_inputs = signals.updates.get() + signals.inventory.get(),
+                published = stats.updates_published.get(),
+                snapshots,
+                "the demo's day did not settle within 10 s; going on"
+            );
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let published = signals.reorders.get() + signals.clears.get();
+    while orders.read_total() < published && Instant::now() < deadline + Duration::from_secs(5) {
+        orders.read(restock, warehouse, Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+/// Restock signals read back from the broker, applied to the warehouse once per SKU and `seq`.
+#[derive(Default)]
+struct OrderBook {
+    seen: HashMap<String, u64>,
+    reorders: u64,
+    clears: u64,
+}
+
+impl OrderBook {
+    /// Signals read so far (each SKU and seq once).
+    fn read_total(&self) -> u64 {
+        self.reorders + self.clears
+    }
+
+    /// Reads what arrives within `wait` and places orders.
+    fn read(&mut self, consumer: &BaseConsumer, warehouse: &mut Warehouse, wait: Duration) {
+        drain(consumer, wait, |p| {
+            let Ok(signal) = serde_json::from_slice::<RestockSignal>(p) else {
+                return;
+            };
+            let last = self.seen.entry(signal.sku.clone()).or_insert(0);
+            if signal.seq <= *last {
+                return; // a duplicate delivery
+            }
+            *last = signal.seq;
+            match signal.action {
+                crate::signals::restock::RestockAction::Reorder => {
+                    self.reorders += 1;
+                    warehouse.order(&signal.sku, signal.order_qty);
+                }
+                crate::signals::restock::RestockAction::Clear => self.clears += 1,
+            }
+        });
+    }
+}
+
+/// A consumer reading every partition of `topic` from the beginning (assigned, no group).
+fn reader(brokers: &str, topic: &str) -> Result<BaseConsumer> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("trendcast-demo-{topic}"))
+        .set("enable.auto.commit", "false")
+        // day-by-day settling polls often: a fetch must not wait half a second for data
+        .set("fetch.wait.max.ms", "10")
+        .create()
+        .context("could not create the demo's reader")?;
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning)
+            .with_context(|| format!("could not assign {topic}"))?;
+    }
+    consumer
+        .assign(&tpl)
+        .with_context(|| format!("could not assign {topic}"))?;
+    Ok(consumer)
+}
+
+/// Polls `consumer` until it has nothing more within `wait`, handing each message to `f`.
+fn drain(consumer: &BaseConsumer, wait: Duration, mut f: impl FnMut(&[u8])) {
+    let deadline = Instant::now() + wait;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match consumer.poll(left.max(Duration::from_millis(1))) {
+            Some(Ok(m)) => {
+                if let Some(p) = m.payload() {
+                    f(p);
+                }
+            }
+            Some(Err(e)) => tracing::debug!(error = %e, "demo reader"),
+            None if Instant::now() >= deadline => return,
+            None => {}
+        }
+    }
+}
+
+fn send_snapshots(
+    producer: &ThreadedProducer<DefaultProducerContext>,
+    topic: &str,
+    snapshots: &[warehouse::Snapshot],
+) -> Result<()> {
+    for s in snapshots {
+        let payload = serde_json::to_vec(s).context("encode snapshot")?;
+        let mut record = BaseRecord::to(topic)
+            .key(s.sku.as_bytes())
+            .payload(&payload);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    record = back;
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The newest ranking on the hot-products topic.
+fn last_ranking(brokers: &str, topic: &str) -> Result<Option<HotProducts>> {
+    let consumer = reader(brokers, topic)?;
+    let mut last: Option<HotProducts> = None;
+    drain(&consumer, Duration::from_secs(3), |p| {
+        if let Ok(r) = serde_json::from_slice::<HotProducts>(p) {
+            if last
+                .as_ref()
+                .is_none_or(|l| r.generated_at >= l.generated_at)
+            {
+                last = Some(r);
+            }
+        }
+    });
+    Ok(last)
+}
+
+fn ranking_table(r: &HotProducts, board: &Mutex<Board>, top: usize) -> String {
+    let mut out = format!(
+        "\nHot products (the last ranking on the hot-products topic; {} SKUs considered, forecasts up to {})\n{:<5} {:<8} {:<36} {:>7} {:>9} {:>6} {:>10}\n",
+        r.skus_considered,
+        r.as_of.get(..10).unwrap_or_default(),
+        "rank",
+        "sku",
+        "description",
+        "score",
+        "growth",
+        "p_up",
+        "units/14d"
+    );
+    let b = board.lock().ok();
+    for p in r.top.iter().take(top) {
+        let desc: String = b
+            .as_ref()
+            .and_then(|b| b.descriptions.get(&p.sku))
+            .map(String::as_str)
+            .unwrap_or("")
+            .chars()
+            .take(36)
+            .collect();
+        out.push_str(&format!(
+            "{:<5} {:<8} {:<36} {:>7.2} {:>8.0}% {:>6.2} {:>10.1}\n",
+            p.rank,
+            p.sku,
+            desc,
+            p.score,
+            p.growth * 100.0,
+            p.p_up,
+            p.forecast_units
+        ));
+    }
+    out
+}
+
+/// The demo's default data file, relative to the working directory.
+pub fn default_data_path() -> &'static Path {
+    Path::new("data/online-retail/online_retail.csv.gz")
+}
