@@ -57,6 +57,26 @@ fn demo_replays_online_retail_and_prints_a_summary() {
         "the demo runs the trained default"
     );
     assert!(s["elapsed_s"].as_f64().is_some());
+    // the simulated warehouse's restock loop: signals read back from the broker became orders
+    // that arrived, and a hot-products ranking was read back
+    let reorders = s["restock_reorder_signals_read"].as_u64().unwrap_or(0);
+    assert!(reorders >= 100, "{s}");
+    assert_eq!(s["warehouse"]["orders"].as_u64(), Some(reorders));
+    assert!(
+        s["warehouse"]["orders_received"].as_u64().unwrap_or(0) >= reorders / 2,
+        "{s}"
+    );
+    assert_eq!(
+        s["restock_signals_published"].as_u64(),
+        Some(reorders + s["restock_clear_signals_read"].as_u64().unwrap_or(0)),
+        "{s}"
+    );
+    assert!(stdout.contains("Hot products"), "prints the ranking");
+    assert_eq!(
+        s["hot_products_top"].as_array().map(Vec::len),
+        Some(20),
+        "{s}"
+    );
 }
 
 #[test]
