@@ -94,12 +94,18 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns figment::Error
     fn unknown_key_is_named() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("c.toml");
-        std::fs::write(&path, "[window]\nbucket_widht = \"1d\"\n").expect("write");
-        let err = load_raw(Some(&path)).expect_err("unknown key must fail");
-        assert!(err.to_string().contains("bucket_widht"), "{err}");
+        // inside a Jail: another test sets TRENDCAST_* variables (one with a misspelt section)
+        // while it runs, and the Jail's lock keeps them from leaking into this one
+        figment::Jail::expect_with(|_| {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("c.toml");
+            std::fs::write(&path, "[window]\nbucket_widht = \"1d\"\n").expect("write");
+            let err = load_raw(Some(&path)).expect_err("unknown key must fail");
+            assert!(err.to_string().contains("bucket_widht"), "{err}");
+            Ok(())
+        });
     }
 
     #[test]

@@ -271,18 +271,7 @@ pub fn run(mut settings: Settings, options: &DemoOptions) -> Result<()> {
             std::thread::sleep(Duration::from_millis(5));
         }
         let payload = serde_json::to_vec(event).context("encode event")?;
-        let mut record = BaseRecord::to(&settings.kafka.sales_topic)
-            .key(event.sku.as_bytes())
-            .payload(&payload);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((_, back)) => {
-                    record = back;
-                    std::thread::sleep(Duration::from_millis(2));
-                }
-            }
-        }
+        send_keyed(&producer, &settings.kafka.sales_topic, &event.sku, &payload);
     }
     producer
         .flush(Duration::from_secs(60))
@@ -519,20 +508,28 @@ fn send_snapshots(
 ) -> Result<()> {
     for s in snapshots {
         let payload = serde_json::to_vec(s).context("encode snapshot")?;
-        let mut record = BaseRecord::to(topic)
-            .key(s.sku.as_bytes())
-            .payload(&payload);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((_, back)) => {
-                    record = back;
-                    std::thread::sleep(Duration::from_millis(2));
-                }
+        send_keyed(producer, topic, &s.sku, &payload);
+    }
+    Ok(())
+}
+
+/// Enqueues one keyed message, waiting while the producer's queue is full.
+fn send_keyed(
+    producer: &ThreadedProducer<DefaultProducerContext>,
+    topic: &str,
+    key: &str,
+    payload: &[u8],
+) {
+    let mut record = BaseRecord::to(topic).key(key.as_bytes()).payload(payload);
+    loop {
+        match producer.send(record) {
+            Ok(()) => return,
+            Err((_, back)) => {
+                record = back;
+                std::thread::sleep(Duration::from_millis(2));
             }
         }
     }
-    Ok(())
 }
 
 /// The newest ranking on the hot-products topic.

@@ -82,7 +82,8 @@ impl ClientContext for IngestContext {
     }
 }
 
-fn partitions_of(tpl: &TopicPartitionList) -> Vec<u16> {
+/// The partition numbers in `tpl` (any topic), sorted and deduplicated.
+pub(crate) fn partitions_of(tpl: &TopicPartitionList) -> Vec<u16> {
     let mut v: Vec<u16> = tpl
         .elements()
         .iter()

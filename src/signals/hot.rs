@@ -10,6 +10,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::window::rfc3339;
+
 use crate::publish::TrendUpdate;
 
 /// Ranking settings (from `[signals]`).
@@ -105,12 +107,6 @@ pub struct HotProducts {
     pub skus_considered: usize,
     /// The ranking, best first.
     pub top: Vec<HotProduct>,
-}
-
-fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
-        .unwrap_or_default()
 }
 
 /// Ranks `entries` (SKU, entry): the best `settings.top` candidates, best first.

@@ -16,6 +16,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::window::rfc3339;
+
 use crate::catalog::library::TextForecast;
 use crate::publish::{HorizonStep, TrendUpdate};
 
@@ -52,12 +54,6 @@ pub struct NewProductForecast {
     pub neighbours: Vec<Neighbour>,
     /// Per-SKU increasing sequence number of these messages.
     pub seq: u64,
-}
-
-fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
-        .unwrap_or_default()
 }
 
 fn steps(as_of_ms: i64, quantiles: &[[f64; 3]]) -> Vec<HorizonStep> {

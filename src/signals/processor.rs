@@ -24,6 +24,7 @@ use super::new_product;
 use super::state::{self, PartitionSignals, SignalInput, StateFileError};
 use super::SignalsSettings;
 use crate::catalog::{CatalogEntry, LaunchLibrary, TextEmbedder};
+use crate::ingest::consumer::partitions_of;
 use crate::ingest::{dead_letter, RejectReason, Rejection};
 use crate::kafka::KafkaSettings;
 use crate::publish::{MessageKind, PublishError, Publisher, TrendUpdate};
@@ -148,17 +149,6 @@ impl ClientContext for SignalsContext {}
 
 fn lock(core: &Mutex<Core>) -> MutexGuard<'_, Core> {
     core.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn partitions_of(tpl: &TopicPartitionList) -> Vec<u16> {
-    let mut v: Vec<u16> = tpl
-        .elements()
-        .iter()
-        .filter_map(|e| u16::try_from(e.partition()).ok())
-        .collect();
-    v.sort_unstable();
-    v.dedup();
-    v
 }
 
 impl ConsumerContext for SignalsContext {

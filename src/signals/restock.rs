@@ -20,6 +20,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::window::rfc3339;
+
 use super::forecast::{z_of, DemandForecast};
 use super::inventory::InventoryLevel;
 
@@ -227,12 +229,6 @@ pub struct RestockSignal {
     pub model: String,
     /// Per-SKU increasing sequence number of restock signals.
     pub seq: u64,
-}
-
-fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
-        .unwrap_or_default()
 }
 
 impl RestockSignal {
