@@ -33,7 +33,7 @@ pub struct CatalogEntry {
     /// Category ("" when none).
     #[serde(default)]
     pub category: String,
-    /// An image embedding computed elsewhere (kept, not used by the shipped models).
+    /// An image embedding computed elsewhere: validated, not yet used or stored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_embedding: Option<Vec<f32>>,
 }
