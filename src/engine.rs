@@ -106,6 +106,11 @@ impl RunningEngine {
         let stats = Arc::new(EngineStats::new());
         let store = Arc::new(WindowStore::new(settings.window.clone()));
         let publisher = Publisher::new(&settings.kafka, stats.clone())?;
+        // created before any thread starts, so a refused signals setup leaves nothing running
+        let signals = match &settings.signals {
+            Some(s) => Some(Signals::new(&settings.kafka, s.clone(), publisher.clone())?),
+            None => None,
+        };
         let (scorer_tx, scorer_rx) = channel();
         let ingest = Ingest::new(
             &settings.kafka,
@@ -138,9 +143,8 @@ impl RunningEngine {
             .name("trendcast-ingest".into())
             .spawn(move || ingest.run(&ingest_stop))
             .map_err(|_| EngineError::Thread("ingest"))?;
-        let (signals, signal_stats) = match &settings.signals {
-            Some(s) => {
-                let component = Signals::new(&settings.kafka, s.clone(), publisher.clone())?;
+        let (signals, signal_stats) = match signals {
+            Some(component) => {
                 let stats = component.stats();
                 let signals_stop = stop.clone();
                 let handle = std::thread::Builder::new()

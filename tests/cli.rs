@@ -29,7 +29,7 @@ fn demo_replays_online_retail_and_prints_a_summary() {
             "config/default.toml",
             "demo",
             "--limit",
-            "120000",
+            "60000",
             "--top",
             "3",
         ],
@@ -41,11 +41,11 @@ fn demo_replays_online_retail_and_prints_a_summary() {
     let last = stdout.lines().last().expect("summary line");
     let v: serde_json::Value = serde_json::from_str(last).expect("last line is JSON");
     let s = &v["summary"];
-    assert_eq!(s["events_produced"], 120_000);
-    assert_eq!(s["events_consumed"], 120_000, "{s}");
+    assert_eq!(s["events_produced"], 60_000);
+    assert_eq!(s["events_consumed"], 60_000, "{s}");
     assert_eq!(
         s["events_applied"].as_u64().unwrap_or(0) + s["events_rejected"].as_u64().unwrap_or(0),
-        120_000
+        60_000
     );
     assert!(s["skus_with_updates"].as_u64().unwrap_or(0) >= 1000, "{s}");
     assert!(
