@@ -73,6 +73,17 @@ impl Board {
         self.latest.insert(update.sku.clone(), update.clone());
     }
 
+    /// The first 36 characters of a SKU's description ("" when unknown).
+    fn description(&self, sku: &str) -> String {
+        self.descriptions
+            .get(sku)
+            .map(String::as_str)
+            .unwrap_or("")
+            .chars()
+            .take(36)
+            .collect()
+    }
+
     fn print(&self, label: &str) {
         println!("{}", self.table(label));
     }
@@ -116,14 +127,7 @@ impl Board {
             "p_up"
         );
         for (u, median) in risers.iter().take(self.top) {
-            let desc: String = self
-                .descriptions
-                .get(&u.sku)
-                .map(String::as_str)
-                .unwrap_or("")
-                .chars()
-                .take(36)
-                .collect();
+            let desc = self.description(&u.sku);
             out.push_str(&format!(
                 "{:<8} {:<36} {:>10.1} {:>8.0}% {:>6.2}  {}\n",
                 u.sku,
@@ -564,14 +568,10 @@ fn ranking_table(r: &HotProducts, board: &Mutex<Board>, top: usize) -> String {
     );
     let b = board.lock().ok();
     for p in r.top.iter().take(top) {
-        let desc: String = b
+        let desc = b
             .as_ref()
-            .and_then(|b| b.descriptions.get(&p.sku))
-            .map(String::as_str)
-            .unwrap_or("")
-            .chars()
-            .take(36)
-            .collect();
+            .map(|b| b.description(&p.sku))
+            .unwrap_or_default();
         out.push_str(&format!(
             "{:<5} {:<8} {:<36} {:>7.2} {:>8.0}% {:>6.2} {:>10.1}\n",
             p.rank,
