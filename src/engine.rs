@@ -108,7 +108,12 @@ impl RunningEngine {
         let publisher = Publisher::new(&settings.kafka, stats.clone())?;
         // created before any thread starts, so a refused signals setup leaves nothing running
         let signals = match &settings.signals {
-            Some(s) => Some(Signals::new(&settings.kafka, s.clone(), publisher.clone())?),
+            Some(s) => Some(Signals::new(
+                &settings.kafka,
+                s.clone(),
+                settings.checkpoint.dir.as_deref(),
+                publisher.clone(),
+            )?),
             None => None,
         };
         let (scorer_tx, scorer_rx) = channel();

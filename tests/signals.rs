@@ -13,7 +13,7 @@ use rdkafka::Message;
 use serde_json::{json, Value};
 
 use common::{brokers, create_topics, produce, read_all, schema, unique, Msg, Topics};
-use trendcast::config::{RawConfig, Settings};
+use trendcast::config::Settings;
 use trendcast::publish::Publisher;
 use trendcast::signals::processor::SignalStats;
 use trendcast::signals::{Signals, SignalsError};
@@ -53,17 +53,7 @@ fn setup(partitions: i32, text: Option<(&str, &std::path::Path)>) -> Setup {
             (&topics.dead_letter, 1),
         ],
     );
-    let mut raw = RawConfig::default();
-    raw.kafka.brokers = brokers();
-    raw.kafka.group_id = unique("group");
-    raw.kafka.sales_topic = topics.sales.clone();
-    raw.kafka.clicks_topic = topics.clicks.clone();
-    raw.kafka.output_topic = topics.output.clone();
-    raw.kafka.dead_letter_topic = topics.dead_letter.clone();
-    raw.checkpoint.dir = std::env::temp_dir()
-        .join(unique("trendcast-signals"))
-        .display()
-        .to_string();
+    let mut raw = common::raw_config(&topics);
     raw.checkpoint.interval = "300ms".into();
     raw.signals.enabled = true;
     raw.signals.inventory_topic = inventory.clone();
@@ -77,7 +67,6 @@ fn setup(partitions: i32, text: Option<(&str, &std::path::Path)>) -> Setup {
         raw.signals.catalog_topic = catalog.clone();
         raw.signals.text_model = model.to_string();
         raw.signals.launch_library = library.display().to_string();
-        raw.scoring.onnxruntime_library = common::ort_library().display().to_string();
     }
     Setup {
         settings: Settings::resolve(&raw).expect("settings resolve"),
@@ -103,6 +92,7 @@ fn start(s: &Setup) -> Running {
     let signals = Signals::new(
         &s.settings.kafka,
         s.settings.signals.clone().expect("signals on"),
+        s.settings.checkpoint.dir.as_deref(),
         publisher.clone(),
     )
     .expect("signals start");

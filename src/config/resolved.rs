@@ -328,10 +328,6 @@ fn resolve_signals(
     };
     let group_id = format!("{}-signals", kafka.group_id);
     Ok(Some(SignalsSettings {
-        state_dir: checkpoint
-            .dir
-            .as_ref()
-            .map(|d| d.join(crate::checkpoint::checkpointer::folder_name(&group_id))),
         group_id,
         updates_topic: kafka.output_topic.clone(),
         inventory_topic,

@@ -157,9 +157,6 @@ pub fn run(mut settings: Settings, options: &DemoOptions) -> Result<()> {
     // a self-contained run: nothing to resume from, nothing left behind
     settings.checkpoint.dir = None;
     settings.checkpoint.changelog_topic = None;
-    if let Some(s) = settings.signals.as_mut() {
-        s.state_dir = None;
-    }
     let data = online_retail::load(&options.data).with_context(|| {
         format!(
             "the demo needs the Online Retail log at {} (committed under data/online-retail/)",

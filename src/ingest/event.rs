@@ -258,7 +258,8 @@ struct ClickWire<'a> {
     session_id: Option<Cow<'a, str>>,
 }
 
-fn classify(err: &serde_json::Error) -> RejectReason {
+/// The reject reason of a body serde could not decode (shared by every JSON input).
+pub(crate) fn classify(err: &serde_json::Error) -> RejectReason {
     use serde_json::error::Category;
     match err.classify() {
         Category::Io | Category::Syntax | Category::Eof => RejectReason::InvalidJson,

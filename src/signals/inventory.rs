@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::ingest::event::classify;
 use crate::ingest::{RejectReason, Rejection};
 
 /// Longest accepted lead time, days.
@@ -51,23 +52,6 @@ struct Wire {
 
 fn reject(reason: RejectReason, detail: impl Into<String>) -> Rejection {
     Rejection::new(reason, detail)
-}
-
-fn classify(e: &serde_json::Error) -> RejectReason {
-    use serde_json::error::Category;
-    match e.classify() {
-        Category::Syntax | Category::Eof | Category::Io => RejectReason::InvalidJson,
-        Category::Data => {
-            let text = e.to_string();
-            if text.starts_with("missing field") {
-                RejectReason::MissingField
-            } else if text.starts_with("unknown field") {
-                RejectReason::UnknownField
-            } else {
-                RejectReason::WrongType
-            }
-        }
-    }
 }
 
 fn parse_ts(ts: &serde_json::Value) -> Result<i64, Rejection> {

@@ -27,6 +27,15 @@ pub use hot::{HotProducts, HotSettings};
 pub use processor::{Signals, SignalsError};
 pub use restock::{RestockPolicy, RestockSignal};
 
+impl SignalsSettings {
+    /// Folder of the per-partition state files under the checkpoint folder (one per consumer
+    /// group, as the engine's own); `None` without one: state is then rebuilt from the start of
+    /// the input topics on every start and offsets are never committed.
+    pub fn state_dir(&self, checkpoint_dir: Option<&std::path::Path>) -> Option<PathBuf> {
+        checkpoint_dir.map(|d| d.join(crate::checkpoint::checkpointer::folder_name(&self.group_id)))
+    }
+}
+
 /// Signals settings (from `[signals]`, resolved).
 #[derive(Debug, Clone)]
 pub struct SignalsSettings {
@@ -60,9 +69,6 @@ pub struct SignalsSettings {
     pub hot: HotSettings,
     /// How often a changed ranking is published.
     pub hot_interval: Duration,
-    /// Folder of the per-partition state files; `None` = state is rebuilt from the start of
-    /// the input topics on every start (offsets are then never committed).
-    pub state_dir: Option<PathBuf>,
     /// How often state is saved and offsets committed.
     pub checkpoint_interval: Duration,
     /// Longest accepted SKU in an inventory snapshot, bytes.

@@ -25,6 +25,7 @@ use super::state::{self, PartitionSignals, SignalInput, StateFileError};
 use super::SignalsSettings;
 use crate::catalog::{CatalogEntry, LaunchLibrary, TextEmbedder};
 use crate::ingest::consumer::partitions_of;
+use crate::ingest::event::classify;
 use crate::ingest::{dead_letter, RejectReason, Rejection};
 use crate::kafka::KafkaSettings;
 use crate::publish::{MessageKind, PublishError, Publisher, TrendUpdate};
@@ -125,10 +126,30 @@ impl Outcome {
     }
 }
 
+/// Enqueues `body` as JSON to `topic`, keyed by `key`.
+fn send<T: serde::Serialize>(
+    publisher: &Publisher,
+    topic: &str,
+    key: &str,
+    body: &T,
+) -> Result<(), SignalsError> {
+    let body = serde_json::to_vec(body).unwrap_or_default();
+    publisher.send(
+        MessageKind::Signal,
+        topic,
+        Some(key.as_bytes()),
+        Some(&body),
+        None,
+    )?;
+    Ok(())
+}
+
 /// Everything the loop and the rebalance callbacks share.
 struct Core {
     /// Partitions of the trend-update topic (the SKU → state partition map).
     partitions: usize,
+    /// Folder of the state files (see [`SignalsSettings::state_dir`]).
+    state_dir: Option<std::path::PathBuf>,
     embedder: Option<TextEmbedder>,
     library: Option<LaunchLibrary>,
     settings: SignalsSettings,
@@ -188,6 +209,7 @@ impl Signals {
     pub fn new(
         kafka: &KafkaSettings,
         settings: SignalsSettings,
+        checkpoint_dir: Option<&std::path::Path>,
         publisher: Publisher,
     ) -> Result<Self, SignalsError> {
         let mut topics = vec![settings.updates_topic.clone()];
@@ -240,6 +262,7 @@ impl Signals {
         let stats = Arc::new(SignalStats::new());
         let core = Arc::new(Mutex::new(Core {
             partitions: updates,
+            state_dir: settings.state_dir(checkpoint_dir),
             embedder,
             library,
             settings,
@@ -303,7 +326,7 @@ impl Signals {
 
 impl Core {
     fn load(&mut self, partition: u16) {
-        let loaded = match &self.settings.state_dir {
+        let loaded = match &self.state_dir {
             Some(dir) => state::load(dir, partition),
             None => Ok(None),
         };
@@ -383,13 +406,21 @@ impl Core {
                         super::restock::RestockAction::Clear => &self.stats.clears,
                     };
                     tally.add(1);
-                    let topic = self.settings.restock_topic.clone();
-                    self.send(&topic, &signal.sku, &signal)?;
+                    send(
+                        &self.publisher,
+                        &self.settings.restock_topic,
+                        &signal.sku,
+                        &signal,
+                    )?;
                 }
                 if let Some(forecast) = out.new_product {
                     self.stats.new_products.add(1);
-                    let topic = self.settings.new_product_topic.clone();
-                    self.send(&topic, &forecast.sku, &forecast)?;
+                    send(
+                        &self.publisher,
+                        &self.settings.new_product_topic,
+                        &forecast.sku,
+                        &forecast,
+                    )?;
                 }
             }
             Err(rejection) => {
@@ -398,23 +429,6 @@ impl Core {
                 dead_letter::send(&self.publisher, &self.dead_letter_topic, msg, &rejection)?;
             }
         }
-        Ok(())
-    }
-
-    fn send<T: serde::Serialize>(
-        &self,
-        topic: &str,
-        key: &str,
-        body: &T,
-    ) -> Result<(), SignalsError> {
-        let body = serde_json::to_vec(body).unwrap_or_default();
-        self.publisher.send(
-            MessageKind::Signal,
-            topic,
-            Some(key.as_bytes()),
-            Some(&body),
-            None,
-        )?;
         Ok(())
     }
 
@@ -429,7 +443,7 @@ impl Core {
         match input {
             SignalInput::Updates => {
                 let update: TrendUpdate = serde_json::from_slice(msg.payload().unwrap_or_default())
-                    .map_err(|e| Rejection::new(RejectReason::InvalidJson, e.to_string()))?;
+                    .map_err(|e| Rejection::new(classify(&e), e.to_string()))?;
                 let Some(home) = self.home(&update.sku) else {
                     return Ok(Outcome::misrouted());
                 };
@@ -507,7 +521,7 @@ impl Core {
     /// sold yet, makes its text forecast.
     fn apply_catalog(&mut self, msg: &BorrowedMessage<'_>) -> Result<Outcome, Rejection> {
         let entry: CatalogEntry = serde_json::from_slice(msg.payload().unwrap_or_default())
-            .map_err(|e| Rejection::new(RejectReason::InvalidJson, e.to_string()))?;
+            .map_err(|e| Rejection::new(classify(&e), e.to_string()))?;
         entry
             .validate(self.settings.max_sku_bytes)
             .map_err(|e| Rejection::new(RejectReason::InvalidValue, e))?;
@@ -570,12 +584,9 @@ impl Core {
 
     /// Publishes the ranking over the owned partitions when it changed since the last one.
     fn publish_ranking(&mut self) -> Result<(), SignalsError> {
-        let Some(topic) = self.settings.hot_topic.clone() else {
+        let (Some(topic), true) = (&self.settings.hot_topic, self.ranking_changed) else {
             return Ok(());
         };
-        if !self.ranking_changed {
-            return Ok(());
-        }
         let entries = self.parts.values().flat_map(|p| {
             p.skus
                 .iter()
@@ -586,14 +597,7 @@ impl Core {
             self.parts.keys().copied().collect(),
             &self.settings.hot,
         );
-        let body = serde_json::to_vec(&ranking).unwrap_or_default();
-        self.publisher.send(
-            MessageKind::Signal,
-            &topic,
-            Some(HOT_KEY.as_bytes()),
-            Some(&body),
-            None,
-        )?;
+        send(&self.publisher, topic, HOT_KEY, &ranking)?;
         self.stats.rankings.add(1);
         self.ranking_changed = false;
         Ok(())
@@ -607,7 +611,7 @@ impl Core {
         consumer: &BaseConsumer<SignalsContext>,
         patience: Duration,
     ) {
-        let Some(dir) = self.settings.state_dir.clone() else {
+        let Some(dir) = self.state_dir.clone() else {
             return;
         };
         if let Err(e) = self.publisher.flush(patience) {

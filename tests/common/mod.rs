@@ -115,6 +115,11 @@ pub fn wait_consumed(engine: &trendcast::engine::RunningEngine, n: u64, timeout:
 
 /// Engine settings against the test broker and `topics`, with the shipped baseline model.
 pub fn settings(topics: &Topics) -> Settings {
+    Settings::resolve(&raw_config(topics)).expect("test settings resolve")
+}
+
+/// The raw configuration behind [`settings`], for tests that change more keys.
+pub fn raw_config(topics: &Topics) -> RawConfig {
     let mut raw = RawConfig::default();
     raw.kafka.brokers = brokers();
     raw.kafka.group_id = unique("group");
@@ -134,7 +139,7 @@ pub fn settings(topics: &Topics) -> Settings {
         .join(unique("trendcast-state"))
         .display()
         .to_string();
-    Settings::resolve(&raw).expect("test settings resolve")
+    raw
 }
 
 /// A message to produce: optional key, optional value.
