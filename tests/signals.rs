@@ -449,3 +449,22 @@ fn murmur2_partition_is_where_the_producer_puts_a_key() {
         );
     }
 }
+
+#[test]
+fn an_inventory_topic_with_another_partition_count_is_refused() {
+    let s = setup(2, None);
+    let odd = unique("inventory-odd");
+    create_topics(&brokers(), &[(&odd, 3)]);
+    let mut settings = s.settings.signals.clone().expect("signals on");
+    settings.inventory_topic = Some(odd.clone());
+    let publisher =
+        Publisher::new(&s.settings.kafka, Arc::new(EngineStats::new())).expect("producer");
+    let err = Signals::new(&s.settings.kafka, settings, None, publisher)
+        .err()
+        .expect("a mismatched inventory topic is refused")
+        .to_string();
+    assert!(
+        err.contains(&odd) && err.contains("co-partitioned"),
+        "{err}"
+    );
+}

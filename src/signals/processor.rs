@@ -214,34 +214,25 @@ impl Signals {
     ) -> Result<Self, SignalsError> {
         let mut topics = vec![settings.updates_topic.clone()];
         let updates = crate::kafka::partition_count(kafka, &settings.updates_topic)?;
-        if let Some(inv) = &settings.inventory_topic {
-            let n = crate::kafka::partition_count(kafka, inv)?;
+        let joined = [
+            ("inventory", &settings.inventory_topic),
+            ("catalog", &settings.catalog_topic),
+        ];
+        for (what, topic) in joined {
+            let Some(topic) = topic else { continue };
+            let n = crate::kafka::partition_count(kafka, topic)?;
             if n != updates {
                 return Err(crate::kafka::TopicError {
-                    topic: inv.clone(),
+                    topic: topic.clone(),
                     reason: format!(
-                        "inventory topic has {n} partitions but the trend-update topic {} has \
+                        "{what} topic has {n} partitions but the trend-update topic {} has \
                          {updates}: they must be co-partitioned (same count, keyed by SKU)",
                         settings.updates_topic
                     ),
                 }
                 .into());
             }
-            topics.push(inv.clone());
-        }
-        if let Some(cat) = &settings.catalog_topic {
-            let n = crate::kafka::partition_count(kafka, cat)?;
-            if n != updates {
-                return Err(crate::kafka::TopicError {
-                    topic: cat.clone(),
-                    reason: format!(
-                        "catalog topic has {n} partitions but the trend-update topic has {updates}: \
-                         they must be co-partitioned"
-                    ),
-                }
-                .into());
-            }
-            topics.push(cat.clone());
+            topics.push(topic.clone());
         }
         let (embedder, library) = match (
             &settings.catalog_topic,
