@@ -12,6 +12,11 @@
 //! - Direction: "up" when the horizon's mean actual exceeds the mean of the 14 days before the
 //!   origin; predicted from `p_up > 0.5` where the model has a direction head, else from the
 //!   mean median forecast.
+//!
+//! Point forecasts: each loss is scored with the point that minimises it in expectation. The
+//! squared-error metrics (WRMSSE, RMSSE, RMSE) and the bias use the forecaster's mean when it
+//! has one (a model's `mean_output`), else q0.5; the absolute-error metrics (MASE, MAE) use
+//! q0.5, the median. For a forecaster without a mean (every baseline) both are q0.5.
 
 use serde::Serialize;
 
@@ -25,6 +30,8 @@ pub struct Pair {
     pub actual: Vec<f64>,
     /// Forecast per horizon day: quantiles 0.1, 0.5, 0.9.
     pub forecast: Vec<[f64; 3]>,
+    /// Expected units per horizon day, when the forecaster has a mean output.
+    pub mean: Option<Vec<f64>>,
     /// Probability of a rise, from a direction head.
     pub p_up: Option<f64>,
     /// Mean squared one-step naive difference in-sample (None when zero or undefined).
@@ -48,13 +55,13 @@ pub struct Metrics {
     pub mase: f64,
     /// Mean absolute error of the median.
     pub mae: f64,
-    /// Root mean squared error of the median.
+    /// Root mean squared error of the point forecast (the mean where there is one).
     pub rmse: f64,
     /// Weighted quantile loss over 0.1/0.5/0.9.
     pub wql: f64,
     /// Share of actuals inside the 80% interval.
     pub coverage80: f64,
-    /// Relative bias of the median.
+    /// Relative bias of the point forecast (the mean where there is one).
     pub bias: f64,
     /// Precision of "up" calls.
     pub dir_precision: f64,
@@ -94,6 +101,17 @@ fn mean(values: impl Iterator<Item = f64>) -> f64 {
     }
 }
 
+/// (actual, point for squared loss) per horizon day: the mean where the pair has one, else q0.5.
+fn mean_points(p: &Pair) -> impl Iterator<Item = (f64, f64)> + '_ {
+    p.actual.iter().enumerate().map(move |(h, y)| {
+        let point = match &p.mean {
+            Some(m) => m.get(h).copied().unwrap_or(f64::NAN),
+            None => p.forecast.get(h).map_or(f64::NAN, |q| q[1]),
+        };
+        (*y, point)
+    })
+}
+
 /// Every metric over `pairs` (all with the same horizon).
 pub fn score(pairs: &[Pair]) -> Metrics {
     let points = || {
@@ -101,14 +119,8 @@ pub fn score(pairs: &[Pair]) -> Metrics {
             .iter()
             .flat_map(|p| p.actual.iter().zip(&p.forecast).map(|(y, q)| (*y, *q)))
     };
-    let mse_of = |p: &Pair| {
-        mean(
-            p.actual
-                .iter()
-                .zip(&p.forecast)
-                .map(|(y, q)| (y - q[1]).powi(2)),
-        )
-    };
+    let all_mean_points = || pairs.iter().flat_map(mean_points);
+    let mse_of = |p: &Pair| mean(mean_points(p).map(|(y, m)| (y - m).powi(2)));
     let mae_of = |p: &Pair| {
         mean(
             p.actual
@@ -146,10 +158,11 @@ pub fn score(pairs: &[Pair]) -> Metrics {
                 .filter_map(|p| p.scale_abs.map(|s| mae_of(p) / s)),
         ),
         mae: mean(points().map(|(y, q)| (y - q[1]).abs())),
-        rmse: mean(points().map(|(y, q)| (y - q[1]).powi(2))).sqrt(),
+        rmse: mean(all_mean_points().map(|(y, m)| (y - m).powi(2))).sqrt(),
         wql,
         coverage80: mean(points().map(|(y, q)| f64::from(u8::from(y >= q[0] && y <= q[2])))),
-        bias: points().map(|(y, q)| q[1] - y).sum::<f64>() / points().map(|(y, _)| y).sum::<f64>(),
+        bias: all_mean_points().map(|(y, m)| m - y).sum::<f64>()
+            / points().map(|(y, _)| y).sum::<f64>(),
         dir_precision: tp as f64 / predicted.max(1) as f64,
         dir_recall: tp as f64 / actual_up.max(1) as f64,
         pairs: pairs.len(),
@@ -187,6 +200,7 @@ mod tests {
         let a = Pair {
             actual: vec![2.0, 0.0],
             forecast: vec![[1.0, 1.0, 3.0], [0.0, 1.0, 2.0]],
+            mean: None,
             p_up: None,
             scale_sq: Some(4.0),
             scale_abs: Some(2.0),
@@ -196,13 +210,14 @@ mod tests {
         let b = Pair {
             actual: vec![4.0, 4.0],
             forecast: vec![[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]],
+            mean: None,
             p_up: Some(0.2),
             scale_sq: Some(1.0),
             scale_abs: Some(1.0),
             weight: 1.0,
             last14: 1.0,
         };
-        let m = score(&[a, b]);
+        let m = score(&[a.clone(), b.clone()]);
         // a: errors 1, -1 → MSE 1, RMSSE sqrt(1/4) = 0.5, MASE 1/2; b: errors 2, 2 → RMSSE 2, MASE 2
         assert!(close(m.rmsse, 1.25));
         assert!(close(m.wrmsse, (3.0 * 0.5 + 2.0) / 4.0));
@@ -219,5 +234,23 @@ mod tests {
         assert!(close(m.dir_precision, 1.0));
         assert!(close(m.dir_recall, 0.5));
         assert_eq!(m.pairs, 2);
+
+        // With a mean output of 3 every day for b: squared metrics and bias use it (errors 1, 1
+        // → RMSSE 1), absolute ones keep the median (MASE of b still 2, MAE unchanged).
+        let b_mean = Pair {
+            mean: Some(vec![3.0, 3.0]),
+            ..b
+        };
+        let a_mean = Pair {
+            mean: Some(vec![1.0, 1.0]),
+            ..a
+        };
+        let m = score(&[a_mean, b_mean]);
+        assert!(close(m.rmsse, (0.5 + 1.0) / 2.0));
+        assert!(close(m.wrmsse, (3.0 * 0.5 + 1.0) / 4.0));
+        assert!(close(m.rmse, (4.0_f64 / 4.0).sqrt()));
+        assert!(close(m.bias, (8.0 - 10.0) / 10.0));
+        assert!(close(m.mase, 1.25));
+        assert!(close(m.mae, 1.5));
     }
 }

@@ -23,7 +23,7 @@ use crate::datasets::EventRecord;
 use crate::ingest::Admission;
 use crate::scoring::{Model, ResolvedManifest};
 use crate::window::{BucketSpec, WindowStore};
-use forecasts::ForecastTable;
+use forecasts::{ForecastRow, ForecastTable};
 use metrics::{Metrics, Pair, LEVELS};
 use protocol::{DailyHistory, Protocol, DAY_MS};
 
@@ -78,10 +78,11 @@ struct Target {
 }
 
 impl Target {
-    fn pair(&self, forecast: Vec<[f64; 3]>, p_up: Option<f64>) -> Pair {
+    fn pair(&self, forecast: Vec<[f64; 3]>, mean: Option<Vec<f64>>, p_up: Option<f64>) -> Pair {
         Pair {
             actual: self.actual.clone(),
             forecast,
+            mean,
             p_up,
             scale_sq: self.scale_sq,
             scale_abs: self.scale_abs,
@@ -171,12 +172,18 @@ pub fn evaluate(
                         [q(0), q(1), q(2)]
                     })
                     .collect();
+                let mean: Option<Vec<f64>> = out.mean.as_ref().map(|m| {
+                    (0..options.horizon)
+                        .map(|h| f64::from(m[i * model_horizon + h]))
+                        .collect()
+                });
                 for (h, q) in forecast.iter().enumerate() {
-                    table.insert(sku, *origin, origin + h as i64, *q);
+                    let day_mean = mean.as_ref().map(|m| m[h]);
+                    table.insert(sku, *origin, origin + h as i64, *q, day_mean);
                 }
                 let target = target_of(&history, sku, *origin, options.horizon);
                 let p_up = out.p_up.as_ref().map(|p| f64::from(p[i]));
-                model_pairs.push(target.pair(forecast, p_up));
+                model_pairs.push(target.pair(forecast, mean, p_up));
                 targets.push(target);
             }
         }
@@ -190,11 +197,15 @@ pub fn evaluate(
         let mut pairs = Vec::with_capacity(targets.len());
         let mut missing = 0usize;
         for t in &targets {
-            let forecast: Option<Vec<[f64; 3]>> = (0..options.horizon as i64)
+            let rows: Option<Vec<ForecastRow>> = (0..options.horizon as i64)
                 .map(|h| other.get(&t.sku, t.origin, t.origin + h))
                 .collect();
-            match forecast {
-                Some(f) => pairs.push(t.pair(f, None)),
+            match rows {
+                Some(rows) => {
+                    let mean: Option<Vec<f64>> = rows.iter().map(|r| r.mean).collect();
+                    let forecast = rows.iter().map(|r| r.quantiles).collect();
+                    pairs.push(t.pair(forecast, mean, None));
+                }
                 None => missing += 1,
             }
         }

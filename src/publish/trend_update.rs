@@ -36,6 +36,9 @@ pub struct HorizonStep {
     pub end: String,
     /// Quantile level (as text, e.g. "0.5") → forecast units.
     pub quantiles: BTreeMap<String, f32>,
+    /// Expected units (the point forecast under squared loss), when the model has a mean output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean: Option<f32>,
 }
 
 /// A per-SKU trend update, keyed by SKU on the output topic.

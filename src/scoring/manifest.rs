@@ -55,6 +55,10 @@ pub struct ModelManifest {
     /// Optional direction head: `[-1]` or `[-1, 1]`, probability of a rise.
     #[serde(default)]
     pub p_up_output: Option<TensorSpec>,
+    /// Optional point forecast `[-1, horizon]`: expected units per future bucket, the forecast
+    /// to use under squared loss (a quantile's median sits below the mean of skewed demand).
+    #[serde(default)]
+    pub mean_output: Option<TensorSpec>,
     /// Optional calendar input `[-1]` (f32): per row, days since 1970-01-01 UTC of the first
     /// forecast bucket's start, so the graph can derive day of week and holidays itself.
     #[serde(default)]
@@ -206,6 +210,15 @@ impl ResolvedManifest {
                 )));
             }
         }
+        if let Some(mo) = &manifest.mean_output {
+            let want = [-1, manifest.horizon as i64];
+            if mo.shape != want {
+                return Err(mismatch(format!(
+                    "mean_output shape {:?} should be {want:?}",
+                    mo.shape
+                )));
+            }
+        }
         if let Some(c) = &manifest.calendar_input {
             if c.shape != [-1] {
                 return Err(mismatch(format!(
@@ -279,5 +292,22 @@ mod tests {
         assert!(e.to_string().contains("bucket_width_secs = 86400"), "{e}");
         let e = ResolvedManifest::load(&path, &window(86_400_000, 14)).expect_err("short window");
         assert!(e.to_string().contains("window_len = 28"), "{e}");
+    }
+
+    #[test]
+    fn a_mean_output_must_cover_the_horizon() {
+        let text = std::fs::read_to_string(baseline_dir().join("manifest.json")).expect("read");
+        let mut json: serde_json::Value = serde_json::from_str(&text).expect("json");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("manifest.json");
+        let horizon = json["horizon"].as_i64().expect("horizon");
+        json["mean_output"] = serde_json::json!({"name": "mean", "shape": [-1, horizon + 1]});
+        std::fs::write(&path, json.to_string()).expect("write");
+        let e = ResolvedManifest::load(&path, &window(86_400_000, 28)).expect_err("wrong shape");
+        assert!(e.to_string().contains("mean_output shape"), "{e}");
+        json["mean_output"] = serde_json::json!({"name": "mean", "shape": [-1, horizon]});
+        std::fs::write(&path, json.to_string()).expect("write");
+        let e = ResolvedManifest::load(&path, &window(86_400_000, 28)).expect_err("no model file");
+        assert!(e.to_string().contains("not found"), "shape accepted: {e}");
     }
 }

@@ -116,6 +116,8 @@ pub struct BatchForecast {
     pub quantiles: Vec<f32>,
     /// `[n]` probabilities of a rise, when the model has a direction head.
     pub p_up: Option<Vec<f32>>,
+    /// `[n, horizon]` expected units per bucket, when the model has a mean output.
+    pub mean: Option<Vec<f32>>,
 }
 
 fn check_outlet(
@@ -202,8 +204,12 @@ impl Model {
             });
         }
         check_outlet(session.outputs(), &manifest.manifest.output, &id, "output")?;
-        if let Some(p) = &manifest.manifest.p_up_output {
-            check_outlet(session.outputs(), p, &id, "output")?;
+        let extras = [
+            &manifest.manifest.p_up_output,
+            &manifest.manifest.mean_output,
+        ];
+        for spec in extras.into_iter().flatten() {
+            check_outlet(session.outputs(), spec, &id, "output")?;
         }
         tracing::info!(model = %id, provider, path = %manifest.model_path.display(), "model loaded");
         Ok(Self {
@@ -276,7 +282,27 @@ impl Model {
             }
             None => None,
         };
-        Ok(BatchForecast { quantiles, p_up })
+        let mean = match &m.mean_output {
+            Some(spec) => {
+                let (_, v) = outputs[spec.name.as_str()]
+                    .try_extract_tensor::<f32>()
+                    .map_err(runtime("mean output"))?;
+                let want = n * m.horizon;
+                if v.len() != want {
+                    return Err(ModelError::Signature {
+                        model: m.id(),
+                        reason: format!("mean output has {} values, expected {want}", v.len()),
+                    });
+                }
+                Some(v.to_vec())
+            }
+            None => None,
+        };
+        Ok(BatchForecast {
+            quantiles,
+            p_up,
+            mean,
+        })
     }
 }
 

@@ -352,10 +352,15 @@ impl Scorer {
             resolved.median_index,
             p_up,
         );
+        let mean = forecast
+            .mean
+            .as_ref()
+            .and_then(|v| v.get(i * m.horizon..(i + 1) * m.horizon));
         let horizon = q
             .chunks_exact(nq)
             .zip(&labels.steps)
-            .map(|(row, (start, end))| HorizonStep {
+            .enumerate()
+            .map(|(h, (row, (start, end)))| HorizonStep {
                 start: start.clone(),
                 end: end.clone(),
                 quantiles: self
@@ -364,6 +369,7 @@ impl Scorer {
                     .cloned()
                     .zip(row.iter().copied())
                     .collect(),
+                mean: mean.and_then(|v| v.get(h).copied()),
             })
             .collect();
         TrendUpdate {

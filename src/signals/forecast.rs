@@ -5,7 +5,8 @@
 //! several buckets, often fractions of them, sometimes past the horizon. The assumptions:
 //!
 //! - **Per bucket, a normal approximation.** The spread is read off the outermost pair of
-//!   quantiles: `sd = (q_hi - q_lo) / (z(hi) - z(lo))`. The mean is Swanson's rule
+//!   quantiles: `sd = (q_hi - q_lo) / (z(hi) - z(lo))`. The mean is the model's own `mean` when
+//!   the step carries one (models with a mean output); otherwise Swanson's rule
 //!   `0.3·q0.1 + 0.4·q0.5 + 0.3·q0.9` when the levels are exactly 0.1/0.5/0.9 (it keeps the
 //!   right skew of intermittent demand, whose median is often 0), otherwise the median.
 //! - **Buckets are independent**, so means and variances add. Correlated errors (a whole
@@ -159,7 +160,11 @@ impl DemandForecast {
                 .iter()
                 .filter_map(|(l, v)| l.parse::<f64>().ok().map(|l| (l, f64::from(*v))))
                 .collect();
-            steps.push(step_demand(i, &q)?);
+            let mut demand = step_demand(i, &q)?;
+            if let Some(mean) = step.mean.filter(|m| m.is_finite()) {
+                demand.mean = f64::from(mean.max(0.0));
+            }
+            steps.push(demand);
         }
         Ok(Self {
             as_of_ms,
@@ -259,6 +264,7 @@ mod tests {
                         .into_iter()
                         .map(|(k, v)| (k.to_string(), v))
                         .collect(),
+                    mean: None,
                 })
                 .collect(),
             trend: Trend {
@@ -281,6 +287,21 @@ mod tests {
         );
         assert_eq!(f.bucket_ms, 86_400_000);
         assert_eq!(f.seq, 3);
+    }
+
+    #[test]
+    fn a_model_mean_replaces_swanson_and_keeps_the_spread() {
+        let mut u = update(&[[0.0, 2.0, 10.0]]);
+        u.horizon[0].mean = Some(5.5);
+        let f = DemandForecast::from_update(&u).unwrap();
+        assert!((f.steps[0].mean - 5.5).abs() < 1e-9, "{}", f.steps[0].mean);
+        assert!((f.steps[0].sd - 3.901_521).abs() < 1e-5);
+        u.horizon[0].mean = Some(f32::NAN);
+        let g = DemandForecast::from_update(&u).unwrap();
+        assert!(
+            (g.steps[0].mean - 3.8).abs() < 1e-9,
+            "a NaN mean falls back to Swanson"
+        );
     }
 
     #[test]

@@ -68,6 +68,7 @@ fn steps(as_of_ms: i64, quantiles: &[[f64; 3]]) -> Vec<HorizonStep> {
                 .zip(q)
                 .map(|(l, v)| (l.to_string(), v.max(0.0) as f32))
                 .collect::<BTreeMap<_, _>>(),
+            mean: None,
         })
         .collect()
 }

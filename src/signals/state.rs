@@ -280,6 +280,7 @@ mod tests {
                     .into_iter()
                     .map(|(k, v)| (k.to_string(), v))
                     .collect(),
+                mean: None,
             }],
             trend: Trend {
                 direction: Direction::Rising,
