@@ -89,38 +89,59 @@ fn parity(manifest: &str) {
         assert!(p.iter().all(|v| (0.0..=1.0).contains(v)), "p_up in [0, 1]");
     }
 
-    let dir = tempfile::tempdir().expect("tempdir");
-    let inp = dir.path().join("in.json");
-    let out = dir.path().join("out.json");
-    let spec = serde_json::json!({
-        "input_name": manifest.manifest.input.name,
-        "output_name": manifest.manifest.output.name,
-        "shape": [n, manifest.manifest.window_len, manifest.features.len()],
-        "values": input,
-        "calendar_name": manifest.manifest.calendar_input.as_ref().map(|c| c.name.clone()),
-        "calendar": days,
-    });
-    std::fs::write(&inp, serde_json::to_vec(&spec).expect("json")).expect("write input");
-    let status = Command::new(python())
-        .arg(root().join("tests/python/onnx_reference.py"))
-        .arg(&manifest.model_path)
-        .arg(&inp)
-        .arg(&out)
-        .status()
-        .expect("python runs");
-    assert!(status.success(), "python reference failed");
-    let result: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&out).expect("output")).expect("json");
-    let python: Vec<f64> = serde_json::from_value(result["values"].clone()).expect("values");
-    assert_eq!(python.len(), rust.len());
-    let mut worst = 0.0_f64;
-    for (r, p) in rust.iter().zip(&python) {
-        let diff = (f64::from(*r) - p).abs() / p.abs().max(1.0);
-        worst = worst.max(diff);
+    if let Some(mean) = &forecast.mean {
+        // a convex combination of the sorted quantiles: inside the outer pair of its step
+        let h = manifest.manifest.horizon;
+        assert_eq!(mean.len(), n * h);
+        for (m, row) in mean.iter().zip(rust.chunks_exact(nq)) {
+            let slack = 1e-4 * row[nq - 1].max(1.0);
+            assert!(
+                *m >= row[0] - slack && *m <= row[nq - 1] + slack,
+                "mean {m} outside {row:?}"
+            );
+        }
     }
+
+    let python_of = |output: &str| -> Vec<f64> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let inp = dir.path().join("in.json");
+        let out = dir.path().join("out.json");
+        let spec = serde_json::json!({
+            "input_name": manifest.manifest.input.name,
+            "output_name": output,
+            "shape": [n, manifest.manifest.window_len, manifest.features.len()],
+            "values": input,
+            "calendar_name": manifest.manifest.calendar_input.as_ref().map(|c| c.name.clone()),
+            "calendar": days,
+        });
+        std::fs::write(&inp, serde_json::to_vec(&spec).expect("json")).expect("write input");
+        let status = Command::new(python())
+            .arg(root().join("tests/python/onnx_reference.py"))
+            .arg(&manifest.model_path)
+            .arg(&inp)
+            .arg(&out)
+            .status()
+            .expect("python runs");
+        assert!(status.success(), "python reference failed");
+        let result: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&out).expect("output")).expect("json");
+        serde_json::from_value(result["values"].clone()).expect("values")
+    };
+    let worst_diff = |rust: &[f32], python: &[f64]| {
+        assert_eq!(python.len(), rust.len());
+        rust.iter()
+            .zip(python)
+            .map(|(r, p)| (f64::from(*r) - p).abs() / p.abs().max(1.0))
+            .fold(0.0_f64, f64::max)
+    };
+    let worst = worst_diff(&rust, &python_of(&manifest.manifest.output.name));
     assert!(
         worst <= 1e-5,
         "Rust and Python onnxruntime differ by {worst}"
     );
+    if let (Some(spec), Some(mean)) = (&manifest.manifest.mean_output, &forecast.mean) {
+        let worst = worst_diff(mean, &python_of(&spec.name));
+        assert!(worst <= 1e-5, "mean outputs differ by {worst}");
+    }
     assert!(rust.iter().any(|v| *v > 0.0), "forecasts are not all zero");
 }

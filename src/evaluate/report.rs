@@ -52,6 +52,10 @@ pub fn markdown(evaluation: &Evaluation) -> String {
             m.dir_recall
         );
     }
+    let _ = writeln!(
+        out,
+        "\nWRMSSE, RMSSE, RMSE and bias score a forecaster's mean where it has one (a model's `mean_output`, a table's `mean` column), else q0.5; MASE and MAE score q0.5."
+    );
     if let Some((ours, others)) = evaluation.scored.split_first() {
         let best = |f: fn(&super::Scored) -> f64| {
             others

@@ -14,7 +14,7 @@ import pytest
 from trendcast_training import features as F
 from trendcast_training import gbdt, neural
 from trendcast_training.data import BINARY, build_daily, export_windows, load_export
-from trendcast_training.onnx_out import postprocess_np, run, session
+from trendcast_training.onnx_out import mean_np, postprocess_np, run, session
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data" / "online-retail" / "online_retail.csv.gz"
@@ -53,24 +53,30 @@ def test_gbdt_and_mlp_train_export_score(small):
     p = dict(gbdt.DEFAULTS, n_trees=5, rows=3000, steps_per_row=2, num_leaves=7, min_data_in_leaf=20)
     X, Y, wt = gbdt.training_matrix(ex, cutoff, p["rows"], p["steps_per_row"], weight="sqrt_rev")
     boosters = gbdt.train(X, Y, p, weights=wt, log=lambda *a: None)
-    onx = gbdt.export(boosters, 28, 7, 1.0, 1.2, "smoke-gbdt")
+    onx = gbdt.export(boosters, 28, 7, 1.0, 1.2, "smoke-gbdt", (0.2, 0.5, 0.3))
     sess = session(onx)
     w, o = np.asarray(ex.windows[:500]), ex.origin[:500]
-    q, p_up = run(sess, w, o)
-    assert q.shape == (500, 7, 3) and p_up is None
+    out = run(sess, w, o)
+    q = out.q
+    assert q.shape == (500, 7, 3) and out.p_up is None
     assert (q >= 0).all() and (np.diff(q, axis=-1) >= 0).all()
     s, fh, _ = F.compute(w, o, 28, 7)
     ref = postprocess_np(gbdt.predict_scaled(boosters, fh, 7), s, 1.0, 1.2)
     assert np.abs(q - ref).max() <= 1e-3 * max(1.0, np.abs(ref).max())
+    # the mean output is the weighted sum of the graph's own quantiles
+    assert out.mean.shape == (500, 7)
+    assert np.abs(out.mean - (0.2 * q[..., 0] + 0.5 * q[..., 1] + 0.3 * q[..., 2])).max() <= 1e-4 * max(1.0, q.max())
 
     mp = dict(neural.DEFAULTS, rows=3000, epochs=2, hidden=16, valid_days=7)
     x, y, up, org = neural.make_data(ex, cutoff, mp["rows"])
     net = neural.train(x, y, up, org, cutoff, 7, mp, log=lambda *a: None)
-    onx = neural.export(net, 28, 7, 1.0, 1.0, "smoke-mlp")
+    onx = neural.export(net, 28, 7, 1.0, 1.0, "smoke-mlp", (0.1, 0.6, 0.3))
     sess = session(onx)
     w, o = np.asarray(ex.windows[:1000]), ex.origin[:1000]
-    q, p_up = run(sess, w, o)
+    out = run(sess, w, o)
+    q, p_up = out.q, out.p_up
     assert q.shape == (1000, 7, 3) and p_up.shape == (1000,)
+    assert np.abs(out.mean - mean_np(q, (0.1, 0.6, 0.3))).max() <= 1e-4 * max(1.0, q.max())
     assert ((p_up >= 0) & (p_up <= 1)).all()
     s, _, fr = F.compute(w, o, 28, 7)
     qs, pu = net.predict_scaled(fr)
@@ -97,8 +103,15 @@ def test_train_cli_writes_model_and_manifest(small, tmp_path):
     assert man["window_len"] == 28 and man["horizon"] == 7 and man["calendar_input"]["name"] == "origin_day"
     sess = ort.InferenceSession(str(out / man["model_file"]), providers=["CPUExecutionProvider"])
     assert [i.name for i in sess.get_inputs()] == ["window", "origin_day"]
-    q = sess.run(None, {"window": np.zeros((3, 28, 6), np.float32), "origin_day": np.full(3, 15000.0, np.float32)})[0]
-    assert q.shape == (3, 7, 3)
+    assert man["mean_output"] == {"name": "mean", "shape": [-1, 7]}
+    feed = {"window": np.zeros((3, 28, 6), np.float32), "origin_day": np.full(3, 15000.0, np.float32)}
+    q, mean = sess.run(["quantiles", "mean"], feed)
+    assert q.shape == (3, 7, 3) and mean.shape == (3, 7)
+    summary = json.loads((tmp_path / "work" / "summary.json").read_text())
+    best = summary["best"].removeprefix("trendcast-")
+    weights = summary["mean_weights"][best]
+    assert len(weights) == 3 and min(weights) >= 0 and sum(weights) == pytest.approx(1.0)
+    assert "mean output" in (out / "EVALUATION.md").read_text().lower()
     assert (out / "EVALUATION.md").exists() and (out / "fan_chart.png").exists()
 
 

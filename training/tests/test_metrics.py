@@ -61,3 +61,40 @@ def test_coverage_bias_direction():
     # tp = 1; precision 1/2; recall 1/2
     assert M.precision_recall(truth, pred) == pytest.approx((0.5, 0.5))
     assert list(M.direction_pred(yy, last, p_up=np.array([0.9, 0.1, 0.6, 0.2]))) == [True, False, True, False]
+
+
+def test_mean_output_scores_squared_metrics_and_median_absolute_ones():
+    # one pair, y = (4, 0); quantiles with median 1 both days; mean output 3 both days
+    y = np.array([[4.0, 0.0]])
+    q = np.array([[[0.0, 1.0, 5.0], [0.0, 1.0, 5.0]]])
+    mean = np.array([[3.0, 3.0]])
+    hist = np.array([[0.0, 2.0, 0.0]])  # diffs 2, -2: scale_sq 4, scale_abs 2
+    w, last = np.array([1.0]), np.array([1.0])
+    with_mean = M.all_metrics(y, q, hist, w, last, mean=mean)
+    median = M.all_metrics(y, q, hist, w, last)
+    # squared: mean errors (1, -3) -> mse 5 -> RMSSE sqrt(5/4); median errors (3, -1) -> mse 5 too
+    assert with_mean["RMSSE"] == pytest.approx(np.sqrt(5 / 4))
+    assert with_mean["RMSE"] == pytest.approx(np.sqrt(5))
+    # bias of the mean: (6 - 4) / 4 = 0.5; of the median: (2 - 4) / 4 = -0.5
+    assert with_mean["bias"] == pytest.approx(0.5) and median["bias"] == pytest.approx(-0.5)
+    # absolute metrics keep the median: |3| + |1| -> MAE 2, MASE 1, in both
+    assert with_mean["MAE"] == pytest.approx(2.0) == median["MAE"]
+    assert with_mean["MASE"] == pytest.approx(1.0) == median["MASE"]
+
+
+def test_oracles_bound_the_level_forecasts():
+    from types import SimpleNamespace
+
+    from trendcast_training import bounds
+
+    # two weeks of a SKU that sells 7 on weekdays Mon-Fri and 0 at weekends; day 4 = Monday 1970-01-05
+    days = 4 + np.arange(42)
+    units = np.where((days + 3) % 7 < 5, 7.0, 0.0)
+    daily = SimpleNamespace(day0=4, col=lambda d: int(d - 4), units=lambda: units[None, :])
+    prof = bounds.weekday_profile(daily, 4 + 28)
+    assert prof == pytest.approx([1.4] * 5 + [0.0, 0.0])
+    es = SimpleNamespace(actuals=units[None, 28:42], origin=np.array([4 + 28]), history=units[None, :28],
+                         weights=np.array([1.0]))
+    b = bounds.oracles(es, daily)
+    # the true mean (5 per day) misses by 2 on weekdays and 5 at weekends; the profile makes it exact
+    assert b["oracle_level"] > 0.5 and b["oracle_level_weekday"] == pytest.approx(0.0)

@@ -23,19 +23,23 @@ class EvalSet:
     last14: np.ndarray  # [P] mean units of the 14 days before the origin
     proto: Protocol
 
-    def metrics(self, q: np.ndarray, p_up: np.ndarray | None = None) -> dict:
-        return metrics.all_metrics(self.actuals, q, self.history, self.weights, self.last14, p_up)
+    def metrics(self, q: np.ndarray, p_up: np.ndarray | None = None, mean: np.ndarray | None = None) -> dict:
+        return metrics.all_metrics(self.actuals, q, self.history, self.weights, self.last14, p_up, mean)
 
-    def forecasts_frame(self, q: np.ndarray) -> pd.DataFrame:
-        """Long format `sku,origin,date,q0.1,q0.5,q0.9` (one line per forecast day)."""
+    def forecasts_frame(self, q: np.ndarray, mean: np.ndarray | None = None) -> pd.DataFrame:
+        """Long format `sku,origin,date,q0.1,q0.5,q0.9[,mean]` (one line per forecast day; the
+        engine's `trendcast evaluate --baseline` reads both forms)."""
         P, H = self.actuals.shape
         days = self.origin[:, None] + np.arange(H)[None, :]
-        return pd.DataFrame({
+        cols = {
             "sku": np.repeat(self.skus, H),
             "origin": [date_of(o) for o in np.repeat(self.origin, H)],
             "date": [date_of(d) for d in days.ravel()],
             "q0.1": q[..., 0].ravel(), "q0.5": q[..., 1].ravel(), "q0.9": q[..., 2].ravel(),
-        })
+        }
+        if mean is not None:
+            cols["mean"] = mean.ravel()
+        return pd.DataFrame(cols)
 
 
 def make_evalset(ex: Export, daily: Daily, proto: Protocol) -> EvalSet:

@@ -12,7 +12,7 @@ from . import QUANTILES
 from . import features as F
 from .data import Export, train_rows
 from .features import G
-from .onnx_out import assemble, quantile_tail
+from .onnx_out import assemble, mean_tail, quantile_tail
 
 DEFAULTS = dict(num_leaves=63, learning_rate=0.05, n_trees=150, min_data_in_leaf=200, feature_fraction=0.8,
                 bagging_fraction=0.8, lambda_l2=1.0, mid_objective="quantile", weight="rev", rows=80_000, steps_per_row=4, min_nz28=0.0)
@@ -132,10 +132,10 @@ def tree_ensemble(g: G, boosters, x: str) -> str:
     return out
 
 
-def export(boosters, W: int, H: int, widen_lo: float, widen_hi: float, name: str):
+def export(boosters, W: int, H: int, widen_lo: float, widen_hi: float, name: str, mean_w=(0.0, 1.0, 0.0)):
     g = G()
     scale, fh, _ = F.build_features(g, "window", "origin_day", W, H)
     t = tree_ensemble(g, boosters, fh)  # [N*H, 3]
     qs = g.op("Reshape", [t, g.const([-1, H, len(boosters)], np.int64)])
-    quantile_tail(g, qs, scale, H, widen_lo, widen_hi)
-    return assemble(g, W, H, ["quantiles"], name, opsets_extra=[("ai.onnx.ml", 3)])
+    mean_tail(g, quantile_tail(g, qs, scale, H, widen_lo, widen_hi), mean_w)
+    return assemble(g, W, H, ["quantiles", "mean"], name, opsets_extra=[("ai.onnx.ml", 3)])

@@ -1,6 +1,12 @@
 """Forecast metrics of issue #6, over a set of (series, origin) forecasts.
 
-Shapes: actuals y [P, H]; quantile forecasts q [P, H, 3] for levels 0.1/0.5/0.9 (point = q0.5);
+Shapes: actuals y [P, H]; quantile forecasts q [P, H, 3] for levels 0.1/0.5/0.9; mean [P, H] the
+forecaster's expected units when it has a mean output.
+
+Point forecasts: each loss is scored with the point that minimises it in expectation: the squared-
+error metrics (WRMSSE, RMSSE, RMSE) and the bias use the mean when there is one, else q0.5; the
+absolute-error metrics (MASE, MAE) and the direction call use q0.5, the median. For a forecaster
+without a mean (every baseline) both are q0.5. The engine's `src/evaluate/metrics.rs` does the same.
 history [P, T] is each pair's in-sample daily units up to the origin (NaN before the SKU's first
 sale); weights [P] is revenue in the 28 days before the origin; last14 [P] is mean units of the
 14 days before the origin.
@@ -93,22 +99,23 @@ def precision_recall(truth, pred):
     return float(prec), float(rec)
 
 
-def all_metrics(y, q, history, weights, last14, p_up=None) -> dict:
+def all_metrics(y, q, history, weights, last14, p_up=None, mean=None) -> dict:
     """Every metric of the report, on one model's forecasts for the same pairs."""
     sq, ab = naive_scales(history)
     yhat = q[..., 1]
-    r = rmsse(y, yhat, sq)
+    point = yhat if mean is None else mean
+    r = rmsse(y, point, sq)
     m = mase(y, yhat, ab)
     prec, rec = precision_recall(direction_truth(y, last14), direction_pred(yhat, last14, p_up))
     return {
-        "WRMSSE": wrmsse(y, yhat, sq, weights),
+        "WRMSSE": wrmsse(y, point, sq, weights),
         "RMSSE": float(np.nanmean(r)),
         "MASE": float(np.nanmean(m)),
         "MAE": float(np.mean(np.abs(y - yhat))),
-        "RMSE": float(np.sqrt(np.mean((y - yhat) ** 2))),
+        "RMSE": float(np.sqrt(np.mean((y - point) ** 2))),
         "WQL": wql(y, q),
         "coverage80": coverage(y, q),
-        "bias": bias(y, yhat),
+        "bias": bias(y, point),
         "dir_precision": prec,
         "dir_recall": rec,
     }

@@ -19,7 +19,7 @@ import numpy as np
 from . import features as F
 from .data import Export, train_rows
 from .features import G
-from .onnx_out import assemble, quantile_tail
+from .onnx_out import assemble, mean_tail, quantile_tail
 
 TAUS = np.array([0.1, 0.5, 0.9], np.float32)
 DEFAULTS = dict(hidden=256, dropout=0.2, weight_decay=1e-4, lr=3e-4, batch=512, epochs=20, patience=4,
@@ -177,7 +177,7 @@ def train(x, y, up, origin, cutoff: int, H: int, params: dict, log=print) -> MLP
     return net
 
 
-def export(net: MLP, W: int, H: int, widen_lo: float, widen_hi: float, name: str):
+def export(net: MLP, W: int, H: int, widen_lo: float, widen_hi: float, name: str, mean_w=(0.0, 1.0, 0.0)):
     g = G()
     scale, _, fr = F.build_features(g, "window", "origin_day", W, H)
     i64 = np.int64
@@ -194,6 +194,6 @@ def export(net: MLP, W: int, H: int, widen_lo: float, widen_hi: float, name: str
     m, lo, hi = sl(0, H), g.op("Softplus", [sl(H, 2 * H)]), g.op("Softplus", [sl(2 * H, 3 * H)])
     u = lambda t: g.op("Unsqueeze", [t, g.const([2], i64)])  # noqa: E731
     q = g.op("Concat", [u(g.op("Sub", [m, lo])), u(m), u(g.op("Add", [m, hi]))], axis=2)
-    quantile_tail(g, q, scale, H, widen_lo, widen_hi)
+    mean_tail(g, quantile_tail(g, q, scale, H, widen_lo, widen_hi), mean_w)
     g.op("Squeeze", [g.op("Sigmoid", [sl(3 * H, 3 * H + 1)]), g.const([1], i64)], out="p_up")
-    return assemble(g, W, H, ["quantiles", "p_up"], name)
+    return assemble(g, W, H, ["quantiles", "p_up", "mean"], name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -41,12 +42,45 @@ def postprocess_np(q_scaled: np.ndarray, scale: np.ndarray, widen_lo: float, wid
     return np.maximum(np.stack([lo2, mid, hi2], -1) * scale.reshape(-1, 1, 1), 0)
 
 
+MEAN_GRID = np.round(np.arange(0.0, 0.6001, 0.05), 2)
+
+
+def mean_tail(g: G, quantiles: str, weights) -> str:
+    """`mean` [N, H] = w0 q0.1 + w1 q0.5 + w2 q0.9 of the final quantiles: the point forecast under
+    squared loss (the median of skewed daily demand sits below its mean). Weights >= 0 summing to 1,
+    tuned on validation origins (`tune_mean`); quantiles >= 0 so the mean is too."""
+    return g.op("MatMul", [quantiles, g.const(np.asarray(weights, np.float32))], out="mean")
+
+
+def mean_np(q: np.ndarray, weights) -> np.ndarray:
+    """numpy twin of mean_tail."""
+    return q @ np.asarray(weights, np.float32)
+
+
+def tune_mean(q: np.ndarray, es) -> tuple[tuple[float, float, float], dict]:
+    """Mean weights (w0, w1, w2) on a 0.05 grid with the lowest WRMSSE on the validation pairs `es`
+    for final quantiles q (ties: the first in grid order, which favours the median)."""
+    best = None
+    for a in MEAN_GRID:
+        for c in MEAN_GRID:
+            b = round(1.0 - a - c, 2)
+            if b < 0:
+                continue
+            w = (float(a), float(b), float(c))
+            m = es.metrics(q, mean=mean_np(q, w))
+            if best is None or m["WRMSSE"] < best[1]["WRMSSE"]:
+                best = (w, m)
+    return best
+
+
 def assemble(g: G, W: int, H: int, outputs: list, name: str, opsets_extra=()) -> onnx.ModelProto:
     inputs = [helper.make_tensor_value_info("window", TensorProto.FLOAT, ["batch", W, len(FEATURES)]),
               helper.make_tensor_value_info("origin_day", TensorProto.FLOAT, ["batch"])]
     outs = [helper.make_tensor_value_info("quantiles", TensorProto.FLOAT, ["batch", H, len(QUANTILES)])]
     if "p_up" in outputs:
         outs.append(helper.make_tensor_value_info("p_up", TensorProto.FLOAT, ["batch"]))
+    if "mean" in outputs:
+        outs.append(helper.make_tensor_value_info("mean", TensorProto.FLOAT, ["batch", H]))
     graph = helper.make_graph(g.nodes, name, inputs, outs, g.inits)
     ops = [helper.make_opsetid("", OPSET)] + [helper.make_opsetid(d, v) for d, v in opsets_extra]
     m = helper.make_model(graph, opset_imports=ops, producer_name="trendcast-training")
@@ -56,7 +90,7 @@ def assemble(g: G, W: int, H: int, outputs: list, name: str, opsets_extra=()) ->
 
 
 def manifest(name: str, kind: str, description: str, W: int, H: int, model_file: str, p_up: bool,
-             normalisation: str, version: str = "1") -> dict:
+             normalisation: str, version: str = "1", mean: bool = True) -> dict:
     m = {
         "name": name, "version": version, "kind": kind, "description": description,
         "bucket_width_secs": 86400, "window_len": W, "horizon": H, "features": FEATURES,
@@ -68,6 +102,8 @@ def manifest(name: str, kind: str, description: str, W: int, H: int, model_file:
     }
     if p_up:
         m["p_up_output"] = {"name": "p_up", "shape": [-1]}
+    if mean:
+        m["mean_output"] = {"name": "mean", "shape": [-1, H]}
     return m
 
 
@@ -86,14 +122,24 @@ def session(model):
     return ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
 
 
-def run(sess, windows, origin_day, batch=32768):
-    """Score with onnxruntime in batches -> (quantiles [N,H,3], p_up [N] or None)."""
+@dataclass
+class Scores:
+    """One model's outputs on N windows: quantiles [N,H,3], p_up [N] and mean [N,H] (None when the
+    model lacks that output)."""
+
+    q: np.ndarray
+    p_up: np.ndarray | None
+    mean: np.ndarray | None
+
+
+def run(sess, windows, origin_day, batch=32768) -> Scores:
+    """Score with onnxruntime in batches."""
     names = [o.name for o in sess.get_outputs()]
-    qs, ps = [], []
+    out = {n: [] for n in names}
     for a in range(0, len(windows), batch):
         r = sess.run(None, {"window": np.ascontiguousarray(windows[a:a + batch], np.float32),
                             "origin_day": np.asarray(origin_day[a:a + batch], np.float32)})
-        qs.append(r[0])
-        if "p_up" in names:
-            ps.append(r[names.index("p_up")])
-    return np.concatenate(qs), (np.concatenate(ps) if ps else None)
+        for n, v in zip(names, r):
+            out[n].append(v)
+    cat = {n: np.concatenate(v) for n, v in out.items()}
+    return Scores(cat["quantiles"], cat.get("p_up"), cat.get("mean"))

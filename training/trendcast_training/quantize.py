@@ -62,8 +62,9 @@ def main(argv=None):
     sessions = {k: session(p) for k, p in paths.items()}
     times = timing(sessions, es.windows, es.origin)
     for tag, sess in sessions.items():
-        q, p = run(sess, es.windows, es.origin)
-        m = es.metrics(q, p)
+        out = run(sess, es.windows, es.origin)
+        q = out.q
+        m = es.metrics(q, out.p_up, out.mean)
         tb, t1 = times[tag]
         res[tag] = {"bytes": paths[tag].stat().st_size, "batch_s": tb, "rows": len(es.origin),
                     "row_latency_ms": 1e3 * t1, **m, "_q": q}

@@ -14,6 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+POINT_NOTE = ("Point forecasts: WRMSSE, RMSSE, RMSE and bias score each model's `mean` output (expected units, "
+              "the point that minimises squared error) where it has one, else q0.5; MASE, MAE and the "
+              "direction call score q0.5 (the point that minimises absolute error). The baselines have no "
+              "separate mean: their q0.5 is their point forecast.")
 COLS = ["WRMSSE", "RMSSE", "MASE", "MAE", "RMSE", "WQL", "coverage80", "bias", "dir_precision", "dir_recall"]
 
 
@@ -86,7 +90,7 @@ def horizon_chart(path: Path, es, forecasts: dict):
 
 
 def write_report(out: Path, title: str, context: str, eval_results: dict, valid_results: dict, best: str,
-                 es, forecasts: dict, daily, extra: str = "") -> Path:
+                 es, forecasts: dict, daily, extra: str = "", median_results: dict | None = None) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     base = {k: v for k, v in eval_results.items() if not k.startswith("trendcast")}
     best_base_w = min(base, key=lambda k: base[k]["WRMSSE"]) if base else None
@@ -104,15 +108,20 @@ def write_report(out: Path, title: str, context: str, eval_results: dict, valid_
                   f"-> {100 * gq:+.1f}% better (target >= 15%)",
                   f"* 80% interval coverage: {b['coverage80']:.4f} (target 0.75..0.85)",
                   f"* all targets met: **{'yes' if ok else 'no'}**", ""]
-    lines += ["## Eval origins", "", table(eval_results, best), "",
-              "## Validation origins (used for all tuning and model choice)", "", table(valid_results, best), ""]
+    lines += ["## Eval origins", "", POINT_NOTE, "", table(eval_results, best), ""]
+    if median_results:
+        lines += ["The trendcast models with q0.5 as the point of every metric (no mean output):", "",
+                  table(median_results), ""]
+    lines += ["## Validation origins (used for all tuning and model choice)", "", table(valid_results, best), "",
+              extra]
     fan_chart(out / "fan_chart.png", es, forecasts, daily)
     horizon_chart(out / "error_by_horizon.png", es, forecasts)
     lines += ["## Charts", "", "![forecast fans vs actuals](fan_chart.png)", "",
-              "![error by horizon](error_by_horizon.png)", "", extra]
+              "![error by horizon](error_by_horizon.png)", ""]
     path = out / "EVALUATION.md"
     path.write_text("\n".join(lines) + "\n")
-    (out / "metrics.json").write_text(json.dumps({"eval": eval_results, "valid": valid_results}, indent=2) + "\n")
+    (out / "metrics.json").write_text(json.dumps({"eval": eval_results, "valid": valid_results,
+                                                  "eval_median_as_point": median_results or {}}, indent=2) + "\n")
     return path
 
 
@@ -137,8 +146,13 @@ def main(argv=None):
     base = [k for k in summ["eval"] if not k.startswith("trendcast")]
     top = min(base, key=lambda k: summ["eval"][k]["WRMSSE"]) if base else None
     fc = {best: eval_q[best], **({top: eval_q[top]} if top else {})}
+    extra = ""
+    if top and "oracles" in summ:
+        from .bounds import section
+
+        extra = section(summ["oracles"], top, summ["eval"][top]["WRMSSE"], best, summ["eval"][best]["WRMSSE"])
     p = write_report(out, f"Evaluation: {a['name']}", summ["context"], summ["eval"], summ["valid"], best, es, fc,
-                     daily)
+                     daily, extra=extra, median_results=summ.get("eval_median_as_point"))
     print(p)
 
 

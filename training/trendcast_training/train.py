@@ -26,7 +26,7 @@ from . import gbdt, neural
 from .data import (CACHE, ONLINE_RETAIL_EVAL, ONLINE_RETAIL_VALID, Protocol, build_daily, day_of, export_windows,
                    load_export)
 from .evalset import make_evalset
-from .onnx_out import manifest, postprocess_np, run, session, write
+from .onnx_out import manifest, mean_np, postprocess_np, run, session, tune_mean, write
 
 T0 = time.time()
 
@@ -116,7 +116,7 @@ def main(argv=None):
 
     # ---- validation phase: train at the validation cutoff, calibrate widening, choose family
     fitters = {"gbdt": (fit_gbdt, score_gbdt, gp), "mlp": (fit_mlp, score_mlp, mp)}
-    valid_results, widen = {}, {}
+    valid_results, widen, mean_w = {}, {}, {}
     for fam in a.families:
         fit, score, params = fitters[fam]
         log(f"[valid] training {fam}")
@@ -124,8 +124,10 @@ def main(argv=None):
         q, s, p = score(model, es_val, W, H)
         lo, hi, m = tune_widen(q, s, es_val, p)
         widen[fam] = (lo, hi)
+        log(f"[valid] {fam}: widen lo {lo} hi {hi}, median as point: WRMSSE {m['WRMSSE']:.4f}")
+        mean_w[fam], m = tune_mean(postprocess_np(q, s, lo, hi), es_val)
         valid_results[f"trendcast-{fam}"] = m
-        log(f"[valid] {fam}: widen lo {lo} hi {hi}: " + ", ".join(f"{k} {v:.4f}" for k, v in m.items()))
+        log(f"[valid] {fam}: mean weights {mean_w[fam]}: " + ", ".join(f"{k} {v:.4f}" for k, v in m.items()))
     valid_base = baselines(a.valid_baselines, es_val, daily, work / "baselines-valid.pkl")
     for k, q in valid_base.items():
         valid_results[k] = es_val.metrics(q)
@@ -134,22 +136,26 @@ def main(argv=None):
     log(f"[valid] chosen family (lowest WRMSSE + WQL on validation origins): {best_fam}")
 
     # ---- final fit at the eval cutoff, export, score eval origins through onnxruntime
-    eval_results, eval_q, models = {}, {}, {}
+    eval_results, eval_q, eval_mean, eval_median, models = {}, {}, {}, {}, {}
     for fam in a.families:
         fit, score, params = fitters[fam]
         log(f"[final] training {fam}")
         model = fit(ex, evp.cutoff, params)
         lo, hi = widen[fam]
+        mw = mean_w[fam]
+        mean_desc = (f" Mean output (expected units, the point forecast under squared loss) = "
+                     f"{mw[0]} q0.1 + {mw[1]} q0.5 + {mw[2]} q0.9, weights tuned on validation origins.")
         if fam == "gbdt":
-            onx = gbdt.export(model, W, H, lo, hi, f"{a.name}-gbdt")
+            onx = gbdt.export(model, W, H, lo, hi, f"{a.name}-gbdt", mw)
             desc = (f"Global LightGBM quantile regression ({len(model[0].dump_model()['tree_info'])} trees per quantile, "
                     f"horizon step as a feature) on lags / rolling stats / price / orders / clicks / weekday / UK "
-                    f"holidays computed in-graph; interval widening lo {lo} hi {hi} tuned on validation origins.")
+                    f"holidays computed in-graph; interval widening lo {lo} hi {hi} tuned on validation origins."
+                    + mean_desc)
         else:
-            onx = neural.export(model, W, H, lo, hi, f"{a.name}-mlp")
+            onx = neural.export(model, W, H, lo, hi, f"{a.name}-mlp", mw)
             desc = (f"MLP ({mp['hidden']}x2, dropout {mp['dropout']}, weight decay {mp['weight_decay']}) on the scaled "
                     f"window + in-graph features; pinball loss for 3 quantiles + direction head (p_up); widening "
-                    f"lo {lo} hi {hi} tuned on validation origins.")
+                    f"lo {lo} hi {hi} tuned on validation origins." + mean_desc)
         man = manifest(f"{a.name}-{fam}", "gbdt" if fam == "gbdt" else "neural", desc, W, H, "model.onnx",
                        p_up=fam == "mlp",
                        normalisation="in-graph: units and targets divided by s = max(mean_t max(0, units_t), 1/W), "
@@ -157,16 +163,20 @@ def main(argv=None):
         mdir = work / f"model-{fam}"
         write(onx, man, mdir)
         sess = session(mdir / "model.onnx")
-        q, p = run(sess, es_eval.windows, es_eval.origin)
+        out_ = run(sess, es_eval.windows, es_eval.origin)
+        q, p = out_.q, out_.p_up
         qs, s, pp = score(model, es_eval, W, H)
         ref = postprocess_np(qs, s, lo, hi)
         log(f"[final] {fam}: ONNX vs {'lightgbm' if fam == 'gbdt' else 'numpy'} max |diff| on "
-            f"{len(q)} pairs: quantiles {np.abs(q - ref).max():.2e}"
+            f"{len(q)} pairs: quantiles {np.abs(q - ref).max():.2e}, mean {np.abs(out_.mean - mean_np(ref, mw)).max():.2e}"
             + (f", p_up {np.abs(p - pp).max():.2e}" if p is not None else ""))
         eval_q[f"trendcast-{fam}"] = q
-        eval_results[f"trendcast-{fam}"] = es_eval.metrics(q, p)
+        eval_mean[f"trendcast-{fam}"] = out_.mean
+        eval_results[f"trendcast-{fam}"] = es_eval.metrics(q, p, out_.mean)
+        eval_median[f"trendcast-{fam}"] = es_eval.metrics(q, p)
         models[fam] = (mdir, man)
-        es_eval.forecasts_frame(q).to_csv(work / f"forecasts-trendcast-{fam}.csv", index=False, float_format="%.4f")
+        es_eval.forecasts_frame(q, out_.mean).to_csv(work / f"forecasts-trendcast-{fam}.csv", index=False,
+                                                     float_format="%.4f")
         log(f"[final] {fam} eval: " + ", ".join(f"{k} {v:.4f}" for k, v in eval_results[f'trendcast-{fam}'].items()))
     eval_base = baselines(a.baselines, es_eval, daily, work / "baselines-eval.pkl")
     for k, q in eval_base.items():
@@ -186,11 +196,12 @@ def main(argv=None):
            f"(`{out.name}/model.onnx`). Metrics are defined in `training/trendcast_training/metrics.py`; "
            f"baseline quantile methods in `training/trendcast_training/baselines.py`; reproduce with "
            f"`bash training/train.sh` (see training/README.md).")
-    summary = {"best": f"trendcast-{best_fam}", "widen": widen, "eval": eval_results, "valid": valid_results,
+    summary = {"best": f"trendcast-{best_fam}", "widen": widen, "mean_weights": mean_w, "eval": eval_results,
+               "eval_median_as_point": eval_median, "valid": valid_results,
                "work": str(work), "export": str(exp_dir), "gbdt_params": gp, "mlp_params": mp,
                "args": vars(a), "context": ctx, "seconds": round(time.time() - T0, 1)}
     (work / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    pickle.dump({"eval_q": eval_q}, open(work / "eval_forecasts.pkl", "wb"))
+    pickle.dump({"eval_q": eval_q, "eval_mean": eval_mean}, open(work / "eval_forecasts.pkl", "wb"))
     for k, m in eval_results.items():
         log(f"EVAL {k:22s} " + " ".join(f"{c} {m[c]:.4f}" for c in ("WRMSSE", "WQL", "coverage80", "RMSSE", "MASE")))
     if not a.no_report:
@@ -201,8 +212,18 @@ def main(argv=None):
         fc = {f"trendcast-{best_fam}": eval_q[f"trendcast-{best_fam}"]}
         if top_base:
             fc[top_base] = eval_q[top_base]
+        extra = ""
+        if top_base:
+            from .bounds import oracles, section
+
+            bounds = oracles(es_eval, daily)
+            summary["oracles"] = bounds
+            (work / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+            log(f"oracles: {bounds}")
+            extra = section(bounds, top_base, eval_results[top_base]["WRMSSE"], f"trendcast-{best_fam}",
+                            eval_results[f"trendcast-{best_fam}"]["WRMSSE"])
         p = write_report(out, f"Evaluation: {a.name}", ctx, eval_results, valid_results, f"trendcast-{best_fam}",
-                         es_eval, fc, daily)
+                         es_eval, fc, daily, extra=extra, median_results=eval_median)
         log(f"report {p}")
     log(f"done: {out / 'model.onnx'} ({(out / 'model.onnx').stat().st_size / 1e6:.2f} MB), work dir {work}")
 
