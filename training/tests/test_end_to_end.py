@@ -96,7 +96,8 @@ def test_train_cli_writes_model_and_manifest(small, tmp_path):
            "--out", str(out), "--work", str(tmp_path / "work"), "--horizon", "7", "--min-sale-days", "3",
            "--eval-origins", *ev, "--valid-origins", *va, "--baselines", "simple",
            "--gbdt", json.dumps({"n_trees": 5, "rows": 3000, "num_leaves": 7, "min_data_in_leaf": 20}),
-           "--mlp", json.dumps({"rows": 3000, "epochs": 1, "hidden": 16, "valid_days": 7})]
+           "--mlp", json.dumps({"rows": 3000, "epochs": 1, "hidden": 16, "valid_days": 7}),
+           "--tcn", json.dumps({"rows": 2000, "epochs": 1, "hidden": 16, "channels": 4, "valid_days": 7})]
     env = dict(os.environ, TRENDCAST_CACHE=str(tmp_path / "cache"))
     subprocess.run(cmd, check=True, cwd=ROOT / "training", stdout=subprocess.DEVNULL, env=env)
     man = json.loads((out / "manifest.json").read_text())
@@ -112,6 +113,9 @@ def test_train_cli_writes_model_and_manifest(small, tmp_path):
     weights = summary["mean_weights"][best]
     assert len(weights) == 3 and min(weights) >= 0 and sum(weights) == pytest.approx(1.0)
     assert "mean output" in (out / "EVALUATION.md").read_text().lower()
+    # all three families were trained, exported and scored through onnxruntime
+    assert set(summary["eval"]) >= {"trendcast-gbdt", "trendcast-mlp", "trendcast-tcn"}
+    assert (tmp_path / "work" / "model-tcn" / "model.onnx").exists()
     assert (out / "EVALUATION.md").exists() and (out / "fan_chart.png").exists()
 
 

@@ -63,8 +63,11 @@ class MLP:
         return np.clip((x - self.mu) / self.sd, -10, 10).astype(np.float32)
 
     def forward(self, x, drop=0.0, rng=None):
+        return self.head_forward(self.norm(x), drop, rng)
+
+    def head_forward(self, xn, drop=0.0, rng=None):
+        """The two hidden layers and the output layer on an already normalised input."""
         p = self.p
-        xn = self.norm(x)
         z1 = xn @ p["W1"] + p["b1"]
         a1 = np.maximum(z1, 0)
         m1 = (rng.random(a1.shape) >= drop).astype(np.float32) / (1 - drop) if drop else None
@@ -99,6 +102,10 @@ class MLP:
         return loss + bce_w * bce, do
 
     def backward(self, cache, do):
+        return self.head_backward(cache, do)[0]
+
+    def head_backward(self, cache, do):
+        """Gradients of the head's parameters and of its input."""
         p = self.p
         xn, z1, d1, m1, z2, d2, m2 = cache
         g = {"W3": d2.T @ do, "b3": do.sum(0)}
@@ -110,7 +117,7 @@ class MLP:
         da1 = dd1 * m1 if m1 is not None else dd1
         dz1 = da1 * (z1 > 0)
         g["W1"], g["b1"] = xn.T @ dz1, dz1.sum(0)
-        return g
+        return g, dz1 @ p["W1"].T
 
     def predict_scaled(self, x, batch=65536):
         qs, ps = [], []
@@ -133,7 +140,13 @@ def train(x, y, up, origin, cutoff: int, H: int, params: dict, log=print) -> MLP
     if va.sum() < 100 or (~va).sum() < 100:  # tiny data: hold out the latest 10% of rows instead
         va = origin >= np.quantile(origin, 0.9)
     tr = ~va
-    net = MLP(x.shape[1], H, params["hidden"], params["seed"])
+    if params.get("arch", "mlp") == "tcn":
+        from . import sequence
+
+        n_common = len(F.feature_names(28, H)[0]) - 5  # feat_row = [units/s (W), common, dow one-hot, holidays (H)]
+        net = sequence.make(x.shape[1], H, params, W=x.shape[1] - n_common - 7 - H)
+    else:
+        net = MLP(x.shape[1], H, params["hidden"], params["seed"])
     net.mu = x[tr].mean(0).astype(np.float32)
     net.sd = np.maximum(x[tr].std(0), 1e-3).astype(np.float32)
     opt_m = {k: np.zeros_like(v) for k, v in net.p.items()}
@@ -158,12 +171,12 @@ def train(x, y, up, origin, cutoff: int, H: int, params: dict, log=print) -> MLP
                 mh = opt_m[k] / (1 - b1 ** step)
                 vh = opt_v[k] / (1 - b2 ** step)
                 upd = mh / (np.sqrt(vh) + eps)
-                if k.startswith("W"):
+                if k[0] in "WK":  # weight matrices and convolution kernels; not biases
                     upd = upd + params["weight_decay"] * net.p[k]
                 net.p[k] = (net.p[k] - params["lr"] * upd).astype(np.float32)
             tl.append(loss)
         vl = net.eval_loss(xv, yv, uv, params["bce_weight"])
-        log(f"  mlp epoch {ep + 1:2d}/{params['epochs']}  train {np.mean(tl):.4f}  valid {vl:.4f}  "
+        log(f"  {params.get('arch', 'mlp')} epoch {ep + 1:2d}/{params['epochs']}  train {np.mean(tl):.4f}  valid {vl:.4f}  "
             f"({time.time() - t0:.1f}s)")
         if vl < best - 1e-4:
             best, best_p, bad = vl, {k: v.copy() for k, v in net.p.items()}, 0
@@ -177,14 +190,18 @@ def train(x, y, up, origin, cutoff: int, H: int, params: dict, log=print) -> MLP
     return net
 
 
-def export(net: MLP, W: int, H: int, widen_lo: float, widen_hi: float, name: str, mean_w=(0.0, 1.0, 0.0)):
-    g = G()
-    scale, _, fr = F.build_features(g, "window", "origin_day", W, H)
-    i64 = np.int64
+def normalised_input(g: G, net: MLP, fr: str) -> str:
+    """In-graph twin of MLP.norm on feat_row."""
     x = g.op("Div", [g.op("Sub", [fr, g.const(net.mu)]), g.const(net.sd)])
-    x = g.op("Clip", [x, g.const(np.float32(-10)), g.const(np.float32(10))])
+    return g.op("Clip", [x, g.const(np.float32(-10)), g.const(np.float32(10))])
+
+
+def head_graph(g: G, net: MLP, z: str, scale: str, H: int, widen_lo: float, widen_hi: float, mean_w) -> None:
+    """In-graph twin of head_forward + heads on the head input `z`: the `quantiles`, `mean` and
+    `p_up` outputs."""
+    i64 = np.int64
     p = net.p
-    h1 = g.op("Relu", [g.op("Add", [g.op("MatMul", [x, g.const(p["W1"])]), g.const(p["b1"])])])
+    h1 = g.op("Relu", [g.op("Add", [g.op("MatMul", [z, g.const(p["W1"])]), g.const(p["b1"])])])
     h2 = g.op("Relu", [g.op("Add", [g.op("MatMul", [h1, g.const(p["W2"])]), g.const(p["b2"])])])
     o = g.op("Add", [g.op("MatMul", [h2, g.const(p["W3"])]), g.const(p["b3"])])
 
@@ -196,4 +213,10 @@ def export(net: MLP, W: int, H: int, widen_lo: float, widen_hi: float, name: str
     q = g.op("Concat", [u(g.op("Sub", [m, lo])), u(m), u(g.op("Add", [m, hi]))], axis=2)
     mean_tail(g, quantile_tail(g, q, scale, H, widen_lo, widen_hi), mean_w)
     g.op("Squeeze", [g.op("Sigmoid", [sl(3 * H, 3 * H + 1)]), g.const([1], i64)], out="p_up")
+
+
+def export(net: MLP, W: int, H: int, widen_lo: float, widen_hi: float, name: str, mean_w=(0.0, 1.0, 0.0)):
+    g = G()
+    scale, _, fr = F.build_features(g, "window", "origin_day", W, H)
+    head_graph(g, net, normalised_input(g, net, fr), scale, H, widen_lo, widen_hi, mean_w)
     return assemble(g, W, H, ["quantiles", "p_up", "mean"], name)

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from . import features as F
-from . import gbdt, neural
+from . import gbdt, neural, sequence
 from .data import (CACHE, ONLINE_RETAIL_EVAL, ONLINE_RETAIL_VALID, Protocol, build_daily, day_of, export_windows,
                    load_export)
 from .evalset import make_evalset
@@ -60,7 +60,7 @@ def fit_gbdt(ex, cutoff, params, log=log):
 
 def fit_mlp(ex, cutoff, params, log=log):
     x, y, up, org = neural.make_data(ex, cutoff, params["rows"], params["seed"])
-    log(f"mlp: training rows {x.shape} (cutoff {np.datetime64(cutoff, 'D')})")
+    log(f"{params.get('arch', 'mlp')}: training rows {x.shape} (cutoff {np.datetime64(cutoff, 'D')})")
     return neural.train(x, y, up, org, cutoff, ex.horizon, params, log=log)
 
 
@@ -87,13 +87,14 @@ def main(argv=None):
     ap.add_argument("--valid-origins", nargs="+", default=ONLINE_RETAIL_VALID)
     ap.add_argument("--min-sale-days", type=int, default=30)
     ap.add_argument("--name", default="trendcast-demand")
-    ap.add_argument("--families", nargs="+", default=["gbdt", "mlp"], choices=["gbdt", "mlp"])
+    ap.add_argument("--families", nargs="+", default=["gbdt", "mlp", "tcn"], choices=["gbdt", "mlp", "tcn"])
     ap.add_argument("--baselines", choices=["all", "simple", "none"], default="all",
                     help="baselines on the eval origins (all = + AutoETS, Croston, mlforecast; cached in --work)")
     ap.add_argument("--valid-baselines", choices=["all", "simple", "none"], default="simple",
                     help="baselines on the validation origins (reference only; statsforecast there costs minutes)")
     ap.add_argument("--gbdt", type=json.loads, default={}, help="JSON overrides of gbdt.DEFAULTS")
     ap.add_argument("--mlp", type=json.loads, default={}, help="JSON overrides of neural.DEFAULTS")
+    ap.add_argument("--tcn", type=json.loads, default={}, help="JSON overrides of sequence.DEFAULTS")
     ap.add_argument("--no-report", action="store_true")
     a = ap.parse_args(argv)
 
@@ -103,6 +104,7 @@ def main(argv=None):
     W, H = a.window, a.horizon
     gp = dict(gbdt.DEFAULTS, **a.gbdt)
     mp = dict(neural.DEFAULTS, **a.mlp)
+    tp = dict(sequence.DEFAULTS, **a.tcn)
 
     log(f"export-windows {a.events} (window {W}, horizon {H}) ...")
     exp_dir = export_windows(a.events, a.format, H, W)
@@ -115,7 +117,7 @@ def main(argv=None):
     log(f"eval pairs {len(es_eval.origin)} ({len(evp.series(daily))} series), valid pairs {len(es_val.origin)}")
 
     # ---- validation phase: train at the validation cutoff, calibrate widening, choose family
-    fitters = {"gbdt": (fit_gbdt, score_gbdt, gp), "mlp": (fit_mlp, score_mlp, mp)}
+    fitters = {"gbdt": (fit_gbdt, score_gbdt, gp), "mlp": (fit_mlp, score_mlp, mp), "tcn": (fit_mlp, score_mlp, tp)}
     valid_results, widen, mean_w = {}, {}, {}
     for fam in a.families:
         fit, score, params = fitters[fam]
@@ -151,13 +153,19 @@ def main(argv=None):
                     f"horizon step as a feature) on lags / rolling stats / price / orders / clicks / weekday / UK "
                     f"holidays computed in-graph; interval widening lo {lo} hi {hi} tuned on validation origins."
                     + mean_desc)
-        else:
+        elif fam == "mlp":
             onx = neural.export(model, W, H, lo, hi, f"{a.name}-mlp", mw)
             desc = (f"MLP ({mp['hidden']}x2, dropout {mp['dropout']}, weight decay {mp['weight_decay']}) on the scaled "
                     f"window + in-graph features; pinball loss for 3 quantiles + direction head (p_up); widening "
                     f"lo {lo} hi {hi} tuned on validation origins." + mean_desc)
+        else:
+            onx = sequence.export(model, W, H, lo, hi, f"{a.name}-tcn", mw)
+            desc = (f"TCN (4 causal dilated convolutions, kernel 3, dilations 1/2/4/8, {tp['channels']} channels, "
+                    f"residual) over the window's days + the in-graph features into an MLP head ({tp['hidden']}x2, "
+                    f"dropout {tp['dropout']}, weight decay {tp['weight_decay']}); pinball loss for 3 quantiles + "
+                    f"direction head (p_up); widening lo {lo} hi {hi} tuned on validation origins." + mean_desc)
         man = manifest(f"{a.name}-{fam}", "gbdt" if fam == "gbdt" else "neural", desc, W, H, "model.onnx",
-                       p_up=fam == "mlp",
+                       p_up=fam != "gbdt",
                        normalisation="in-graph: units and targets divided by s = max(mean_t max(0, units_t), 1/W), "
                                      "forecasts multiplied by s; calendar from origin_day")
         mdir = work / f"model-{fam}"
@@ -198,7 +206,7 @@ def main(argv=None):
            f"`bash training/train.sh` (see training/README.md).")
     summary = {"best": f"trendcast-{best_fam}", "widen": widen, "mean_weights": mean_w, "eval": eval_results,
                "eval_median_as_point": eval_median, "valid": valid_results,
-               "work": str(work), "export": str(exp_dir), "gbdt_params": gp, "mlp_params": mp,
+               "work": str(work), "export": str(exp_dir), "gbdt_params": gp, "mlp_params": mp, "tcn_params": tp,
                "args": vars(a), "context": ctx, "seconds": round(time.time() - T0, 1)}
     (work / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     pickle.dump({"eval_q": eval_q, "eval_mean": eval_mean}, open(work / "eval_forecasts.pkl", "wb"))

@@ -1,0 +1,77 @@
+"""The TCN family: hand-written backprop against finite differences, ONNX export against numpy."""
+
+import numpy as np
+import pytest
+
+from trendcast_training import features as F
+from trendcast_training import sequence
+from trendcast_training.onnx_out import postprocess_np, run, session
+
+W, H = 28, 3
+
+
+def inputs(n, seed=0):
+    r = np.random.default_rng(seed)
+    units = np.where(r.random((n, W)) < 0.4, r.gamma(1.5, 4.0, (n, W)), 0.0)
+    win = np.zeros((n, W, 6), np.float32)
+    win[..., 0] = units
+    win[..., 1] = units * 2.5
+    win[..., 2] = (units > 0) * 1.0
+    origin = 15_000 + r.integers(0, 300, n)
+    return win, origin.astype(np.int64)
+
+
+def test_causal_shift_and_its_adjoint():
+    x = np.arange(12, dtype=np.float32).reshape(1, 4, 3)
+    assert (sequence.shift(x, 1)[0, 0] == 0).all() and (sequence.shift(x, 1)[0, 1:] == x[0, :3]).all()
+    g = np.random.default_rng(1).standard_normal(x.shape).astype(np.float32)
+    # <shift(x), g> == <x, unshift(g)>
+    assert np.sum(sequence.shift(x, 2) * g) == pytest.approx(np.sum(x * sequence.unshift(g, 2)), rel=1e-6)
+
+
+def test_backprop_matches_finite_differences():
+    win, origin = inputs(64)
+    _, _, fr = F.compute(win, origin, W, H)
+    net = sequence.make(fr.shape[1], H, {"hidden": 16, "seed": 3, "channels": 6}, W)
+    net.mu, net.sd = fr.mean(0), np.maximum(fr.std(0), 1e-3)
+    for k in net.p:
+        net.p[k] = net.p[k].astype(np.float64)
+    r = np.random.default_rng(2)
+    y = r.gamma(1.0, 1.0, (64, H))
+    up = (r.random(64) < 0.5).astype(np.float64)
+
+    def loss():
+        o, _ = net.forward(fr)
+        return net.loss_grad(o, y, up, 0.2)[0]
+
+    o, cache = net.forward(fr)
+    g = net.backward(cache, net.loss_grad(o, y, up, 0.2)[1])
+    checked = 0
+    for k in ("K0", "K3", "c1", "W1", "W3"):
+        flat = np.argsort(-np.abs(g[k]).ravel())[:3]  # the largest entries of each gradient
+        for f in flat:
+            idx = np.unravel_index(f, g[k].shape)
+            keep = net.p[k][idx]
+            eps = 1e-3 * max(1.0, abs(keep))
+            net.p[k][idx] = keep + eps
+            hi = loss()
+            net.p[k][idx] = keep - eps
+            lo = loss()
+            net.p[k][idx] = keep
+            num = (hi - lo) / (2 * eps)
+            assert g[k][idx] == pytest.approx(num, rel=2e-2, abs=1e-6), (k, idx)
+            checked += 1
+    assert checked == 15
+
+
+def test_onnx_export_matches_the_numpy_forward():
+    win, origin = inputs(300, seed=4)
+    s, _, fr = F.compute(win, origin, W, H)
+    net = sequence.make(fr.shape[1], H, {"hidden": 16, "seed": 5, "channels": 8}, W)
+    net.mu, net.sd = fr.mean(0).astype(np.float32), np.maximum(fr.std(0), 1e-3).astype(np.float32)
+    out = run(session(sequence.export(net, W, H, 1.0, 1.0, "tcn-test", (0.2, 0.5, 0.3))), win, origin)
+    qs, pu = net.predict_scaled(fr)
+    ref = postprocess_np(qs, s, 1.0, 1.0)
+    assert out.q.shape == (300, H, 3) and out.mean.shape == (300, H)
+    assert np.abs(out.q - ref).max() <= 1e-4 * max(1.0, np.abs(ref).max())
+    assert np.abs(out.p_up - pu).max() <= 1e-5
