@@ -113,6 +113,8 @@ def test_train_cli_writes_model_and_manifest(small, tmp_path):
     weights = summary["mean_weights"][best]
     assert len(weights) == 3 and min(weights) >= 0 and sum(weights) == pytest.approx(1.0)
     assert "mean output" in (out / "EVALUATION.md").read_text().lower()
+    # the engine's own evaluation of the exported model is in the report (a table, or why it failed)
+    assert "## Through the serving code" in (out / "EVALUATION.md").read_text()
     # all three families were trained, exported and scored through onnxruntime
     assert set(summary["eval"]) >= {"trendcast-gbdt", "trendcast-mlp", "trendcast-tcn"}
     assert (tmp_path / "work" / "model-tcn" / "model.onnx").exists()

@@ -151,6 +151,7 @@ def main(argv=None):
         from .bounds import section
 
         extra = section(summ["oracles"], top, summ["eval"][top]["WRMSSE"], best, summ["eval"][best]["WRMSSE"])
+    extra += "\n" + summ.get("serving", "")
     p = write_report(out, f"Evaluation: {a['name']}", summ["context"], summ["eval"], summ["valid"], best, es, fc,
                      daily, extra=extra, median_results=summ.get("eval_median_as_point"))
     print(p)

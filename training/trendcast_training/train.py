@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import pickle
 import shutil
 import time
@@ -23,8 +24,8 @@ import numpy as np
 
 from . import features as F
 from . import gbdt, neural, sequence
-from .data import (CACHE, ONLINE_RETAIL_EVAL, ONLINE_RETAIL_VALID, Protocol, build_daily, day_of, export_windows,
-                   load_export)
+from .data import (CACHE, ONLINE_RETAIL_EVAL, ONLINE_RETAIL_VALID, ROOT, Protocol, build_daily, day_of,
+                   export_windows, load_export)
 from .evalset import make_evalset
 from .onnx_out import manifest, mean_np, postprocess_np, run, session, tune_mean, write
 
@@ -197,7 +198,8 @@ def main(argv=None):
     mdir, man = models[best_fam]
     shutil.copy(mdir / "model.onnx", out / "model.onnx")
     (out / "manifest.json").write_text(json.dumps(man, indent=2) + "\n")
-    ctx = (f"Events `{a.events}`; window {W} days, horizon {H}; eval origins {', '.join(a.eval_origins)}; "
+    shown_events = os.path.relpath(Path(a.events).resolve(), ROOT)
+    ctx = (f"Events `{shown_events}`; window {W} days, horizon {H}; eval origins {', '.join(a.eval_origins)}; "
            f"validation origins {', '.join(a.valid_origins)}; {len(evp.series(daily))} series (SKUs with sales "
            f"on >= {a.min_sale_days} days before {a.eval_origins[0]}), {len(es_eval.origin)} (series, origin) "
            f"pairs. Best trendcast model chosen on validation origins: `trendcast-{best_fam}` "
@@ -230,8 +232,16 @@ def main(argv=None):
             log(f"oracles: {bounds}")
             extra = section(bounds, top_base, eval_results[top_base]["WRMSSE"], f"trendcast-{best_fam}",
                             eval_results[f"trendcast-{best_fam}"]["WRMSSE"])
+        from . import serving
+
+        tables = {f"trendcast-{best_fam}-python": work / f"forecasts-trendcast-{best_fam}.csv",
+                  **{k: work / f"forecasts-{k}.csv" for k in base_names}}
+        summary["serving"] = serving.section(a.events, a.format, out / "manifest.json", tables, H,
+                                             len(a.eval_origins), a.min_sale_days, shown_events)
+        (work / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        log("serving-path evaluation (trendcast evaluate) written into the report")
         p = write_report(out, f"Evaluation: {a.name}", ctx, eval_results, valid_results, f"trendcast-{best_fam}",
-                         es_eval, fc, daily, extra=extra, median_results=eval_median)
+                         es_eval, fc, daily, extra=extra + "\n" + summary["serving"], median_results=eval_median)
         log(f"report {p}")
     log(f"done: {out / 'model.onnx'} ({(out / 'model.onnx').stat().st_size / 1e6:.2f} MB), work dir {work}")
 
