@@ -114,7 +114,10 @@ def test_train_cli_writes_model_and_manifest(small, tmp_path):
     assert len(weights) == 3 and min(weights) >= 0 and sum(weights) == pytest.approx(1.0)
     assert "mean output" in (out / "EVALUATION.md").read_text().lower()
     # the engine's own evaluation of the exported model is in the report (a table, or why it failed)
-    assert "## Through the serving code" in (out / "EVALUATION.md").read_text()
+    report = (out / "EVALUATION.md").read_text()
+    assert "## Through the serving code" in report
+    # its origins (from the log) are the ones given here, so the Rust table is there, model row first
+    assert f"| trendcast trendcast-demand-{best}@1 |" in report, report
     # all three families were trained, exported and scored through onnxruntime
     assert set(summary["eval"]) >= {"trendcast-gbdt", "trendcast-mlp", "trendcast-tcn"}
     assert (tmp_path / "work" / "model-tcn" / "model.onnx").exists()
