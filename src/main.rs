@@ -90,10 +90,12 @@ enum Command {
         /// Distinct sale days before the first origin that make a SKU a series
         #[arg(long, default_value_t = 30)]
         min_sale_days: usize,
-        /// Another forecaster's table `sku,origin,date,q0.1,q0.5,q0.9`, as NAME=PATH (repeatable)
+        /// Another forecaster's table `sku,origin,date,q0.1,q0.5,q0.9` (optionally with a trailing
+        /// `mean` column), as NAME=PATH (repeatable)
         #[arg(long = "baseline", value_parser = parse_baseline)]
         baselines: Vec<(String, PathBuf)>,
-        /// Write the model's forecasts here (CSV `sku,origin,date,q0.1,q0.5,q0.9`)
+        /// Write the model's forecasts here (CSV `sku,origin,date,q0.1,q0.5,q0.9`, plus `mean` for a
+        /// model with a mean output)
         #[arg(long)]
         forecasts: Option<PathBuf>,
         /// Also write the Markdown report here (it is always printed)
