@@ -262,42 +262,34 @@ impl Model {
             inputs.push((c.name.as_str().into(), days.into()));
         }
         let outputs = self.session.run(inputs).map_err(runtime("run"))?;
-        let (_, q) = outputs[m.output.name.as_str()]
-            .try_extract_tensor::<f32>()
-            .map_err(runtime("quantile output"))?;
-        let want = n * m.horizon * m.quantiles.len();
-        if q.len() != want {
-            return Err(ModelError::Signature {
-                model: m.id(),
-                reason: format!("quantile output has {} values, expected {want}", q.len()),
-            });
-        }
-        let quantiles = q.to_vec();
-        let p_up = match &m.p_up_output {
-            Some(spec) => {
-                let (_, p) = outputs[spec.name.as_str()]
-                    .try_extract_tensor::<f32>()
-                    .map_err(runtime("p_up output"))?;
-                Some(p.iter().take(n).copied().collect())
+        // every output is row-major f32 with a known number of values per row
+        let extract = |name: &str, what: &'static str, want: usize| {
+            let (_, v) = outputs[name]
+                .try_extract_tensor::<f32>()
+                .map_err(runtime(what))?;
+            if v.len() != want {
+                return Err(ModelError::Signature {
+                    model: m.id(),
+                    reason: format!("{what} has {} values, expected {want}", v.len()),
+                });
             }
-            None => None,
+            Ok(v.to_vec())
         };
-        let mean = match &m.mean_output {
-            Some(spec) => {
-                let (_, v) = outputs[spec.name.as_str()]
-                    .try_extract_tensor::<f32>()
-                    .map_err(runtime("mean output"))?;
-                let want = n * m.horizon;
-                if v.len() != want {
-                    return Err(ModelError::Signature {
-                        model: m.id(),
-                        reason: format!("mean output has {} values, expected {want}", v.len()),
-                    });
-                }
-                Some(v.to_vec())
-            }
-            None => None,
-        };
+        let quantiles = extract(
+            &m.output.name,
+            "quantile output",
+            n * m.horizon * m.quantiles.len(),
+        )?;
+        let p_up = m
+            .p_up_output
+            .as_ref()
+            .map(|spec| extract(&spec.name, "p_up output", n))
+            .transpose()?;
+        let mean = m
+            .mean_output
+            .as_ref()
+            .map(|spec| extract(&spec.name, "mean output", n * m.horizon))
+            .transpose()?;
         Ok(BatchForecast {
             quantiles,
             p_up,
