@@ -151,17 +151,22 @@ impl ForecastTable {
 mod tests {
     use super::*;
 
+    /// `table` written to `dir/f.csv`: the path and the text.
+    fn written(table: &ForecastTable, dir: &Path) -> (std::path::PathBuf, String) {
+        let mut bytes = Vec::new();
+        table.write(&mut bytes).expect("write");
+        let path = dir.join("f.csv");
+        std::fs::write(&path, &bytes).expect("file");
+        (path, String::from_utf8(bytes).expect("utf8"))
+    }
+
     #[test]
     fn round_trip_and_bad_lines() {
         let mut t = ForecastTable::default();
         t.insert("85123A", 15_282, 15_283, [0.5, 1.25, 3.0], None);
         t.insert("A,B", 15_282, 15_282, [0.0, 1.0, 2.0], None);
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("f.csv");
-        let mut bytes = Vec::new();
-        t.write(&mut bytes).expect("write");
-        std::fs::write(&path, &bytes).expect("file");
-        let text = String::from_utf8(bytes).expect("utf8");
+        let (path, text) = written(&t, dir.path());
         assert!(
             text.contains("85123A,2011-11-04,2011-11-05,0.5000,1.2500,3.0000"),
             "{text}"
@@ -186,17 +191,13 @@ mod tests {
     fn means_round_trip_in_a_seventh_column() {
         let mut t = ForecastTable::default();
         t.insert("A,B", 15_282, 15_283, [0.0, 1.0, 4.0], Some(1.75));
-        let mut bytes = Vec::new();
-        t.write(&mut bytes).expect("write");
-        let text = String::from_utf8(bytes.clone()).expect("utf8");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (path, text) = written(&t, dir.path());
         assert!(text.starts_with(HEADER_WITH_MEAN), "{text}");
         assert!(
             text.contains("\"A,B\",2011-11-04,2011-11-05,0.0000,1.0000,4.0000,1.7500"),
             "{text}"
         );
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("f.csv");
-        std::fs::write(&path, &bytes).expect("file");
         let back = ForecastTable::read(&path).expect("read");
         let row = back.get("A,B", 15_282, 15_283).expect("row");
         assert_eq!((row.quantiles, row.mean), ([0.0, 1.0, 4.0], Some(1.75)));
