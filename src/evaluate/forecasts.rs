@@ -160,6 +160,13 @@ mod tests {
         (path, String::from_utf8(bytes).expect("utf8"))
     }
 
+    /// The error of reading `text` written to `path`.
+    fn refused(path: &Path, text: &str) -> String {
+        std::fs::write(path, text).expect("file");
+        let err = ForecastTable::read(path).expect_err("refused");
+        format!("{err:#}")
+    }
+
     #[test]
     fn round_trip_and_bad_lines() {
         let mut t = ForecastTable::default();
@@ -176,15 +183,13 @@ mod tests {
         assert_eq!(q("85123A", 15_283), Some([0.5, 1.25, 3.0]));
         assert_eq!(q("A,B", 15_282), Some([0.0, 1.0, 2.0]));
         assert_eq!(back.get("85123A", 15_282, 15_289), None);
-        std::fs::write(
+        let err = refused(
             &path,
-            format!("{HEADER}\nX,2011-11-04,2011-11-05,1,NaN,2\n"),
-        )
-        .expect("file");
-        let err = ForecastTable::read(&path).expect_err("NaN refused");
-        assert!(format!("{err:#}").contains("line 2"), "{err:#}");
-        std::fs::write(&path, "a,b\n").expect("file");
-        assert!(ForecastTable::read(&path).is_err(), "wrong header");
+            &format!("{HEADER}\nX,2011-11-04,2011-11-05,1,NaN,2\n"),
+        );
+        assert!(err.contains("line 2"), "{err}");
+        let err = refused(&path, "a,b\n");
+        assert!(err.contains("header must be"), "{err}");
     }
 
     #[test]
@@ -201,12 +206,10 @@ mod tests {
         let back = ForecastTable::read(&path).expect("read");
         let row = back.get("A,B", 15_282, 15_283).expect("row");
         assert_eq!((row.quantiles, row.mean), ([0.0, 1.0, 4.0], Some(1.75)));
-        std::fs::write(
+        let err = refused(
             &path,
-            format!("{HEADER_WITH_MEAN}\nX,2011-11-04,2011-11-05,1,2,3\n"),
-        )
-        .expect("file");
-        let err = ForecastTable::read(&path).expect_err("mean missing");
-        assert!(format!("{err:#}").contains("expected 7 fields"), "{err:#}");
+            &format!("{HEADER_WITH_MEAN}\nX,2011-11-04,2011-11-05,1,2,3\n"),
+        );
+        assert!(err.contains("expected 7 fields"), "{err}");
     }
 }
