@@ -32,12 +32,12 @@ EVENTS = Path(__file__).resolve().parents[3] / "shared/data/online-retail/online
 
 
 def mean_booster(X, Y, wt, fh, s, objective, cap=None, **extra):
+    """A fourth booster with the quantile boosters' settings (gbdt.DEFAULTS) and another objective."""
     import lightgbm as lgb
 
-    p = {"objective": objective, "num_leaves": 63, "learning_rate": 0.05, "min_data_in_leaf": 200,
-         "feature_fraction": 0.8, "bagging_fraction": 0.8, "bagging_freq": 1, "lambda_l2": 1.0, "num_threads": 2,
-         "verbose": -1, "seed": 1, **extra}
-    b = lgb.train(p, lgb.Dataset(X, np.minimum(Y, cap) if cap else Y, weight=wt), num_boost_round=150)
+    p = gbdt.booster_params(gbdt.DEFAULTS, objective, **extra)
+    b = lgb.train(p, lgb.Dataset(X, np.minimum(Y, cap) if cap else Y, weight=wt),
+                  num_boost_round=gbdt.DEFAULTS["n_trees"])
     return np.maximum(b.predict(fh, num_threads=2).reshape(-1, 14) * s.reshape(-1, 1), 0)
 
 
@@ -80,10 +80,8 @@ def main():
         for p in range(len(y)):
             c, si = daily.col(es.origin[p]), es.sidx[p]
             a = max(c - 7 * weeks, 0)
-            dow = (daily.day0 + np.arange(a, c) + 3) % 7
-            prof = np.array([units[si, a:c][dow == k].mean() if (dow == k).any() else 0.0 for k in range(7)])
-            prof = prof / prof.mean() if prof.mean() > 0 else np.ones(7)
-            prof = shrink * glob + (1 - shrink) * prof
+            own = bounds.weekday_shape(units[si, a:c], daily.day0 + np.arange(a, c))
+            prof = shrink * glob + (1 - shrink) * own
             shape = prof[(es.origin[p] + np.arange(14) + 3) % 7]
             point[p] = level[p] * shape / shape.mean()
         ref[f"oracle level x own weekday profile ({weeks} weeks, {shrink:.0%} catalogue)"] = \

@@ -20,13 +20,18 @@ import numpy as np
 from . import metrics as M
 
 
+def weekday_shape(values: np.ndarray, days: np.ndarray) -> np.ndarray:
+    """Mean of `values` per weekday (0 = Monday) of their day numbers `days`, normalised to mean 1
+    (a weekday without days counts 0; all ones when everything is 0)."""
+    dow = (days + 3) % 7
+    prof = np.array([values[dow == k].mean() if (dow == k).any() else 0.0 for k in range(7)])
+    return prof / prof.mean() if prof.mean() > 0 else np.ones(7)
+
+
 def weekday_profile(daily, before_day: int) -> np.ndarray:
-    """Mean units per weekday (0 = Monday) over all SKUs' days before `before_day`, mean 1."""
+    """The catalogue's weekday shape: all SKUs' units summed per day before `before_day`."""
     c = daily.col(before_day)
-    days = daily.day0 + np.arange(c)
-    total = daily.units()[:, :c].sum(0)
-    prof = np.array([total[(days + 3) % 7 == k].mean() for k in range(7)])
-    return prof / prof.mean()
+    return weekday_shape(daily.units()[:, :c].sum(0), daily.day0 + np.arange(c))
 
 
 def oracles(es, daily) -> dict:

@@ -49,17 +49,21 @@ def row_weights(win: np.ndarray, weight: str) -> np.ndarray:
     return (w / w.mean()).astype(np.float32)
 
 
+def booster_params(params: dict, objective: str, **extra) -> dict:
+    """LightGBM parameters of one booster from the family's params (DEFAULTS + overrides)."""
+    return {"objective": objective, "num_leaves": params["num_leaves"], "learning_rate": params["learning_rate"],
+            "min_data_in_leaf": params["min_data_in_leaf"], "feature_fraction": params["feature_fraction"],
+            "bagging_fraction": params["bagging_fraction"], "bagging_freq": 1, "lambda_l2": params["lambda_l2"],
+            "num_threads": 2, "verbose": -1, "seed": 1, "max_bin": 255, **extra}
+
+
 def train(X, Y, params: dict, weights=None, log=print):
     import lightgbm as lgb
 
     boosters = []
     for q in QUANTILES:
         obj = params.get("mid_objective", "quantile") if q == 0.5 else "quantile"
-        p = {"objective": obj, "alpha": q, "num_leaves": params["num_leaves"],
-             "learning_rate": params["learning_rate"], "min_data_in_leaf": params["min_data_in_leaf"],
-             "feature_fraction": params["feature_fraction"], "bagging_fraction": params["bagging_fraction"],
-             "bagging_freq": 1, "lambda_l2": params["lambda_l2"], "num_threads": 2, "verbose": -1, "seed": 1,
-             "max_bin": 255}
+        p = booster_params(params, obj, alpha=q)
         ds = lgb.Dataset(X, Y, weight=weights, free_raw_data=False)
         b = lgb.train(p, ds, num_boost_round=params["n_trees"])
         boosters.append(b)

@@ -60,6 +60,9 @@ def mean_np(q: np.ndarray, weights) -> np.ndarray:
 def tune_mean(q: np.ndarray, es) -> tuple[tuple[float, float, float], dict]:
     """Mean weights (w0, w1, w2) on a 0.05 grid with the lowest WRMSSE on the validation pairs `es`
     for final quantiles q (ties: the first in grid order, which favours the median)."""
+    from . import metrics as M
+
+    scale_sq, _ = M.naive_scales(es.history)  # once, not per grid point
     best = None
     for a in MEAN_GRID:
         for c in MEAN_GRID:
@@ -67,10 +70,10 @@ def tune_mean(q: np.ndarray, es) -> tuple[tuple[float, float, float], dict]:
             if b < 0:
                 continue
             w = (float(a), float(b), float(c))
-            m = es.metrics(q, mean=mean_np(q, w))
-            if best is None or m["WRMSSE"] < best[1]["WRMSSE"]:
-                best = (w, m)
-    return best
+            score = M.wrmsse(es.actuals, mean_np(q, w), scale_sq, es.weights)
+            if best is None or score < best[1]:
+                best = (w, score)
+    return best[0], es.metrics(q, mean=mean_np(q, best[0]))
 
 
 def assemble(g: G, W: int, H: int, outputs: list, name: str, opsets_extra=()) -> onnx.ModelProto:

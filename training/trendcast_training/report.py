@@ -125,6 +125,20 @@ def write_report(out: Path, title: str, context: str, eval_results: dict, valid_
     return path
 
 
+def extras(summ: dict) -> str:
+    """The report's sections after the tables, from a run's summary: the WRMSSE oracles against the
+    best baseline and the model, then the engine's serving-path evaluation."""
+    from .bounds import section
+
+    best = summ["best"]
+    base = [k for k in summ["eval"] if not k.startswith("trendcast")]
+    out = ""
+    if base and "oracles" in summ:
+        top = min(base, key=lambda k: summ["eval"][k]["WRMSSE"])
+        out = section(summ["oracles"], top, summ["eval"][top]["WRMSSE"], best, summ["eval"][best]["WRMSSE"])
+    return out + "\n" + summ.get("serving", "")
+
+
 def main(argv=None):
     import pickle
 
@@ -146,14 +160,8 @@ def main(argv=None):
     base = [k for k in summ["eval"] if not k.startswith("trendcast")]
     top = min(base, key=lambda k: summ["eval"][k]["WRMSSE"]) if base else None
     fc = {best: eval_q[best], **({top: eval_q[top]} if top else {})}
-    extra = ""
-    if top and "oracles" in summ:
-        from .bounds import section
-
-        extra = section(summ["oracles"], top, summ["eval"][top]["WRMSSE"], best, summ["eval"][best]["WRMSSE"])
-    extra += "\n" + summ.get("serving", "")
     p = write_report(out, f"Evaluation: {a['name']}", summ["context"], summ["eval"], summ["valid"], best, es, fc,
-                     daily, extra=extra, median_results=summ.get("eval_median_as_point"))
+                     daily, extra=extras(summ), median_results=summ.get("eval_median_as_point"))
     print(p)
 
 

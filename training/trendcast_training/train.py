@@ -209,40 +209,33 @@ def main(argv=None):
     summary = {"best": f"trendcast-{best_fam}", "widen": widen, "mean_weights": mean_w, "eval": eval_results,
                "eval_median_as_point": eval_median, "valid": valid_results,
                "work": str(work), "export": str(exp_dir), "gbdt_params": gp, "mlp_params": mp, "tcn_params": tp,
-               "args": vars(a), "context": ctx, "seconds": round(time.time() - T0, 1)}
-    (work / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+               "args": vars(a), "context": ctx}
     pickle.dump({"eval_q": eval_q, "eval_mean": eval_mean}, open(work / "eval_forecasts.pkl", "wb"))
     for k, m in eval_results.items():
         log(f"EVAL {k:22s} " + " ".join(f"{c} {m[c]:.4f}" for c in ("WRMSSE", "WQL", "coverage80", "RMSSE", "MASE")))
+    base_names = [k for k in eval_results if not k.startswith("trendcast")]
     if not a.no_report:
-        from .report import write_report
-
-        base_names = [k for k in eval_results if not k.startswith("trendcast")]
-        top_base = min(base_names, key=lambda k: eval_results[k]["WRMSSE"]) if base_names else None
-        fc = {f"trendcast-{best_fam}": eval_q[f"trendcast-{best_fam}"]}
-        if top_base:
-            fc[top_base] = eval_q[top_base]
-        extra = ""
-        if top_base:
-            from .bounds import oracles, section
-
-            bounds = oracles(es_eval, daily)
-            summary["oracles"] = bounds
-            (work / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-            log(f"oracles: {bounds}")
-            extra = section(bounds, top_base, eval_results[top_base]["WRMSSE"], f"trendcast-{best_fam}",
-                            eval_results[f"trendcast-{best_fam}"]["WRMSSE"])
         from . import serving
+        from .bounds import oracles
+        from .report import extras, write_report
 
+        if base_names:
+            summary["oracles"] = oracles(es_eval, daily)
+            log(f"oracles: {summary['oracles']}")
         tables = {f"trendcast-{best_fam}-python": work / f"forecasts-trendcast-{best_fam}.csv",
                   **{k: work / f"forecasts-{k}.csv" for k in base_names}}
         summary["serving"] = serving.section(a.events, a.format, out / "manifest.json", tables, H,
                                              len(a.eval_origins), a.min_sale_days, shown_events)
-        (work / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-        log("serving-path evaluation (trendcast evaluate) written into the report")
+        log("serving-path evaluation (trendcast evaluate) done")
+        top_base = min(base_names, key=lambda k: eval_results[k]["WRMSSE"]) if base_names else None
+        fc = {f"trendcast-{best_fam}": eval_q[f"trendcast-{best_fam}"]}
+        if top_base:
+            fc[top_base] = eval_q[top_base]
         p = write_report(out, f"Evaluation: {a.name}", ctx, eval_results, valid_results, f"trendcast-{best_fam}",
-                         es_eval, fc, daily, extra=extra + "\n" + summary["serving"], median_results=eval_median)
+                         es_eval, fc, daily, extra=extras(summary), median_results=eval_median)
         log(f"report {p}")
+    summary["seconds"] = round(time.time() - T0, 1)
+    (work / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     log(f"done: {out / 'model.onnx'} ({(out / 'model.onnx').stat().st_size / 1e6:.2f} MB), work dir {work}")
 
 
