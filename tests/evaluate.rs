@@ -12,7 +12,7 @@ use std::process::{Command, Output};
 use common::*;
 
 fn online_retail() -> PathBuf {
-    let p = root().join("../shared/data/online-retail/online_retail.csv.gz");
+    let p = root().join("data/online-retail/online_retail.csv.gz");
     assert!(p.exists(), "real data missing: {}", p.display());
     p
 }
@@ -95,12 +95,51 @@ fn evaluate_reproduces_the_python_evaluation_of_the_shipped_model() {
             ours[i]
         );
     }
+    check_calls(&report, &python["eval"]["trendcast-gbdt"]);
     // one line per (series, origin, day)
     let lines = std::fs::read_to_string(&forecasts).expect("forecasts");
     assert_eq!(lines.lines().count(), 1 + 2234 * 4 * 14);
     // the shipped model has a mean output: the table carries it (and it is what WRMSSE scored)
     assert!(lines.starts_with("sku,origin,date,q0.1,q0.5,q0.9,mean\n"));
     check_baselines(&forecasts, dir.path(), &ours);
+}
+
+/// The trend-call table: the model's macro-F1, Brier and hot precision@20 match Python's (the
+/// same classifier through the same ONNX graph; the ranking's ties may order differently), and
+/// the rules and climatology are reported beside them.
+fn check_calls(report: &str, py: &serde_json::Value) {
+    let calls = report
+        .split("### Trend calls")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no trend-call table in:\n{report}"));
+    let ours = row(calls, "trendcast trendcast-demand-gbdt@1");
+    // the per-class cells hold "P / R / F1" and parse to nothing: macro-F1, Brier, hot@20 remain
+    let [macro_f1, brier, hot] = ours[..] else {
+        panic!("unexpected call row {ours:?}");
+    };
+    let want = |k: &str| py[k].as_f64().unwrap_or(f64::NAN);
+    assert!(
+        (macro_f1 - want("macro_f1")).abs() <= 0.005,
+        "macro-F1 {macro_f1} vs {}",
+        want("macro_f1")
+    );
+    assert!(
+        (brier - want("brier")).abs() <= 0.002,
+        "Brier {brier} vs {}",
+        want("brier")
+    );
+    assert!(
+        (hot - want("hot_p20")).abs() <= 0.05,
+        "hot@20 {hot} vs {}",
+        want("hot_p20")
+    );
+    for rule in [
+        "rule: last 7 days vs the 7 before",
+        "rule: 28-day moving average vs last 14 days",
+    ] {
+        assert!(calls.contains(&format!("| {rule} |")), "{calls}");
+    }
+    assert!(calls.contains("Climatology"), "{calls}");
 }
 
 /// The model's own table read back as a baseline scores as the model (up to the table's

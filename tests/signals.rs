@@ -271,12 +271,12 @@ fn the_ranking_is_unchanged_by_duplicate_updates() {
     let s = setup(2, None);
     let b = brokers();
     let updates: Vec<Msg> = vec![
-        update("rise-a", 1, 2.0, 0.5, 0.6), // 0.30
-        update("rise-b", 1, 2.0, 0.8, 0.9), // 0.72
-        update("rise-c", 1, 1.0, 0.4, 0.9), // 0.36
+        update("rise-a", 1, 2.0, 0.5, 0.6), // rising, p_up 0.6
+        update("rise-b", 1, 2.0, 0.8, 0.9), // rising, p_up 0.9, 28 units
+        update("rise-c", 1, 1.0, 0.4, 0.9), // rising, p_up 0.9, 14 units
         update("small", 1, 0.2, 3.0, 0.9),  // 2.8 units: under the volume floor
-        update("fall", 1, 5.0, -0.5, 0.1),  // falling
-        update("rise-d", 1, 3.0, 0.1, 0.5), // 0.05
+        update("fall", 1, 5.0, -0.5, 0.1),  // not called rising
+        update("rise-d", 1, 3.0, 0.1, 0.5), // called flat
     ];
     let running = start(&s);
     produce(&b, &s.topics.output, &updates);

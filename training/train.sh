@@ -9,7 +9,7 @@ ensure_training_python
 OUT="${1:-models/trendcast-demand}"; shift || true
 cd "$TRENDCAST_ROOT"
 [[ -x target/release/trendcast ]] || { log "target/release/trendcast missing: cargo build --release first"; exit 1; }
-DATA="${TRENDCAST_EVENTS:-$TRENDCAST_ROOT/../shared/data/online-retail/online_retail.csv.gz}"
+DATA="${TRENDCAST_EVENTS:-$TRENDCAST_ROOT/data/online-retail/online_retail.csv.gz}"
 cd training
 "$TRENDCAST_TRAIN_PYTHON" -m trendcast_training.train --events "$DATA" --format online-retail \
   --out "$TRENDCAST_ROOT/$OUT" "$@"

@@ -165,23 +165,15 @@ impl Default for RawScoring {
     }
 }
 
-/// `[trend]`: how direction and strength are derived.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// `[trend]`: the trend definition (docs/TRENDS.md). Both keys default to the model's direction
+/// classifier's own (its probabilities are of that event), or 0.2 and 1.0 for a model without one.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawTrend {
-    /// |relative change| below which the direction is "flat".
-    pub flat_threshold: f64,
-    /// Floor of the recent level in the relative change, in units per bucket.
-    pub level_floor: f64,
-}
-
-impl Default for RawTrend {
-    fn default() -> Self {
-        Self {
-            flat_threshold: 0.1,
-            level_floor: 1.0,
-        }
-    }
+    /// |strength| at or below which the direction is "flat".
+    pub flat_band: Option<f64>,
+    /// Floor of the recent level in the strength's denominator, in units per bucket.
+    pub level_floor: Option<f64>,
 }
 
 /// `[telemetry]`: logs and Prometheus metrics.

@@ -9,7 +9,7 @@ use chrono::DateTime;
 use super::{ConfigError, RawConfig};
 use crate::ingest::{Backpressure, ValidationLimits};
 use crate::kafka::KafkaSettings;
-use crate::scoring::trend::TrendSettings;
+use crate::scoring::trend::TrendConfig;
 use crate::scoring::{ExecutionProviderKind, ScoringSettings};
 use crate::telemetry::{LogFormat, TelemetrySettings};
 use crate::window::{BucketSpec, WindowSettings};
@@ -28,7 +28,7 @@ pub struct Settings {
     /// Model and batching.
     pub scoring: ScoringSettings,
     /// Trend derivation.
-    pub trend: TrendSettings,
+    pub trend: TrendConfig,
     /// Logs and metrics.
     pub telemetry: TelemetrySettings,
     /// `[checkpoint]`.
@@ -168,9 +168,15 @@ impl Settings {
         };
 
         let t = &raw.trend;
-        let trend = TrendSettings {
-            flat_threshold: finite_positive("trend.flat_threshold", t.flat_threshold)?,
-            level_floor: finite_positive("trend.level_floor", t.level_floor)?,
+        let trend = TrendConfig {
+            flat_band: t
+                .flat_band
+                .map(|v| finite_positive("trend.flat_band", v))
+                .transpose()?,
+            level_floor: t
+                .level_floor
+                .map(|v| finite_positive("trend.level_floor", v))
+                .transpose()?,
         };
 
         let tl = &raw.telemetry;

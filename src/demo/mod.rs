@@ -88,8 +88,8 @@ impl Board {
         println!("{}", self.table(label));
     }
 
-    /// Top risers among fresh forecasts (as_of within a week of the newest): rising direction,
-    /// median ≥ 1 unit per bucket, ranked by strength × p_up.
+    /// Top risers among fresh forecasts (as_of within a week of the newest): called rising,
+    /// expecting ≥ 1 unit per bucket, ranked by p_up as the hot-products ranking is.
     fn table(&self, label: &str) -> String {
         let newest = self
             .latest
@@ -108,13 +108,15 @@ impl Board {
             .filter(|u| u.as_of >= cutoff)
             .filter(|u| u.trend.direction == Direction::Rising)
             .filter_map(|u| {
-                let median = mean_median(u);
-                (median >= 1.0).then_some((u, median))
+                let expected = expected_per_bucket(u);
+                (expected >= 1.0).then_some((u, expected))
             })
             .collect();
         risers.sort_by(|a, b| {
-            (b.0.trend.strength * b.0.trend.p_up)
-                .total_cmp(&(a.0.trend.strength * a.0.trend.p_up))
+            b.0.trend
+                .p_up
+                .total_cmp(&a.0.trend.p_up)
+                .then_with(|| b.1.total_cmp(&a.1))
                 .then_with(|| a.0.sku.cmp(&b.0.sku))
         });
         let mut out = format!(
@@ -122,17 +124,17 @@ impl Board {
             self.latest.len(),
             "sku",
             "description",
-            "median/d",
+            "units/d",
             "strength",
             "p_up"
         );
-        for (u, median) in risers.iter().take(self.top) {
+        for (u, expected) in risers.iter().take(self.top) {
             let desc = self.description(&u.sku);
             out.push_str(&format!(
                 "{:<8} {:<36} {:>10.1} {:>8.0}% {:>6.2}  {}\n",
                 u.sku,
                 desc,
-                median,
+                expected,
                 u.trend.strength * 100.0,
                 u.trend.p_up,
                 u.as_of.get(..10).unwrap_or_default()
@@ -142,11 +144,18 @@ impl Board {
     }
 }
 
-fn mean_median(u: &TrendUpdate) -> f64 {
+/// Expected units per bucket over the horizon: the mean output, else the median.
+fn expected_per_bucket(u: &TrendUpdate) -> f64 {
     let n = u.horizon.len().max(1) as f64;
     u.horizon
         .iter()
-        .map(|h| f64::from(h.quantiles.get("0.5").copied().unwrap_or(0.0)))
+        .map(|h| {
+            f64::from(
+                h.mean
+                    .or_else(|| h.quantiles.get("0.5").copied())
+                    .unwrap_or(0.0),
+            )
+        })
         .sum::<f64>()
         / n
 }

@@ -9,9 +9,7 @@
 //! - WRMSSE = Σ w·RMSSE / Σ w with w = revenue in the 28 days before the origin.
 //! - WQL = mean over quantile levels τ of 2·Σ ρ_τ(y, q_τ) / Σ |y| (pinball loss ρ).
 //! - Coverage = share of actuals inside [q0.1, q0.9]; bias = Σ(ŷ − y) / Σ y.
-//! - Direction: "up" when the horizon's mean actual exceeds the mean of the 14 days before the
-//!   origin; predicted from `p_up > 0.5` where the model has a direction head, else from the
-//!   mean median forecast.
+//! - Trend calls are scored apart, in `calls` (docs/TRENDS.md).
 //!
 //! Point forecasts: each loss is scored with the point that minimises it in expectation. The
 //! squared-error metrics (WRMSSE, RMSSE, RMSE) and the bias use the forecaster's mean when it
@@ -32,16 +30,12 @@ pub struct Pair {
     pub forecast: Vec<[f64; 3]>,
     /// Expected units per horizon day, when the forecaster has a mean output.
     pub mean: Option<Vec<f64>>,
-    /// Probability of a rise, from a direction head.
-    pub p_up: Option<f64>,
     /// Mean squared one-step naive difference in-sample (None when zero or undefined).
     pub scale_sq: Option<f64>,
     /// Mean absolute one-step naive difference in-sample (None when zero or undefined).
     pub scale_abs: Option<f64>,
     /// Revenue in the 28 days before the origin (WRMSSE weight, at least 0).
     pub weight: f64,
-    /// Mean units of the 14 days before the origin.
-    pub last14: f64,
 }
 
 /// The report's metrics for one forecaster.
@@ -63,10 +57,6 @@ pub struct Metrics {
     pub coverage80: f64,
     /// Relative bias of the point forecast (the mean where there is one).
     pub bias: f64,
-    /// Precision of "up" calls.
-    pub dir_precision: f64,
-    /// Recall of "up" calls.
-    pub dir_recall: f64,
     /// Pairs scored.
     pub pairs: usize,
 }
@@ -138,17 +128,6 @@ pub fn score(pairs: &[Pair]) -> Metrics {
     let wql = mean(LEVELS.iter().enumerate().map(|(i, level)| {
         2.0 * points().map(|(y, q)| pinball(y, q[i], *level)).sum::<f64>() / sum_y
     }));
-    let (mut tp, mut predicted, mut actual_up) = (0usize, 0usize, 0usize);
-    for p in pairs {
-        let truth = mean(p.actual.iter().copied()) > p.last14;
-        let called = match p.p_up {
-            Some(prob) => prob > 0.5,
-            None => mean(p.forecast.iter().map(|q| q[1])) > p.last14,
-        };
-        tp += usize::from(truth && called);
-        predicted += usize::from(called);
-        actual_up += usize::from(truth);
-    }
     Metrics {
         wrmsse: rmsse.iter().map(|(r, w)| r * w).sum::<f64>() / weight,
         rmsse: mean(rmsse.iter().map(|(r, _)| *r)),
@@ -163,8 +142,6 @@ pub fn score(pairs: &[Pair]) -> Metrics {
         coverage80: mean(points().map(|(y, q)| f64::from(u8::from(y >= q[0] && y <= q[2])))),
         bias: all_mean_points().map(|(y, m)| m - y).sum::<f64>()
             / points().map(|(y, _)| y).sum::<f64>(),
-        dir_precision: tp as f64 / predicted.max(1) as f64,
-        dir_recall: tp as f64 / actual_up.max(1) as f64,
         pairs: pairs.len(),
     }
 }
@@ -201,21 +178,17 @@ mod tests {
             actual: vec![2.0, 0.0],
             forecast: vec![[1.0, 1.0, 3.0], [0.0, 1.0, 2.0]],
             mean: None,
-            p_up: None,
             scale_sq: Some(4.0),
             scale_abs: Some(2.0),
             weight: 3.0,
-            last14: 0.5,
         };
         let b = Pair {
             actual: vec![4.0, 4.0],
             forecast: vec![[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]],
             mean: None,
-            p_up: Some(0.2),
             scale_sq: Some(1.0),
             scale_abs: Some(1.0),
             weight: 1.0,
-            last14: 1.0,
         };
         let m = score(&[a.clone(), b.clone()]);
         // a: errors 1, -1 → MSE 1, RMSSE sqrt(1/4) = 0.5, MASE 1/2; b: errors 2, 2 → RMSSE 2, MASE 2
@@ -230,9 +203,6 @@ mod tests {
         // inside [q0.1, q0.9]: a both, b none
         assert!(close(m.coverage80, 0.5));
         assert!(close(m.bias, (6.0 - 10.0) / 10.0));
-        // a: up (mean 1 > 0.5), called up (mean median 1 > 0.5); b: up (4 > 1), p_up says no
-        assert!(close(m.dir_precision, 1.0));
-        assert!(close(m.dir_recall, 0.5));
         assert_eq!(m.pairs, 2);
 
         // With a mean output of 3 every day for b: squared metrics and bias use it (errors 1, 1

@@ -8,6 +8,7 @@
 //! same per-bucket feature code. Forecast tables from other tools (the Python baselines) are
 //! scored by the same metrics on the same (series, origin) pairs, so one report compares them.
 
+pub mod calls;
 pub mod forecasts;
 pub mod metrics;
 pub mod protocol;
@@ -21,8 +22,11 @@ use anyhow::{bail, Context, Result};
 use crate::config::Settings;
 use crate::datasets::EventRecord;
 use crate::ingest::Admission;
+use crate::scoring::trend::{self, RowForecast, TrendRule};
 use crate::scoring::{Model, ResolvedManifest};
+use crate::signals::hot::HotSettings;
 use crate::window::{BucketSpec, WindowStore};
+use calls::{CallMetrics, CallPair};
 use forecasts::{ForecastRow, ForecastTable};
 use metrics::{Metrics, Pair, LEVELS};
 use protocol::{DailyHistory, Protocol, DAY_MS};
@@ -49,6 +53,19 @@ pub struct Scored {
     pub name: String,
     /// Its metrics.
     pub metrics: Metrics,
+    /// How good its trend calls are.
+    pub calls: CallMetrics,
+}
+
+/// The trend calls' yardsticks: simple rules and climatology.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CallBaselines {
+    /// Merchandisers' rules: (name, call metrics).
+    pub rules: Vec<(String, CallMetrics)>,
+    /// Share of rising pairs at the three weekly origins before the first one.
+    pub base_rate: f64,
+    /// Brier score of always saying `base_rate`, on the evaluated pairs.
+    pub climatology_brier: f64,
 }
 
 /// The outcome of an evaluation.
@@ -64,6 +81,8 @@ pub struct Evaluation {
     pub scored: Vec<Scored>,
     /// The model's forecasts.
     pub forecasts: ForecastTable,
+    /// What the calls are compared with.
+    pub call_baselines: CallBaselines,
 }
 
 /// A (series, origin) pair before forecasts.
@@ -74,21 +93,48 @@ struct Target {
     scale_sq: Option<f64>,
     scale_abs: Option<f64>,
     weight: f64,
-    last14: f64,
+    /// Mean units of the last min(H, W) days before the origin: the trend's recent level.
+    recent: f64,
 }
 
 impl Target {
-    fn pair(&self, forecast: Vec<[f64; 3]>, mean: Option<Vec<f64>>, p_up: Option<f64>) -> Pair {
+    fn pair(&self, forecast: Vec<[f64; 3]>, mean: Option<Vec<f64>>) -> Pair {
         Pair {
             actual: self.actual.clone(),
             forecast,
             mean,
-            p_up,
             scale_sq: self.scale_sq,
             scale_abs: self.scale_abs,
             weight: self.weight,
-            last14: self.last14,
         }
+    }
+
+    /// The call of a forecaster with these outputs, beside what happened.
+    fn call(&self, rule: &TrendRule, forecast: &RowForecast<'_>) -> CallPair {
+        let actual_mean = self.actual.iter().sum::<f64>() / self.actual.len().max(1) as f64;
+        let floor = rule.settings.level_floor;
+        let forecast_units = trend::expected_level(forecast) * self.actual.len() as f64;
+        let trend = trend::derive_at(rule, self.recent, forecast);
+        CallPair {
+            sku: self.sku.clone(),
+            origin: self.origin,
+            realised: trend::realised(actual_mean, self.recent, &rule.settings),
+            realised_strength: trend::strength(actual_mean, self.recent, floor),
+            rank_score: trend.p_up,
+            trend,
+            forecast_units,
+        }
+    }
+}
+
+/// Quantiles, mean and the other outputs of one pair as the trend code reads them.
+fn row_forecast<'a>(quantiles: &'a [f32], mean: Option<&'a [f32]>) -> RowForecast<'a> {
+    RowForecast {
+        levels: &LEVELS,
+        quantiles,
+        mean,
+        direction: None,
+        p_up: None,
     }
 }
 
@@ -154,85 +200,209 @@ pub fn evaluate(
     }
 
     // Score each origin's windows in batches, as the scorer does.
+    let rule = TrendRule::for_model(&settings.trend, &model.manifest().manifest);
     let per = model.window_values();
     let batch = settings.scoring.batch_size.max(1);
+    let recent_days = options.horizon.min(window.buckets) as i64;
     let mut table = ForecastTable::default();
     let mut targets = Vec::new();
     let mut model_pairs = Vec::new();
+    let mut model_calls = Vec::new();
     for ((skus, rows), origin) in inputs.iter().zip(&protocol.origins) {
         for start in (0..skus.len()).step_by(batch) {
             let n = batch.min(skus.len() - start);
             let days = vec![*origin as f32; n];
             let out = model.score(&rows[start * per..(start + n) * per], &days, n)?;
             for (i, sku) in skus[start..start + n].iter().enumerate() {
-                let forecast: Vec<[f64; 3]> = (0..options.horizon)
-                    .map(|h| {
+                let quantiles: Vec<f32> = (0..options.horizon)
+                    .flat_map(|h| {
                         let base = (i * model_horizon + h) * n_quantiles;
-                        let q = |k: usize| f64::from(out.quantiles[base + levels[k]]);
-                        [q(0), q(1), q(2)]
+                        levels.iter().map(move |k| base + k)
                     })
+                    .map(|at| out.quantiles[at])
                     .collect();
-                let mean: Option<Vec<f64>> = out.mean.as_ref().map(|m| {
-                    (0..options.horizon)
-                        .map(|h| f64::from(m[i * model_horizon + h]))
-                        .collect()
-                });
+                let mean: Option<Vec<f32>> = out
+                    .mean
+                    .as_ref()
+                    .map(|m| m[i * model_horizon..i * model_horizon + options.horizon].to_vec());
+                let forecast = widen(&quantiles);
+                let mean_f64 = mean
+                    .as_ref()
+                    .map(|m| m.iter().map(|v| f64::from(*v)).collect());
                 for (h, q) in forecast.iter().enumerate() {
-                    let day_mean = mean.as_ref().map(|m| m[h]);
+                    let day_mean = mean.as_ref().map(|m| f64::from(m[h]));
                     table.insert(sku, *origin, origin + h as i64, *q, day_mean);
                 }
-                let target = target_of(&history, sku, *origin, options.horizon);
-                let p_up = out.p_up.as_ref().map(|p| f64::from(p[i]));
-                model_pairs.push(target.pair(forecast, mean, p_up));
+                let target = target_of(&history, sku, *origin, options.horizon, recent_days);
+                let row = RowForecast {
+                    direction: out.direction.as_ref().map(|d| &d[i * 3..i * 3 + 3]),
+                    p_up: out.p_up.as_ref().map(|p| p[i]),
+                    ..row_forecast(&quantiles, mean.as_deref())
+                };
+                model_calls.push(target.call(&rule, &row));
+                model_pairs.push(target.pair(forecast, mean_f64));
                 targets.push(target);
             }
         }
     }
+    let hot = settings
+        .signals
+        .as_ref()
+        .map_or_else(HotSettings::default, |s| s.hot);
     let mut scored = vec![Scored {
         name: format!("trendcast {model_id}"),
         metrics: metrics::score(&model_pairs),
+        calls: calls::score(&model_calls, true, &hot),
     }];
     for (name, path) in &options.baselines {
-        let other = ForecastTable::read(path)?;
-        let mut pairs = Vec::with_capacity(targets.len());
-        let mut missing = 0usize;
-        for t in &targets {
-            let rows: Option<Vec<ForecastRow>> = (0..options.horizon as i64)
-                .map(|h| other.get(&t.sku, t.origin, t.origin + h))
-                .collect();
-            match rows {
-                Some(rows) => {
-                    let mean: Option<Vec<f64>> = rows.iter().map(|r| r.mean).collect();
-                    let forecast = rows.iter().map(|r| r.quantiles).collect();
-                    pairs.push(t.pair(forecast, mean, None));
-                }
-                None => missing += 1,
-            }
-        }
-        if missing > 0 {
-            bail!(
-                "{name} ({}) lacks forecasts for {missing} of {} (series, origin) pairs: it must cover the same series and origins (first origin {})",
-                path.display(),
-                targets.len(),
-                forecasts::date_of(protocol.first_origin())
-            );
-        }
-        scored.push(Scored {
-            name: name.clone(),
-            metrics: metrics::score(&pairs),
-        });
+        scored.push(score_table(name, path, &targets, &rule, &hot, &protocol)?);
     }
+    let call_baselines = call_baselines(&history, &targets, &rule, &hot, recent_days, &protocol);
     Ok(Evaluation {
         protocol,
         series,
         model: model_id,
         scored,
         forecasts: table,
+        call_baselines,
     })
 }
 
-/// Actuals, scales and weights of `sku` at `origin`.
-fn target_of(history: &DailyHistory, sku: &Arc<str>, origin: i64, horizon: usize) -> Target {
+fn widen(quantiles: &[f32]) -> Vec<[f64; 3]> {
+    quantiles
+        .chunks_exact(3)
+        .map(|q| [q[0], q[1], q[2]].map(f64::from))
+        .collect()
+}
+
+/// Scores another forecaster's table on the model's pairs.
+fn score_table(
+    name: &str,
+    path: &std::path::Path,
+    targets: &[Target],
+    rule: &TrendRule,
+    hot: &HotSettings,
+    protocol: &Protocol,
+) -> Result<Scored> {
+    let other = ForecastTable::read(path)?;
+    let mut pairs = Vec::with_capacity(targets.len());
+    let mut call_pairs = Vec::with_capacity(targets.len());
+    let mut missing = 0usize;
+    for t in targets {
+        let rows: Option<Vec<ForecastRow>> = (0..t.actual.len() as i64)
+            .map(|h| other.get(&t.sku, t.origin, t.origin + h))
+            .collect();
+        let Some(rows) = rows else {
+            missing += 1;
+            continue;
+        };
+        let mean: Option<Vec<f64>> = rows.iter().map(|r| r.mean).collect();
+        let forecast: Vec<[f64; 3]> = rows.iter().map(|r| r.quantiles).collect();
+        let quantiles: Vec<f32> = forecast.iter().flatten().map(|v| *v as f32).collect();
+        let mean_f32: Option<Vec<f32>> =
+            mean.as_ref().map(|m| m.iter().map(|v| *v as f32).collect());
+        call_pairs.push(t.call(rule, &row_forecast(&quantiles, mean_f32.as_deref())));
+        pairs.push(t.pair(forecast, mean));
+    }
+    if missing > 0 {
+        bail!(
+            "{name} ({}) lacks forecasts for {missing} of {} (series, origin) pairs: it must cover the same series and origins (first origin {})",
+            path.display(),
+            targets.len(),
+            forecasts::date_of(protocol.first_origin())
+        );
+    }
+    Ok(Scored {
+        name: name.to_string(),
+        metrics: metrics::score(&pairs),
+        calls: calls::score(&call_pairs, true, hot),
+    })
+}
+
+/// The rules a merchandiser would use, and climatology from the three weekly origins before the
+/// first one (whose horizons end by the first origin, so nothing after it is read).
+fn call_baselines(
+    history: &DailyHistory,
+    targets: &[Target],
+    rule: &TrendRule,
+    hot: &HotSettings,
+    recent_days: i64,
+    protocol: &Protocol,
+) -> CallBaselines {
+    let s = &rule.settings;
+    // each rule gives (strength, expected units per day) from the history before the origin
+    let rule_pairs = |call: &dyn Fn(&Target) -> (f64, f64)| -> Vec<CallPair> {
+        targets
+            .iter()
+            .map(|t| {
+                let actual_mean = t.actual.iter().sum::<f64>() / t.actual.len().max(1) as f64;
+                let (strength, level) = call(t);
+                CallPair {
+                    sku: t.sku.clone(),
+                    origin: t.origin,
+                    realised: trend::realised(actual_mean, t.recent, s),
+                    realised_strength: trend::strength(actual_mean, t.recent, s.level_floor),
+                    trend: crate::publish::Trend {
+                        direction: trend::classify(strength, s.flat_band),
+                        strength,
+                        p_up: 0.0,
+                    },
+                    forecast_units: level * t.actual.len() as f64,
+                    rank_score: strength,
+                }
+            })
+            .collect()
+    };
+    let week = |t: &Target| {
+        let last7 = history.mean_units_before(&t.sku, t.origin, 7);
+        let prev7 = history.mean_units_before(&t.sku, t.origin - 7, 7);
+        (trend::strength(last7, prev7, s.level_floor), last7)
+    };
+    let ma28 = |t: &Target| {
+        let level = history.mean_units_before(&t.sku, t.origin, 28);
+        (trend::strength(level, t.recent, s.level_floor), level)
+    };
+    let ma28_pairs = rule_pairs(&ma28);
+    let rules = vec![
+        (
+            "rule: last 7 days vs the 7 before".to_string(),
+            calls::score(&rule_pairs(&week), false, hot),
+        ),
+        (
+            "rule: 28-day moving average vs last 14 days".to_string(),
+            calls::score(&ma28_pairs, false, hot),
+        ),
+    ];
+    let first = protocol.first_origin();
+    let series: Vec<&Target> = targets.iter().filter(|t| t.origin == first).collect();
+    let horizon = protocol.horizon as i64;
+    let (mut rising, mut n) = (0usize, 0usize);
+    for origin in [first - 28, first - 21, first - 14] {
+        for t in &series {
+            let recent = history.mean_units_before(&t.sku, origin, recent_days);
+            let actual = history.mean_units_before(&t.sku, origin + horizon, horizon);
+            rising += usize::from(
+                trend::realised(actual, recent, s) == crate::publish::Direction::Rising,
+            );
+            n += 1;
+        }
+    }
+    let base_rate = rising as f64 / n.max(1) as f64;
+    CallBaselines {
+        rules,
+        base_rate,
+        climatology_brier: calls::climatology_brier(&ma28_pairs, base_rate),
+    }
+}
+
+/// Actuals, scales, weights and recent level of `sku` at `origin`.
+fn target_of(
+    history: &DailyHistory,
+    sku: &Arc<str>,
+    origin: i64,
+    horizon: usize,
+    recent_days: i64,
+) -> Target {
     let (scale_sq, scale_abs) = metrics::naive_scales(&history.history(sku, origin));
     Target {
         sku: sku.clone(),
@@ -243,7 +413,7 @@ fn target_of(history: &DailyHistory, sku: &Arc<str>, origin: i64, horizon: usize
         scale_sq,
         scale_abs,
         weight: history.revenue_before(sku, origin, 28),
-        last14: history.mean_units_before(sku, origin, 14),
+        recent: history.mean_units_before(sku, origin, recent_days),
     }
 }
 

@@ -31,31 +31,22 @@ pub fn markdown(evaluation: &Evaluation) -> String {
     );
     let _ = writeln!(
         out,
-        "| forecaster | WRMSSE | WQL | coverage 80% | RMSSE | MASE | MAE | RMSE | bias | dir. precision | dir. recall |"
+        "| forecaster | WRMSSE | WQL | coverage 80% | RMSSE | MASE | MAE | RMSE | bias |"
     );
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
     for s in &evaluation.scored {
         let m = &s.metrics;
         let _ = writeln!(
             out,
-            "| {} | {:.4} | {:.4} | {:.3} | {:.4} | {:.4} | {:.4} | {:.4} | {:+.3} | {:.3} | {:.3} |",
-            s.name,
-            m.wrmsse,
-            m.wql,
-            m.coverage80,
-            m.rmsse,
-            m.mase,
-            m.mae,
-            m.rmse,
-            m.bias,
-            m.dir_precision,
-            m.dir_recall
+            "| {} | {:.4} | {:.4} | {:.3} | {:.4} | {:.4} | {:.4} | {:.4} | {:+.3} |",
+            s.name, m.wrmsse, m.wql, m.coverage80, m.rmsse, m.mase, m.mae, m.rmse, m.bias,
         );
     }
     let _ = writeln!(
         out,
         "\nWRMSSE, RMSSE, RMSE and bias score a forecaster's mean where it has one (a model's `mean_output`, a table's `mean` column), else q0.5; MASE and MAE score q0.5."
     );
+    calls_table(evaluation, &mut out);
     if let Some((ours, others)) = evaluation.scored.split_first() {
         let best = |f: fn(&super::Scored) -> f64| {
             others
@@ -75,4 +66,40 @@ pub fn markdown(evaluation: &Evaluation) -> String {
         }
     }
     out
+}
+
+/// The trend-call table: every forecaster's calls, then the rules, then climatology.
+fn calls_table(evaluation: &Evaluation, out: &mut String) {
+    let b = &evaluation.call_baselines;
+    let _ = writeln!(
+        out,
+        "\n### Trend calls (docs/TRENDS.md)\n\n| forecaster | falling P / R / F1 | flat P / R / F1 | rising P / R / F1 | macro-F1 | Brier p_up | hot precision@20 |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|");
+    let rows = evaluation
+        .scored
+        .iter()
+        .map(|s| (s.name.as_str(), &s.calls))
+        .chain(b.rules.iter().map(|(n, c)| (n.as_str(), c)));
+    for (name, c) in rows {
+        let class = |k: usize| {
+            let s = &c.classes[k];
+            format!("{:.3} / {:.3} / {:.3}", s.precision, s.recall, s.f1)
+        };
+        let brier = c.brier.map_or("–".to_string(), |v| format!("{v:.4}"));
+        let _ = writeln!(
+            out,
+            "| {name} | {} | {} | {} | {:.3} | {brier} | {:.3} |",
+            class(0),
+            class(1),
+            class(2),
+            c.macro_f1,
+            c.hot_precision_at_20
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nClimatology (always p_up = {:.3}, the share rising at the three weekly origins before the first): Brier {:.4}. Rules give calls, not probabilities. Hot precision@20: share of the ranking's top 20 in the origin's top decile of realised growth, mean over origins.",
+        b.base_rate, b.climatology_brier
+    );
 }

@@ -4,26 +4,27 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// Direction of the forecast relative to recent demand.
+/// The trend call: demand over the horizon against the recent level (docs/TRENDS.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
-    /// Forecast mean above recent level by more than the flat threshold.
+    /// Mean demand over the horizon above the recent level by more than the flat band.
     Rising,
-    /// Forecast mean below recent level by more than the flat threshold.
+    /// Mean demand over the horizon below the recent level by more than the flat band.
     Falling,
-    /// Within the threshold.
+    /// Within the band.
     Flat,
 }
 
-/// Trend summary derived from the forecast (see `docs/ARCHITECTURE.md`, "Trend").
+/// The trend of one update (docs/TRENDS.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Trend {
-    /// rising | falling | flat.
+    /// The call: the model's calibrated classifier where it has one, else the class of
+    /// `strength`.
     pub direction: Direction,
-    /// Relative change of the forecast median mean over the recent level.
+    /// Relative change of the expected level (the model's mean) over the recent level.
     pub strength: f64,
-    /// Probability that demand over the horizon exceeds the recent level.
+    /// Probability of "rising" as defined (calibrated when the model has a classifier).
     pub p_up: f64,
 }
 

@@ -20,6 +20,28 @@ pub struct TensorSpec {
     pub shape: Vec<i64>,
 }
 
+/// A direction classifier output: class probabilities for one trend definition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectionSpec {
+    /// Tensor name in the graph.
+    pub name: String,
+    /// `[-1, 3]`.
+    pub shape: Vec<i64>,
+    /// Class order of the tensor's last axis: must be `["falling", "flat", "rising"]`.
+    pub classes: Vec<String>,
+    /// The flat band the classifier was trained for: rising means strength > band.
+    pub flat_band: f64,
+    /// The floor of the recent level in the strength's denominator it was trained for.
+    pub level_floor: f64,
+    /// Per-class weights of the call: the direction is argmax_k(w_k · p_k) (chosen on validation
+    /// origins for the best macro-F1; all ones is the plain argmax).
+    pub call_weights: [f64; 3],
+}
+
+/// The class order a [`DirectionSpec`] must declare.
+pub const DIRECTION_CLASSES: [&str; 3] = ["falling", "flat", "rising"];
+
 /// The manifest file as written.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -52,9 +74,14 @@ pub struct ModelManifest {
     pub input: TensorSpec,
     /// Quantile output: `[-1, horizon, quantiles.len()]`.
     pub output: TensorSpec,
-    /// Optional direction head: `[-1]` or `[-1, 1]`, probability of a rise.
+    /// Optional legacy direction head: `[-1]` or `[-1, 1]`, probability of a rise. Superseded by
+    /// `direction_output`, which also says which event the probability is of.
     #[serde(default)]
     pub p_up_output: Option<TensorSpec>,
+    /// Optional calibrated direction classifier `[-1, 3]`: per row the probabilities of falling,
+    /// flat and rising as defined in docs/TRENDS.md, for the band and floor it names.
+    #[serde(default)]
+    pub direction_output: Option<DirectionSpec>,
     /// Optional point forecast `[-1, horizon]`: expected units per future bucket, the forecast
     /// to use under squared loss (a quantile's median sits below the mean of skewed demand).
     #[serde(default)]
@@ -210,6 +237,9 @@ impl ResolvedManifest {
                 )));
             }
         }
+        if let Some(d) = &manifest.direction_output {
+            check_direction(d).map_err(mismatch)?;
+        }
         if let Some(mo) = &manifest.mean_output {
             let want = [-1, manifest.horizon as i64];
             if mo.shape != want {
@@ -253,6 +283,37 @@ impl ResolvedManifest {
             median_index,
         })
     }
+}
+
+/// Why a direction output cannot be used, if it cannot.
+fn check_direction(d: &DirectionSpec) -> Result<(), String> {
+    if d.shape != [-1, 3] {
+        return Err(format!(
+            "direction_output shape {:?} should be [-1, 3]",
+            d.shape
+        ));
+    }
+    if d.classes != DIRECTION_CLASSES {
+        return Err(format!(
+            "direction_output classes {:?} should be {DIRECTION_CLASSES:?}",
+            d.classes
+        ));
+    }
+    if !(d.flat_band.is_finite() && d.flat_band >= 0.0)
+        || !(d.level_floor.is_finite() && d.level_floor > 0.0)
+    {
+        return Err(format!(
+            "direction_output flat_band {} must be >= 0 and level_floor {} > 0",
+            d.flat_band, d.level_floor
+        ));
+    }
+    if d.call_weights.iter().any(|w| !(w.is_finite() && *w > 0.0)) {
+        return Err(format!(
+            "direction_output call_weights {:?} must be positive",
+            d.call_weights
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

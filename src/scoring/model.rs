@@ -114,8 +114,10 @@ impl std::fmt::Debug for Model {
 pub struct BatchForecast {
     /// `[n, horizon, quantiles]`, row-major.
     pub quantiles: Vec<f32>,
-    /// `[n]` probabilities of a rise, when the model has a direction head.
+    /// `[n]` probabilities of a rise, when the model has a legacy `p_up` head.
     pub p_up: Option<Vec<f32>>,
+    /// `[n, 3]` probabilities of falling, flat and rising, when the model has a direction output.
+    pub direction: Option<Vec<f32>>,
     /// `[n, horizon]` expected units per bucket, when the model has a mean output.
     pub mean: Option<Vec<f32>>,
 }
@@ -204,9 +206,18 @@ impl Model {
             });
         }
         check_outlet(session.outputs(), &manifest.manifest.output, &id, "output")?;
+        let direction = manifest
+            .manifest
+            .direction_output
+            .as_ref()
+            .map(|d| TensorSpec {
+                name: d.name.clone(),
+                shape: d.shape.clone(),
+            });
         let extras = [
             &manifest.manifest.p_up_output,
             &manifest.manifest.mean_output,
+            &direction,
         ];
         for spec in extras.into_iter().flatten() {
             check_outlet(session.outputs(), spec, &id, "output")?;
@@ -290,10 +301,16 @@ impl Model {
             .as_ref()
             .map(|spec| extract(&spec.name, "mean output", n * m.horizon))
             .transpose()?;
+        let direction = m
+            .direction_output
+            .as_ref()
+            .map(|spec| extract(&spec.name, "direction output", n * 3))
+            .transpose()?;
         Ok(BatchForecast {
             quantiles,
             p_up,
             mean,
+            direction,
         })
     }
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::model::{BatchForecast, Model, ModelError};
-use super::trend::{derive, TrendSettings};
+use super::trend::{derive, RowForecast, TrendConfig, TrendRule};
 use super::ScoringSettings;
 use crate::publish::{HorizonStep, MessageKind, Publisher, TrendUpdate};
 use crate::telemetry::EngineStats;
@@ -54,7 +54,7 @@ pub struct Scorer {
     output_topic: String,
     stats: Arc<EngineStats>,
     settings: ScoringSettings,
-    trend: TrendSettings,
+    trend: TrendRule,
     observer: Option<UpdateObserver>,
     clock: Instant,
     /// SKUs waiting for bucket `key` to close.
@@ -97,9 +97,10 @@ impl Scorer {
         output_topic: String,
         stats: Arc<EngineStats>,
         settings: ScoringSettings,
-        trend: TrendSettings,
+        trend: TrendConfig,
         observer: Option<UpdateObserver>,
     ) -> Self {
+        let trend = TrendRule::for_model(&trend, &model.manifest().manifest);
         let per = model.window_values();
         let units_slot = model
             .manifest()
@@ -343,19 +344,24 @@ impl Scorer {
             .skip(m.window_len - recent_len)
             .map(|bucket| bucket[self.units_slot])
             .collect();
-        let p_up = forecast.p_up.as_ref().and_then(|p| p.get(i).copied());
-        let trend = derive(
-            &self.trend,
-            &recent,
-            &m.quantiles,
-            q,
-            resolved.median_index,
-            p_up,
-        );
         let mean = forecast
             .mean
             .as_ref()
             .and_then(|v| v.get(i * m.horizon..(i + 1) * m.horizon));
+        let trend = derive(
+            &self.trend,
+            &recent,
+            &RowForecast {
+                levels: &m.quantiles,
+                quantiles: q,
+                mean,
+                direction: forecast
+                    .direction
+                    .as_ref()
+                    .and_then(|d| d.get(i * 3..i * 3 + 3)),
+                p_up: forecast.p_up.as_ref().and_then(|p| p.get(i).copied()),
+            },
+        );
         let horizon = q
             .chunks_exact(nq)
             .zip(&labels.steps)

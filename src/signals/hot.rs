@@ -2,17 +2,17 @@
 //!
 //! Each SKU keeps only its latest trend update (by the update's per-SKU `seq`: a duplicate or a
 //! replayed older update changes nothing, so the ranking is stable under at-least-once
-//! delivery). A SKU is a candidate when its forecast rises (`strength > 0`), it expects at least
-//! `min_volume` units over the horizon (so one sale after none is not a trend), and its update is
-//! no older than `max_age` behind the newest one seen (a SKU that stopped selling stops getting
-//! updates and must not stay on the list). Candidates are ranked by `score = strength · p_up`
-//! (the expected relative growth), then by expected units, then by SKU, so ties never reorder.
+//! delivery). A SKU is a candidate when its latest call is rising (docs/TRENDS.md), it expects at
+//! least `min_volume` units over the horizon (so one sale after none is not a trend), and its
+//! update is no older than `max_age` behind the newest one seen (a SKU that stopped selling stops
+//! getting updates and must not stay on the list). Candidates are ranked by `score = p_up` (the
+//! calibrated probability of a rise), then by expected units, then by SKU, so ties never reorder.
 
 use serde::{Deserialize, Serialize};
 
 use crate::window::rfc3339;
 
-use crate::publish::TrendUpdate;
+use crate::publish::{Direction, Trend, TrendUpdate};
 
 /// Ranking settings (from `[signals]`).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -25,14 +25,28 @@ pub struct HotSettings {
     pub max_age_ms: i64,
 }
 
+impl Default for HotSettings {
+    /// `[signals]`'s defaults: the top 20 expecting at least 5 units, updated within 7 days.
+    fn default() -> Self {
+        Self {
+            top: 20,
+            min_volume: 5.0,
+            max_age_ms: 7 * 86_400_000,
+        }
+    }
+}
+
 /// What the ranking keeps of a SKU's latest trend update.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HotEntry {
+    /// Whether the update called the SKU rising.
+    pub rising: bool,
     /// Relative growth of the forecast over the recent level (the update's strength).
     pub growth: f64,
     /// Probability that demand rises.
     pub p_up: f64,
-    /// Sum of the median forecasts over the horizon.
+    /// Expected units over the horizon: the sum of the update's means (its medians when it has
+    /// no mean).
     pub forecast_units: f64,
     /// The update's `as_of`, epoch ms.
     pub as_of_ms: i64,
@@ -49,21 +63,32 @@ impl HotEntry {
         let forecast_units = update
             .horizon
             .iter()
-            .filter_map(|s| s.quantiles.get("0.5"))
-            .map(|v| f64::from(*v).max(0.0))
+            .filter_map(|s| s.mean.or_else(|| s.quantiles.get("0.5").copied()))
+            .map(|v| f64::from(v).max(0.0))
             .sum();
-        Some(Self {
-            growth: finite(update.trend.strength),
-            p_up: finite(update.trend.p_up),
+        Some(Self::of_trend(
+            &update.trend,
             forecast_units,
             as_of_ms,
-            seq: update.seq,
-        })
+            update.seq,
+        ))
     }
 
-    /// Expected relative growth: `growth · p_up`.
+    /// The entry of a trend call (the evaluation ranks pairs without building updates).
+    pub fn of_trend(trend: &Trend, forecast_units: f64, as_of_ms: i64, seq: u64) -> Self {
+        Self {
+            rising: trend.direction == Direction::Rising,
+            growth: finite(trend.strength),
+            p_up: finite(trend.p_up),
+            forecast_units,
+            as_of_ms,
+            seq,
+        }
+    }
+
+    /// The ranking score: the calibrated probability of a rise.
     pub fn score(&self) -> f64 {
-        self.growth * self.p_up
+        self.p_up
     }
 }
 
@@ -82,7 +107,7 @@ pub struct HotProduct {
     pub rank: usize,
     /// The SKU.
     pub sku: String,
-    /// `growth · p_up`.
+    /// The ranking score (`p_up`).
     pub score: f64,
     /// Relative growth of the forecast over the recent level.
     pub growth: f64,
@@ -118,7 +143,7 @@ pub fn rank<'a>(
     let oldest = newest.saturating_sub(settings.max_age_ms);
     let mut candidates: Vec<(&str, &HotEntry)> = entries
         .filter(|(_, e)| {
-            e.growth > 0.0 && e.forecast_units >= settings.min_volume && e.as_of_ms >= oldest
+            e.rising && e.forecast_units >= settings.min_volume && e.as_of_ms >= oldest
         })
         .collect();
     let order = |a: &(&str, &HotEntry), b: &(&str, &HotEntry)| {
@@ -174,6 +199,7 @@ mod tests {
 
     fn entry(growth: f64, p_up: f64, units: f64, as_of_ms: i64) -> HotEntry {
         HotEntry {
+            rising: growth > 0.0,
             growth,
             p_up,
             forecast_units: units,
@@ -183,7 +209,7 @@ mod tests {
     }
 
     #[test]
-    fn ranks_rising_fresh_volume_by_expected_growth_with_stable_ties() {
+    fn ranks_rising_fresh_volume_by_p_up_with_stable_ties() {
         let settings = HotSettings {
             top: 3,
             min_volume: 5.0,
@@ -192,7 +218,7 @@ mod tests {
         let t = 100 * DAY;
         let items = [
             ("a", entry(1.0, 0.5, 10.0, t)),           // 0.5
-            ("b", entry(0.8, 0.9, 10.0, t)),           // 0.72
+            ("b", entry(0.2, 0.9, 10.0, t)),           // 0.9
             ("c", entry(2.0, 0.9, 4.0, t)),            // too little volume
             ("d", entry(-1.0, 0.9, 50.0, t)),          // falling
             ("e", entry(3.0, 0.9, 50.0, t - 8 * DAY)), // stale

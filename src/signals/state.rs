@@ -208,7 +208,10 @@ pub enum StateFileError {
     },
 }
 
-const MAGIC: &[u8; 4] = b"TCS\x02";
+/// Version 3: hot entries carry the trend call (`rising`).
+const MAGIC: &[u8; 4] = b"TCS\x03";
+/// Version 2 files (before trend calls in the ranking) cannot be read.
+const MAGIC_V2: &[u8; 4] = b"TCS\x02";
 
 /// The state file of `partition` in `dir`.
 pub fn file_of(dir: &Path, partition: u16) -> PathBuf {
@@ -250,6 +253,14 @@ pub fn load(dir: &Path, partition: u16) -> Result<Option<PartitionSignals>, Stat
         path: path.clone(),
         reason,
     };
+    if bytes.starts_with(MAGIC_V2) {
+        return Err(damaged(format!(
+            "written by a trendcast before version 3 of the signal state; delete {} to start this \
+             partition's signals empty (rankings refill from new trend updates; restock triggers \
+             re-arm, so one reorder per SKU below its point may repeat)",
+            path.display()
+        )));
+    }
     let body = bytes
         .strip_prefix(MAGIC.as_slice())
         .ok_or_else(|| damaged("no TCS header".into()))?;

@@ -85,6 +85,50 @@ def test_gbdt_and_mlp_train_export_score(small):
     assert np.abs(p_up - pu).max() <= 1e-4
 
 
+def test_direction_classifier_trains_calibrates_and_exports(small):
+    """A tiny direction classifier: calibrated probabilities sum to one, the ONNX `direction`
+    output of a GBDT export matches the booster, and the manifest names it."""
+    from trendcast_training import direction as D
+    from trendcast_training.onnx_out import manifest
+
+    _, ex = small
+    cutoff = int(ex.origin.max()) - 7
+    p = dict(D.DEFAULTS, rows=3000, max_trees=20, num_leaves=7, min_data_in_leaf=20, early_stop_days=7,
+             patience=5)
+    model = D.train(ex, cutoff, p, log=lambda *a: None)
+    idx = np.nonzero(ex.complete)[0][:800]
+    w, o = np.asarray(ex.windows[idx]), ex.origin[idx]
+    feats = D.compute(w, o, 28, 7)
+    D.calibrate(model, feats, D.realised(np.asarray(ex.targets[idx]), D.recent_level(w, 7)))
+    probs = model.probs(feats)
+    assert np.allclose(probs.sum(1), 1.0) and (probs >= 0).all()
+    gp = dict(gbdt.DEFAULTS, n_trees=3, rows=2000, steps_per_row=1, num_leaves=7, min_data_in_leaf=20)
+    X, Y, wt = gbdt.training_matrix(ex, cutoff, gp["rows"], gp["steps_per_row"])
+    onx = gbdt.export(gbdt.train(X, Y, gp, log=lambda *a: None), 28, 7, 1.0, 1.0, "smoke-dir", (0.2, 0.5, 0.3), model)
+    out = run(session(onx), w, o)
+    assert out.direction.shape == (800, 3)
+    assert np.abs(out.direction - probs).max() <= 1e-4
+    assert np.allclose(out.p_up, out.direction[:, 2])
+    entry = D.manifest_entry(model)
+    man = manifest("m", "gbdt", "", 28, 7, "model.onnx", p_up=False, normalisation="", direction=entry)
+    assert man["direction_output"]["classes"] == ["falling", "flat", "rising"]
+    assert man["direction_output"]["flat_band"] == D.BAND and "p_up_output" not in man
+
+
+def test_synthetic_trends_carry_on_past_the_origin():
+    """The synthetic prior's ramps keep going: most windows that ramped up are labelled rising."""
+    from trendcast_training import direction as D
+
+    win, fut, _ = D.synthetic_windows(4000, 28, 14, np.array([15000]), seed=3)
+    assert win.shape == (4000, 28, 6) and fut.shape == (4000, 14)
+    assert (win >= 0).all() and (win[..., 3:] == 0).all()
+    u = win[..., 0]
+    up = u[:, -7:].mean(1) > 2 * u[:, :7].mean(1) + 2
+    labels = D.realised(fut, D.recent_level(win, 14))
+    assert up.sum() > 100
+    assert (labels[up] == D.RISING).mean() > 0.8
+
+
 def test_train_cli_writes_model_and_manifest(small, tmp_path):
     d, ex = small
     src = d / "or120k.csv"
@@ -97,7 +141,9 @@ def test_train_cli_writes_model_and_manifest(small, tmp_path):
            "--eval-origins", *ev, "--valid-origins", *va, "--baselines", "simple",
            "--gbdt", json.dumps({"n_trees": 5, "rows": 3000, "num_leaves": 7, "min_data_in_leaf": 20}),
            "--mlp", json.dumps({"rows": 3000, "epochs": 1, "hidden": 16, "valid_days": 7}),
-           "--tcn", json.dumps({"rows": 2000, "epochs": 1, "hidden": 16, "channels": 4, "valid_days": 7})]
+           "--tcn", json.dumps({"rows": 2000, "epochs": 1, "hidden": 16, "channels": 4, "valid_days": 7}),
+           "--direction", json.dumps({"rows": 3000, "max_trees": 20, "num_leaves": 7, "min_data_in_leaf": 20,
+                                      "early_stop_days": 7, "patience": 5})]
     env = dict(os.environ, TRENDCAST_CACHE=str(tmp_path / "cache"))
     subprocess.run(cmd, check=True, cwd=ROOT / "training", stdout=subprocess.DEVNULL, env=env)
     man = json.loads((out / "manifest.json").read_text())
@@ -106,8 +152,9 @@ def test_train_cli_writes_model_and_manifest(small, tmp_path):
     assert [i.name for i in sess.get_inputs()] == ["window", "origin_day"]
     assert man["mean_output"] == {"name": "mean", "shape": [-1, 7]}
     feed = {"window": np.zeros((3, 28, 6), np.float32), "origin_day": np.full(3, 15000.0, np.float32)}
-    q, mean = sess.run(["quantiles", "mean"], feed)
-    assert q.shape == (3, 7, 3) and mean.shape == (3, 7)
+    q, mean, probs = sess.run(["quantiles", "mean", "direction"], feed)
+    assert q.shape == (3, 7, 3) and mean.shape == (3, 7) and probs.shape == (3, 3)
+    assert man["direction_output"]["name"] == "direction" and len(man["direction_output"]["call_weights"]) == 3
     summary = json.loads((tmp_path / "work" / "summary.json").read_text())
     best = summary["best"].removeprefix("trendcast-")
     weights = summary["mean_weights"][best]

@@ -46,21 +46,49 @@ def test_wql_median_only_is_wape():
     assert M.wql(y, q, levels=(0.5,)) == pytest.approx(0.75)
 
 
-def test_coverage_bias_direction():
+def test_coverage_bias():
     y = np.array([[1.0, 5.0, 0.0, 2.0]])
     q = np.array([[[0, 1, 2], [0, 1, 2], [0, 0, 0], [2, 2, 3]]], np.float32)
     # inside: 1 in [0,2] yes; 5 no; 0 in [0,0] yes; 2 in [2,3] yes -> 3/4
     assert M.coverage(y, q) == pytest.approx(0.75)
     # bias: medians (1,1,0,2) sum 4 vs actual 8 -> (4 - 8) / 8 = -0.5
     assert M.bias(y, q[..., 1]) == pytest.approx(-0.5)
-    # direction: truth up where mean(y) > last14
-    yy = np.array([[2.0, 2.0], [0.0, 0.0], [5.0, 5.0], [1.0, 1.0]])
-    last = np.array([1.0, 1.0, 1.0, 3.0])
-    truth = M.direction_truth(yy, last)  # T F T F
-    pred = np.array([True, True, False, False])
-    # tp = 1; precision 1/2; recall 1/2
-    assert M.precision_recall(truth, pred) == pytest.approx((0.5, 0.5))
-    assert list(M.direction_pred(yy, last, p_up=np.array([0.9, 0.1, 0.6, 0.2]))) == [True, False, True, False]
+
+
+def test_trend_definition_by_hand():
+    from trendcast_training import direction as D
+
+    # recent level: mean of max(0, units) of the last min(H, W) = 2 days of the window
+    win = np.zeros((4, 3, 6), np.float32)
+    win[:, :, 0] = [[9, 10, 10], [5, 0.5, 0.5], [9, 10, 10], [0, -4, 0.4]]
+    recent = D.recent_level(win, 2)
+    assert recent == pytest.approx([10, 0.5, 10, 0.2])
+    # future means 12.5, 0, 11, 0.05: strengths +0.25, -0.5 (floor 1), +0.1, -0.15 (floor 1)
+    y = np.array([[12.5, 12.5], [0, 0], [11, 11], [0.1, 0]])
+    s = D.strength(y.mean(1), recent)
+    assert s == pytest.approx([0.25, -0.5, 0.1, -0.15])
+    assert list(D.realised(y, recent)) == [D.RISING, D.FALLING, D.FLAT, D.FLAT]
+    # per class: truth (R, F, fl, fl), calls (R, fl, fl, R)
+    truth, pred = np.array([2, 0, 1, 1]), np.array([2, 1, 1, 2])
+    pc = D.per_class(truth, pred)
+    assert pc["rising"] == pytest.approx((0.5, 1.0, 2 / 3))
+    assert pc["flat"] == pytest.approx((0.5, 0.5, 0.5))
+    assert pc["falling"] == (0.0, 0.0, 0.0)
+    assert D.macro_f1(truth, pred) == pytest.approx((2 / 3 + 0.5) / 3)
+    # Brier against "rising": (0.8-1)^2 + 0.1^2 + 0.3^2 + 0.5^2 over 4
+    assert D.brier(np.array([0.8, 0.1, 0.3, 0.5]), truth) == pytest.approx((0.04 + 0.01 + 0.09 + 0.25) / 4)
+
+
+def test_hot_precision_by_hand():
+    from trendcast_training import direction as D
+
+    # one origin, 10 pairs: realised strength 0..9, top decile = the pair with 9 (quantile 8.1)
+    rs = np.arange(10.0)
+    score = np.array([0, 0, 0, 0, 0, 0, 0, 0, 1.0, 0.5])
+    eligible = np.array([True] * 8 + [True, True])
+    # top 20 of 10 eligible pairs holds all of them: one hit of 20
+    assert D.hot_precision(score, eligible, rs, np.zeros(10)) == pytest.approx(1 / 20)
+    assert D.hot_precision(score, ~eligible, rs, np.zeros(10)) == 0.0
 
 
 def test_mean_output_scores_squared_metrics_and_median_absolute_ones():
@@ -69,9 +97,9 @@ def test_mean_output_scores_squared_metrics_and_median_absolute_ones():
     q = np.array([[[0.0, 1.0, 5.0], [0.0, 1.0, 5.0]]])
     mean = np.array([[3.0, 3.0]])
     hist = np.array([[0.0, 2.0, 0.0]])  # diffs 2, -2: scale_sq 4, scale_abs 2
-    w, last = np.array([1.0]), np.array([1.0])
-    with_mean = M.all_metrics(y, q, hist, w, last, mean=mean)
-    median = M.all_metrics(y, q, hist, w, last)
+    w, last, origin = np.array([1.0]), np.array([1.0]), np.array([0])
+    with_mean = M.all_metrics(y, q, hist, w, last, origin, mean=mean)
+    median = M.all_metrics(y, q, hist, w, last, origin)
     # squared: mean errors (1, -3) -> mse 5 -> RMSSE sqrt(5/4); median errors (3, -1) -> mse 5 too
     assert with_mean["RMSSE"] == pytest.approx(np.sqrt(5 / 4))
     assert with_mean["RMSE"] == pytest.approx(np.sqrt(5))

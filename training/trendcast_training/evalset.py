@@ -23,8 +23,17 @@ class EvalSet:
     last14: np.ndarray  # [P] mean units of the 14 days before the origin
     proto: Protocol
 
-    def metrics(self, q: np.ndarray, p_up: np.ndarray | None = None, mean: np.ndarray | None = None) -> dict:
-        return metrics.all_metrics(self.actuals, q, self.history, self.weights, self.last14, p_up, mean)
+    @property
+    def recent(self) -> np.ndarray:
+        """The trend's recent level per pair (docs/TRENDS.md)."""
+        from .direction import recent_level
+
+        return recent_level(self.windows, self.actuals.shape[1])
+
+    def metrics(self, q: np.ndarray, mean: np.ndarray | None = None, probs: np.ndarray | None = None,
+                call_weights=None) -> dict:
+        return metrics.all_metrics(self.actuals, q, self.history, self.weights, self.recent, self.origin, mean,
+                                   probs, call_weights)
 
     def forecasts_frame(self, q: np.ndarray, mean: np.ndarray | None = None) -> pd.DataFrame:
         """Long format `sku,origin,date,q0.1,q0.5,q0.9[,mean]` (one line per forecast day; the

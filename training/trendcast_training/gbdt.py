@@ -85,14 +85,17 @@ def _f32_floor(x: float) -> np.float32:
     return f
 
 
-def tree_ensemble(g: G, boosters, x: str) -> str:
-    """LightGBM boosters (numerical splits, no missing values) -> one TreeEnsembleRegressor, n_targets=len."""
+def tree_ensemble(g: G, boosters, x: str, n_targets: int | None = None) -> str:
+    """LightGBM boosters (numerical splits, no missing values) -> one TreeEnsembleRegressor of raw
+    scores: one target per booster, or with `n_targets` one multiclass booster whose tree i feeds
+    class i mod n_targets (LightGBM's order)."""
     attrs = {k: [] for k in ["nodes_treeids", "nodes_nodeids", "nodes_featureids", "nodes_values", "nodes_modes",
                              "nodes_truenodeids", "nodes_falsenodeids", "nodes_missing_value_tracks_true",
                              "nodes_hitrates", "target_treeids", "target_nodeids", "target_ids", "target_weights"]}
     tree_id = 0
-    for target, b in enumerate(boosters):
-        for info in b.dump_model()["tree_info"]:
+    for booster_no, b in enumerate(boosters):
+        for tree_no, info in enumerate(b.dump_model()["tree_info"]):
+            target = tree_no % n_targets if n_targets else booster_no
             counter = [0]
 
             def visit(node, tid):
@@ -131,15 +134,19 @@ def tree_ensemble(g: G, boosters, x: str) -> str:
             tree_id += 1
     out = g.name("trees")
     g.nodes.append(__import__("onnx").helper.make_node(
-        "TreeEnsembleRegressor", [x], [out], domain="ai.onnx.ml", n_targets=len(boosters),
-        aggregate_function="SUM", post_transform="NONE", base_values=[0.0] * len(boosters), **attrs))
+        "TreeEnsembleRegressor", [x], [out], domain="ai.onnx.ml", n_targets=n_targets or len(boosters),
+        aggregate_function="SUM", post_transform="NONE", base_values=[0.0] * (n_targets or len(boosters)), **attrs))
     return out
 
 
-def export(boosters, W: int, H: int, widen_lo: float, widen_hi: float, name: str, mean_w=(0.0, 1.0, 0.0)):
+def export(boosters, W: int, H: int, widen_lo: float, widen_hi: float, name: str, mean_w=(0.0, 1.0, 0.0),
+           direction=None):
+    from . import direction as D
+
     g = G()
-    scale, fh, _ = F.build_features(g, "window", "origin_day", W, H)
+    scale, fh, fr = F.build_features(g, "window", "origin_day", W, H)
     t = tree_ensemble(g, boosters, fh)  # [N*H, 3]
     qs = g.op("Reshape", [t, g.const([-1, H, len(boosters)], np.int64)])
     mean_tail(g, quantile_tail(g, qs, scale, H, widen_lo, widen_hi), mean_w)
-    return assemble(g, W, H, ["quantiles", "mean"], name, opsets_extra=[("ai.onnx.ml", 3)])
+    extra = D.graph(g, direction, fr, W)
+    return assemble(g, W, H, ["quantiles", "mean", *extra], name, opsets_extra=[("ai.onnx.ml", 3)])

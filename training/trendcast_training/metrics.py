@@ -5,11 +5,11 @@ forecaster's expected units when it has a mean output.
 
 Point forecasts: each loss is scored with the point that minimises it in expectation: the squared-
 error metrics (WRMSSE, RMSSE, RMSE) and the bias use the mean when there is one, else q0.5; the
-absolute-error metrics (MASE, MAE) and the direction call use q0.5, the median. For a forecaster
+absolute-error metrics (MASE, MAE) use q0.5, the median; trend calls follow docs/TRENDS.md. For a forecaster
 without a mean (every baseline) both are q0.5. The engine's `src/evaluate/metrics.rs` does the same.
 history [P, T] is each pair's in-sample daily units up to the origin (NaN before the SKU's first
-sale); weights [P] is revenue in the 28 days before the origin; last14 [P] is mean units of the
-14 days before the origin.
+sale); weights [P] is revenue in the 28 days before the origin; recent [P] is the trend's recent
+level (mean units of the last min(H, W) days before the origin).
 """
 
 from __future__ import annotations
@@ -80,33 +80,17 @@ def bias(y, yhat):
     return float(np.sum(yhat - y) / np.sum(y))
 
 
-def direction_truth(y, last14):
-    """'Up' = mean of the H horizon actuals > mean of the last 14 days before the origin."""
-    return np.mean(y, axis=1) > last14
+def all_metrics(y, q, history, weights, recent, origin, mean=None, probs=None, call_weights=None) -> dict:
+    """Every metric of the report, on one model's forecasts for the same pairs: accuracy, then the
+    trend calls (`direction.scored_calls`; with a classifier's probabilities where it has one)."""
+    from .direction import scored_calls
 
-
-def direction_pred(yhat, last14, p_up=None):
-    """Predicted 'up': p_up > 0.5 where a direction head exists, else mean median forecast > last14."""
-    if p_up is not None:
-        return p_up > 0.5
-    return np.mean(yhat, axis=1) > last14
-
-
-def precision_recall(truth, pred):
-    tp = np.sum(truth & pred)
-    prec = tp / max(np.sum(pred), 1)
-    rec = tp / max(np.sum(truth), 1)
-    return float(prec), float(rec)
-
-
-def all_metrics(y, q, history, weights, last14, p_up=None, mean=None) -> dict:
-    """Every metric of the report, on one model's forecasts for the same pairs."""
     sq, ab = naive_scales(history)
     yhat = q[..., 1]
     point = yhat if mean is None else mean
     r = rmsse(y, point, sq)
     m = mase(y, yhat, ab)
-    prec, rec = precision_recall(direction_truth(y, last14), direction_pred(yhat, last14, p_up))
+    calls = scored_calls(y, q, mean, recent, origin, probs, call_weights)
     return {
         "WRMSSE": wrmsse(y, point, sq, weights),
         "RMSSE": float(np.nanmean(r)),
@@ -116,6 +100,5 @@ def all_metrics(y, q, history, weights, last14, p_up=None, mean=None) -> dict:
         "WQL": wql(y, q),
         "coverage80": coverage(y, q),
         "bias": bias(y, point),
-        "dir_precision": prec,
-        "dir_recall": rec,
+        **calls,
     }

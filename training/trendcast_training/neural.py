@@ -215,8 +215,14 @@ def head_graph(g: G, net: MLP, z: str, scale: str, H: int, widen_lo: float, wide
     g.op("Squeeze", [g.op("Sigmoid", [sl(3 * H, 3 * H + 1)]), g.const([1], i64)], out="p_up")
 
 
-def export(net: MLP, W: int, H: int, widen_lo: float, widen_hi: float, name: str, mean_w=(0.0, 1.0, 0.0)):
+def export(net: MLP, W: int, H: int, widen_lo: float, widen_hi: float, name: str, mean_w=(0.0, 1.0, 0.0),
+           direction=None):
+    """With a direction classifier the graph's outputs are quantiles, mean and `direction` (the
+    MLP's own p_up head stays a training aid); without one, its p_up head is an output."""
+    from . import direction as D
+
     g = G()
     scale, _, fr = F.build_features(g, "window", "origin_day", W, H)
     head_graph(g, net, normalised_input(g, net, fr), scale, H, widen_lo, widen_hi, mean_w)
-    return assemble(g, W, H, ["quantiles", "p_up", "mean"], name)
+    extra = D.graph(g, direction, fr, W)
+    return assemble(g, W, H, ["quantiles", "mean", *(extra or ["p_up"])], name, opsets_extra=[("ai.onnx.ml", 3)])

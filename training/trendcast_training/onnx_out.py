@@ -84,6 +84,8 @@ def assemble(g: G, W: int, H: int, outputs: list, name: str, opsets_extra=()) ->
         outs.append(helper.make_tensor_value_info("p_up", TensorProto.FLOAT, ["batch"]))
     if "mean" in outputs:
         outs.append(helper.make_tensor_value_info("mean", TensorProto.FLOAT, ["batch", H]))
+    if "direction" in outputs:
+        outs.append(helper.make_tensor_value_info("direction", TensorProto.FLOAT, ["batch", 3]))
     graph = helper.make_graph(g.nodes, name, inputs, outs, g.inits)
     ops = [helper.make_opsetid("", OPSET)] + [helper.make_opsetid(d, v) for d, v in opsets_extra]
     m = helper.make_model(graph, opset_imports=ops, producer_name="trendcast-training")
@@ -93,7 +95,7 @@ def assemble(g: G, W: int, H: int, outputs: list, name: str, opsets_extra=()) ->
 
 
 def manifest(name: str, kind: str, description: str, W: int, H: int, model_file: str, p_up: bool,
-             normalisation: str, version: str = "1", mean: bool = True) -> dict:
+             normalisation: str, version: str = "1", mean: bool = True, direction: dict | None = None) -> dict:
     m = {
         "name": name, "version": version, "kind": kind, "description": description,
         "bucket_width_secs": 86400, "window_len": W, "horizon": H, "features": FEATURES,
@@ -107,6 +109,8 @@ def manifest(name: str, kind: str, description: str, W: int, H: int, model_file:
         m["p_up_output"] = {"name": "p_up", "shape": [-1]}
     if mean:
         m["mean_output"] = {"name": "mean", "shape": [-1, H]}
+    if direction:
+        m["direction_output"] = direction
     return m
 
 
@@ -127,12 +131,13 @@ def session(model):
 
 @dataclass
 class Scores:
-    """One model's outputs on N windows: quantiles [N,H,3], p_up [N] and mean [N,H] (None when the
-    model lacks that output)."""
+    """One model's outputs on N windows: quantiles [N,H,3], p_up [N], mean [N,H] and direction
+    [N,3] (None when the model lacks that output; p_up is direction[:, 2] when it has one)."""
 
     q: np.ndarray
     p_up: np.ndarray | None
     mean: np.ndarray | None
+    direction: np.ndarray | None = None
 
 
 def run(sess, windows, origin_day, batch=32768) -> Scores:
@@ -145,4 +150,5 @@ def run(sess, windows, origin_day, batch=32768) -> Scores:
         for n, v in zip(names, r):
             out[n].append(v)
     cat = {n: np.concatenate(v) for n, v in out.items()}
-    return Scores(cat["quantiles"], cat.get("p_up"), cat.get("mean"))
+    d = cat.get("direction")
+    return Scores(cat["quantiles"], d[:, 2] if d is not None else cat.get("p_up"), cat.get("mean"), d)

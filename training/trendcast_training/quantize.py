@@ -64,7 +64,8 @@ def main(argv=None):
     for tag, sess in sessions.items():
         out = run(sess, es.windows, es.origin)
         q = out.q
-        m = es.metrics(q, out.p_up, out.mean)
+        weights = (man.get("direction_output") or {}).get("call_weights")
+        m = es.metrics(q, out.mean, out.direction, weights)
         tb, t1 = times[tag]
         res[tag] = {"bytes": paths[tag].stat().st_size, "batch_s": tb, "rows": len(es.origin),
                     "row_latency_ms": 1e3 * t1, **m, "_q": q}

@@ -15,18 +15,69 @@ from pathlib import Path
 import numpy as np
 
 POINT_NOTE = ("Point forecasts: WRMSSE, RMSSE, RMSE and bias score each model's `mean` output (expected units, "
-              "the point that minimises squared error) where it has one, else q0.5; MASE, MAE and the "
-              "direction call score q0.5 (the point that minimises absolute error). The baselines have no "
-              "separate mean: their q0.5 is their point forecast.")
-COLS = ["WRMSSE", "RMSSE", "MASE", "MAE", "RMSE", "WQL", "coverage80", "bias", "dir_precision", "dir_recall"]
+              "the point that minimises squared error) where it has one, else q0.5; MASE and MAE score q0.5 "
+              "(the point that minimises absolute error). The baselines have no separate mean: their q0.5 is "
+              "their point forecast. Trend calls (docs/TRENDS.md): macro_f1 over falling/flat/rising, brier of "
+              "p_up (the classifier's, or for a model without one the engine's normal approximation from the "
+              "quantiles), hot_p20 = precision@20 of the hot-products ranking against each origin's top decile "
+              "of realised growth.")
+COLS = ["WRMSSE", "RMSSE", "MASE", "MAE", "RMSE", "WQL", "coverage80", "bias", "macro_f1", "brier", "hot_p20"]
+CALL_COLS = ["falling_f1", "flat_f1", "rising_f1", "rising_precision", "rising_recall", "macro_f1", "brier",
+             "hot_p20"]
 
 
-def table(results: dict, highlight: str | None = None) -> str:
-    lines = ["| model | " + " | ".join(COLS) + " |", "|---" * (len(COLS) + 1) + "|"]
+def table(results: dict, highlight: str | None = None, cols=COLS) -> str:
+    lines = ["| model | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for name, m in results.items():
         nm = f"**{name}**" if name == highlight else name
-        lines.append(f"| {nm} | " + " | ".join(f"{m[c]:.4f}" for c in COLS) + " |")
+        lines.append(f"| {nm} | " + " | ".join("–" if m[c] != m[c] else f"{m[c]:.4f}" for c in cols) + " |")
     return "\n".join(lines)
+
+
+def reliability_chart(path: Path, p_up: np.ndarray, truth: np.ndarray, name: str):
+    import matplotlib
+
+    from .direction import reliability
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = reliability(p_up, truth)
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--", label="perfect")
+    ax.plot([r[3] for r in rows], [r[4] for r in rows], marker="o", label=name)
+    for r in rows:
+        ax.annotate(str(r[2]), (r[3], r[4]), fontsize=6, xytext=(3, -8), textcoords="offset points")
+    ax.set_xlabel("mean p_up in bin")
+    ax.set_ylabel("share that rose")
+    ax.set_title("p_up reliability (eval origins; pairs per bin)", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def calls_section(out: Path, best: str, eval_results: dict, direction: dict, p_up, truth) -> list:
+    """Trend calls of every model and rule, climatology, the issue's targets, the reliability plot."""
+    rules = direction["rules"]
+    b = eval_results[best]
+    best_rule = max(rules, key=lambda k: rules[k]["macro_f1"])
+    seven = rules["rule: last 7 vs 7 before"]["hot_p20"]
+    clim = direction["climatology_brier"]
+    reliability_chart(out / "p_up_reliability.png", p_up, truth, best)
+    return ["## Trend calls (eval origins, docs/TRENDS.md)", "",
+            f"Flat band {direction['flat_band']}, level floor {direction['level_floor']}, call weights "
+            f"{direction['call_weights']} (chosen on validation origins). Rules make calls from the history "
+            "alone; climatology always says the share rising on the validation origins "
+            f"({direction['base_rate_valid']:.3f}).", "",
+            table({**{k: v for k, v in eval_results.items()}, **rules}, best, CALL_COLS), "",
+            f"* macro-F1: {best} {b['macro_f1']:.4f} vs best rule ({best_rule}) {rules[best_rule]['macro_f1']:.4f} "
+            f"-> {b['macro_f1'] - rules[best_rule]['macro_f1']:+.4f} (target >= +0.10)",
+            f"* Brier of p_up: {b['brier']:.4f} vs climatology {clim:.4f} -> {100 * (1 - b['brier'] / clim):+.1f}% "
+            "lower (target >= 20%)",
+            f"* hot-products precision@20: {b['hot_p20']:.4f} vs the 7-vs-7 rule {seven:.4f} -> "
+            f"{b['hot_p20'] / seven if seven > 0 else float('inf'):.1f}x (target >= 1.5x)", "",
+            "![p_up reliability](p_up_reliability.png)", ""]
 
 
 def fan_chart(path: Path, es, forecasts: dict, daily, n: int = 4):
@@ -90,7 +141,8 @@ def horizon_chart(path: Path, es, forecasts: dict):
 
 
 def write_report(out: Path, title: str, context: str, eval_results: dict, valid_results: dict, best: str,
-                 es, forecasts: dict, daily, extra: str = "", median_results: dict | None = None) -> Path:
+                 es, forecasts: dict, daily, extra: str = "", median_results: dict | None = None,
+                 direction: dict | None = None, best_probs: np.ndarray | None = None) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     base = {k: v for k, v in eval_results.items() if not k.startswith("trendcast")}
     best_base_w = min(base, key=lambda k: base[k]["WRMSSE"]) if base else None
@@ -112,6 +164,10 @@ def write_report(out: Path, title: str, context: str, eval_results: dict, valid_
     if median_results:
         lines += ["The trendcast models with q0.5 as the point of every metric (no mean output):", "",
                   table(median_results), ""]
+    if direction and best_probs is not None:
+        from .direction import realised
+
+        lines += calls_section(out, best, eval_results, direction, best_probs[:, 2], realised(es.actuals, es.recent))
     lines += ["## Validation origins (used for all tuning and model choice)", "", table(valid_results, best), "",
               extra]
     fan_chart(out / "fan_chart.png", es, forecasts, daily)
@@ -151,7 +207,8 @@ def main(argv=None):
         sys.exit(2)
     run, out = Path(argv[0]), Path(argv[1])
     summ = json.loads((run / "summary.json").read_text())
-    eval_q = pickle.load(open(run / "eval_forecasts.pkl", "rb"))["eval_q"]
+    saved = pickle.load(open(run / "eval_forecasts.pkl", "rb"))
+    eval_q = saved["eval_q"]
     ex = load_export(Path(summ["export"]))
     daily = build_daily(ex)
     a = summ["args"]
@@ -161,7 +218,8 @@ def main(argv=None):
     top = min(base, key=lambda k: summ["eval"][k]["WRMSSE"]) if base else None
     fc = {best: eval_q[best], **({top: eval_q[top]} if top else {})}
     p = write_report(out, f"Evaluation: {a['name']}", summ["context"], summ["eval"], summ["valid"], best, es, fc,
-                     daily, extra=extras(summ), median_results=summ.get("eval_median_as_point"))
+                     daily, extra=extras(summ), median_results=summ.get("eval_median_as_point"),
+                     direction=summ.get("direction"), best_probs=saved.get("eval_direction", {}).get(best))
     print(p)
 
 

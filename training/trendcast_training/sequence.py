@@ -130,7 +130,10 @@ def make(n_in: int, H: int, params: dict, W: int) -> TCN:
                odow_col=odow_column(W, H))
 
 
-def export(net: TCN, W: int, H: int, widen_lo: float, widen_hi: float, name: str, mean_w=(0.0, 1.0, 0.0)):
+def export(net: TCN, W: int, H: int, widen_lo: float, widen_hi: float, name: str, mean_w=(0.0, 1.0, 0.0),
+           direction=None):
+    from . import direction as D
+
     g = G()
     i64, f32 = np.int64, np.float32
     scale, _, fr = F.build_features(g, "window", "origin_day", W, H)
@@ -154,4 +157,5 @@ def export(net: TCN, W: int, H: int, widen_lo: float, widen_hi: float, name: str
     avg = g.op("ReduceMean", [h, g.const([1], i64)], keepdims=0)
     z = g.op("Concat", [last, avg, neural.normalised_input(g, net, fr)], axis=1)
     neural.head_graph(g, net, z, scale, H, widen_lo, widen_hi, mean_w)
-    return assemble(g, W, H, ["quantiles", "p_up", "mean"], name)
+    extra = D.graph(g, direction, fr, W)
+    return assemble(g, W, H, ["quantiles", "mean", *(extra or ["p_up"])], name, opsets_extra=[("ai.onnx.ml", 3)])

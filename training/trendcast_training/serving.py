@@ -50,10 +50,12 @@ def section(events: str, fmt: str, manifest: Path, tables: dict, horizon: int, o
         return "\n".join(head + ["The engine's evaluation failed (its origins come from the log and may differ "
                                  "from the ones given to train.py):", "", "```text", r.stderr.strip()[-1500:],
                                  "```", ""])
-    table = [line for line in r.stdout.splitlines() if line.startswith("|")]
-    notes = [line for line in r.stdout.splitlines() if line.startswith(("WRMSSE, RMSSE", "Origins"))]
-    return "\n".join(head + notes[:1] + [""] + table + [""] + notes[1:] + [
+    lines = r.stdout.splitlines()
+    origins = [line for line in lines if line.startswith("Origins")]
+    start = next((i for i, line in enumerate(lines) if line.startswith("|")), len(lines))
+    body = [line.replace("### Trend calls", "### Trend calls through the serving code") for line in lines[start:]]
+    return "\n".join(head + origins[:1] + [""] + body + [
         "", "The `-python` row is the Python evaluation's own table of the same model read back: it "
         "differs only where the table's 4-decimal rounding moves a value across an interval edge "
-        "(coverage) or across the last-14-day mean, and in the direction columns of a model with a direction "
-        "head (a table carries no `p_up`, so its \"up\" call is the mean median forecast).", ""])
+        "(coverage) or across the band of a call, and in the trend calls of a model with a direction "
+        "classifier (a table carries no class probabilities, so its calls come from its mean).", ""])

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from . import features as F
-from . import gbdt, neural, sequence
+from . import direction, gbdt, neural, sequence
 from .data import (CACHE, ONLINE_RETAIL_EVAL, ONLINE_RETAIL_VALID, ROOT, Protocol, build_daily, day_of,
                    export_windows, load_export)
 from .evalset import make_evalset
@@ -36,13 +36,13 @@ def log(msg: str) -> None:
     print(f"[{time.time() - T0:7.1f}s] {msg}", flush=True)
 
 
-def tune_widen(q_scaled, scale, es, p_up=None):
+def tune_widen(q_scaled, scale, es):
     """Pick (widen_lo, widen_hi) on validation: lowest WQL with coverage in [0.77, 0.83]; if no
     pair reaches that band, coverage closest to 0.80."""
     best, inband = None, None
     for lo in (0.5, 0.75, 1.0, 1.25):
         for hi in (0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.15, 1.3, 1.5):
-            m = es.metrics(postprocess_np(q_scaled, scale, lo, hi), p_up)
+            m = es.metrics(postprocess_np(q_scaled, scale, lo, hi))
             key = (abs(m["coverage80"] - 0.8), m["WQL"])
             if best is None or key < best[0]:
                 best = (key, lo, hi, m)
@@ -96,6 +96,7 @@ def main(argv=None):
     ap.add_argument("--gbdt", type=json.loads, default={}, help="JSON overrides of gbdt.DEFAULTS")
     ap.add_argument("--mlp", type=json.loads, default={}, help="JSON overrides of neural.DEFAULTS")
     ap.add_argument("--tcn", type=json.loads, default={}, help="JSON overrides of sequence.DEFAULTS")
+    ap.add_argument("--direction", type=json.loads, default={}, help="JSON overrides of direction.DEFAULTS")
     ap.add_argument("--no-report", action="store_true")
     a = ap.parse_args(argv)
 
@@ -106,6 +107,7 @@ def main(argv=None):
     gp = dict(gbdt.DEFAULTS, **a.gbdt)
     mp = dict(neural.DEFAULTS, **a.mlp)
     tp = dict(sequence.DEFAULTS, **a.tcn)
+    dp = dict(direction.DEFAULTS, **a.direction)
 
     log(f"export-windows {a.events} (window {W}, horizon {H}) ...")
     exp_dir = export_windows(a.events, a.format, H, W)
@@ -125,7 +127,7 @@ def main(argv=None):
         log(f"[valid] training {fam}")
         model = fit(ex, vap.cutoff, params)
         q, s, p = score(model, es_val, W, H)
-        lo, hi, m = tune_widen(q, s, es_val, p)
+        lo, hi, m = tune_widen(q, s, es_val)
         widen[fam] = (lo, hi)
         log(f"[valid] {fam}: widen lo {lo} hi {hi}, median as point: WRMSSE {m['WRMSSE']:.4f}")
         mean_w[fam], m = tune_mean(postprocess_np(q, s, lo, hi), es_val)
@@ -134,12 +136,13 @@ def main(argv=None):
     valid_base = baselines(a.valid_baselines, es_val, daily, work / "baselines-valid.pkl")
     for k, q in valid_base.items():
         valid_results[k] = es_val.metrics(q)
+    dir_model = train_direction(ex, vap, evp, es_val, dp, W, H)
     best_fam = min(a.families, key=lambda f: valid_results[f"trendcast-{f}"]["WRMSSE"]
                    + valid_results[f"trendcast-{f}"]["WQL"])
     log(f"[valid] chosen family (lowest WRMSSE + WQL on validation origins): {best_fam}")
 
     # ---- final fit at the eval cutoff, export, score eval origins through onnxruntime
-    eval_results, eval_q, eval_mean, eval_median, models = {}, {}, {}, {}, {}
+    eval_results, eval_q, eval_mean, eval_median, eval_dir, models = {}, {}, {}, {}, {}, {}
     for fam in a.families:
         fit, score, params = fitters[fam]
         log(f"[final] training {fam}")
@@ -149,40 +152,47 @@ def main(argv=None):
         mean_desc = (f" Mean output (expected units, the point forecast under squared loss) = "
                      f"{mw[0]} q0.1 + {mw[1]} q0.5 + {mw[2]} q0.9, weights tuned on validation origins.")
         if fam == "gbdt":
-            onx = gbdt.export(model, W, H, lo, hi, f"{a.name}-gbdt", mw)
+            onx = gbdt.export(model, W, H, lo, hi, f"{a.name}-gbdt", mw, dir_model)
             desc = (f"Global LightGBM quantile regression ({len(model[0].dump_model()['tree_info'])} trees per quantile, "
                     f"horizon step as a feature) on lags / rolling stats / price / orders / clicks / weekday / UK "
                     f"holidays computed in-graph; interval widening lo {lo} hi {hi} tuned on validation origins."
                     + mean_desc)
         elif fam == "mlp":
-            onx = neural.export(model, W, H, lo, hi, f"{a.name}-mlp", mw)
+            onx = neural.export(model, W, H, lo, hi, f"{a.name}-mlp", mw, dir_model)
             desc = (f"MLP ({mp['hidden']}x2, dropout {mp['dropout']}, weight decay {mp['weight_decay']}) on the scaled "
                     f"window + in-graph features; pinball loss for 3 quantiles + direction head (p_up); widening "
                     f"lo {lo} hi {hi} tuned on validation origins." + mean_desc)
         else:
-            onx = sequence.export(model, W, H, lo, hi, f"{a.name}-tcn", mw)
+            onx = sequence.export(model, W, H, lo, hi, f"{a.name}-tcn", mw, dir_model)
             desc = (f"TCN (4 causal dilated convolutions, kernel 3, dilations 1/2/4/8, {tp['channels']} channels, "
                     f"residual) over the window's days + the in-graph features into an MLP head ({tp['hidden']}x2, "
                     f"dropout {tp['dropout']}, weight decay {tp['weight_decay']}); pinball loss for 3 quantiles + "
                     f"direction head (p_up); widening lo {lo} hi {hi} tuned on validation origins." + mean_desc)
+        desc += (f" Direction classifier (docs/TRENDS.md): LightGBM multiclass falling/flat/rising "
+                 f"({dir_model.booster.num_trees()} trees) on the row features + momentum, calibrated by vector "
+                 f"scaling and call weights {list(dir_model.call_weights)} on validation origins; flat band "
+                 f"{dir_model.band}, level floor {dir_model.floor}.")
         man = manifest(f"{a.name}-{fam}", "gbdt" if fam == "gbdt" else "neural", desc, W, H, "model.onnx",
-                       p_up=fam != "gbdt",
+                       p_up=False, direction=direction.manifest_entry(dir_model),
                        normalisation="in-graph: units and targets divided by s = max(mean_t max(0, units_t), 1/W), "
                                      "forecasts multiplied by s; calendar from origin_day")
         mdir = work / f"model-{fam}"
         write(onx, man, mdir)
         sess = session(mdir / "model.onnx")
         out_ = run(sess, es_eval.windows, es_eval.origin)
-        q, p = out_.q, out_.p_up
-        qs, s, pp = score(model, es_eval, W, H)
+        q = out_.q
+        qs, s, _ = score(model, es_eval, W, H)
         ref = postprocess_np(qs, s, lo, hi)
+        ref_dir = dir_model.probs(direction.compute(es_eval.windows, es_eval.origin, W, H))
         log(f"[final] {fam}: ONNX vs {'lightgbm' if fam == 'gbdt' else 'numpy'} max |diff| on "
             f"{len(q)} pairs: quantiles {np.abs(q - ref).max():.2e}, mean {np.abs(out_.mean - mean_np(ref, mw)).max():.2e}"
-            + (f", p_up {np.abs(p - pp).max():.2e}" if p is not None else ""))
+            f", direction {np.abs(out_.direction - ref_dir).max():.2e}")
         eval_q[f"trendcast-{fam}"] = q
         eval_mean[f"trendcast-{fam}"] = out_.mean
-        eval_results[f"trendcast-{fam}"] = es_eval.metrics(q, p, out_.mean)
-        eval_median[f"trendcast-{fam}"] = es_eval.metrics(q, p)
+        eval_dir[f"trendcast-{fam}"] = out_.direction
+        cw = dir_model.call_weights
+        eval_results[f"trendcast-{fam}"] = es_eval.metrics(q, out_.mean, out_.direction, cw)
+        eval_median[f"trendcast-{fam}"] = es_eval.metrics(q, None, out_.direction, cw)
         models[fam] = (mdir, man)
         es_eval.forecasts_frame(q, out_.mean).to_csv(work / f"forecasts-trendcast-{fam}.csv", index=False,
                                                      float_format="%.4f")
@@ -192,6 +202,7 @@ def main(argv=None):
         eval_results[k] = es_eval.metrics(q)
         eval_q[k] = q
         es_eval.forecasts_frame(q).to_csv(work / f"forecasts-{k}.csv", index=False, float_format="%.4f")
+    calls = direction.rule_report(es_eval, es_val)
 
     # ---- best model -> out
     out.mkdir(parents=True, exist_ok=True)
@@ -207,13 +218,18 @@ def main(argv=None):
            f"baseline quantile methods in `training/trendcast_training/baselines.py`; reproduce with "
            f"`bash training/train.sh` (see training/README.md).")
     summary = {"best": f"trendcast-{best_fam}", "widen": widen, "mean_weights": mean_w, "eval": eval_results,
+               "direction": {**direction.manifest_entry(dir_model), "a": dir_model.a.tolist(),
+                             "b": dir_model.b.tolist(), "params": dp, **calls},
                "eval_median_as_point": eval_median, "valid": valid_results,
                "work": str(work), "export": str(exp_dir), "gbdt_params": gp, "mlp_params": mp, "tcn_params": tp,
                "args": vars(a), "context": ctx}
-    pickle.dump({"eval_q": eval_q, "eval_mean": eval_mean}, open(work / "eval_forecasts.pkl", "wb"))
+    pickle.dump({"eval_q": eval_q, "eval_mean": eval_mean, "eval_direction": eval_dir},
+                open(work / "eval_forecasts.pkl", "wb"))
     for k, m in eval_results.items():
         log(f"EVAL {k:22s} " + " ".join(f"{c} {m[c]:.4f}" for c in ("WRMSSE", "WQL", "coverage80", "RMSSE", "MASE")))
     base_names = [k for k in eval_results if not k.startswith("trendcast")]
+    # written now too, so that `python -m trendcast_training.report` can redo the report
+    (work / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     if not a.no_report:
         from . import serving
         from .bounds import oracles
@@ -232,11 +248,31 @@ def main(argv=None):
         if top_base:
             fc[top_base] = eval_q[top_base]
         p = write_report(out, f"Evaluation: {a.name}", ctx, eval_results, valid_results, f"trendcast-{best_fam}",
-                         es_eval, fc, daily, extra=extras(summary), median_results=eval_median)
+                         es_eval, fc, daily, extra=extras(summary), median_results=eval_median,
+                         direction=summary["direction"], best_probs=eval_dir[f"trendcast-{best_fam}"])
         log(f"report {p}")
     summary["seconds"] = round(time.time() - T0, 1)
     (work / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     log(f"done: {out / 'model.onnx'} ({(out / 'model.onnx').stat().st_size / 1e6:.2f} MB), work dir {work}")
+
+
+def train_direction(ex, vap, evp, es_val, params, W, H):
+    """The direction classifier: trained at the validation cutoff and calibrated (vector scaling,
+    call weights) on the validation origins, then retrained at the eval cutoff with the same
+    calibration (as the interval widening is)."""
+    log("[valid] training the direction classifier")
+    valid = direction.train(ex, vap.cutoff, params, log=log)
+    feats = direction.compute(es_val.windows, es_val.origin, W, H)
+    truth = direction.realised(es_val.actuals, es_val.recent)
+    direction.calibrate(valid, feats, truth)
+    probs = valid.probs(feats)
+    log(f"[valid] direction: a {np.round(valid.a, 3)}, b {np.round(valid.b, 3)}, call weights {valid.call_weights}; "
+        f"macro-F1 {direction.macro_f1(truth, valid.calls(probs)):.4f}, Brier {direction.brier(probs[:, 2], truth):.4f} "
+        f"(calibration pairs, in-sample)")
+    log("[final] training the direction classifier")
+    final = direction.train(ex, evp.cutoff, params, log=log)
+    final.a, final.b, final.call_weights = valid.a, valid.b, valid.call_weights
+    return final
 
 
 def baselines(which: str, es, daily, cache: Path) -> dict:

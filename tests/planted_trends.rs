@@ -1,0 +1,262 @@
+//! Planted trends through the real broker and the shipped model (docs/TRENDS.md).
+//!
+//! A seeded generator plants five kinds of SKU over 70 days of sales (and clicks): ramps up
+//! (2–3× over the last three weeks), ramps down (to 5–10 % over the same weeks), flat
+//! Poisson-like counts, weekly-seasonal flat counts and intermittent flat counts (a sale every
+//! few days). The engine runs with the shipped model and the signals component; the latest
+//! update of each SKU, read back from the output topic with a stock consumer, must call:
+//!
+//! - at least 90 % of the risers rising and 90 % of the fallers falling;
+//! - at least 80 % of every kind of flat series flat;
+//! - mean `p_up` risers > flat > fallers;
+//!
+//! and the last hot-products ranking must hold a riser and no faller.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::Message;
+use trendcast::config::Settings;
+use trendcast::engine::RunningEngine;
+
+use common::*;
+
+const DAY_MS: i64 = 86_400_000;
+const T0: i64 = 1_300_000_000_000 - 1_300_000_000_000 % DAY_MS;
+const DAYS: i64 = 70;
+const PER_KIND: usize = 40;
+
+/// splitmix64: a seeded generator with no dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Poisson by inversion (rates here stay below 80).
+    fn poisson(&mut self, rate: f64) -> u32 {
+        let (mut k, mut p, mut sum) = (0u32, (-rate).exp(), 0.0);
+        let u = self.uniform(0.0, 1.0);
+        loop {
+            sum += p;
+            if u <= sum || k > 1000 {
+                return k;
+            }
+            k += 1;
+            p *= rate / f64::from(k);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Kind {
+    Rising,
+    Falling,
+    Flat,
+    Weekly,
+    Intermittent,
+}
+
+const KINDS: [Kind; 5] = [
+    Kind::Rising,
+    Kind::Falling,
+    Kind::Flat,
+    Kind::Weekly,
+    Kind::Intermittent,
+];
+
+/// Expected units on each of the 70 days.
+fn rates(kind: Kind, rng: &mut Rng) -> Vec<f64> {
+    let ramp_start = DAYS - 22;
+    let ramp = |day: i64, end: f64| {
+        let done = ((day - ramp_start).max(0) as f64 / 21.0).min(1.0);
+        1.0 + (end - 1.0) * done
+    };
+    let level = rng.uniform(4.0, 20.0);
+    let flat = rng.uniform(4.0, 10.0);
+    let (grow, shrink) = (rng.uniform(2.0, 3.0), rng.uniform(0.05, 0.1));
+    let phase = (rng.next() % 7) as i64;
+    let sparse = rng.uniform(0.15, 0.5);
+    // a weekly profile of mean 1
+    const WEEK: [f64; 7] = [1.3, 1.2, 1.1, 1.0, 1.2, 0.6, 0.6];
+    (0..DAYS)
+        .map(|d| match kind {
+            Kind::Rising => level * ramp(d, grow),
+            Kind::Falling => level * ramp(d, shrink),
+            Kind::Flat => flat,
+            Kind::Weekly => flat * WEEK[((d + phase) % 7) as usize],
+            Kind::Intermittent => sparse,
+        })
+        .collect()
+}
+
+/// Sales (one message per order of 1–4 units) and clicks (a view per 3 units) of one SKU.
+fn events(sku: &str, kind: Kind, rng: &mut Rng) -> (Vec<Msg>, Vec<Msg>) {
+    let price = rng.uniform(1.5, 5.0);
+    let (mut sales, mut clicks) = (Vec::new(), Vec::new());
+    for (day, rate) in rates(kind, rng).into_iter().enumerate() {
+        let mut units = rng.poisson(rate);
+        let ts = T0 + day as i64 * DAY_MS + 9 * 3_600_000;
+        let mut order = 0;
+        while units > 0 {
+            let qty = units.min(1 + (rng.next() % 4) as u32);
+            units -= qty;
+            order += 1;
+            let v = format!(
+                r#"{{"sku":"{sku}","ts":{},"qty":{qty},"unit_price":{price:.2}}}"#,
+                ts + order * 60_000
+            );
+            sales.push((Some(sku.as_bytes().to_vec()), Some(v.into_bytes())));
+            if order % 3 == 1 {
+                let c = format!(
+                    r#"{{"sku":"{sku}","ts":{},"kind":"view"}}"#,
+                    ts + order * 60_000
+                );
+                clicks.push((Some(sku.as_bytes().to_vec()), Some(c.into_bytes())));
+            }
+        }
+    }
+    (sales, clicks)
+}
+
+fn latest_updates(brokers: &str, topic: &str, want: usize) -> HashMap<String, serde_json::Value> {
+    let mut latest: HashMap<String, serde_json::Value> = HashMap::new();
+    for m in read_all(brokers, topic, want, Duration::from_secs(120)) {
+        let v: serde_json::Value =
+            serde_json::from_slice(m.payload().expect("update payload")).expect("update JSON");
+        let sku = v["sku"].as_str().expect("sku").to_string();
+        let seq = v["seq"].as_u64().expect("seq");
+        if latest.get(&sku).and_then(|o| o["seq"].as_u64()) < Some(seq) {
+            latest.insert(sku, v);
+        }
+    }
+    latest
+}
+
+#[test]
+fn planted_trends_are_called_right_by_the_shipped_model() {
+    let brokers = brokers();
+    let topics = Topics::create("planted", 2);
+    let hot = format!("{}-hot", topics.sales);
+    create_topics(&brokers, &[(&hot, 1)]);
+    let mut raw = raw_config(&topics);
+    raw.scoring.manifest = root()
+        .join("models/trendcast-demand/manifest.json")
+        .display()
+        .to_string();
+    raw.signals.enabled = true;
+    raw.signals.hot_products_topic = hot.clone();
+    raw.signals.hot_interval = "200ms".into();
+    raw.signals.hot_max_age = "400d".into();
+    let settings = Settings::resolve(&raw).expect("settings resolve");
+
+    let mut rng = Rng(20_261_130);
+    let mut kind_of = HashMap::new();
+    let (mut sales, mut clicks) = (Vec::new(), Vec::new());
+    for kind in KINDS {
+        for i in 0..PER_KIND {
+            let sku = format!("{kind:?}-{i:02}").to_lowercase();
+            let (s, c) = events(&sku, kind, &mut rng);
+            sales.extend(s);
+            clicks.extend(c);
+            kind_of.insert(sku, kind);
+        }
+    }
+    // one event the day after closes the last day's bucket for everyone
+    let close = format!(
+        r#"{{"sku":"clock","ts":{},"qty":1}}"#,
+        T0 + DAYS * DAY_MS + 3_600_000
+    );
+    sales.push((Some(b"clock".to_vec()), Some(close.into_bytes())));
+    produce(&brokers, &topics.sales, &sales);
+    produce(&brokers, &topics.clicks, &clicks);
+    let total = (sales.len() + clicks.len()) as u64;
+
+    let published = Arc::new(AtomicUsize::new(0));
+    let counter = published.clone();
+    let observer = Box::new(move |_: &trendcast::publish::TrendUpdate| {
+        counter.fetch_add(1, Ordering::Relaxed);
+    });
+    let engine = RunningEngine::start(&settings, Some(observer)).expect("engine starts");
+    wait_consumed(&engine, total, Duration::from_secs(240));
+    // caught up: what is ready is scored and acknowledged, then read back by a stock consumer
+    engine
+        .finish_replay(Duration::from_secs(120))
+        .expect("scorer drains");
+    let latest = latest_updates(&brokers, &topics.output, published.load(Ordering::Relaxed));
+
+    let mut tally: HashMap<Kind, (usize, usize, usize, f64)> = HashMap::new();
+    for (sku, kind) in &kind_of {
+        let u = latest
+            .get(sku)
+            .unwrap_or_else(|| panic!("no update for {sku}"));
+        let t = tally.entry(*kind).or_default();
+        match u["trend"]["direction"].as_str() {
+            Some("rising") => t.0 += 1,
+            Some("falling") => t.1 += 1,
+            _ => t.2 += 1,
+        }
+        t.3 += u["trend"]["p_up"].as_f64().expect("p_up") / PER_KIND as f64;
+    }
+    let report = format!("(rising, falling, flat, mean p_up) per kind: {tally:?}");
+    let need = |share: f64| (share * PER_KIND as f64).ceil() as usize;
+    assert!(tally[&Kind::Rising].0 >= need(0.9), "risers: {report}");
+    assert!(tally[&Kind::Falling].1 >= need(0.9), "fallers: {report}");
+    for kind in [Kind::Flat, Kind::Weekly, Kind::Intermittent] {
+        assert!(tally[&kind].2 >= need(0.8), "{kind:?}: {report}");
+    }
+    let flat_p_up = [Kind::Flat, Kind::Weekly, Kind::Intermittent]
+        .iter()
+        .map(|k| tally[k].3)
+        .sum::<f64>()
+        / 3.0;
+    assert!(
+        tally[&Kind::Rising].3 > flat_p_up && flat_p_up > tally[&Kind::Falling].3,
+        "mean p_up must run risers > flat > fallers: {report}"
+    );
+
+    // the ranking, once the signals component has seen the updates
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let ranked: Vec<String> = loop {
+        let rankings = read_all(&brokers, &hot, usize::MAX, Duration::from_secs(3));
+        let last = rankings
+            .last()
+            .and_then(|m| m.payload())
+            .map(|p| serde_json::from_slice::<serde_json::Value>(p).expect("ranking JSON"));
+        let considered = last.as_ref().and_then(|v| v["skus_considered"].as_u64());
+        if considered >= Some(kind_of.len() as u64) {
+            let top = last.as_ref().and_then(|v| v["top"].as_array()).cloned();
+            break top
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|e| e["sku"].as_str().map(String::from))
+                .collect();
+        }
+        assert!(Instant::now() < deadline, "no ranking covering every SKU");
+    };
+    let kinds: Vec<Kind> = ranked
+        .iter()
+        .filter_map(|s| kind_of.get(s).copied())
+        .collect();
+    assert!(kinds.contains(&Kind::Rising), "no riser ranked: {ranked:?}");
+    assert!(
+        !kinds.contains(&Kind::Falling),
+        "a faller ranked: {ranked:?}"
+    );
+    engine
+        .shutdown(Duration::from_secs(30))
+        .expect("engine stops");
+}
