@@ -295,6 +295,7 @@ fn round6(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scoring::manifest::DIRECTION_CLASSES;
 
     const RULE: TrendRule = TrendRule {
         settings: TrendSettings {

@@ -25,13 +25,20 @@ pub struct HotSettings {
     pub max_age_ms: i64,
 }
 
+/// Default `signals.hot_top`.
+pub const DEFAULT_TOP: usize = 20;
+/// Default `signals.hot_min_volume`.
+pub const DEFAULT_MIN_VOLUME: f64 = 5.0;
+/// Default `signals.hot_max_age`, in days.
+pub const DEFAULT_MAX_AGE_DAYS: i64 = 7;
+
 impl Default for HotSettings {
-    /// `[signals]`'s defaults: the top 20 expecting at least 5 units, updated within 7 days.
+    /// `[signals]`'s defaults (`trendcast evaluate` ranks with them when signals are off).
     fn default() -> Self {
         Self {
-            top: 20,
-            min_volume: 5.0,
-            max_age_ms: 7 * 86_400_000,
+            top: DEFAULT_TOP,
+            min_volume: DEFAULT_MIN_VOLUME,
+            max_age_ms: DEFAULT_MAX_AGE_DAYS * 86_400_000,
         }
     }
 }

@@ -170,7 +170,7 @@ def main(argv=None):
                     f"direction head (p_up); widening lo {lo} hi {hi} tuned on validation origins." + mean_desc)
         desc += (f" Direction classifier (docs/TRENDS.md): LightGBM multiclass falling/flat/rising "
                  f"({dir_model.booster.num_trees()} trees) on the row features + momentum, calibrated by vector "
-                 f"scaling and call weights {list(dir_model.call_weights)} on validation origins; flat band "
+                 f"scaling and call weights {[float(w) for w in dir_model.call_weights]} on validation origins; flat band "
                  f"{dir_model.band}, level floor {dir_model.floor}.")
         man = manifest(f"{a.name}-{fam}", "gbdt" if fam == "gbdt" else "neural", desc, W, H, "model.onnx",
                        p_up=False, direction=direction.manifest_entry(dir_model),
