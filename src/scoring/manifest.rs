@@ -299,9 +299,9 @@ fn check_direction(d: &DirectionSpec) -> Result<(), String> {
             d.classes
         ));
     }
-    if !(d.flat_band.is_finite() && d.flat_band >= 0.0)
-        || !(d.level_floor.is_finite() && d.level_floor > 0.0)
-    {
+    let band_ok = d.flat_band.is_finite() && d.flat_band >= 0.0;
+    let floor_ok = d.level_floor.is_finite() && d.level_floor > 0.0;
+    if !(band_ok && floor_ok) {
         return Err(format!(
             "direction_output flat_band {} must be >= 0 and level_floor {} > 0",
             d.flat_band, d.level_floor
@@ -370,5 +370,36 @@ mod tests {
         std::fs::write(&path, json.to_string()).expect("write");
         let e = ResolvedManifest::load(&path, &window(86_400_000, 28)).expect_err("no model file");
         assert!(e.to_string().contains("not found"), "shape accepted: {e}");
+    }
+
+    #[test]
+    fn a_direction_output_must_name_three_classes_a_band_and_weights() {
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/trendcast-demand");
+        let text = std::fs::read_to_string(shipped.join("manifest.json")).expect("read");
+        let mut json: serde_json::Value = serde_json::from_str(&text).expect("json");
+        assert_eq!(
+            json["direction_output"]["classes"][2], "rising",
+            "shipped model has one"
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("manifest.json");
+        let refused = |json: &serde_json::Value| {
+            std::fs::write(&path, json.to_string()).expect("write");
+            ResolvedManifest::load(&path, &window(86_400_000, 28))
+                .expect_err("refused")
+                .to_string()
+        };
+        let good = json["direction_output"].clone();
+        json["direction_output"]["shape"] = serde_json::json!([-1, 2]);
+        assert!(refused(&json).contains("direction_output shape"));
+        json["direction_output"] = good.clone();
+        json["direction_output"]["classes"] = serde_json::json!(["rising", "flat", "falling"]);
+        assert!(refused(&json).contains("classes"));
+        json["direction_output"] = good.clone();
+        json["direction_output"]["flat_band"] = serde_json::json!(-0.1);
+        assert!(refused(&json).contains("flat_band"));
+        json["direction_output"] = good;
+        json["direction_output"]["call_weights"] = serde_json::json!([1.0, 0.0, 1.0]);
+        assert!(refused(&json).contains("call_weights"));
     }
 }
