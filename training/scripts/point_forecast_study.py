@@ -28,7 +28,7 @@ from trendcast_training.evalset import make_evalset  # noqa: E402
 from trendcast_training.onnx_out import mean_np, postprocess_np, tune_mean  # noqa: E402
 from trendcast_training.train import tune_widen  # noqa: E402
 
-EVENTS = Path(__file__).resolve().parents[3] / "shared/data/online-retail/online_retail.csv.gz"
+EVENTS = Path(__file__).resolve().parents[2] / "data/online-retail/online_retail.csv.gz"
 
 
 def mean_booster(X, Y, wt, fh, s, objective, cap=None, **extra):

@@ -17,14 +17,14 @@ from trendcast_training.data import BINARY, build_daily, export_windows, load_ex
 from trendcast_training.onnx_out import mean_np, postprocess_np, run, session
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT.parent / "shared" / "data" / "online-retail" / "online_retail.csv.gz"
+DATA = ROOT / "data" / "online-retail" / "online_retail.csv.gz"
 
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
     # never skipped: a missing binary or data set is a failure with instructions
     assert BINARY.exists(), f"{BINARY} missing: cargo build --release --bin trendcast (scripts/test.sh does)"
-    assert DATA.exists(), f"{DATA} missing: the real data set beside the project root"
+    assert DATA.exists(), f"{DATA} missing: the Online Retail log is committed under data/"
     d = tmp_path_factory.mktemp("small")
     src = d / "or120k.csv"
     with gzip.open(DATA, "rt", encoding="utf-8", errors="replace") as f, open(src, "w") as g:

@@ -46,7 +46,7 @@ def main(argv=None):
 
     ap = argparse.ArgumentParser()
     ap.add_argument("model_dir")
-    ap.add_argument("--events", default=str(Path(__file__).resolve().parents[3] / "shared/data/online-retail/online_retail.csv.gz"))
+    ap.add_argument("--events", default=str(Path(__file__).resolve().parents[2] / "data/online-retail/online_retail.csv.gz"))
     ap.add_argument("--format", default="online-retail")
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)

@@ -1,6 +1,6 @@
 """One command: export windows -> tune on validation origins -> train -> ONNX + manifest -> evaluate -> report.
 
-    python -m trendcast_training.train --events ../shared/data/online-retail/online_retail.csv.gz \
+    python -m trendcast_training.train --events ../data/online-retail/online_retail.csv.gz \
         --format online-retail --out models/trendcast-demand
 
 Protocol (issue #6): eval origins (default the Online Retail ones) with horizon H; series = SKUs with

@@ -25,12 +25,12 @@ from .train import fit_gbdt, fit_mlp, score_gbdt, score_mlp, tune_widen
 
 def main():
     fam, configs = sys.argv[1], [json.loads(c) for c in sys.argv[2:]] or [{}]
-    events = "../shared/data/online-retail/online_retail.csv.gz"
+    events = "../data/online-retail/online_retail.csv.gz"
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]
     W = int(os.environ.get("TUNE_WINDOW", "28"))  # window length of the export (28 or 56 tried)
-    ex = load_export(export_windows(root.parent / "shared/data/online-retail/online_retail.csv.gz", "online-retail", 14, W))
+    ex = load_export(export_windows(root / "data/online-retail/online_retail.csv.gz", "online-retail", 14, W))
     daily = build_daily(ex)
     vap = Protocol([day_of(x) for x in ONLINE_RETAIL_VALID], 14)
     es = make_evalset(ex, daily, vap)
