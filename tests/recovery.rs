@@ -36,8 +36,8 @@ static SERIAL: Mutex<()> = Mutex::new(());
 const CLICK_SHIFT_MS: i64 = 1_461 * 86_400_000;
 const PARTITIONS: i32 = 4;
 
-fn shared_data(name: &str) -> PathBuf {
-    let p = root().join("../shared/data").join(name);
+fn bundled_data(name: &str) -> PathBuf {
+    let p = root().join("data").join(name);
     assert!(p.exists(), "real data missing: {}", p.display());
     p
 }
@@ -48,7 +48,7 @@ fn real_events(sales: usize, clicks: usize) -> Vec<EventRecord> {
     let from = chrono::DateTime::parse_from_rfc3339("2011-05-01T00:00:00Z")
         .expect("date")
         .timestamp_millis();
-    let or = online_retail::load(&shared_data("online-retail/online_retail.csv.gz")).expect("OR");
+    let or = online_retail::load(&bundled_data("online-retail/online_retail.csv.gz")).expect("OR");
     let mut events: Vec<EventRecord> = or
         .events
         .into_iter()
@@ -56,7 +56,7 @@ fn real_events(sales: usize, clicks: usize) -> Vec<EventRecord> {
         .take(sales)
         .map(EventRecord::Sale)
         .collect();
-    let rr = retailrocket::load(&shared_data("retailrocket-subset/events.csv.gz")).expect("RR");
+    let rr = retailrocket::load(&bundled_data("retailrocket-subset/events.csv.gz")).expect("RR");
     // Retailrocket's purchases become sales, its views and add-to-carts clicks: shift both
     events.extend(rr.events.into_iter().take(clicks).map(|e| match e {
         EventRecord::Click(mut c) => {

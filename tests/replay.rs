@@ -66,7 +66,7 @@ fn replays_retailrocket_with_keys_and_times_preserved() {
     let topics = Topics::new("replay");
     create_topics(&brokers(), &[(&topics.sales, 3), (&topics.clicks, 3)]);
     // The first 2,000 rows of the real Retailrocket log.
-    let src = root().join("../shared/data/retailrocket-subset/events.csv.gz");
+    let src = root().join("data/retailrocket-subset/events.csv.gz");
     let rr = trendcast::datasets::retailrocket::load(&src).expect("retailrocket");
     let dir = tempfile::tempdir().expect("tempdir");
     let input = dir.path().join("rr.jsonl");
