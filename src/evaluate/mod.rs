@@ -22,7 +22,8 @@ use anyhow::{bail, Context, Result};
 use crate::config::Settings;
 use crate::datasets::EventRecord;
 use crate::ingest::Admission;
-use crate::scoring::trend::{self, RowForecast, TrendRule};
+use crate::publish::{Direction, Trend};
+use crate::scoring::trend::{self, RowForecast, TrendRule, TrendSettings};
 use crate::scoring::{Model, ResolvedManifest};
 use crate::signals::hot::HotSettings;
 use crate::window::{BucketSpec, WindowStore};
@@ -111,18 +112,29 @@ impl Target {
 
     /// The call of a forecaster with these outputs, beside what happened.
     fn call(&self, rule: &TrendRule, forecast: &RowForecast<'_>) -> CallPair {
-        let actual_mean = self.actual.iter().sum::<f64>() / self.actual.len().max(1) as f64;
-        let floor = rule.settings.level_floor;
-        let forecast_units = trend::expected_level(forecast) * self.actual.len() as f64;
         let trend = trend::derive_at(rule, self.recent, forecast);
+        let expected = trend::expected_level(forecast);
+        self.call_pair(&rule.settings, trend.p_up, trend, expected)
+    }
+
+    /// A call with `expected` units per day, beside what happened: the realised class and
+    /// strength of the pair's actuals against its recent level.
+    fn call_pair(
+        &self,
+        settings: &TrendSettings,
+        rank_score: f64,
+        trend: Trend,
+        expected: f64,
+    ) -> CallPair {
+        let actual_mean = self.actual.iter().sum::<f64>() / self.actual.len().max(1) as f64;
         CallPair {
             sku: self.sku.clone(),
             origin: self.origin,
-            realised: trend::realised(actual_mean, self.recent, &rule.settings),
-            realised_strength: trend::strength(actual_mean, self.recent, floor),
-            rank_score: trend.p_up,
+            realised: trend::realised(actual_mean, self.recent, settings),
+            realised_strength: trend::strength(actual_mean, self.recent, settings.level_floor),
+            rank_score,
             trend,
-            forecast_units,
+            forecast_units: expected * self.actual.len() as f64,
         }
     }
 }
@@ -225,7 +237,7 @@ pub fn evaluate(
                     .mean
                     .as_ref()
                     .map(|m| m[i * model_horizon..i * model_horizon + options.horizon].to_vec());
-                let forecast = widen(&quantiles);
+                let forecast = quantile_rows(&quantiles);
                 let mean_f64 = mean
                     .as_ref()
                     .map(|m| m.iter().map(|v| f64::from(*v)).collect());
@@ -268,7 +280,8 @@ pub fn evaluate(
     })
 }
 
-fn widen(quantiles: &[f32]) -> Vec<[f64; 3]> {
+/// `[h × 3]` f32 quantiles as per-day rows of f64.
+fn quantile_rows(quantiles: &[f32]) -> Vec<[f64; 3]> {
     quantiles
         .chunks_exact(3)
         .map(|q| [q[0], q[1], q[2]].map(f64::from))
@@ -335,21 +348,15 @@ fn call_baselines(
         targets
             .iter()
             .map(|t| {
-                let actual_mean = t.actual.iter().sum::<f64>() / t.actual.len().max(1) as f64;
                 let (strength, level) = call(t);
-                CallPair {
-                    sku: t.sku.clone(),
-                    origin: t.origin,
-                    realised: trend::realised(actual_mean, t.recent, s),
-                    realised_strength: trend::strength(actual_mean, t.recent, s.level_floor),
-                    trend: crate::publish::Trend {
-                        direction: trend::classify(strength, s.flat_band),
-                        strength,
-                        p_up: 0.0,
-                    },
-                    forecast_units: level * t.actual.len() as f64,
-                    rank_score: strength,
-                }
+                let direction = trend::classify(strength, s.flat_band);
+                // rules give no probability (p_up 0, unscored) and rank by their strength
+                let trend = Trend {
+                    direction,
+                    strength,
+                    p_up: 0.0,
+                };
+                t.call_pair(s, strength, trend, level)
             })
             .collect()
     };
@@ -381,9 +388,7 @@ fn call_baselines(
         for t in &series {
             let recent = history.mean_units_before(&t.sku, origin, recent_days);
             let actual = history.mean_units_before(&t.sku, origin + horizon, horizon);
-            rising += usize::from(
-                trend::realised(actual, recent, s) == crate::publish::Direction::Rising,
-            );
+            rising += usize::from(trend::realised(actual, recent, s) == Direction::Rising);
             n += 1;
         }
     }

@@ -180,19 +180,13 @@ pub fn expected_level(forecast: &RowForecast<'_>) -> f64 {
     if horizon == 0 {
         return 0.0;
     }
+    // Swanson's weights where the model has 0.1 / 0.5 / 0.9, else the plain mean of its levels
+    let mut weights = vec![1.0 / nq as f64; nq];
     let at = |level: f64| forecast.levels.iter().position(|l| same(*l, level));
-    let weights: Vec<f64> = match (at(0.1), at(0.5), at(0.9)) {
-        (Some(a), Some(b), Some(c)) => (0..nq)
-            .map(|i| {
-                [(a, 0.3), (b, 0.4), (c, 0.3)]
-                    .iter()
-                    .filter(|(k, _)| *k == i)
-                    .map(|(_, w)| w)
-                    .sum()
-            })
-            .collect(),
-        _ => vec![1.0 / nq as f64; nq],
-    };
+    if let (Some(lo), Some(mid), Some(hi)) = (at(0.1), at(0.5), at(0.9)) {
+        weights.fill(0.0);
+        (weights[lo], weights[mid], weights[hi]) = (0.3, 0.4, 0.3);
+    }
     rows.map(|row| {
         row.iter()
             .zip(&weights)

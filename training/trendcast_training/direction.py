@@ -331,12 +331,12 @@ def hot_precision(score: np.ndarray, eligible: np.ndarray, realised_strength: np
 
 
 def rules(windows: np.ndarray, H: int, floor: float = FLOOR) -> dict:
-    """Merchandisers' rules as forecast strengths: the last 7 days against the 7 before, and a
-    28-day moving average (as the forecast level) against the last H days (the recent level)."""
+    """Merchandisers' rules as (strength, expected units per day): the last 7 days against the 7
+    before, and a 28-day moving average (as the expected level) against the last H days."""
     u = np.maximum(np.asarray(windows[..., 0], np.float64), 0.0)
-    last7, prev7 = u[:, -7:].mean(1), u[:, -14:-7].mean(1)
-    return {"rule: last 7 vs 7 before": (last7 - prev7) / np.maximum(prev7, floor),
-            "rule: MA28 vs last 14": strength(u[:, -28:].mean(1), recent_level(windows, H), floor)}
+    last7, prev7, ma28 = u[:, -7:].mean(1), u[:, -14:-7].mean(1), u[:, -28:].mean(1)
+    return {"rule: last 7 vs 7 before": (strength(last7, prev7, floor), last7),
+            "rule: MA28 vs last 14": (strength(ma28, recent_level(windows, H), floor), ma28)}
 
 
 def expected_level(q: np.ndarray, mean: np.ndarray | None) -> np.ndarray:
@@ -399,12 +399,10 @@ def rule_report(es_eval, es_val) -> dict:
     recent = es_eval.recent
     truth = realised(es_eval.actuals, recent)
     rs = strength(np.asarray(es_eval.actuals, np.float64).mean(1), recent)
-    u = np.maximum(np.asarray(es_eval.windows[..., 0], np.float64), 0.0)
-    levels = {"rule: last 7 vs 7 before": u[:, -7:].mean(1), "rule: MA28 vs last 14": u[:, -28:].mean(1)}
+    H = es_eval.actuals.shape[1]
     out = {}
-    for name, s in rules(es_eval.windows, es_eval.actuals.shape[1]).items():
-        units = levels[name] * es_eval.actuals.shape[1]
+    for name, (s, level) in rules(es_eval.windows, H).items():
         call = classify(s)
-        out[name] = call_metrics(truth, call, None, s, (call == RISING) & (units >= 5.0), rs, es_eval.origin)
+        out[name] = call_metrics(truth, call, None, s, (call == RISING) & (level * H >= 5.0), rs, es_eval.origin)
     base = float((realised(es_val.actuals, es_val.recent) == RISING).mean())
     return {"rules": out, "base_rate_valid": base, "climatology_brier": brier(np.full(len(truth), base), truth)}

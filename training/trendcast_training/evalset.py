@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
 from . import metrics
+from .direction import recent_level
 from .data import Daily, Export, Protocol, date_of, eval_inputs
 
 
@@ -20,14 +22,11 @@ class EvalSet:
     skus: np.ndarray  # [P] SKU strings
     history: np.ndarray  # [P, T] units from the SKU's first sale to origin-1, NaN elsewhere
     weights: np.ndarray  # [P] revenue of the 28 days before the origin
-    last14: np.ndarray  # [P] mean units of the 14 days before the origin
     proto: Protocol
 
-    @property
+    @cached_property
     def recent(self) -> np.ndarray:
-        """The trend's recent level per pair (docs/TRENDS.md)."""
-        from .direction import recent_level
-
+        """The trend's recent level per pair (docs/TRENDS.md), computed once."""
         return recent_level(self.windows, self.actuals.shape[1])
 
     def metrics(self, q: np.ndarray, mean: np.ndarray | None = None, probs: np.ndarray | None = None,
@@ -59,10 +58,8 @@ def make_evalset(ex: Export, daily: Daily, proto: Protocol) -> EvalSet:
     T = max(daily.col(x) for x in proto.origins)
     hist = np.full((len(s), T), np.nan, np.float32)
     weights = np.zeros(len(s))
-    last14 = np.zeros(len(s))
     for p, (si, oo) in enumerate(zip(s, o)):
         c = daily.col(oo)
         hist[p, first[si]:c] = u[si, first[si]:c]
         weights[p] = rev[si, max(c - 28, 0):c].sum()
-        last14[p] = u[si, c - 14:c].mean()
-    return EvalSet(w, o, a, s, daily.skus[s], hist, np.maximum(weights, 0.0), last14, proto)
+    return EvalSet(w, o, a, s, daily.skus[s], hist, np.maximum(weights, 0.0), proto)

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .direction import scored_calls
+
 QUANTILES = (0.1, 0.5, 0.9)
 
 
@@ -83,8 +85,6 @@ def bias(y, yhat):
 def all_metrics(y, q, history, weights, recent, origin, mean=None, probs=None, call_weights=None) -> dict:
     """Every metric of the report, on one model's forecasts for the same pairs: accuracy, then the
     trend calls (`direction.scored_calls`; with a classifier's probabilities where it has one)."""
-    from .direction import scored_calls
-
     sq, ab = naive_scales(history)
     yhat = q[..., 1]
     point = yhat if mean is None else mean

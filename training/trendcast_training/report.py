@@ -70,7 +70,7 @@ def calls_section(out: Path, best: str, eval_results: dict, direction: dict, p_u
             f"{direction['call_weights']} (chosen on validation origins). Rules make calls from the history "
             "alone; climatology always says the share rising on the validation origins "
             f"({direction['base_rate_valid']:.3f}).", "",
-            table({**{k: v for k, v in eval_results.items()}, **rules}, best, CALL_COLS), "",
+            table({**eval_results, **rules}, best, CALL_COLS), "",
             f"* macro-F1: {best} {b['macro_f1']:.4f} vs best rule ({best_rule}) {rules[best_rule]['macro_f1']:.4f} "
             f"-> {b['macro_f1'] - rules[best_rule]['macro_f1']:+.4f} (target >= +0.10)",
             f"* Brier of p_up: {b['brier']:.4f} vs climatology {clim:.4f} -> {100 * (1 - b['brier'] / clim):+.1f}% "
