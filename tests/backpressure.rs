@@ -47,7 +47,8 @@ fn slow_scoring_pauses_ingest_and_loses_nothing() {
             msgs.push((Some(sku.into_bytes()), Some(v.into_bytes())));
         }
     }
-    produce_unbatched(&brokers(), &topics.sales, &msgs);
+    // batches of 500: ingest pauses and resumes inside them (the offset guard's case on Tansu)
+    produce_batched(&brokers(), &topics.sales, &msgs, 500);
 
     let mut settings = settings(&topics);
     settings.scoring.manifest = dir.path().join("manifest.json");
@@ -72,6 +73,18 @@ fn slow_scoring_pauses_ingest_and_loses_nothing() {
         .expect("finish");
     peak_rss = peak_rss.max(trendcast::telemetry::rss_bytes());
     let stats = engine.stats().clone();
+    eprintln!(
+        "pauses {}, rewinds {}, duplicates dropped {}, offsets missing {}",
+        stats.pauses.get(),
+        stats.rewinds.get(),
+        stats.rewind_duplicates.get(),
+        stats.offsets_missing.get()
+    );
+    assert_eq!(
+        stats.offsets_missing.get(),
+        0,
+        "no gap accepted on a gapless log"
+    );
     assert!(
         stats.pauses.get() >= 1,
         "the slow scorer must have paused ingest"

@@ -8,9 +8,9 @@
 //! - every closed bucket in which a SKU had an applied event has a trend update for that SKU with
 //!   that bucket's end as `as_of` on the output topic.
 //!
-//! Input is produced one message per record batch (see `common::produce_unbatched`): Tansu 0.6.0
-//! returns nothing to a fetch that starts inside a batch, which a restart from a committed offset
-//! would hit.
+//! Input is produced in record batches of 500 messages, so every restart resumes from a committed
+//! offset inside a batch: on Tansu 0.6.0 that is the case the engine's offset guard
+//! (`trendcast::ingest::offset_guard`) must rewind for, or messages are lost.
 
 mod common;
 
@@ -86,8 +86,8 @@ fn produce_events(brokers: &str, topics: &Topics, events: &[EventRecord]) {
         }
     }
     let started = Instant::now();
-    produce_unbatched(brokers, &topics.sales, &sales);
-    produce_unbatched(brokers, &topics.clicks, &clicks);
+    produce_batched(brokers, &topics.sales, &sales, 500);
+    produce_batched(brokers, &topics.clicks, &clicks, 500);
     eprintln!(
         "produced {} sales + {} clicks in {:.1?}",
         sales.len(),
@@ -236,27 +236,68 @@ fn offsets(brokers: &str, group: Option<&str>, topics: &[&str]) -> Vec<i64> {
                 }
             }
         }
-        None => {
-            for t in topics {
-                for p in 0..PARTITIONS {
-                    // a restarted broker may need a while before it answers metadata requests
-                    let deadline = Instant::now() + Duration::from_secs(90);
-                    let high = loop {
-                        match consumer.fetch_watermarks(t, p, Duration::from_secs(10)) {
-                            Ok((_, high)) => break high,
-                            Err(e) if Instant::now() < deadline => {
-                                eprintln!("watermarks of {t}/{p}: {e}; retrying");
-                                std::thread::sleep(Duration::from_millis(500));
-                            }
-                            Err(e) => panic!("watermarks of {t}/{p}: {e}"),
-                        }
-                    };
-                    out.push(high);
+        None => out = log_ends(&consumer, topics),
+    }
+    out
+}
+
+/// The end offset (one past the last message) of every partition of `topics`, in the order
+/// `offsets` lists them. Not the high watermark alone: Tansu 0.6.0 reports the last record
+/// batch's first offset + 1, so the last message is read from there (on Apache Kafka the two
+/// agree).
+fn log_ends(consumer: &BaseConsumer, topics: &[&str]) -> Vec<i64> {
+    let mut ends = Vec::new();
+    let mut tpl = TopicPartitionList::new();
+    for t in topics {
+        for p in 0..PARTITIONS {
+            // a restarted broker may need a while before it answers metadata requests
+            let deadline = Instant::now() + Duration::from_secs(90);
+            let high = loop {
+                match consumer.fetch_watermarks(t, p, Duration::from_secs(10)) {
+                    Ok((_, high)) => break high,
+                    Err(e) if Instant::now() < deadline => {
+                        eprintln!("watermarks of {t}/{p}: {e}; retrying");
+                        std::thread::sleep(Duration::from_millis(500));
+                    }
+                    Err(e) => panic!("watermarks of {t}/{p}: {e}"),
                 }
+            };
+            ends.push(high);
+            if high > 0 {
+                tpl.add_partition_offset(t, p, Offset::Offset(high - 1))
+                    .expect("offset");
             }
         }
     }
-    out
+    if tpl.count() == 0 {
+        return ends;
+    }
+    consumer.assign(&tpl).expect("assign the last batches");
+    let index = |topic: &str, p: i32| {
+        let t = topics
+            .iter()
+            .position(|t| *t == topic)
+            .expect("known topic");
+        t * PARTITIONS as usize + p as usize
+    };
+    // every assigned partition sends its last batch; then a quiet second ends the read
+    let mut heard = std::collections::HashSet::new();
+    let mut quiet_since = Instant::now();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while heard.len() < tpl.count() || quiet_since.elapsed() < Duration::from_secs(1) {
+        assert!(
+            Instant::now() < deadline,
+            "last batches not read within 60 s"
+        );
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            let i = index(m.topic(), m.partition());
+            ends[i] = ends[i].max(m.offset() + 1);
+            heard.insert(i);
+            quiet_since = Instant::now();
+        }
+    }
+    consumer.unassign().expect("unassign");
+    ends
 }
 
 /// Waits until `group` has committed every input offset (the engine checkpointed all input).

@@ -31,6 +31,7 @@ use super::admit::Admission;
 use super::alignment::Alignment;
 use super::dead_letter;
 use super::event::{decode, Source, ValidationLimits};
+use super::offset_guard::{OffsetGuard, Verdict, STALL_AFTER};
 use crate::checkpoint::checkpointer::{FINAL_PATIENCE, PERIODIC_PATIENCE};
 use crate::checkpoint::{CheckpointError, CheckpointSettings, Checkpointer};
 use crate::kafka::KafkaSettings;
@@ -180,6 +181,8 @@ struct Applier {
     lead_ms: i64,
     /// (source, partition) pairs with their event times, refilled for each frontier update.
     pairs: Vec<((Source, u16), Option<i64>)>,
+    /// Expected next offset per input partition: gaps and stalls become rewinds.
+    guard: OffsetGuard,
 }
 
 impl Ingest {
@@ -222,6 +225,7 @@ impl Ingest {
             alignment: Alignment::new(idle_hold),
             lead_ms,
             pairs: Vec::new(),
+            guard: OffsetGuard::default(),
         }));
         let consumer: BaseConsumer<IngestContext> = config
             .create_with_context(IngestContext {
@@ -246,6 +250,7 @@ impl Ingest {
     pub fn run(mut self, stop: &AtomicBool) -> Result<(), IngestError> {
         let mut housekeeping = Instant::now();
         let mut aligned = Instant::now();
+        let mut stall_watch = Instant::now();
         while !stop.load(Ordering::Acquire) {
             let polled = self.consumer.poll(Duration::from_millis(100));
             let mut a = lock(&self.applier);
@@ -269,6 +274,10 @@ impl Ingest {
             if aligned.elapsed() >= Duration::from_millis(100) {
                 a.align(&self.consumer, self.paused);
                 aligned = Instant::now();
+            }
+            if stall_watch.elapsed() >= STALL_AFTER {
+                a.rewind_stalled(&self.consumer, self.paused);
+                stall_watch = Instant::now();
             }
             drop(a);
             self.apply_backpressure();
@@ -339,6 +348,7 @@ impl Ingest {
                 if !p {
                     // everything was resumed: alignment pauses again what is still ahead
                     a.alignment.forget_pauses();
+                    a.guard.touch_all();
                 }
                 tracing::debug!(paused = p, backlog, in_flight, "backpressure");
             }
@@ -377,6 +387,9 @@ impl Applier {
             if let Some(e) = self.failed.take() {
                 return Err(e);
             }
+        }
+        if !self.guard_admits(source, partition, msg, consumer) {
+            return Ok(());
         }
         if !self
             .checkpoints
@@ -430,6 +443,87 @@ impl Applier {
             }
         }
         Ok(())
+    }
+
+    /// Passes the message through the offset guard: false when it is not to be applied (a
+    /// duplicate brought back by a rewind, or past a gap, which starts a rewind).
+    fn guard_admits(
+        &mut self,
+        source: Source,
+        partition: u16,
+        msg: &BorrowedMessage<'_>,
+        consumer: &BaseConsumer<IngestContext>,
+    ) -> bool {
+        match self.guard.check(source, partition, msg.offset()) {
+            Verdict::Apply => true,
+            Verdict::ApplyAfterGap { missing } => {
+                self.stats.offsets_missing.add(missing.unsigned_abs());
+                tracing::warn!(
+                    topic = msg.topic(),
+                    partition,
+                    offset = msg.offset(),
+                    missing,
+                    "offsets missing from the log (transaction markers or retention): gap accepted"
+                );
+                true
+            }
+            Verdict::Duplicate => {
+                self.stats.rewind_duplicates.add(1);
+                false
+            }
+            Verdict::Rewind { to } => {
+                self.rewind(source, partition, to, consumer);
+                false
+            }
+        }
+    }
+
+    /// Seeks `partition` of `source` back to `to` (see [`super::offset_guard`]).
+    fn rewind(
+        &mut self,
+        source: Source,
+        partition: u16,
+        to: i64,
+        consumer: &BaseConsumer<IngestContext>,
+    ) {
+        self.stats.rewinds.add(1);
+        let topic = self.topic_of(source).to_string();
+        tracing::debug!(topic, partition, to, "rewinding past a gap or stall");
+        let seek = consumer.seek(
+            &topic,
+            i32::from(partition),
+            Offset::Offset(to),
+            Duration::from_secs(5),
+        );
+        if let Err(e) = seek {
+            // the guard widens the rewind at the next gap or stall and gives up after its tries
+            tracing::warn!(topic, partition, to, error = %e, "rewind seek failed");
+        }
+    }
+
+    /// Rewinds input partitions that deliver nothing although the broker holds messages past
+    /// their expected offset (asked of the broker for idle partitions only). Paused ones wait.
+    fn rewind_stalled(&mut self, consumer: &BaseConsumer<IngestContext>, all_paused: bool) {
+        if all_paused {
+            return;
+        }
+        let mut highs = HashMap::new();
+        for (source, p) in self.guard.idle() {
+            let topic = self.topic_of(source);
+            if let Ok((_, high)) =
+                consumer.fetch_watermarks(topic, i32::from(p), Duration::from_secs(1))
+            {
+                highs.insert((source, p), high);
+            }
+        }
+        let paused = self.alignment.paused().clone();
+        let stalled = self.guard.stalled(
+            |s, p| highs.get(&(s, p)).copied(),
+            |s, p| paused.contains(&(s, p)),
+        );
+        for (source, partition, to) in stalled {
+            self.rewind(source, partition, to, consumer);
+        }
     }
 
     /// Fills `pairs` with (source, partition) of every owned input partition and its event time
@@ -493,6 +587,9 @@ impl Applier {
             if let Err(e) = consumer.resume(&list(&plan.resume)) {
                 tracing::warn!(error = %e, "could not resume a partition");
             }
+            for (s, p) in &plan.resume {
+                self.guard.touch(*s, *p);
+            }
         }
     }
 
@@ -537,6 +634,10 @@ impl Applier {
     fn restore(&mut self, partition: u16, consumer: &BaseConsumer<IngestContext>) {
         let committed = self.committed(partition, consumer);
         self.alignment.assign(partition);
+        for s in [Source::Sales, Source::Clicks] {
+            self.guard.track(s, partition, committed[s as usize]);
+        }
+        let committed = committed.map(|c| c.unwrap_or(0));
         match self
             .checkpoints
             .restore(partition, committed, &mut self.admission, &self.scorer)
@@ -559,18 +660,22 @@ impl Applier {
         }
     }
 
-    /// Committed offsets (sales, clicks) of `partition`; 0 when none.
-    fn committed(&self, partition: u16, consumer: &BaseConsumer<IngestContext>) -> [i64; 2] {
+    /// Committed offsets (sales, clicks) of `partition`; `None` when none (or unknown).
+    fn committed(
+        &self,
+        partition: u16,
+        consumer: &BaseConsumer<IngestContext>,
+    ) -> [Option<i64>; 2] {
         let mut tpl = TopicPartitionList::new();
         let p = i32::from(partition);
         tpl.add_partition(&self.sales_topic, p);
         tpl.add_partition(&self.clicks_topic, p);
-        let mut out = [0, 0];
+        let mut out = [None, None];
         match consumer.committed_offsets(tpl, Duration::from_secs(10)) {
             Ok(list) => {
                 for e in list.elements() {
                     if let Offset::Offset(o) = e.offset() {
-                        out[self.source_of(e.topic()) as usize] = o;
+                        out[self.source_of(e.topic()) as usize] = Some(o);
                     }
                 }
             }
@@ -630,6 +735,7 @@ impl Applier {
         self.checkpoint(&owned, consumer, FINAL_PATIENCE);
         self.checkpoints.release(&owned);
         self.alignment.release(&owned);
+        self.guard.release(&owned);
         let dropped = self.admission.store().release(&owned);
         tracing::info!(partitions = ?owned, skus = dropped, "revoked partitions checkpointed and released");
     }

@@ -7,6 +7,7 @@ pub mod alignment;
 pub mod consumer;
 pub mod dead_letter;
 pub mod event;
+pub mod offset_guard;
 
 pub use admit::Admission;
 pub use consumer::Backpressure;

@@ -45,6 +45,12 @@ pub const CONSUMER_PAUSES: &str = "trendcast_consumer_pauses_total";
 pub const CONSUMER_LAG: &str = "trendcast_consumer_lag_messages";
 /// Replayed input messages skipped because restored state already held them.
 pub const REPLAY_SKIPPED: &str = "trendcast_replay_skipped_messages_total";
+/// Seeks back over an input gap or stall (see `ingest::offset_guard`).
+pub const INPUT_REWINDS: &str = "trendcast_input_rewinds_total";
+/// Input messages delivered again by a rewind and dropped.
+pub const REWIND_DUPLICATES: &str = "trendcast_input_rewind_duplicates_total";
+/// Input offsets the log did not hold (gaps accepted after rewinding).
+pub const OFFSETS_MISSING: &str = "trendcast_input_offsets_missing_total";
 /// Checkpoints written and committed.
 pub const CHECKPOINTS: &str = "trendcast_checkpoints_total";
 /// Checkpoint duration (scorer drain, broker acknowledgement, write, commit).
@@ -166,6 +172,21 @@ pub fn describe() {
         "Replayed messages skipped: restored state already held them."
     );
     describe_counter!(
+        INPUT_REWINDS,
+        Unit::Count,
+        "Seeks back over an input gap or a stalled input partition."
+    );
+    describe_counter!(
+        REWIND_DUPLICATES,
+        Unit::Count,
+        "Input messages delivered again by a rewind and dropped."
+    );
+    describe_counter!(
+        OFFSETS_MISSING,
+        Unit::Count,
+        "Input offsets the log did not hold (gaps accepted after rewinding)."
+    );
+    describe_counter!(
         CHECKPOINTS,
         Unit::Count,
         "Checkpoints written and committed."
@@ -235,6 +256,12 @@ pub struct EngineStats {
     pub pauses: Tally,
     /// Replayed messages skipped because restored state held them.
     pub replay_skipped: Tally,
+    /// Rewinds over input gaps and stalls.
+    pub rewinds: Tally,
+    /// Messages a rewind delivered again (dropped).
+    pub rewind_duplicates: Tally,
+    /// Offsets accepted as missing from the log.
+    pub offsets_missing: Tally,
     /// Checkpoints committed.
     pub checkpoints: Tally,
     checkpoint_duration: Histogram,
@@ -282,6 +309,9 @@ impl EngineStats {
             paused_gauge: metrics::gauge!(CONSUMER_PAUSED),
             pauses: Tally::new(metrics::counter!(CONSUMER_PAUSES)),
             replay_skipped: Tally::new(metrics::counter!(REPLAY_SKIPPED)),
+            rewinds: Tally::new(metrics::counter!(INPUT_REWINDS)),
+            rewind_duplicates: Tally::new(metrics::counter!(REWIND_DUPLICATES)),
+            offsets_missing: Tally::new(metrics::counter!(OFFSETS_MISSING)),
             checkpoints: Tally::new(metrics::counter!(CHECKPOINTS)),
             checkpoint_duration: metrics::histogram!(CHECKPOINT_DURATION),
             restore_duration: metrics::histogram!(RESTORE_DURATION),

@@ -150,12 +150,20 @@ pub fn produce(brokers: &str, topic: &str, messages: &[Msg]) {
     produce_with(brokers, topic, messages, &[])
 }
 
-/// Produces one message per record batch. Tansu 0.6.0 returns nothing to a fetch that starts
-/// inside a record batch (seen: 100 messages in one batch, a consumer assigned at offset 50 gets
-/// none), which a consumer that pauses and resumes mid-batch hits; with one message per batch
-/// every offset is a batch boundary.
-pub fn produce_unbatched(brokers: &str, topic: &str, messages: &[Msg]) {
-    produce_with(brokers, topic, messages, &[("batch.num.messages", "1")])
+/// Produces `messages` in record batches of up to `per_batch` messages: librdkafka lingers long
+/// enough to fill each batch (for the mid-batch fetch tests).
+pub fn produce_batched(brokers: &str, topic: &str, messages: &[Msg], per_batch: usize) {
+    let per_batch = per_batch.to_string();
+    produce_with(
+        brokers,
+        topic,
+        messages,
+        &[
+            ("batch.num.messages", per_batch.as_str()),
+            ("batch.size", "4000000"),
+            ("linger.ms", "500"),
+        ],
+    )
 }
 
 fn produce_with(brokers: &str, topic: &str, messages: &[Msg], extra: &[(&str, &str)]) {
