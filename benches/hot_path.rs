@@ -14,10 +14,6 @@ use trendcast::window::WindowStore;
 
 const SALE: &[u8] = br#"{"sku":"85123A","ts":"2011-01-05T10:00:00Z","qty":6,"unit_price":2.55,"order_id":"536365"}"#;
 
-fn manifest_path() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/baseline/baseline.onnx")
-}
-
 fn settings() -> Settings {
     let mut raw = RawConfig::default();
     raw.scoring.manifest =
@@ -189,6 +185,18 @@ fn bench_checkpoint_codec(c: &mut Criterion) {
     );
 }
 
+/// The model the scoring benches load: `TRENDCAST_BENCH_MANIFEST`, else the shipped default.
+fn scoring_manifest() -> std::path::PathBuf {
+    std::env::var_os("TRENDCAST_BENCH_MANIFEST")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("models/trendcast-demand/manifest.json")
+        })
+}
+
+/// Engine scoring (`Model::score`: tensors in, every output copied out) against a bare ort loop
+/// on the same model file, inputs and outputs, one intra-op thread each.
 fn bench_scoring(c: &mut Criterion) {
     if std::env::var_os("ORT_DYLIB_PATH").is_none() {
         eprintln!(
@@ -196,35 +204,73 @@ fn bench_scoring(c: &mut Criterion) {
         );
         return;
     }
-    let settings = settings();
+    let mut settings = settings();
+    settings.scoring.manifest = scoring_manifest();
     let manifest =
         ResolvedManifest::load(&settings.scoring.manifest, &settings.window).expect("manifest");
+    let model_file = manifest.model_path.clone();
+    let calendar = manifest
+        .manifest
+        .calendar_input
+        .as_ref()
+        .map(|c| c.name.clone());
+    let outputs: Vec<String> = std::iter::once(manifest.manifest.output.name.clone())
+        .chain(
+            manifest
+                .manifest
+                .mean_output
+                .as_ref()
+                .map(|o| o.name.clone()),
+        )
+        .chain(
+            manifest
+                .manifest
+                .direction_output
+                .as_ref()
+                .map(|o| o.name.clone()),
+        )
+        .collect();
     let mut model = Model::load(manifest, &settings.scoring).expect("model");
+    eprintln!("scoring model: {}", model_file.display());
     let per = model.window_values();
-    // The bare loop: the same model and batches straight through ort, no engine code.
     let env = trendcast::scoring::model::environment(None).expect("onnxruntime");
     let mut bare = ort::session::Session::builder(&env)
         .expect("builder")
+        .with_optimization_level(ort::session::builder::GraphOptimizationLevel::Level3)
+        .expect("optimisation level")
         .with_intra_threads(1)
         .expect("threads")
-        .commit_from_file(manifest_path())
+        .commit_from_file(&model_file)
         .expect("bare session");
     let mut g = c.benchmark_group("scoring");
-    for n in [1usize, 64, 256, 1024] {
-        let input: Vec<f32> = (0..n * per).map(|i| (i % 17) as f32).collect();
+    for n in [1usize, 256] {
+        // sparse daily counts, like a retail log's windows
+        let input: Vec<f32> = (0..n * per)
+            .map(|i| if i % 7 == 0 { (i % 17) as f32 } else { 0.0 })
+            .collect();
+        let days = vec![15_000.0_f32; n];
         g.throughput(Throughput::Elements(n as u64));
         g.bench_function(format!("engine_batch_{n}"), |b| {
-            b.iter(|| model.score(black_box(&input), &[], n).expect("score"))
+            b.iter(|| model.score(black_box(&input), &days, n).expect("score"))
         });
         g.bench_function(format!("bare_ort_batch_{n}"), |b| {
             b.iter(|| {
                 let t = ort::value::TensorRef::from_array_view(([n, 28, 6], black_box(&input[..])))
                     .expect("tensor");
-                let out = bare.run(ort::inputs!["window" => t]).expect("run");
-                let (_, q) = out["quantiles"]
-                    .try_extract_tensor::<f32>()
-                    .expect("output");
-                black_box(q.len())
+                let mut inputs = ort::inputs!["window" => t];
+                if let Some(name) = &calendar {
+                    let d = ort::value::TensorRef::from_array_view(([n], &days[..])).expect("days");
+                    inputs.push((name.as_str().into(), d.into()));
+                }
+                let out = bare.run(inputs).expect("run");
+                let mut values = 0;
+                for name in &outputs {
+                    let (_, v) = out[name.as_str()]
+                        .try_extract_tensor::<f32>()
+                        .expect("output");
+                    values += v.len();
+                }
+                black_box(values)
             })
         });
     }

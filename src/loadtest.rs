@@ -411,6 +411,7 @@ pub fn run(base: &Settings, options: &BenchOptions) -> Result<Value> {
     ratios.insert("end_to_end_over_bare_consume", engine / bare);
     ratios.insert("trendcast_over_python_peer", engine / peer_rate);
     Ok(json!({
+        "model": base.scoring.manifest.display().to_string(),
         "events": n,
         "real_events": real,
         "sku_clones": clones,

@@ -154,7 +154,7 @@ pub struct RawScoring {
 impl Default for RawScoring {
     fn default() -> Self {
         Self {
-            manifest: "models/baseline/manifest.json".into(),
+            manifest: "models/trendcast-demand/manifest.json".into(),
             onnxruntime_library: String::new(),
             execution_provider: "cpu".into(),
             batch_size: 256,
