@@ -206,11 +206,27 @@ impl RunningEngine {
         self.signal_stats.as_ref()
     }
 
+    /// The first of the engine's threads found to have exited, by name ("ingest", "scorer",
+    /// "signals"); `None` while all run. Threads exit only at shutdown, so any exit before it is
+    /// a failure; [`Self::shutdown`] then returns its error.
+    pub fn exited_thread(&self) -> Option<&'static str> {
+        fn finished<T>(h: &Option<JoinHandle<T>>) -> bool {
+            h.as_ref().is_some_and(|h| h.is_finished())
+        }
+        if finished(&self.ingest) {
+            Some("ingest")
+        } else if finished(&self.scorer) {
+            Some("scorer")
+        } else if finished(&self.signals) {
+            Some("signals")
+        } else {
+            None
+        }
+    }
+
     /// True once a thread has exited (on error or panic).
     pub fn has_failed(&self) -> bool {
-        self.ingest.as_ref().is_some_and(|h| h.is_finished())
-            || self.scorer.as_ref().is_some_and(|h| h.is_finished())
-            || self.signals.as_ref().is_some_and(|h| h.is_finished())
+        self.exited_thread().is_some()
     }
 
     /// Ends a finite replay: closes every bucket, scores what that makes ready, and waits for

@@ -462,14 +462,41 @@ fn run(settings: Settings) -> Result<()> {
     runtime.block_on(async move {
         telemetry::install_metrics(&settings.telemetry)?;
         let engine = RunningEngine::start(&settings, None).context("engine failed to start")?;
-        wait_for_signal().await?;
-        tracing::info!("shutting down: stop consuming, score what is ready, flush, commit");
-        tokio::task::spawn_blocking(move || engine.shutdown(Duration::from_secs(30)))
+        let failed = tokio::select! {
+            r = wait_for_signal() => { r?; None }
+            thread = watch_threads(&engine) => Some(thread),
+        };
+        match failed {
+            None => tracing::info!("shutting down: stop consuming, score what is ready, flush, commit"),
+            Some(thread) => tracing::error!(
+                thread,
+                "an engine thread stopped: shutting down (checkpointing what is consistent) and exiting non-zero"
+            ),
+        }
+        let result = tokio::task::spawn_blocking(move || engine.shutdown(Duration::from_secs(30)))
             .await
-            .context("shutdown task failed")??;
-        tracing::info!("stopped");
-        Ok(())
+            .context("shutdown task failed")?;
+        match (failed, result) {
+            (_, Err(e)) => Err(e).context("the engine stopped with an error"),
+            (Some(thread), Ok(())) => anyhow::bail!("the engine's {thread} thread stopped unexpectedly"),
+            (None, Ok(())) => {
+                tracing::info!("stopped");
+                Ok(())
+            }
+        }
     })
+}
+
+/// Returns the name of the first engine thread that exits; threads run until shutdown, so an
+/// exit here is a failure, and `trendcast run` must not stay up without it (an orchestrator
+/// restarts a process that exits, not one that idles).
+async fn watch_threads(engine: &RunningEngine) -> &'static str {
+    loop {
+        if let Some(thread) = engine.exited_thread() {
+            return thread;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 async fn wait_for_signal() -> Result<()> {

@@ -1,0 +1,100 @@
+//! `trendcast run` never outlives its engine: when a thread stops on an error, the process exits
+//! non-zero with that error, so an orchestrator restarts it instead of keeping an idle process.
+
+mod common;
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Builds the failing model (`tests/python/make_failing_model.py`) into `dir`.
+fn failing_model(dir: &std::path::Path) -> PathBuf {
+    let python = std::env::var_os("TRENDCAST_PYTHON").unwrap_or_else(|| {
+        panic!("TRENDCAST_PYTHON is not set: run the tests with scripts/test.sh")
+    });
+    let status = Command::new(python)
+        .arg(root().join("tests/python/make_failing_model.py"))
+        .arg(dir)
+        .status()
+        .expect("model builder runs");
+    assert!(status.success(), "make_failing_model.py failed");
+    dir.join("manifest.json")
+}
+
+fn sale(sku: &str, day: i64, qty: u32) -> Msg {
+    let ts = 1_294_000_000_000 + day * 86_400_000;
+    let v = format!(r#"{{"sku":"{sku}","ts":{ts},"qty":{qty}}}"#);
+    (Some(sku.as_bytes().to_vec()), Some(v.into_bytes()))
+}
+
+#[test]
+fn a_model_that_fails_at_run_time_makes_run_exit_non_zero() {
+    let brokers = brokers();
+    let topics = Topics::create("supervision", 1);
+    let models = tempfile::tempdir().expect("model dir");
+    let manifest = failing_model(models.path());
+    let state = tempfile::tempdir().expect("state dir");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_trendcast"))
+        .current_dir(root())
+        .args(["--config", "config/default.toml", "run"])
+        .env("ORT_DYLIB_PATH", ort_library())
+        .env("TRENDCAST_KAFKA__BROKERS", &brokers)
+        .env("TRENDCAST_KAFKA__GROUP_ID", unique("supervision-group"))
+        .env("TRENDCAST_CHECKPOINT__DIR", state.path())
+        .env("TRENDCAST_KAFKA__SALES_TOPIC", &topics.sales)
+        .env("TRENDCAST_KAFKA__CLICKS_TOPIC", &topics.clicks)
+        .env("TRENDCAST_KAFKA__OUTPUT_TOPIC", &topics.output)
+        .env("TRENDCAST_KAFKA__DEAD_LETTER_TOPIC", &topics.dead_letter)
+        .env("TRENDCAST_SCORING__MANIFEST", &manifest)
+        .env("TRENDCAST_SCORING__MIN_RESCORE_INTERVAL", "50ms")
+        .env("TRENDCAST_SIGNALS__ENABLED", "false")
+        .env("TRENDCAST_TELEMETRY__METRICS_LISTEN", "")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn trendcast run");
+
+    // healthy input first: the engine scores and publishes, and stays up
+    let healthy: Vec<Msg> = (0..5).map(|d| sale("S1", d, 3)).collect();
+    produce(&brokers, &topics.sales, &healthy);
+    let out = read_all(&brokers, &topics.output, 1, Duration::from_secs(60));
+    assert!(!out.is_empty(), "no trend update from healthy input");
+    assert!(
+        child.try_wait().expect("try_wait").is_none(),
+        "trendcast run exited on healthy input"
+    );
+
+    // one window the model cannot score: the scorer stops, and so must the process
+    produce(
+        &brokers,
+        &topics.sales,
+        &[sale("S2", 5, 1000), sale("S2", 7, 1)],
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("trendcast run still up 60 s after its scorer failed");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut stderr);
+    }
+    assert!(!status.success(), "exit status {status}; stderr:\n{stderr}");
+    assert!(
+        stderr.contains("scorer"),
+        "the report names the thread; stderr:\n{stderr}"
+    );
+    assert!(
+        stderr.to_lowercase().contains("gather") || stderr.contains("model"),
+        "the report carries the model's error; stderr:\n{stderr}"
+    );
+}
