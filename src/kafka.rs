@@ -208,7 +208,7 @@ pub fn check_copartitioned(kafka: &KafkaSettings) -> Result<usize, TopicError> {
 }
 
 /// Checks that the changelog topic has the inputs' partition count, creating it when missing
-/// (operators of secured clusters create it beforehand, see `deploy/create-topics.sh`).
+/// (operators of secured clusters create it beforehand, see `deploy/kafka/create-topics.sh`).
 pub fn ensure_changelog(
     kafka: &KafkaSettings,
     topic: &str,

@@ -108,6 +108,62 @@ mod tests {
         });
     }
 
+    /// Every key path of a JSON value ("kafka.brokers", ...); maps only, values are leaves.
+    fn key_paths(v: &serde_json::Value, prefix: &str, out: &mut Vec<String>) {
+        if let serde_json::Value::Object(m) = v {
+            for (k, child) in m {
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                if child.is_object() && !child.as_object().is_some_and(|o| o.is_empty()) {
+                    key_paths(child, &path, out);
+                } else {
+                    out.push(path);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_default_file_lists_every_key_with_its_built_in_default() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.toml");
+        let text = std::fs::read_to_string(&path).expect("config/default.toml");
+        let file: toml::Value = toml::from_str(&text).expect("default.toml is TOML");
+        let file = serde_json::to_value(file).expect("as JSON");
+        let builtin = serde_json::to_value(RawConfig::default()).expect("defaults as JSON");
+        let (mut in_file, mut in_code) = (Vec::new(), Vec::new());
+        key_paths(&file, "", &mut in_file);
+        key_paths(&builtin, "", &mut in_code);
+        // a key without a default (TOML has no null) is shown commented out: "# key = ..."
+        let shown = |k: &String| {
+            let leaf = k.rsplit('.').next().unwrap_or(k);
+            in_file.contains(k)
+                || builtin.pointer(&format!("/{}", k.replace('.', "/")))
+                    == Some(&serde_json::Value::Null)
+                    && text.contains(&format!("# {leaf} = "))
+        };
+        let missing: Vec<_> = in_code.iter().filter(|k| !shown(k)).collect();
+        assert!(
+            missing.is_empty(),
+            "keys missing from config/default.toml: {missing:?}"
+        );
+        let parsed: RawConfig = toml::from_str(&text).expect("default.toml parses");
+        let parsed = serde_json::to_value(parsed).expect("as JSON");
+        let differ: Vec<_> = in_code
+            .iter()
+            .filter(|k| {
+                let ptr = format!("/{}", k.replace('.', "/"));
+                parsed.pointer(&ptr) != builtin.pointer(&ptr)
+            })
+            .collect();
+        assert!(
+            differ.is_empty(),
+            "config/default.toml differs from the built-in defaults at {differ:?}"
+        );
+    }
+
     #[test]
     #[allow(clippy::result_large_err)] // figment's Jail API returns figment::Error
     fn default_file_resolves() {

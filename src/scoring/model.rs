@@ -24,7 +24,7 @@ pub enum ModelError {
     /// No ONNX Runtime library could be found or opened.
     #[error(
         "ONNX Runtime library not available: {0}.\n  Install it with `pip install onnxruntime=={ORT_VERSION}` \
-         (or run scripts/setup.sh) and set ORT_DYLIB_PATH (or scoring.onnxruntime_library) to \
+         (in a clone, `source scripts/env.sh && ensure_python` does it and exports the path) and set ORT_DYLIB_PATH (or scoring.onnxruntime_library) to \
          <site-packages>/onnxruntime/capi/libonnxruntime.so.{ORT_VERSION}"
     )]
     Library(String),

@@ -89,7 +89,7 @@ pub struct SignalStats {
 }
 
 impl SignalStats {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             updates: Tally::new(metrics::counter!(SIGNAL_INPUTS, "input" => "updates")),
             inventory: Tally::new(metrics::counter!(SIGNAL_INPUTS, "input" => "inventory")),

@@ -186,6 +186,11 @@ pub fn describe() {
         Unit::Count,
         "Input offsets the log did not hold (gaps accepted after rewinding)."
     );
+    describe_histogram!(
+        EVENT_TO_UPDATE,
+        Unit::Seconds,
+        "Input event that closed a bucket (its producer timestamp) to the bucket's trend update acknowledged by the broker."
+    );
     describe_counter!(
         CHECKPOINTS,
         Unit::Count,
@@ -423,5 +428,100 @@ impl EngineStats {
     pub fn published(&self, latency: Duration) {
         self.publish_latency.record(latency.as_secs_f64());
         self.updates_published.add(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Docs match the code: every metric the engine registers is described (HELP text on the
+    //! endpoint) and listed in the README's metrics table, and the table lists nothing else.
+
+    use std::collections::BTreeSet;
+    use std::sync::Mutex;
+
+    use metrics::{
+        Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit,
+    };
+
+    #[derive(Default)]
+    struct Names {
+        described: Mutex<BTreeSet<String>>,
+        registered: Mutex<BTreeSet<String>>,
+    }
+
+    impl Names {
+        fn describe(&self, key: KeyName) {
+            let mut d = self.described.lock().unwrap_or_else(|e| e.into_inner());
+            d.insert(key.as_str().to_string());
+        }
+        fn register(&self, key: &Key) {
+            let mut r = self.registered.lock().unwrap_or_else(|e| e.into_inner());
+            r.insert(key.name().to_string());
+        }
+    }
+
+    impl Recorder for Names {
+        fn describe_counter(&self, key: KeyName, _: Option<Unit>, _: SharedString) {
+            self.describe(key)
+        }
+        fn describe_gauge(&self, key: KeyName, _: Option<Unit>, _: SharedString) {
+            self.describe(key)
+        }
+        fn describe_histogram(&self, key: KeyName, _: Option<Unit>, _: SharedString) {
+            self.describe(key)
+        }
+        fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+            self.register(key);
+            Counter::noop()
+        }
+        fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
+            self.register(key);
+            Gauge::noop()
+        }
+        fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
+            self.register(key);
+            Histogram::noop()
+        }
+    }
+
+    fn names() -> (BTreeSet<String>, BTreeSet<String>) {
+        let recorder = Names::default();
+        metrics::with_local_recorder(&recorder, || {
+            super::describe();
+            let _engine = super::EngineStats::new();
+            let _signals = crate::signals::processor::SignalStats::new();
+        });
+        let take = |m: Mutex<BTreeSet<String>>| m.into_inner().unwrap_or_else(|e| e.into_inner());
+        (take(recorder.described), take(recorder.registered))
+    }
+
+    #[test]
+    fn every_registered_metric_is_described() {
+        let (described, registered) = names();
+        assert!(registered.len() >= 25, "registered: {registered:?}");
+        let missing: Vec<_> = registered.difference(&described).collect();
+        assert!(
+            missing.is_empty(),
+            "registered but not described: {missing:?}"
+        );
+    }
+
+    #[test]
+    fn the_readme_metrics_table_lists_exactly_the_registered_metrics() {
+        let readme = include_str!("../../README.md");
+        let listed: BTreeSet<String> = readme
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `trendcast_"))
+            .filter_map(|l| l.split('`').next())
+            .map(|name| format!("trendcast_{name}"))
+            .collect();
+        let (_, registered) = names();
+        let unlisted: Vec<_> = registered.difference(&listed).collect();
+        let stale: Vec<_> = listed.difference(&registered).collect();
+        assert!(unlisted.is_empty(), "not in the README table: {unlisted:?}");
+        assert!(
+            stale.is_empty(),
+            "in the README table, never registered: {stale:?}"
+        );
     }
 }

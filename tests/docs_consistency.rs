@@ -1,0 +1,128 @@
+//! Docs match the tree: every repository path that the README, the docs, the configs or a
+//! message in the code names (`scripts/…`, `docs/…`, `config/…`, `schemas/…`, `models/…`,
+//! `data/…`, `deploy/…`, `tests/…`, `training/…`, `bench/…`) exists. A renamed or never-written
+//! file is caught here rather than by a user following the text.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use common::root;
+
+const PREFIXES: &[&str] = &[
+    "scripts/",
+    "docs/",
+    "config/",
+    "schemas/",
+    "models/",
+    "data/",
+    "deploy/",
+    "tests/",
+    "training/",
+    "bench/",
+    "benches/",
+    "examples/",
+    "src/",
+];
+
+/// Paths in `text` that start with a known top-level folder: runs of path characters, trimmed
+/// of trailing punctuation; globs, placeholders and folders-by-pattern are skipped.
+fn named_paths(text: &str) -> BTreeSet<String> {
+    let is_path_char = |c: char| c.is_ascii_alphanumeric() || "/._-".contains(c);
+    let mut out = BTreeSet::new();
+    for (i, _) in text.char_indices() {
+        let rest = &text[i..];
+        let Some(prefix) = PREFIXES.iter().find(|p| rest.starts_with(**p)) else {
+            continue;
+        };
+        // only at a word start (not inside another path like ../shared/data/ or src/scripts/)
+        let before = text[..i].chars().next_back();
+        if before.is_some_and(|c| is_path_char(c) || c == '~' || c == '$') {
+            continue;
+        }
+        let end = rest.find(|c: char| !is_path_char(c)).unwrap_or(rest.len());
+        let after = rest[end..].chars().next();
+        if matches!(after, Some('*' | '<' | '{')) {
+            continue;
+        }
+        let path = rest[..end].trim_end_matches(['.', ',']);
+        // a placeholder segment (models/NAME) names no file
+        let placeholder = path
+            .split('/')
+            .any(|seg| !seg.is_empty() && seg.chars().all(|c| c.is_ascii_uppercase() || c == '_'));
+        if path.len() > prefix.len() && !placeholder {
+            out.insert(path.to_string());
+        }
+    }
+    out
+}
+
+fn files_to_check() -> Vec<std::path::PathBuf> {
+    let mut files = vec![root().join("README.md"), root().join("training/README.md")];
+    for dir in ["docs", "config", "src"] {
+        let mut stack = vec![root().join(dir)];
+        while let Some(d) = stack.pop() {
+            for entry in std::fs::read_dir(&d).expect("readable folder").flatten() {
+                let p = entry.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p
+                    .extension()
+                    .is_some_and(|e| e == "md" || e == "toml" || e == "rs")
+                {
+                    files.push(p);
+                }
+            }
+        }
+    }
+    files
+}
+
+#[test]
+fn every_path_the_docs_and_messages_name_exists() {
+    let mut missing = Vec::new();
+    let mut checked = 0;
+    for file in files_to_check() {
+        let text = std::fs::read_to_string(&file).expect("readable text");
+        for path in named_paths(&text) {
+            checked += 1;
+            // training commands run from training/ (`bash training/run_tests.sh -s tests/...`)
+            let exists = |base: &Path| base.join(&path).exists();
+            if !exists(root()) && !exists(&root().join("training")) {
+                let shown = file
+                    .strip_prefix(root())
+                    .unwrap_or(&file)
+                    .display()
+                    .to_string();
+                missing.push(format!("{shown}: {path}"));
+            }
+        }
+    }
+    assert!(
+        checked > 100,
+        "only {checked} paths found: is the scan broken?"
+    );
+    assert!(
+        missing.is_empty(),
+        "named but missing:\n{}",
+        missing.join("\n")
+    );
+}
+
+#[test]
+fn the_scan_finds_paths_and_skips_patterns() {
+    let found = named_paths(
+        "run `scripts/test.sh`, see docs/RELIABILITY.md. Not ../shared/data/x, not models/*.onnx, \
+         not state/<group_id>, but data/online-retail/.",
+    );
+    let want: BTreeSet<String> = [
+        "scripts/test.sh",
+        "docs/RELIABILITY.md",
+        "data/online-retail/",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    assert_eq!(found, want);
+}
