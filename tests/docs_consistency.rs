@@ -126,3 +126,64 @@ fn the_scan_finds_paths_and_skips_patterns() {
     .collect();
     assert_eq!(found, want);
 }
+
+/// Every topic a configuration names (non-empty `*_topic` keys of `[kafka]`, `[signals]` and
+/// `[checkpoint]`), as a JSON object walk.
+fn topics_named(config: &serde_json::Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for section in ["kafka", "signals", "checkpoint"] {
+        if let Some(map) = config.get(section).and_then(|v| v.as_object()) {
+            for (key, value) in map {
+                if key.ends_with("_topic") {
+                    if let Some(t) = value.as_str().filter(|t| !t.is_empty()) {
+                        out.push(t.to_string());
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn create_topics_makes_every_topic_the_default_and_deploy_configs_name() {
+    let script = std::fs::read_to_string(root().join("deploy/kafka/create-topics.sh"))
+        .expect("create-topics.sh");
+    let mut missing = Vec::new();
+    for file in ["config/default.toml", "deploy/trendcast.toml"] {
+        let text = std::fs::read_to_string(root().join(file)).expect("config file");
+        // commented-out topic keys count: the script must be ready for them too
+        let uncommented: String = text
+            .lines()
+            .map(|l| {
+                l.strip_prefix("# ")
+                    .filter(|r| r.contains("_topic = "))
+                    .unwrap_or(l)
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let parsed: toml::Value = toml::from_str(&uncommented).expect("config parses");
+        let parsed = serde_json::to_value(parsed).expect("as JSON");
+        let mut topics = topics_named(&parsed);
+        // keys a file leaves out take the built-in defaults
+        let builtin = serde_json::to_value(trendcast::config::RawConfig::default()).expect("JSON");
+        topics.extend(topics_named(&builtin));
+        for topic in topics {
+            let created = match topic.strip_prefix("{group_id}") {
+                Some(suffix) => {
+                    script.contains(&format!("create \"${{GROUP_ID:-trendcast}}{suffix}\""))
+                }
+                None => script.contains(&format!("create {topic} ")),
+            };
+            if !created {
+                missing.push(format!("{file}: {topic}"));
+            }
+        }
+    }
+    missing.sort();
+    missing.dedup();
+    assert!(
+        missing.is_empty(),
+        "named but not created by create-topics.sh: {missing:?}"
+    );
+}

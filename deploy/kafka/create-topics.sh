@@ -19,6 +19,10 @@ create trend-updates "$PARTITIONS"
 create inventory "$PARTITIONS"
 create restock-signals "$PARTITIONS"
 create hot-products 1
+# New-product forecasts (signals.catalog_topic / new_product_topic, docs/COLD_START.md): catalog
+# entries are keyed by SKU and co-partitioned with the trend updates like the inventory.
+create catalog "$PARTITIONS"
+create new-product-forecasts "$PARTITIONS"
 create trendcast-dead-letter 1 --config retention.ms=1209600000 --config max.message.bytes=4194304
 # The checkpoint changelog (checkpoint.changelog_topic = "{group_id}-changelog"): same partition
 # count as the inputs; compaction keeps only the newest record per SKU, which bounds it.
