@@ -83,13 +83,21 @@ pub struct TopicError {
 /// Creates `topics` (name, partitions) with replication 1 and waits until their metadata shows
 /// every partition. Used by the load test and tools; production topics are made by operators.
 pub fn create_topics(brokers: &str, topics: &[(&str, i32)]) -> Result<(), TopicError> {
+    let mut base = ClientConfig::new();
+    base.set("bootstrap.servers", brokers);
+    create_topics_with(&base, topics)
+}
+
+/// [`create_topics`] with the clients built from `base` (brokers plus, for the engine, the
+/// `[kafka.properties]` that carry TLS/SASL settings).
+pub fn create_topics_with(base: &ClientConfig, topics: &[(&str, i32)]) -> Result<(), TopicError> {
     // on a thread of its own: it runs a small runtime, which must not nest in the caller's
     let owned: Vec<(String, i32)> = topics.iter().map(|(t, p)| (t.to_string(), *p)).collect();
-    let brokers = brokers.to_string();
+    let base = base.clone();
     let first = owned.first().map(|t| t.0.clone()).unwrap_or_default();
     std::thread::spawn(move || {
         let refs: Vec<(&str, i32)> = owned.iter().map(|(t, p)| (t.as_str(), *p)).collect();
-        create_topics_here(&brokers, &refs)
+        create_topics_here(&base, &refs)
     })
     .join()
     .map_err(|_| TopicError {
@@ -98,7 +106,7 @@ pub fn create_topics(brokers: &str, topics: &[(&str, i32)]) -> Result<(), TopicE
     })?
 }
 
-fn create_topics_here(brokers: &str, topics: &[(&str, i32)]) -> Result<(), TopicError> {
+fn create_topics_here(base: &ClientConfig, topics: &[(&str, i32)]) -> Result<(), TopicError> {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
     use rdkafka::client::DefaultClientContext;
     use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -109,10 +117,8 @@ fn create_topics_here(brokers: &str, topics: &[(&str, i32)]) -> Result<(), Topic
         reason,
     };
     let first = topics.first().map(|t| t.0).unwrap_or("");
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .map_err(|e| err(first, e.to_string()))?;
+    let admin: AdminClient<DefaultClientContext> =
+        base.create().map_err(|e| err(first, e.to_string()))?;
     let new: Vec<NewTopic> = topics
         .iter()
         .map(|(name, parts)| NewTopic::new(name, *parts, TopicReplication::Fixed(1)))
@@ -128,10 +134,7 @@ fn create_topics_here(brokers: &str, topics: &[(&str, i32)]) -> Result<(), Topic
     for r in results {
         r.map_err(|(t, e)| err(&t, e.to_string()))?;
     }
-    let meta: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .map_err(|e| err(first, e.to_string()))?;
+    let meta: BaseConsumer = base.create().map_err(|e| err(first, e.to_string()))?;
     for (name, parts) in topics {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -224,7 +227,8 @@ pub fn ensure_changelog(
         }),
         Err(_) => {
             tracing::info!(topic, partitions, "creating the changelog topic");
-            create_topics(&kafka.brokers, &[(topic, partitions as i32)])
+            // the same security properties as every other client (a SASL/TLS cluster)
+            create_topics_with(&kafka.client_config(), &[(topic, partitions as i32)])
         }
     }
 }
@@ -287,5 +291,31 @@ mod murmur_tests {
                 std::str::from_utf8(key)
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod admin_tests {
+    use super::*;
+
+    #[test]
+    fn the_changelog_is_created_with_the_clients_security_properties() {
+        // an invalid security property makes a client refuse to start; an admin client built
+        // from the brokers alone would not see it (and would fail on a SASL/TLS cluster)
+        let kafka = KafkaSettings {
+            brokers: "127.0.0.1:1".into(),
+            group_id: "g".into(),
+            sales_topic: "s".into(),
+            clicks_topic: "c".into(),
+            output_topic: "o".into(),
+            dead_letter_topic: "d".into(),
+            properties: [(
+                "security.protocol".to_string(),
+                "not-a-protocol".to_string(),
+            )]
+            .into(),
+        };
+        let e = ensure_changelog(&kafka, "changelog", 1).expect_err("refused");
+        assert!(e.reason.contains("security.protocol"), "{e:?}");
     }
 }

@@ -104,6 +104,21 @@ fn run_serves_metrics_and_stops_on_sigterm() {
         "{body}"
     );
     assert!(!body.contains("sku=\""), "no SKU labels");
+    // latency histograms are exported with buckets (aggregatable), not as summaries
+    for histogram in [
+        "trendcast_scoring_latency_seconds",
+        "trendcast_event_to_update_seconds",
+        "trendcast_scoring_batch_windows",
+    ] {
+        assert!(
+            body.contains(&format!("# TYPE {histogram} histogram")),
+            "{histogram} is not a histogram:\n{body}"
+        );
+        assert!(
+            body.contains(&format!("{histogram}_bucket{{le=\"+Inf\"}}")),
+            "{histogram} has no buckets:\n{body}"
+        );
+    }
 
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

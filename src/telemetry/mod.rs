@@ -68,14 +68,32 @@ pub struct MetricsError {
     source: metrics_exporter_prometheus::BuildError,
 }
 
+/// Bucket bounds (seconds) of every latency and duration histogram: 1 ms to 5 min, covering a
+/// scoring batch (ms), event-to-update latency (ms to s) and checkpoints and restores (s to min).
+const SECONDS_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+];
+
+/// Bucket bounds of the scoring batch size (windows).
+const BATCH_BUCKETS: &[f64] = &[1.0, 4.0, 16.0, 64.0, 128.0, 256.0, 512.0, 1024.0];
+
 /// Starts the Prometheus endpoint when configured and describes every metric.
 pub fn install_metrics(settings: &TelemetrySettings) -> Result<(), MetricsError> {
     let Some(addr) = settings.metrics_listen else {
         return Ok(());
     };
-    metrics_exporter_prometheus::PrometheusBuilder::new()
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+    // histograms, not summaries: buckets aggregate across instances, quantiles do not
+    PrometheusBuilder::new()
         .with_http_listener(addr)
-        .install()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
+        .and_then(|b| {
+            b.set_buckets_for_metric(
+                Matcher::Full(stats::SCORING_BATCH_SIZE.into()),
+                BATCH_BUCKETS,
+            )
+        })
+        .and_then(|b| b.install())
         .map_err(|source| MetricsError { addr, source })?;
     stats::describe();
     tracing::info!(%addr, "Prometheus metrics listening");
