@@ -368,6 +368,13 @@ fn new_products_get_text_forecasts_then_blends_and_embeddings_survive_a_restart(
     running.wait_read(1);
     running.wait_until("the embedding", |s| s.embeddings.get() == 1);
     running.stop();
+    // the catalog's offsets are committed with the state (a restart re-reads nothing)
+    let group = format!("{}-signals", s.settings.kafka.group_id);
+    assert_eq!(
+        committed_total(&b, &group, &s.catalog, 2),
+        1,
+        "catalog offsets committed"
+    );
     // after a restart the embedding comes from the saved state: the same text is not embedded
     let running = start(&s);
     produce(
@@ -467,4 +474,32 @@ fn an_inventory_topic_with_another_partition_count_is_refused() {
         err.contains(&odd) && err.contains("co-partitioned"),
         "{err}"
     );
+}
+
+/// Sum of `group`'s committed offsets on `topic` (partitions 0..`partitions`; none = 0).
+fn committed_total(brokers: &str, group: &str, topic: &str, partitions: i32) -> i64 {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let list = consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .expect("committed offsets");
+    let total = list
+        .elements()
+        .iter()
+        .map(|e| match e.offset() {
+            Offset::Offset(o) => o,
+            _ => 0,
+        })
+        .sum();
+    drop(list);
+    total
 }

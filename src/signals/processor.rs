@@ -627,9 +627,11 @@ impl Core {
                 tracing::warn!(partition = p, error = %e, "signal state not saved (next checkpoint retries)");
                 continue;
             }
+            // in `SignalInput` order, the order of `part.next`
             let topics = [
                 Some(&self.settings.updates_topic),
                 self.settings.inventory_topic.as_ref(),
+                self.settings.catalog_topic.as_ref(),
             ];
             for (topic, next) in topics.into_iter().zip(part.next) {
                 if let (Some(topic), true) = (topic, next >= 0) {
