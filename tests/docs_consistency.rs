@@ -187,3 +187,71 @@ fn create_topics_makes_every_topic_the_default_and_deploy_configs_name() {
         "named but not created by create-topics.sh: {missing:?}"
     );
 }
+
+/// A clone stands alone: no code, script or config reads from the `shared` folder that sits
+/// beside the repository on the development machines (data is copied into `data/` with its
+/// provenance instead). Documentation may name it as a source.
+#[test]
+fn no_code_script_or_config_reads_outside_the_repository() {
+    // built at run time so this file does not match itself
+    let needles = [format!("../{}", "shared"), format!("{}/data/", "shared")];
+    let code = [
+        "rs", "py", "sh", "toml", "json", "yml", "yaml", "cfg", "txt",
+    ];
+    let mut offenders = Vec::new();
+    let mut scanned = 0;
+    let mut stack: Vec<std::path::PathBuf> = [
+        "src", "tests", "scripts", "training", "benches", "examples", "config", "deploy", "bench",
+        "fuzz", "models", ".ci",
+    ]
+    .iter()
+    .map(|d| root().join(d))
+    .filter(|d| d.is_dir())
+    .collect();
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("readable folder").flatten() {
+            let p = entry.path();
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if p.is_dir() {
+                // build outputs and caches are not part of the clone
+                if ![
+                    "target",
+                    "__pycache__",
+                    ".pytest_cache",
+                    "corpus",
+                    "artifacts",
+                ]
+                .contains(&name)
+                    && !name.ends_with(".egg-info")
+                {
+                    stack.push(p);
+                }
+                continue;
+            }
+            let is_code = p
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| code.contains(&e))
+                || name == "run";
+            // this checker names the folder in its own examples
+            if !is_code || name == "docs_consistency.rs" {
+                continue;
+            }
+            let Ok(text) = std::fs::read_to_string(&p) else {
+                continue;
+            };
+            scanned += 1;
+            if needles.iter().any(|n| text.contains(n.as_str())) {
+                offenders.push(p.strip_prefix(root()).unwrap_or(&p).display().to_string());
+            }
+        }
+    }
+    assert!(
+        scanned > 50,
+        "only {scanned} files scanned: is the walk broken?"
+    );
+    assert!(
+        offenders.is_empty(),
+        "read outside the repository: {offenders:?}"
+    );
+}
