@@ -10,7 +10,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
@@ -67,16 +67,7 @@ fn reads_everything_from(start: i64) {
     commit(&settings.kafka.group_id, &topics.sales, start);
     let want = (BATCH * BATCHES) as u64 - start as u64;
     let engine = RunningEngine::start(&settings, None).expect("engine starts");
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while engine.stats().total_consumed() < want {
-        assert!(!engine.has_failed(), "an engine thread stopped");
-        assert!(
-            Instant::now() < deadline,
-            "from offset {start}: consumed {} of {want}",
-            engine.stats().total_consumed()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_consumed(&engine, want, Duration::from_secs(90));
     // nothing more (no message applied twice) once the tail is reached
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(engine.stats().total_consumed(), want, "from offset {start}");

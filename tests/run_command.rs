@@ -5,7 +5,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -56,20 +56,8 @@ fn run_serves_metrics_and_stops_on_sigterm() {
     let addr = format!("127.0.0.1:{port}");
     let state = tempfile::tempdir().expect("state dir");
     let group = unique("run-group");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_trendcast"))
-        .current_dir(root())
-        .args(["--config", "config/default.toml", "run"])
-        .env("ORT_DYLIB_PATH", ort_library())
-        .env("TRENDCAST_KAFKA__BROKERS", &brokers)
-        .env("TRENDCAST_KAFKA__GROUP_ID", &group)
-        .env("TRENDCAST_CHECKPOINT__DIR", state.path())
-        .env("TRENDCAST_KAFKA__SALES_TOPIC", &topics.sales)
-        .env("TRENDCAST_KAFKA__CLICKS_TOPIC", &topics.clicks)
-        .env("TRENDCAST_KAFKA__OUTPUT_TOPIC", &topics.output)
-        .env("TRENDCAST_KAFKA__DEAD_LETTER_TOPIC", &topics.dead_letter)
+    let mut child = trendcast_run(&topics, &group, state.path())
         .env("TRENDCAST_TELEMETRY__METRICS_LISTEN", &addr)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
         .spawn()
         .expect("spawn trendcast run");
 
@@ -168,32 +156,4 @@ fn run_serves_metrics_and_stops_on_sigterm() {
         msgs.len() as i64,
         "committed {committed:?}"
     );
-}
-
-/// Committed offsets of `group` for `partitions` partitions of `topic` (0 when none).
-fn committed_offsets(brokers: &str, group: &str, topic: &str, partitions: i32) -> Vec<i64> {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", group)
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition(topic, p);
-    }
-    let list = consumer
-        .committed_offsets(tpl, Duration::from_secs(10))
-        .expect("committed offsets");
-    let out = list
-        .elements()
-        .iter()
-        .map(|e| match e.offset() {
-            Offset::Offset(o) => o,
-            _ => 0,
-        })
-        .collect();
-    drop(list);
-    out
 }

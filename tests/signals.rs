@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use rdkafka::Message;
 use serde_json::{json, Value};
 
-use common::{brokers, create_topics, produce, read_all, schema, unique, Msg, Topics};
+use common::{
+    brokers, committed_offsets, create_topics, produce, read_all, schema, unique, Msg, Topics,
+};
 use trendcast::config::Settings;
 use trendcast::publish::Publisher;
 use trendcast::signals::processor::SignalStats;
@@ -370,11 +372,8 @@ fn new_products_get_text_forecasts_then_blends_and_embeddings_survive_a_restart(
     running.stop();
     // the catalog's offsets are committed with the state (a restart re-reads nothing)
     let group = format!("{}-signals", s.settings.kafka.group_id);
-    assert_eq!(
-        committed_total(&b, &group, &s.catalog, 2),
-        1,
-        "catalog offsets committed"
-    );
+    let committed: i64 = committed_offsets(&b, &group, &s.catalog, 2).iter().sum();
+    assert_eq!(committed, 1, "catalog offsets committed");
     // after a restart the embedding comes from the saved state: the same text is not embedded
     let running = start(&s);
     produce(
@@ -474,32 +473,4 @@ fn an_inventory_topic_with_another_partition_count_is_refused() {
         err.contains(&odd) && err.contains("co-partitioned"),
         "{err}"
     );
-}
-
-/// Sum of `group`'s committed offsets on `topic` (partitions 0..`partitions`; none = 0).
-fn committed_total(brokers: &str, group: &str, topic: &str, partitions: i32) -> i64 {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", group)
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition(topic, p);
-    }
-    let list = consumer
-        .committed_offsets(tpl, Duration::from_secs(10))
-        .expect("committed offsets");
-    let total = list
-        .elements()
-        .iter()
-        .map(|e| match e.offset() {
-            Offset::Offset(o) => o,
-            _ => 0,
-        })
-        .sum();
-    drop(list);
-    total
 }

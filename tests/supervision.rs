@@ -5,7 +5,7 @@ mod common;
 
 use std::io::Read;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -37,23 +37,11 @@ fn a_model_that_fails_at_run_time_makes_run_exit_non_zero() {
     let models = tempfile::tempdir().expect("model dir");
     let manifest = failing_model(models.path());
     let state = tempfile::tempdir().expect("state dir");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_trendcast"))
-        .current_dir(root())
-        .args(["--config", "config/default.toml", "run"])
-        .env("ORT_DYLIB_PATH", ort_library())
-        .env("TRENDCAST_KAFKA__BROKERS", &brokers)
-        .env("TRENDCAST_KAFKA__GROUP_ID", unique("supervision-group"))
-        .env("TRENDCAST_CHECKPOINT__DIR", state.path())
-        .env("TRENDCAST_KAFKA__SALES_TOPIC", &topics.sales)
-        .env("TRENDCAST_KAFKA__CLICKS_TOPIC", &topics.clicks)
-        .env("TRENDCAST_KAFKA__OUTPUT_TOPIC", &topics.output)
-        .env("TRENDCAST_KAFKA__DEAD_LETTER_TOPIC", &topics.dead_letter)
+    let mut child = trendcast_run(&topics, &unique("supervision-group"), state.path())
         .env("TRENDCAST_SCORING__MANIFEST", &manifest)
         .env("TRENDCAST_SCORING__MIN_RESCORE_INTERVAL", "50ms")
         .env("TRENDCAST_SIGNALS__ENABLED", "false")
         .env("TRENDCAST_TELEMETRY__METRICS_LISTEN", "")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
         .spawn()
         .expect("spawn trendcast run");
 

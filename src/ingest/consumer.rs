@@ -504,11 +504,12 @@ impl Applier {
     /// Rewinds input partitions that deliver nothing although the broker holds messages past
     /// their expected offset (asked of the broker for idle partitions only). Paused ones wait.
     fn rewind_stalled(&mut self, consumer: &BaseConsumer<IngestContext>, all_paused: bool) {
-        if all_paused {
+        let idle = self.guard.idle();
+        if all_paused || idle.is_empty() {
             return;
         }
         let mut highs = HashMap::new();
-        for (source, p) in self.guard.idle() {
+        for (source, p) in idle {
             let topic = self.topic_of(source);
             if let Ok((_, high)) =
                 consumer.fetch_watermarks(topic, i32::from(p), Duration::from_secs(1))
@@ -516,7 +517,7 @@ impl Applier {
                 highs.insert((source, p), high);
             }
         }
-        let paused = self.alignment.paused().clone();
+        let paused = self.alignment.paused();
         let stalled = self.guard.stalled(
             |s, p| highs.get(&(s, p)).copied(),
             |s, p| paused.contains(&(s, p)),

@@ -239,3 +239,52 @@ pub fn header(m: &OwnedMessage, name: &str) -> Option<String> {
         .find(|h| h.key == name)
         .and_then(|h| h.value.map(|v| String::from_utf8_lossy(v).into_owned()))
 }
+
+/// `trendcast run` as a child process with `config/default.toml`, pointed at the test broker,
+/// `topics`, consumer `group` and checkpoint folder `state`; stderr piped. Callers add `.env`
+/// overrides and spawn it.
+pub fn trendcast_run(topics: &Topics, group: &str, state: &Path) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_trendcast"));
+    command
+        .current_dir(root())
+        .args(["--config", "config/default.toml", "run"])
+        .env("ORT_DYLIB_PATH", ort_library())
+        .env("TRENDCAST_KAFKA__BROKERS", brokers())
+        .env("TRENDCAST_KAFKA__GROUP_ID", group)
+        .env("TRENDCAST_CHECKPOINT__DIR", state)
+        .env("TRENDCAST_KAFKA__SALES_TOPIC", &topics.sales)
+        .env("TRENDCAST_KAFKA__CLICKS_TOPIC", &topics.clicks)
+        .env("TRENDCAST_KAFKA__OUTPUT_TOPIC", &topics.output)
+        .env("TRENDCAST_KAFKA__DEAD_LETTER_TOPIC", &topics.dead_letter)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    command
+}
+
+/// Committed offsets of `group` for `partitions` partitions of `topic` (0 when none).
+pub fn committed_offsets(brokers: &str, group: &str, topic: &str, partitions: i32) -> Vec<i64> {
+    use rdkafka::{Offset, TopicPartitionList};
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let list = consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .expect("committed offsets");
+    let out = list
+        .elements()
+        .iter()
+        .map(|e| match e.offset() {
+            Offset::Offset(o) => o,
+            _ => 0,
+        })
+        .collect();
+    // the list goes before its consumer
+    drop(list);
+    out
+}

@@ -8,26 +8,22 @@ wrong number). The engine loads it like any model; the supervision test produces
 Usage: make_failing_model.py OUT_DIR
 """
 
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
-import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-HERE = Path(__file__).resolve().parent
-BASELINE = HERE.parent.parent / "models" / "baseline"
+from baseline_variant import load_renamed, save
+
 POISON_ABOVE = 500.0
 
 
 def main() -> None:
     out = Path(sys.argv[1])
     out.mkdir(parents=True, exist_ok=True)
-    model = onnx.load(BASELINE / "baseline.onnx")
+    model = load_renamed()
     g = model.graph
-    for n in g.node:
-        n.output[:] = ["base_quantiles" if o == "quantiles" else o for o in n.output]
     g.initializer.extend([
         numpy_helper.from_array(np.array(POISON_ABOVE, dtype=np.float32), "fail_above"),
         numpy_helper.from_array(np.array(5, dtype=np.int64), "fail_index"),
@@ -42,11 +38,7 @@ def main() -> None:
         helper.make_node("Gather", ["fail_one", "fail_at"], ["fail_factor"]),
         helper.make_node("Mul", ["base_quantiles", "fail_factor"], ["quantiles"]),
     ])
-    onnx.checker.check_model(model)
-    onnx.save(model, out / "failing.onnx")
-    manifest = json.loads((BASELINE / "manifest.json").read_text())
-    manifest.update({"name": "baseline-failing", "model_file": "failing.onnx", "kind": "test"})
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    save(model, out, "failing.onnx", "baseline-failing")
 
 
 if __name__ == "__main__":

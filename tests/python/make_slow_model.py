@@ -7,17 +7,14 @@ is multiplied by zero and added to the output.
 Usage: make_slow_model.py OUT_DIR
 """
 
-import json
-import shutil
 import sys
 from pathlib import Path
 
 import numpy as np
-import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
 
-HERE = Path(__file__).resolve().parent
-BASELINE = HERE.parent.parent / "models" / "baseline"
+from baseline_variant import load_renamed, save
+
 WIDTH = 2048
 DEPTH = 2
 
@@ -25,7 +22,7 @@ DEPTH = 2
 def main() -> None:
     out = Path(sys.argv[1])
     out.mkdir(parents=True, exist_ok=True)
-    model = onnx.load(BASELINE / "baseline.onnx")
+    model = load_renamed()
     g = model.graph
     rng = np.random.default_rng(0)
     inits = [
@@ -48,20 +45,13 @@ def main() -> None:
         helper.make_node("ReduceSum", [prev], ["slow_sum"], keepdims=1),
         helper.make_node("Mul", ["slow_sum", "slow_zero"], ["slow_nothing"]),
     ]
-    # Rename the baseline's output and add the zero term to it.
-    for n in g.node:
-        n.output[:] = ["base_quantiles" if o == "quantiles" else o for o in n.output]
+    # add the zero term to the baseline's (renamed) output
     nodes.append(helper.make_node("Unsqueeze", ["slow_nothing", "slow_axis"], ["slow_nothing3"]))
     inits.append(numpy_helper.from_array(np.array([2], dtype=np.int64), "slow_axis"))
     nodes.append(helper.make_node("Add", ["base_quantiles", "slow_nothing3"], ["quantiles"]))
     g.node.extend(nodes)
     g.initializer.extend(inits)
-    onnx.checker.check_model(model)
-    onnx.save(model, out / "slow.onnx")
-    manifest = json.loads((BASELINE / "manifest.json").read_text())
-    manifest.update({"name": "baseline-ses-slow", "model_file": "slow.onnx", "kind": "test"})
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
-    print(out / "manifest.json")
+    print(save(model, out, "slow.onnx", "baseline-ses-slow"))
 
 
 if __name__ == "__main__":
