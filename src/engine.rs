@@ -27,7 +27,7 @@ use crate::scoring::{
 };
 use crate::signals::processor::SignalStats;
 use crate::signals::{Signals, SignalsError};
-use crate::telemetry::EngineStats;
+use crate::telemetry::{EngineStats, Health};
 use crate::window::WindowStore;
 
 /// Errors starting or stopping the engine.
@@ -72,6 +72,7 @@ pub struct RunningEngine {
     publisher: Publisher,
     model_id: String,
     provider: &'static str,
+    health: Arc<Health>,
 }
 
 /// Loads and checks the model named by `settings` (without starting anything else).
@@ -85,6 +86,16 @@ impl RunningEngine {
     pub fn start(
         settings: &Settings,
         observer: Option<UpdateObserver>,
+    ) -> Result<Self, EngineError> {
+        Self::start_with_health(settings, observer, Arc::new(Health::new()))
+    }
+
+    /// [`Self::start`], recording liveness and readiness in `health` (which the caller may
+    /// already serve, so probes answer while the model loads).
+    pub fn start_with_health(
+        settings: &Settings,
+        observer: Option<UpdateObserver>,
+        health: Arc<Health>,
     ) -> Result<Self, EngineError> {
         let model = load_model(settings)?;
         let partitions = crate::kafka::check_copartitioned(&settings.kafka)?;
@@ -126,6 +137,7 @@ impl RunningEngine {
             store.clone(),
             publisher.clone(),
             stats.clone(),
+            health.clone(),
             scorer_tx.clone(),
         )?;
         let scorer = Scorer::new(
@@ -141,12 +153,24 @@ impl RunningEngine {
         let stop = Arc::new(AtomicBool::new(false));
         let scorer = std::thread::Builder::new()
             .name("trendcast-scorer".into())
-            .spawn(move || scorer.run(scorer_rx))
+            .spawn({
+                let health = health.clone();
+                move || {
+                    let _running = health.thread_running("scorer");
+                    scorer.run(scorer_rx)
+                }
+            })
             .map_err(|_| EngineError::Thread("scorer"))?;
         let ingest_stop = stop.clone();
         let ingest = std::thread::Builder::new()
             .name("trendcast-ingest".into())
-            .spawn(move || ingest.run(&ingest_stop))
+            .spawn({
+                let health = health.clone();
+                move || {
+                    let _running = health.thread_running("ingest");
+                    ingest.run(&ingest_stop)
+                }
+            })
             .map_err(|_| EngineError::Thread("ingest"))?;
         let (signals, signal_stats) = match signals {
             Some(component) => {
@@ -154,7 +178,13 @@ impl RunningEngine {
                 let signals_stop = stop.clone();
                 let handle = std::thread::Builder::new()
                     .name("trendcast-signals".into())
-                    .spawn(move || component.run(&signals_stop))
+                    .spawn({
+                        let health = health.clone();
+                        move || {
+                            let _running = health.thread_running("signals");
+                            component.run(&signals_stop)
+                        }
+                    })
                     .map_err(|_| EngineError::Thread("signals"))?;
                 (Some(handle), Some(stats))
             }
@@ -173,7 +203,13 @@ impl RunningEngine {
             publisher,
             model_id,
             provider,
+            health,
         })
+    }
+
+    /// Liveness and readiness, as the health probes report them.
+    pub fn health(&self) -> &Arc<Health> {
+        &self.health
     }
 
     /// Counters.

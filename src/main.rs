@@ -1,6 +1,7 @@
 //! The `trendcast` command: a thin layer over the library.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -460,8 +461,10 @@ fn run(settings: Settings) -> Result<()> {
         .build()
         .context("could not start the async runtime")?;
     runtime.block_on(async move {
-        telemetry::install_metrics(&settings.telemetry)?;
-        let engine = RunningEngine::start(&settings, None).context("engine failed to start")?;
+        let health = Arc::new(telemetry::Health::new());
+        telemetry::serve_endpoint(&settings.telemetry, health.clone()).await?;
+        let engine = RunningEngine::start_with_health(&settings, None, health)
+            .context("engine failed to start")?;
         let failed = tokio::select! {
             r = wait_for_signal() => { r?; None }
             thread = watch_threads(&engine) => Some(thread),

@@ -184,7 +184,7 @@ pub struct RawTelemetry {
     pub log_format: String,
     /// tracing filter, e.g. "info" or "trendcast=debug".
     pub log_level: String,
-    /// Address of the Prometheus endpoint; empty disables it.
+    /// Address of the Prometheus endpoint and the health probes; empty disables them.
     pub metrics_listen: String,
 }
 

@@ -37,7 +37,7 @@ use crate::checkpoint::{CheckpointError, CheckpointSettings, Checkpointer};
 use crate::kafka::KafkaSettings;
 use crate::publish::{PublishError, Publisher};
 use crate::scoring::{flush_scorer, ScorerMsg};
-use crate::telemetry::EngineStats;
+use crate::telemetry::{EngineStats, Health};
 use crate::window::WindowStore;
 
 /// How long ingest waits for the scorer at a bucket close before going on regardless.
@@ -47,6 +47,7 @@ const CLOSE_BARRIER_TIMEOUT: Duration = Duration::from_secs(60);
 /// librdkafka statistics (the lag gauge).
 pub struct IngestContext {
     stats: Arc<EngineStats>,
+    health: Arc<Health>,
     applier: Arc<Mutex<Applier>>,
     /// High watermark per (topic, partition) from the latest statistics.
     highs: Mutex<HashMap<(String, i32), i64>>,
@@ -100,7 +101,9 @@ impl ConsumerContext for IngestContext {
         tracing::info!(?rebalance, "partitions being rebalanced");
         if let Rebalance::Revoke(tpl) = rebalance {
             let parts = partitions_of(tpl);
-            lock(&self.applier).revoke(&parts, consumer);
+            let mut a = lock(&self.applier);
+            a.revoke(&parts, consumer);
+            self.health.revoked(a.checkpoints.owned().len());
         }
     }
 
@@ -108,11 +111,15 @@ impl ConsumerContext for IngestContext {
         if let Rebalance::Assign(tpl) = rebalance {
             let parts = partitions_of(tpl);
             let mut a = lock(&self.applier);
-            for p in parts {
-                if !a.checkpoints.owns(p) {
-                    a.restore(p, consumer);
-                }
+            let new: Vec<u16> = parts
+                .into_iter()
+                .filter(|p| !a.checkpoints.owns(*p))
+                .collect();
+            self.health.restoring(new.len());
+            for &p in &new {
+                a.restore(p, consumer);
             }
+            self.health.assigned(a.checkpoints.owned().len(), new.len());
         }
     }
 }
@@ -160,6 +167,7 @@ pub struct Ingest {
     applier: Arc<Mutex<Applier>>,
     backpressure: Backpressure,
     paused: bool,
+    health: Arc<Health>,
 }
 
 /// Everything a message is applied with, apart from the consumer itself.
@@ -197,6 +205,7 @@ impl Ingest {
         store: Arc<WindowStore>,
         publisher: Publisher,
         stats: Arc<EngineStats>,
+        health: Arc<Health>,
         scorer: Sender<ScorerMsg>,
     ) -> Result<Self, IngestError> {
         let mut config = kafka.consumer_config();
@@ -230,6 +239,7 @@ impl Ingest {
         let consumer: BaseConsumer<IngestContext> = config
             .create_with_context(IngestContext {
                 stats,
+                health: health.clone(),
                 applier: applier.clone(),
                 highs: Mutex::new(HashMap::new()),
             })
@@ -242,6 +252,7 @@ impl Ingest {
             applier,
             backpressure,
             paused: false,
+            health,
         })
     }
 
@@ -253,6 +264,7 @@ impl Ingest {
         let mut stall_watch = Instant::now();
         while !stop.load(Ordering::Acquire) {
             let polled = self.consumer.poll(Duration::from_millis(100));
+            self.health.polled();
             let mut a = lock(&self.applier);
             if let Some(e) = a.failed.take() {
                 return Err(e);

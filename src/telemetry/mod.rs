@@ -4,12 +4,15 @@
 //! reject reason, eviction reason), never a SKU. [`stats::EngineStats`] holds one typed handle
 //! per metric plus the plain counters the demo summary and the tests read.
 
+pub mod endpoint;
+pub mod health;
 pub mod stats;
 
 use std::net::SocketAddr;
 
 use tracing_subscriber::EnvFilter;
 
+pub use health::Health;
 pub use stats::EngineStats;
 
 /// Resident set size of this process in bytes (Linux `/proc/self/statm`; 0 elsewhere).
@@ -61,11 +64,19 @@ pub fn init_logging(settings: &TelemetrySettings) {
 
 /// Errors starting the metrics endpoint.
 #[derive(Debug, thiserror::Error)]
-#[error("could not start the Prometheus endpoint on {addr}")]
-pub struct MetricsError {
-    addr: SocketAddr,
-    #[source]
-    source: metrics_exporter_prometheus::BuildError,
+pub enum EndpointError {
+    /// The Prometheus recorder could not be installed.
+    #[error("could not install the Prometheus recorder")]
+    Recorder(#[source] metrics_exporter_prometheus::BuildError),
+    /// The address could not be bound.
+    #[error("could not listen on {addr} for metrics and health probes")]
+    Bind {
+        /// The configured address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Bucket bounds (seconds) of every latency and duration histogram: 1 ms to 5 min, covering a
@@ -77,15 +88,23 @@ const SECONDS_BUCKETS: &[f64] = &[
 /// Bucket bounds of the scoring batch size (windows).
 const BATCH_BUCKETS: &[f64] = &[1.0, 4.0, 16.0, 64.0, 128.0, 256.0, 512.0, 1024.0];
 
-/// Starts the Prometheus endpoint when configured and describes every metric.
-pub fn install_metrics(settings: &TelemetrySettings) -> Result<(), MetricsError> {
+/// How often histogram samples are folded into their buckets.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Installs the Prometheus recorder, describes every metric, and serves `/metrics`, `/healthz`
+/// and `/readyz` on `[telemetry] metrics_listen` (see [`endpoint`]). Does nothing when no
+/// address is configured. Must run inside the tokio runtime, before the engine registers its
+/// metrics.
+pub async fn serve_endpoint(
+    settings: &TelemetrySettings,
+    health: std::sync::Arc<Health>,
+) -> Result<(), EndpointError> {
     let Some(addr) = settings.metrics_listen else {
         return Ok(());
     };
     use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
     // histograms, not summaries: buckets aggregate across instances, quantiles do not
-    PrometheusBuilder::new()
-        .with_http_listener(addr)
+    let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
         .and_then(|b| {
             b.set_buckets_for_metric(
@@ -93,9 +112,20 @@ pub fn install_metrics(settings: &TelemetrySettings) -> Result<(), MetricsError>
                 BATCH_BUCKETS,
             )
         })
-        .and_then(|b| b.install())
-        .map_err(|source| MetricsError { addr, source })?;
+        .and_then(|b| b.install_recorder())
+        .map_err(EndpointError::Recorder)?;
     stats::describe();
-    tracing::info!(%addr, "Prometheus metrics listening");
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| EndpointError::Bind { addr, source })?;
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(UPKEEP_EVERY).await;
+            upkeep.run_upkeep();
+        }
+    });
+    tokio::spawn(endpoint::serve(listener, handle, health));
+    tracing::info!(%addr, "metrics (/metrics) and health probes (/healthz, /readyz) listening");
     Ok(())
 }
