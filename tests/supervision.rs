@@ -86,3 +86,89 @@ fn a_model_that_fails_at_run_time_makes_run_exit_non_zero() {
         "the report carries the model's error; stderr:\n{stderr}"
     );
 }
+
+/// Waits up to `limit` for `child` to exit; returns its status and stderr.
+fn wait_exit(
+    child: &mut std::process::Child,
+    limit: Duration,
+) -> (std::process::ExitStatus, String) {
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let mut stderr = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = e.read_to_string(&mut stderr);
+            }
+            panic!("trendcast run still up after {limit:?}; stderr:\n{stderr}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut stderr);
+    }
+    (status, stderr)
+}
+
+/// The broker refuses every write to the output topic (an ACL denial, as librdkafka's mock
+/// cluster reports it in the topic's metadata): the engine must not sit up publishing nothing
+/// and committing nothing, but exit non-zero, naming the refusal, without committing offsets
+/// past the refused updates.
+#[test]
+fn a_broker_that_refuses_the_output_topic_makes_run_exit_non_zero() {
+    use rdkafka::types::RDKafkaRespErr;
+    let cluster = rdkafka::mocking::MockCluster::new(1).expect("mock cluster");
+    let brokers = cluster.bootstrap_servers();
+    let topics = Topics::new("refused");
+    let group = unique("refused-group");
+    for (topic, partitions) in [
+        (topics.sales.as_str(), 1),
+        (topics.clicks.as_str(), 1),
+        (topics.output.as_str(), 1),
+        (topics.dead_letter.as_str(), 1),
+        (format!("{group}-changelog").as_str(), 1),
+    ] {
+        cluster
+            .create_topic(topic, partitions, 1)
+            .expect("mock topic");
+    }
+    cluster
+        .topic_error(
+            &topics.output,
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
+        )
+        .expect("topic error");
+    let input: Vec<Msg> = (0..10).map(|d| sale("S1", d, 3)).collect();
+    produce(&brokers, &topics.sales, &input);
+
+    let state = tempfile::tempdir().expect("state dir");
+    let started = Instant::now();
+    let mut child = trendcast_run(&topics, &group, state.path())
+        .env("TRENDCAST_KAFKA__BROKERS", &brokers)
+        .env("TRENDCAST_SCORING__MIN_RESCORE_INTERVAL", "50ms")
+        .env("TRENDCAST_SIGNALS__ENABLED", "false")
+        .env("TRENDCAST_TELEMETRY__METRICS_LISTEN", "")
+        .spawn()
+        .expect("spawn trendcast run");
+    let (status, stderr) = wait_exit(&mut child, Duration::from_secs(60));
+    eprintln!("exited after {:.1?}", started.elapsed());
+    assert!(!status.success(), "exit status {status}; stderr:\n{stderr}");
+    assert!(
+        stderr.contains("refused") && stderr.contains("scorer"),
+        "the report names the refusal and the thread; stderr:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("Authorization") || stderr.contains("authoriz"),
+        "the log carries the broker's reason; stderr:\n{stderr}"
+    );
+    let committed = committed_offsets(&brokers, &group, &topics.sales, 1);
+    assert!(
+        committed[0] < input.len() as i64,
+        "offsets committed past refused updates: {committed:?}"
+    );
+}

@@ -12,7 +12,11 @@
 //! publisher sends it again, to the same partition, on the next `send` or `flush` (at most every
 //! [`RESEND_BACKOFF`]); `flush` returns only when the copies are acknowledged too. Only errors
 //! that no retry can cure (message too large, invalid record, not authorised) are final: they are
-//! counted, logged, and make the next `flush` fail so that no checkpoint commits past them.
+//! counted, logged, and make the next `flush` fail so that no checkpoint commits past them. From
+//! then on every `send` fails too, and the scorer checks [`Publisher::check_refused`] on every
+//! turn: the engine stops and `trendcast run` exits non-zero, as a Kafka Streams application does
+//! with its default production-exception handler. Carrying on would publish nothing and commit
+//! nothing while looking alive; a restart resumes from the last commit, so nothing is lost.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -159,6 +163,13 @@ pub enum PublishError {
     /// Messages failed for good since the last flush (see the log for each).
     #[error("{0} messages could not be delivered and cannot be retried")]
     Undeliverable(u64),
+    /// The broker has refused messages for good (not authorised, too large, invalid): nothing
+    /// more is sent, so that no offset is committed past them.
+    #[error(
+        "the broker refused {0} messages for good (see the log for each: not authorised, too \
+         large or invalid); stopping, so that no offset is committed past them"
+    )]
+    Refused(u64),
 }
 
 /// One shared producer; cheap to clone.
@@ -261,10 +272,19 @@ impl Publisher {
         payload: Option<&[u8]>,
         headers: Option<OwnedHeaders>,
     ) -> Result<(), PublishError> {
+        self.check_refused()?;
         if self.pending_resends() > 0 {
             self.resend_failed()?;
         }
         self.enqueue(kind, topic, partition, key, payload, headers)
+    }
+
+    /// Fails once the broker has refused any message for good (see the module docs).
+    pub fn check_refused(&self) -> Result<(), PublishError> {
+        match self.failed() {
+            0 => Ok(()),
+            refused => Err(PublishError::Refused(refused)),
+        }
     }
 
     fn enqueue(

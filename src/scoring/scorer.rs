@@ -155,6 +155,8 @@ impl Scorer {
         let mut flush_acks = Vec::new();
         let mut disconnected = false;
         loop {
+            // a refused update stops the engine now, not at the next update
+            self.publisher.check_refused()?;
             if !disconnected {
                 let wait = if self.ready.is_empty() {
                     self.settings.batch_delay
