@@ -3,31 +3,14 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Read;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
 
-/// `GET path` over a plain HTTP/1.1 connection: (status code, body).
-fn get(addr: &str, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = String::new();
-    s.read_to_string(&mut response).ok()?;
-    let status = response.split(' ').nth(1)?.parse().ok()?;
-    let body = response.split_once("\r\n\r\n")?.1.to_string();
-    Some((status, body))
-}
-
 fn scrape(addr: &str) -> Option<String> {
-    get(addr, "/metrics").map(|(_, body)| body)
+    http_get(addr, "/metrics").map(|(_, body)| body)
 }
 
 fn metric(body: &str, name: &str) -> f64 {
@@ -56,11 +39,7 @@ fn run_serves_metrics_and_stops_on_sigterm() {
     msgs.push((Some(b"R1".to_vec()), Some(b"not json".to_vec())));
     produce(&brokers, &topics.sales, &msgs);
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port");
-    let addr = format!("127.0.0.1:{port}");
+    let addr = free_addr();
     let state = tempfile::tempdir().expect("state dir");
     let group = unique("run-group");
     let mut child = trendcast_run(&topics, &group, state.path())
@@ -101,7 +80,7 @@ fn run_serves_metrics_and_stops_on_sigterm() {
     assert!(!body.contains("sku=\""), "no SKU labels");
 
     // the orchestrator's probes, on the same listener: alive, and ready once consuming
-    let (status, live) = get(&addr, "/healthz").expect("/healthz answers");
+    let (status, live) = http_get(&addr, "/healthz").expect("/healthz answers");
     assert_eq!(status, 200, "{live}");
     let live: serde_json::Value = serde_json::from_str(&live).expect("/healthz JSON");
     assert_eq!(live["ok"], true, "{live}");
@@ -109,12 +88,12 @@ fn run_serves_metrics_and_stops_on_sigterm() {
     for thread in ["ingest", "scorer"] {
         assert!(running.contains(&thread.into()), "{live}");
     }
-    let (status, ready) = get(&addr, "/readyz").expect("/readyz answers");
+    let (status, ready) = http_get(&addr, "/readyz").expect("/readyz answers");
     assert_eq!(status, 200, "{ready}");
     let ready: serde_json::Value = serde_json::from_str(&ready).expect("/readyz JSON");
     assert_eq!(ready["partitions"], 2, "both partitions owned: {ready}");
     assert!(ready["last_poll_ms_ago"].as_u64().expect("polled") < 5_000);
-    let (status, _) = get(&addr, "/nope").expect("answers");
+    let (status, _) = http_get(&addr, "/nope").expect("answers");
     assert_eq!(status, 404);
     // latency histograms are exported with buckets (aggregatable), not as summaries
     for histogram in [

@@ -37,6 +37,10 @@ pub struct RawKafka {
     pub brokers: String,
     /// Consumer group id.
     pub group_id: String,
+    /// Static group membership (`group.instance.id`): "auto" derives a stable identity from the
+    /// host name and the checkpoint folder, "" turns static membership off, anything else is
+    /// used as is ("{hostname}" is replaced).
+    pub group_instance_id: String,
     /// Topic of sales events.
     pub sales_topic: String,
     /// Topic of click events.
@@ -54,6 +58,7 @@ impl Default for RawKafka {
         Self {
             brokers: "127.0.0.1:9092".into(),
             group_id: "trendcast".into(),
+            group_instance_id: "auto".into(),
             sales_topic: "sales".into(),
             clicks_topic: "clicks".into(),
             output_topic: "trend-updates".into(),

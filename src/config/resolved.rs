@@ -70,7 +70,8 @@ impl Settings {
     /// Validates `raw` and builds the typed settings.
     pub fn resolve(raw: &RawConfig) -> Result<Self, ConfigError> {
         let k = &raw.kafka;
-        let kafka = KafkaSettings {
+        let mut kafka = KafkaSettings {
+            group_instance_id: None,
             brokers: non_empty("kafka.brokers", &k.brokers)?,
             group_id: non_empty("kafka.group_id", &k.group_id)?,
             sales_topic: non_empty("kafka.sales_topic", &k.sales_topic)?,
@@ -214,6 +215,8 @@ impl Settings {
             interval: duration("checkpoint.interval", &c.interval)?,
             compact_every: positive("checkpoint.compact_every", c.compact_every as usize)? as u32,
         };
+        kafka.group_instance_id =
+            crate::kafka::instance_identity(&k.group_instance_id, checkpoint.dir.as_deref());
         if checkpoint.interval < Duration::from_millis(100) {
             return Err(invalid("checkpoint.interval", "must be at least 100ms"));
         }
