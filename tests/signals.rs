@@ -1,6 +1,7 @@
 //! The signals component through a real broker: restock signals fire on edges only (and keep
-//! doing so across a restart), bad inventory is dead-lettered, and the hot-products ranking is
-//! unchanged by duplicate delivery of trend updates.
+//! doing so across a restart, and across a move to another host through the signals
+//! changelog), bad inventory is dead-lettered, and the hot-products ranking is unchanged by
+//! duplicate delivery of trend updates.
 
 mod common;
 
@@ -191,7 +192,27 @@ fn bodies(brokers: &str, topic: &str, want: usize) -> Vec<Value> {
 
 #[test]
 fn restock_signals_fire_on_edges_only_across_a_restart() {
-    let s = setup(2, None);
+    restock_script(Restart::SameHost);
+}
+
+/// The second half runs on "another host": an empty checkpoint folder under the same group
+/// identity (a StatefulSet pod rescheduled without its volume). The state comes back from the
+/// signals changelog, so the triggers armed before the move still fire exactly as on one host.
+#[test]
+fn restock_signals_fire_on_edges_only_across_a_move_to_another_host() {
+    restock_script(Restart::NewHost);
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Restart {
+    /// Same checkpoint folder.
+    SameHost,
+    /// An empty checkpoint folder: only the changelog holds the state.
+    NewHost,
+}
+
+fn restock_script(restart: Restart) {
+    let mut s = setup(2, None);
     let b = brokers();
     // 10 a day, no spread: ROP = 7 days × 10 = 70, order-up-to = 14 days × 10 = 140
     let script: Vec<(&str, Msg)> = vec![
@@ -217,6 +238,10 @@ fn restock_signals_fire_on_edges_only_across_a_restart() {
     for (i, (topic, msg)) in script.iter().enumerate() {
         if i == 5 {
             running.stop();
+            if restart == Restart::NewHost {
+                let fresh = std::env::temp_dir().join(unique("trendcast-new-host"));
+                s.settings.checkpoint.dir = Some(fresh);
+            }
             running = start(&s);
         }
         let topic = if *topic == "inv" {

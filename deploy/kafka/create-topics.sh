@@ -28,3 +28,7 @@ create trendcast-dead-letter 1 --config retention.ms=1209600000 --config max.mes
 # count as the inputs; compaction keeps only the newest record per SKU, which bounds it.
 create "${GROUP_ID:-trendcast}-changelog" "$PARTITIONS" --config cleanup.policy=compact \
   --config min.compaction.lag.ms=600000
+# The signals changelog (signals.changelog_topic = "{group_id}-signals-changelog"): the same,
+# for the restock, ranking and embedding state of the signals component.
+create "${GROUP_ID:-trendcast}-signals-changelog" "$PARTITIONS" --config cleanup.policy=compact \
+  --config min.compaction.lag.ms=600000

@@ -3,7 +3,8 @@
 //! Records of input partition `p` go to changelog partition `p`, keyed by SKU (a reserved key for
 //! cuts), so the topic has the inputs' partition count. Writing goes through the engine's shared
 //! producer; the checkpointer flushes it before committing offsets. Reading assigns one
-//! partition from its beginning and reads up to the high watermark seen at the start.
+//! partition from its beginning and reads to the end of the log seen at the start
+//! ([`read_to_end`], shared with the signals changelog).
 
 use std::time::{Duration, Instant};
 
@@ -56,8 +57,8 @@ impl Changelog {
         Ok(())
     }
 
-    /// Reads every record of `partition`, in order, up to the high watermark at the start.
-    /// Undecodable records are skipped and counted (logged by the caller).
+    /// Reads every record of `partition`, in order, to the end of the log at the start (see
+    /// [`read_to_end`]). Undecodable records are skipped and counted (logged by the caller).
     pub fn read(
         &self,
         kafka: &KafkaSettings,
@@ -65,52 +66,82 @@ impl Changelog {
         capacity: usize,
         timeout: Duration,
     ) -> Result<(Vec<Record>, usize), CheckpointError> {
-        let what = format!("reading {} partition {partition}", self.topic);
-        let mut config = kafka.client_config();
-        config
-            .set("group.id", format!("{}-changelog-reader", kafka.group_id))
-            .set("enable.auto.commit", "false")
-            .set("enable.partition.eof", "false");
-        let consumer: BaseConsumer = config.create().map_err(kafka_err(what.clone()))?;
-        let p = i32::from(partition);
-        let (low, high) = consumer
-            .fetch_watermarks(&self.topic, p, timeout)
-            .map_err(kafka_err(what.clone()))?;
         let mut records = Vec::new();
         let mut bad = 0;
-        if high <= low {
-            return Ok((records, bad));
-        }
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(&self.topic, p, Offset::Beginning)
-            .map_err(kafka_err(what.clone()))?;
-        consumer.assign(&tpl).map_err(kafka_err(what.clone()))?;
-        drop(tpl);
-        let deadline = Instant::now() + timeout;
-        let mut next = low;
-        while next < high {
-            if Instant::now() > deadline {
-                return Err(CheckpointError::Io {
-                    what,
-                    message: format!("timed out at offset {next} of {high}"),
-                });
-            }
-            match consumer.poll(Duration::from_millis(200)) {
-                Some(Ok(m)) => {
-                    next = m.offset() + 1;
-                    match m.payload().map(|b| decode(b, capacity)) {
-                        Some(Ok(r)) => records.push(r),
-                        Some(Err(e)) => {
-                            bad += 1;
-                            tracing::warn!(error = %e, offset = m.offset(), "changelog record skipped");
-                        }
-                        None => {}
-                    }
+        for (offset, payload) in read_to_end(kafka, &self.topic, partition, timeout)? {
+            match decode(&payload, capacity) {
+                Ok(r) => records.push(r),
+                Err(e) => {
+                    bad += 1;
+                    tracing::warn!(error = %e, offset, "changelog record skipped");
                 }
-                Some(Err(e)) => tracing::debug!(error = %e, "changelog read error (retrying)"),
-                None => {}
             }
         }
         Ok((records, bad))
+    }
+}
+
+/// How long the reader waits for more of the last record batch once it has reached the high
+/// watermark (see [`read_to_end`]).
+const TAIL_QUIET: Duration = Duration::from_millis(200);
+
+/// Reads the (offset, value) of every record of `topic`'s `partition`, in order, from its
+/// beginning to the end of the log at the start; records without a value are left out.
+///
+/// The end is the high watermark, and then whatever else arrives without a pause of
+/// [`TAIL_QUIET`]: Tansu 0.6.0 reports the last record batch's first offset + 1 as the high
+/// watermark, and the rest of that batch, already fetched with it, would otherwise be cut off.
+pub fn read_to_end(
+    kafka: &KafkaSettings,
+    topic: &str,
+    partition: u16,
+    timeout: Duration,
+) -> Result<Vec<(i64, Vec<u8>)>, CheckpointError> {
+    let what = format!("reading {topic} partition {partition}");
+    let mut config = kafka.client_config();
+    config
+        .set("group.id", format!("{}-changelog-reader", kafka.group_id))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false");
+    let consumer: BaseConsumer = config.create().map_err(kafka_err(what.clone()))?;
+    let p = i32::from(partition);
+    let (low, high) = consumer
+        .fetch_watermarks(topic, p, timeout)
+        .map_err(kafka_err(what.clone()))?;
+    let mut records = Vec::new();
+    if high <= low {
+        return Ok(records);
+    }
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, p, Offset::Beginning)
+        .map_err(kafka_err(what.clone()))?;
+    consumer.assign(&tpl).map_err(kafka_err(what.clone()))?;
+    drop(tpl);
+    let deadline = Instant::now() + timeout;
+    let mut next = low;
+    loop {
+        let reached = next >= high;
+        if !reached && Instant::now() > deadline {
+            return Err(CheckpointError::Io {
+                what,
+                message: format!("timed out at offset {next} of {high}"),
+            });
+        }
+        let wait = if reached {
+            TAIL_QUIET
+        } else {
+            Duration::from_millis(200)
+        };
+        match consumer.poll(wait) {
+            Some(Ok(m)) => {
+                next = m.offset() + 1;
+                if let Some(payload) = m.payload() {
+                    records.push((m.offset(), payload.to_vec()));
+                }
+            }
+            Some(Err(e)) => tracing::debug!(error = %e, "changelog read error (retrying)"),
+            None if reached => return Ok(records),
+            None => {}
+        }
     }
 }

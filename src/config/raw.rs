@@ -267,6 +267,8 @@ pub struct RawSignals {
     pub launch_library: String,
     /// Days of history over which a SKU's own forecast takes over from the text forecast.
     pub blend_days: f64,
+    /// Changelog topic of the signal state; "{group_id}" is replaced by kafka.group_id; "" = none.
+    pub changelog_topic: String,
 }
 
 impl Default for RawSignals {
@@ -289,6 +291,7 @@ impl Default for RawSignals {
             text_model: String::new(),
             launch_library: String::new(),
             blend_days: 28.0,
+            changelog_topic: "{group_id}-signals-changelog".into(),
         }
     }
 }

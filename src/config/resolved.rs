@@ -274,6 +274,8 @@ fn resolve_signals(
     let catalog_topic = non_blank(&r.catalog_topic);
     let new_product_topic = non_empty("signals.new_product_topic", &r.new_product_topic)?;
     let restock_topic = non_empty("signals.restock_topic", &r.restock_topic)?;
+    let changelog_topic =
+        non_blank(&r.changelog_topic).map(|t| t.replace("{group_id}", &kafka.group_id));
     let inputs = [&kafka.sales_topic, &kafka.clicks_topic, &kafka.output_topic];
     for (key, topic) in [
         ("signals.inventory_topic", inventory_topic.as_ref()),
@@ -281,6 +283,7 @@ fn resolve_signals(
         ("signals.hot_products_topic", hot_topic.as_ref()),
         ("signals.catalog_topic", catalog_topic.as_ref()),
         ("signals.new_product_topic", Some(&new_product_topic)),
+        ("signals.changelog_topic", changelog_topic.as_ref()),
     ] {
         if topic.is_some_and(|t| inputs.contains(&t) || *t == kafka.dead_letter_topic) {
             return Err(invalid(
@@ -338,6 +341,7 @@ fn resolve_signals(
     let group_id = format!("{}-signals", kafka.group_id);
     Ok(Some(SignalsSettings {
         group_id,
+        changelog_topic,
         updates_topic: kafka.output_topic.clone(),
         inventory_topic,
         restock_topic,

@@ -166,6 +166,9 @@ pub fn run(mut settings: Settings, options: &DemoOptions) -> Result<()> {
     // a self-contained run: nothing to resume from, nothing left behind
     settings.checkpoint.dir = None;
     settings.checkpoint.changelog_topic = None;
+    if let Some(signals) = settings.signals.as_mut() {
+        signals.changelog_topic = None;
+    }
     let data = online_retail::load(&options.data).with_context(|| {
         format!(
             "the demo needs the Online Retail log at {} (committed under data/online-retail/)",

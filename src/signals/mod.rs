@@ -12,6 +12,7 @@
 //! default). State and the input offsets it reflects are saved together per partition
 //! ([`state`]); offsets are committed only after the state file is written.
 
+pub mod changelog;
 pub mod forecast;
 pub mod hot;
 pub mod inventory;
@@ -41,6 +42,8 @@ impl SignalsSettings {
 pub struct SignalsSettings {
     /// Consumer group of the component.
     pub group_id: String,
+    /// Changelog topic of the signal state (handoff to another host); `None` = local files only.
+    pub changelog_topic: Option<String>,
     /// Topic of trend updates read (the engine's output topic).
     pub updates_topic: String,
     /// Inventory snapshots; `None` = no restock signals.

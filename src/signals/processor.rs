@@ -7,7 +7,7 @@
 //! acknowledged), then the state files are written, then the offsets committed. A crash thus
 //! replays input and may repeat a signal (consumers dedupe by `sku` + `seq`), never skips one.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -18,6 +18,7 @@ use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::topic_partition_list::TopicPartitionList;
 use rdkafka::{ClientContext, Offset};
 
+use super::changelog::{progress, SignalsChangelog};
 use super::hot::HotProducts;
 use super::inventory;
 use super::new_product;
@@ -38,6 +39,8 @@ use crate::telemetry::stats::{
 const PERIODIC_PATIENCE: Duration = Duration::from_secs(5);
 /// Longest wait for the broker at revocation and shutdown.
 const FINAL_PATIENCE: Duration = Duration::from_secs(60);
+/// Longest read of one partition's changelog at assignment.
+const RESTORE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Message key of rankings.
 pub const HOT_KEY: &str = "hot-products";
 
@@ -53,6 +56,9 @@ pub enum SignalsError {
     /// A state file could not be read.
     #[error(transparent)]
     State(#[from] StateFileError),
+    /// The signals changelog could not be read.
+    #[error("signals changelog: {0}")]
+    Changelog(#[from] crate::checkpoint::CheckpointError),
     /// The inputs are not co-partitioned.
     #[error(transparent)]
     Topics(#[from] crate::kafka::TopicError),
@@ -115,6 +121,8 @@ struct Outcome {
     restock: Option<super::restock::RestockSignal>,
     new_product: Option<new_product::NewProductForecast>,
     misrouted: bool,
+    /// The SKU whose state the message may have changed.
+    changed: Option<String>,
 }
 
 impl Outcome {
@@ -150,6 +158,11 @@ struct Core {
     partitions: usize,
     /// Folder of the state files (see [`SignalsSettings::state_dir`]).
     state_dir: Option<std::path::PathBuf>,
+    /// The changelog, and what reads it.
+    changelog: Option<SignalsChangelog>,
+    kafka: KafkaSettings,
+    /// SKUs changed since their partition's last changelog checkpoint (with a changelog only).
+    changed: BTreeMap<u16, HashSet<String>>,
     embedder: Option<TextEmbedder>,
     library: Option<LaunchLibrary>,
     settings: SignalsSettings,
@@ -180,6 +193,7 @@ impl ConsumerContext for SignalsContext {
             core.checkpoint(&parts, consumer, FINAL_PATIENCE);
             for p in parts {
                 core.parts.remove(&p);
+                core.changed.remove(&p);
             }
             core.ranking_changed = true;
         }
@@ -248,12 +262,22 @@ impl Signals {
             ),
             _ => (None, None),
         };
+        let changelog = match &settings.changelog_topic {
+            Some(topic) => {
+                crate::kafka::ensure_changelog(kafka, topic, updates)?;
+                Some(SignalsChangelog::new(topic))
+            }
+            None => None,
+        };
         let mut config = kafka.consumer_config();
         config.set("group.id", &settings.group_id);
         let stats = Arc::new(SignalStats::new());
         let core = Arc::new(Mutex::new(Core {
             partitions: updates,
             state_dir: settings.state_dir(checkpoint_dir),
+            changelog,
+            kafka: kafka.clone(),
+            changed: BTreeMap::new(),
             embedder,
             library,
             settings,
@@ -317,25 +341,43 @@ impl Signals {
 
 impl Core {
     fn load(&mut self, partition: u16) {
-        let loaded = match &self.state_dir {
-            Some(dir) => state::load(dir, partition),
-            None => Ok(None),
-        };
-        match loaded {
-            Ok(Some(s)) => {
-                tracing::info!(partition, skus = s.skus.len(), next = ?s.next, "signal state restored");
-                self.parts.insert(partition, s);
-            }
-            Ok(None) => {
-                tracing::info!(partition, "no signal state saved: starting empty");
-                self.parts.insert(partition, PartitionSignals::default());
+        match self.restore(partition) {
+            Ok(state) => {
+                self.parts.insert(partition, state);
             }
             Err(e) => {
                 tracing::error!(partition, error = %e, "signal state could not be restored");
-                self.failed = Some(e.into());
+                self.failed = Some(e);
             }
         }
         self.ranking_changed = true;
+    }
+
+    /// The further along of the local state file and the changelog (empty when neither holds
+    /// the partition). A local file ahead of the changelog (written before the changelog was
+    /// configured) has all its SKUs written to the changelog at the next checkpoint.
+    fn restore(&mut self, partition: u16) -> Result<PartitionSignals, SignalsError> {
+        let local = match &self.state_dir {
+            Some(dir) => state::load(dir, partition)?,
+            None => None,
+        };
+        let logged = match &self.changelog {
+            Some(c) => c.read(&self.kafka, partition, RESTORE_TIMEOUT)?,
+            None => None,
+        };
+        let logged_progress = logged.as_ref().map(progress);
+        let (state, from) = match (local, logged) {
+            (Some(l), Some(c)) if progress(&c) > progress(&l) => (c, "changelog"),
+            (Some(l), _) => (l, "local"),
+            (None, Some(c)) => (c, "changelog"),
+            (None, None) => (PartitionSignals::default(), "none"),
+        };
+        if self.changelog.is_some() && from == "local" && logged_progress < Some(progress(&state)) {
+            self.changed
+                .insert(partition, state.skus.keys().cloned().collect());
+        }
+        tracing::info!(partition, from, skus = state.skus.len(), next = ?state.next, "signal state restored");
+        Ok(state)
     }
 
     fn input_of(&self, topic: &str) -> SignalInput {
@@ -385,6 +427,7 @@ impl Core {
         match outcome {
             Ok(out) => {
                 self.ranking_changed |= out.ranking_changed;
+                self.mark_changed(out.changed);
                 if out.misrouted {
                     self.stats.misrouted.add(1);
                     if self.stats.misrouted.get() % 1000 == 1 {
@@ -448,6 +491,7 @@ impl Core {
                 let mut out = Outcome {
                     ranking_changed: applied.ranking_changed,
                     restock: applied.signal,
+                    changed: Some(update.sku.clone()),
                     ..Outcome::default()
                 };
                 if applied.stale {
@@ -501,6 +545,7 @@ impl Core {
                 let applied = part.on_inventory(&sku, level, &self.settings.policy);
                 Ok(Outcome {
                     restock: applied.signal,
+                    changed: Some(sku),
                     ..Outcome::default()
                 })
             }
@@ -556,7 +601,10 @@ impl Core {
             category: entry.category.clone(),
             embedding,
         });
-        let mut out = Outcome::default();
+        let mut out = Outcome {
+            changed: Some(entry.sku.clone()),
+            ..Outcome::default()
+        };
         if let (Some(library), None, Some(text)) = (&self.library, &sku.hot, &sku.text) {
             let day = new_product::DAY_MS;
             let as_of = as_of
@@ -594,17 +642,28 @@ impl Core {
         Ok(())
     }
 
-    /// Flushes the producer, saves `partitions` (all owned when empty) and commits their
-    /// offsets. Without a state folder nothing is saved or committed.
+    /// Remembers that `sku`'s state changed, for the next changelog checkpoint.
+    fn mark_changed(&mut self, sku: Option<String>) {
+        let (Some(sku), true) = (sku, self.changelog.is_some()) else {
+            return;
+        };
+        if let Some(home) = self.home(&sku) {
+            self.changed.entry(home).or_default().insert(sku);
+        }
+    }
+
+    /// Flushes the producer, writes `partitions` (all owned when empty) to the changelog and
+    /// the state files, and commits their offsets. Without a state folder or a changelog
+    /// nothing is saved or committed.
     fn checkpoint(
         &mut self,
         partitions: &[u16],
         consumer: &BaseConsumer<SignalsContext>,
         patience: Duration,
     ) {
-        let Some(dir) = self.state_dir.clone() else {
+        if self.state_dir.is_none() && self.changelog.is_none() {
             return;
-        };
+        }
         if let Err(e) = self.publisher.flush(patience) {
             tracing::warn!(error = %e, "signals checkpoint skipped: the broker did not acknowledge in time");
             return;
@@ -618,14 +677,19 @@ impl Core {
                 .filter(|p| self.parts.contains_key(p))
                 .collect()
         };
+        if !self.write_changelog(&chosen, patience) {
+            return;
+        }
         let mut tpl = TopicPartitionList::new();
         for p in chosen {
             let Some(part) = self.parts.get(&p) else {
                 continue;
             };
-            if let Err(e) = state::save(&dir, p, part) {
-                tracing::warn!(partition = p, error = %e, "signal state not saved (next checkpoint retries)");
-                continue;
+            if let Some(dir) = &self.state_dir {
+                if let Err(e) = state::save(dir, p, part) {
+                    tracing::warn!(partition = p, error = %e, "signal state not saved (next checkpoint retries)");
+                    continue;
+                }
             }
             // in `SignalInput` order, the order of `part.next`
             let topics = [
@@ -648,5 +712,32 @@ impl Core {
                 tracing::warn!(error = %e, "signal offsets not committed (next checkpoint retries)");
             }
         }
+    }
+
+    /// Writes the changed SKUs and a cut of each of `partitions` to the changelog and waits for
+    /// the broker; false when that failed (nothing is committed then). True without a changelog.
+    fn write_changelog(&mut self, partitions: &[u16], patience: Duration) -> bool {
+        let Some(changelog) = &self.changelog else {
+            return true;
+        };
+        let none = HashSet::new();
+        for p in partitions {
+            let Some(part) = self.parts.get(p) else {
+                continue;
+            };
+            let changed = self.changed.get(p).unwrap_or(&none);
+            if let Err(e) = changelog.write(&self.publisher, *p, part, changed) {
+                tracing::warn!(partition = p, error = %e, "signals changelog not written (next checkpoint retries)");
+                return false;
+            }
+        }
+        if let Err(e) = self.publisher.flush(patience) {
+            tracing::warn!(error = %e, "signals checkpoint skipped: the changelog was not acknowledged in time");
+            return false;
+        }
+        for p in partitions {
+            self.changed.remove(p);
+        }
+        true
     }
 }
