@@ -22,7 +22,8 @@ use anyhow::{Context, Result};
 use serde_json::json;
 
 use crate::datasets::EventRecord;
-use crate::ingest::{Admission, ClickKind, Event, EventBody, Source};
+use crate::vocab::{ClickKind, Event, EventBody, Source};
+use crate::window::Admission;
 use crate::window::{rfc3339, BucketIndex, Feature, WindowSettings, WindowStore, FEATURE_COUNT};
 
 /// Header length reserved for a `.npy` file, so the shape can be written at the end.

@@ -6,7 +6,8 @@
 //!
 //! The modules follow the data path — [`ingest`] → [`window`] → [`scoring`] → [`publish`] →
 //! [`signals`] (restock signals and hot-product rankings derived from the published updates) —
-//! with [`config`], [`telemetry`] and [`kafka`] beside it, [`engine`] wiring them together, and
+//! with [`config`], [`telemetry`] and [`kafka`] beside it, [`vocab`] (sources, events, reject
+//! reasons) below everything, [`engine`] wiring them together, and
 //! [`datasets`] / [`demo`] for the bundled real data.
 
 #![warn(missing_docs)]
@@ -27,4 +28,5 @@ pub mod replay;
 pub mod scoring;
 pub mod signals;
 pub mod telemetry;
+pub mod vocab;
 pub mod window;

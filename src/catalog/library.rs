@@ -11,7 +11,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::cold_start::{nearest, sample_forecast, text_weights};
+use super::launch::{nearest, sample_forecast, text_weights};
 
 /// One product of the library.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

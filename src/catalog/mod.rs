@@ -1,9 +1,9 @@
 //! Product catalog: product text embedded by a pretrained language model, for products with
 //! little or no sales history (cold start).
 
-pub mod cold_start;
 pub mod embedder;
 pub mod entry;
+pub mod launch;
 pub mod library;
 
 pub use embedder::{cosine, EmbedError, TextEmbedder};

@@ -13,10 +13,11 @@ use super::format::{CheckpointError, PartitionCut, Record, WindowRecord};
 use super::local::LocalLog;
 use super::restore::{fold, Restored};
 use super::CheckpointSettings;
-use crate::ingest::{Admission, Source};
 use crate::kafka::KafkaSettings;
 use crate::publish::Publisher;
 use crate::scoring::{flush_scorer, ScorerMsg};
+use crate::vocab::Source;
+use crate::window::Admission;
 
 /// How long a checkpoint waits for the scorer and the broker.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);

@@ -14,7 +14,7 @@ use serde_json::json;
 use super::format::CheckpointError;
 use super::local::LocalLog;
 use super::restore::fold;
-use crate::ingest::Source;
+use crate::vocab::Source;
 use crate::window::{rfc3339, Feature, WindowSettings};
 
 /// Writes the state in `dir` (one consumer group's checkpoint folder) to `out`; returns the

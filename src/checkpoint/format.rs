@@ -311,7 +311,7 @@ pub mod v1 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::EventBody;
+    use crate::vocab::EventBody;
 
     fn window(capacity: usize, partition: u16) -> SkuWindow {
         let mut w = SkuWindow::new(capacity, partition);

@@ -17,7 +17,8 @@ use super::{
     for_each_csv_row, online_retail, open_text, retailrocket, ClickRecord, DatasetError,
     EventRecord, SaleRecord,
 };
-use crate::ingest::{decode, Source, ValidationLimits};
+use crate::ingest::{decode, ValidationLimits};
+use crate::vocab::Source;
 
 /// How to read a log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

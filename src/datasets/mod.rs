@@ -3,6 +3,7 @@
 //! Each converter documents its cleaning rules; the output is the engine's own wire format
 //! (`schemas/sales_event.schema.json`), so everything downstream is the same code as production.
 
+pub mod catalog;
 pub mod event_log;
 pub mod online_retail;
 pub mod retailrocket;

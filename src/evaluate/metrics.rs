@@ -19,7 +19,7 @@
 use serde::Serialize;
 
 /// Quantile levels every forecast carries, in order.
-pub const LEVELS: [f64; 3] = [0.1, 0.5, 0.9];
+pub const LEVELS: [f64; 3] = crate::vocab::QUANTILE_LEVELS;
 
 /// One (series, origin) pair: its actuals, forecasts and what the scaled metrics need.
 #[derive(Debug, Clone, PartialEq)]

@@ -9,6 +9,7 @@
 //! scored by the same metrics on the same (series, origin) pairs, so one report compares them.
 
 pub mod calls;
+pub mod cold_start;
 pub mod forecasts;
 pub mod metrics;
 pub mod protocol;
@@ -21,11 +22,11 @@ use anyhow::{bail, Context, Result};
 
 use crate::config::Settings;
 use crate::datasets::EventRecord;
-use crate::ingest::Admission;
 use crate::publish::{Direction, Trend};
 use crate::scoring::trend::{self, RowForecast, TrendRule, TrendSettings};
 use crate::scoring::{Model, ResolvedManifest};
 use crate::signals::hot::HotSettings;
+use crate::window::Admission;
 use crate::window::{BucketSpec, WindowStore};
 use calls::{CallMetrics, CallPair};
 use forecasts::{ForecastRow, ForecastTable};

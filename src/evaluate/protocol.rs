@@ -55,7 +55,7 @@ pub struct DailyHistory {
 
 impl DailyHistory {
     /// Adds one admitted event of `sku` at `ts_ms`.
-    pub fn add(&mut self, sku: &str, ts_ms: i64, body: &crate::ingest::EventBody) {
+    pub fn add(&mut self, sku: &str, ts_ms: i64, body: &crate::vocab::EventBody) {
         let day = ts_ms.div_euclid(DAY_MS);
         // the key is allocated once per SKU, not per event
         if !self.days.contains_key(sku) {
@@ -145,7 +145,7 @@ impl DailyHistory {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::EventBody;
+    use crate::vocab::EventBody;
 
     #[test]
     fn origins_end_the_last_horizon_on_the_last_full_day() {

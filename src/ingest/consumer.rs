@@ -27,7 +27,6 @@ use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::TopicPartitionList;
 use rdkafka::{ClientContext, Offset};
 
-use super::admit::Admission;
 use super::alignment::Alignment;
 use super::dead_letter;
 use super::event::{decode, Source, ValidationLimits};
@@ -38,7 +37,7 @@ use crate::kafka::KafkaSettings;
 use crate::publish::{PublishError, Publisher};
 use crate::scoring::{flush_scorer, ScorerMsg};
 use crate::telemetry::{EngineStats, Health};
-use crate::window::WindowStore;
+use crate::window::{Admission, WindowStore};
 
 /// How long ingest waits for the scorer at a bucket close before going on regardless.
 const CLOSE_BARRIER_TIMEOUT: Duration = Duration::from_secs(60);

@@ -2,14 +2,13 @@
 //!
 //! Data path position: **ingest** → window → scoring → publish.
 
-pub mod admit;
 pub mod alignment;
 pub mod consumer;
 pub mod dead_letter;
 pub mod event;
 pub mod offset_guard;
 
-pub use admit::Admission;
+pub use crate::window::Admission;
 pub use consumer::Backpressure;
 pub use consumer::{Ingest, IngestError};
 pub use event::{

@@ -6,8 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ingest::event::classify;
-use crate::ingest::{RejectReason, Rejection};
+use crate::vocab::{classify, RejectReason, Rejection};
 
 /// Longest accepted lead time, days.
 pub const MAX_LEAD_TIME_DAYS: f64 = 365.0;

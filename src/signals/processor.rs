@@ -26,14 +26,14 @@ use super::state::{self, PartitionSignals, SignalInput, StateFileError};
 use super::SignalsSettings;
 use crate::catalog::{CatalogEntry, LaunchLibrary, TextEmbedder};
 use crate::ingest::consumer::partitions_of;
-use crate::ingest::event::classify;
-use crate::ingest::{dead_letter, RejectReason, Rejection};
+use crate::ingest::dead_letter;
 use crate::kafka::KafkaSettings;
 use crate::publish::{MessageKind, PublishError, Publisher, TrendUpdate};
 use crate::telemetry::stats::{
     Tally, HOT_RANKINGS, NEW_PRODUCT_FORECASTS, RESTOCK_SIGNALS, SIGNAL_INPUTS, SIGNAL_MISROUTED,
     SIGNAL_REJECTS, TEXT_EMBEDDINGS,
 };
+use crate::vocab::{classify, RejectReason, Rejection};
 
 /// Longest wait for the broker at a periodic checkpoint (skipped and retried when exceeded).
 const PERIODIC_PATIENCE: Duration = Duration::from_secs(5);

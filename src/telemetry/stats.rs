@@ -7,7 +7,7 @@ use metrics::{
     describe_counter, describe_gauge, describe_histogram, Counter, Gauge, Histogram, Unit,
 };
 
-use crate::ingest::{RejectReason, Source};
+use crate::vocab::{RejectReason, Source};
 
 /// Events consumed (decoded or not), by source topic.
 pub const EVENTS_CONSUMED: &str = "trendcast_events_consumed_total";

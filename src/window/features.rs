@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ingest::{ClickKind, EventBody, Source};
+use crate::vocab::{ClickKind, EventBody, Source};
 
 /// Number of features kept per bucket.
 pub const FEATURE_COUNT: usize = 6;

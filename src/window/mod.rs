@@ -3,11 +3,13 @@
 //! Data path position: ingest → **window** → scoring → publish. Ingest validates an event and
 //! calls [`WindowStore::apply`]; the scorer asks the store for closed windows.
 
+pub mod admission;
 pub mod bucket;
 pub mod features;
 pub mod sku_window;
 pub mod store;
 
+pub use admission::Admission;
 pub use bucket::{rfc3339, BucketIndex, BucketSpec};
 pub use features::{BucketFeatures, Feature, FEATURE_COUNT};
 pub use sku_window::{Applied, ScoreDecision, SkuWindow, WindowCheckError};

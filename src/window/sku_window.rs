@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::bucket::BucketIndex;
 use super::features::{apply, slots_of, BucketFeatures, Feature, FEATURE_COUNT};
-use crate::ingest::{EventBody, Source};
+use crate::vocab::{EventBody, Source};
 
 /// Result of applying one event to a window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

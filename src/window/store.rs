@@ -14,7 +14,7 @@ use super::bucket::{BucketIndex, BucketSpec};
 use super::features::Feature;
 use super::sku_window::{Applied, ScoreDecision, SkuWindow};
 use super::WindowSettings;
-use crate::ingest::EventBody;
+use crate::vocab::EventBody;
 
 /// Outcome of offering one event to the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -304,7 +304,7 @@ impl WindowStore {
     /// (a checkpoint records them as removed).
     pub fn evict_idle_by(
         &self,
-        partition_wm: impl Fn(crate::ingest::Source, u16) -> Option<i64>,
+        partition_wm: impl Fn(crate::vocab::Source, u16) -> Option<i64>,
     ) -> Vec<(Arc<str>, u16)> {
         let len = self.settings.buckets;
         let mut gone = Vec::new();

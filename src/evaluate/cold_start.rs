@@ -29,12 +29,13 @@ use std::sync::Arc;
 use anyhow::{bail, Result};
 use serde::Serialize;
 
-use super::embedder::TextEmbedder;
-use super::entry::CatalogEntry;
+use crate::catalog::launch::{nearest, sample_forecast, text_weights};
+use crate::catalog::library::{LaunchLibrary, LibraryProduct};
+use crate::catalog::{CatalogEntry, TextEmbedder};
 use crate::datasets::EventRecord;
 use crate::evaluate::metrics::{naive_scales, pinball, LEVELS};
 use crate::evaluate::protocol::{DailyHistory, DAY_MS};
-use crate::ingest::Admission;
+use crate::window::Admission;
 use crate::window::{BucketSpec, WindowSettings, WindowStore};
 
 /// Neighbour counts tried on the validation set.
@@ -163,80 +164,6 @@ fn history_of(events: &mut [EventRecord], window: &WindowSettings) -> DailyHisto
     history
 }
 
-/// Units of `curve` on day `day` since launch; past its end, the mean of its last 7 days.
-pub(crate) fn curve_day(curve: &[f64], day: usize) -> f64 {
-    match curve.get(day) {
-        Some(v) => *v,
-        None => {
-            let tail = &curve[curve.len().saturating_sub(7)..];
-            tail.iter().sum::<f64>() / tail.len().max(1) as f64
-        }
-    }
-}
-
-/// Per day in `days` (since launch): weighted mean and 0.1/0.5/0.9 quantiles of `curves`.
-pub(crate) fn sample_forecast(
-    curves: &[&[f64]],
-    weights: &[f64],
-    days: std::ops::Range<usize>,
-) -> Vec<(f64, [f64; 3])> {
-    let total: f64 = weights.iter().sum();
-    days.map(|h| {
-        let mut pts: Vec<(f64, f64)> = curves
-            .iter()
-            .zip(weights)
-            .filter(|(_, w)| **w > 0.0)
-            .map(|(c, w)| (curve_day(c, h), *w))
-            .collect();
-        let mean = pts.iter().map(|(v, w)| v * w).sum::<f64>() / total;
-        pts.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let q = LEVELS.map(|level| {
-            let target = level * total;
-            let mut acc = 0.0;
-            for (v, w) in &pts {
-                acc += w;
-                if acc >= target - 1e-12 {
-                    return *v;
-                }
-            }
-            pts.last().map_or(0.0, |(v, _)| *v)
-        });
-        (mean, q)
-    })
-    .collect()
-}
-
-/// Weights of the text method: `mix / k` on each of the `ranked` first `k`, plus `(1 − mix) / n`
-/// on all `n` references.
-pub(crate) fn text_weights(n: usize, ranked: &[usize], k: usize, mix: f64) -> Vec<f64> {
-    let mut w = vec![(1.0 - mix) / n.max(1) as f64; n];
-    let k = k.min(ranked.len()).max(1);
-    for &i in ranked.iter().take(k) {
-        w[i] += mix / k as f64;
-    }
-    w
-}
-
-/// Indices of the `k` embeddings closest to `target` (unit vectors: by dot product), best first.
-pub(crate) fn nearest<'a>(
-    target: &[f32],
-    embeddings: impl Iterator<Item = &'a [f32]>,
-    k: usize,
-) -> Vec<usize> {
-    let mut sims: Vec<(f32, usize)> = embeddings
-        .enumerate()
-        .map(|(i, e)| (e.iter().zip(target).map(|(a, b)| a * b).sum::<f32>(), i))
-        .collect();
-    let k = k.min(sims.len());
-    let order = |a: &(f32, usize), b: &(f32, usize)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
-    if k > 0 && k < sims.len() {
-        sims.select_nth_unstable_by(k - 1, order);
-    }
-    sims.truncate(k);
-    sims.sort_by(order);
-    sims.into_iter().map(|(_, i)| i).collect()
-}
-
 /// One product's forecast and actuals.
 struct Scored {
     actual: Vec<f64>,
@@ -356,7 +283,7 @@ pub fn evaluate(
     embedder: &mut TextEmbedder,
     window: &WindowSettings,
     options: &ColdStartOptions,
-) -> Result<(ColdStartReport, super::library::LaunchLibrary)> {
+) -> Result<(ColdStartReport, LaunchLibrary)> {
     let horizon = options.horizon;
     if horizon < 8 || options.eval_days < 1 || options.valid_days < 1 {
         bail!("--horizon must be at least 8 and the day counts at least 1");
@@ -464,13 +391,13 @@ pub fn evaluate(
     let mut categories: Vec<&str> = launches.iter().map(|l| l.category.as_str()).collect();
     categories.sort_unstable();
     categories.dedup();
-    let library = super::library::LaunchLibrary {
+    let library = LaunchLibrary {
         text_model: embedder.manifest().name.clone(),
         k,
         mix,
         products: launches
             .iter()
-            .map(|l| super::library::LibraryProduct {
+            .map(|l| LibraryProduct {
                 sku: l.sku.to_string(),
                 curve: l.curve.clone(),
                 embedding: l.embedding.clone(),

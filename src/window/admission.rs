@@ -1,4 +1,6 @@
-//! Admission of a decoded event into window state: the lateness rule, then the store.
+//! Admission of a decoded event into window state: the lateness rule, then the store. It lives
+//! with the window state it guards, below ingest, so checkpoints and the offline tools use it
+//! without depending on the Kafka consumer.
 //!
 //! Shared by the Kafka ingest loop and offline tools, so a log replayed offline lands in
 //! exactly the same buckets as it would through Kafka.
@@ -6,8 +8,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::event::{Event, RejectReason, Rejection, Source};
-use crate::window::{is_late, BucketIndex, StoreOutcome, WindowStore};
+use super::{is_late, BucketIndex, StoreOutcome, WindowStore};
+use crate::vocab::{Event, RejectReason, Rejection, Source};
 
 /// Applies events to a store, judging lateness per input partition.
 #[derive(Debug)]

@@ -1,0 +1,70 @@
+//! `trendcast run`: consume, score and publish until SIGINT/SIGTERM, or until an engine thread
+//! stops (then exit non-zero, so that an orchestrator restarts the process).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use trendcast::config::Settings;
+use trendcast::engine::RunningEngine;
+use trendcast::telemetry;
+
+/// Runs the command.
+pub fn run(settings: Settings) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("could not start the async runtime")?;
+    runtime.block_on(async move {
+        let health = Arc::new(telemetry::Health::new());
+        telemetry::serve_endpoint(&settings.telemetry, health.clone()).await?;
+        let engine = RunningEngine::start_with_health(&settings, None, health)
+            .context("engine failed to start")?;
+        let failed = tokio::select! {
+            r = wait_for_signal() => { r?; None }
+            thread = watch_threads(&engine) => Some(thread),
+        };
+        match failed {
+            None => tracing::info!("shutting down: stop consuming, score what is ready, flush, commit"),
+            Some(thread) => tracing::error!(
+                thread,
+                "an engine thread stopped: shutting down (checkpointing what is consistent) and exiting non-zero"
+            ),
+        }
+        let result = tokio::task::spawn_blocking(move || engine.shutdown(Duration::from_secs(30)))
+            .await
+            .context("shutdown task failed")?;
+        match (failed, result) {
+            (_, Err(e)) => Err(e).context("the engine stopped with an error"),
+            (Some(thread), Ok(())) => anyhow::bail!("the engine's {thread} thread stopped unexpectedly"),
+            (None, Ok(())) => {
+                tracing::info!("stopped");
+                Ok(())
+            }
+        }
+    })
+}
+
+/// Returns the name of the first engine thread that exits; threads run until shutdown, so an
+/// exit here is a failure, and `trendcast run` must not stay up without it (an orchestrator
+/// restarts a process that exits, not one that idles).
+async fn watch_threads(engine: &RunningEngine) -> &'static str {
+    loop {
+        if let Some(thread) = engine.exited_thread() {
+            return thread;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn wait_for_signal() -> Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot listen for SIGTERM")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.context("cannot listen for SIGINT")?,
+        _ = term.recv() => {}
+    }
+    Ok(())
+}

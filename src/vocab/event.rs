@@ -1,0 +1,181 @@
+//! Input sources, decoded events and rejection reasons (the wire format and its decoder live in
+//! `crate::ingest::event`).
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+
+/// Which input topic an event came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// The sales topic.
+    Sales,
+    /// The clicks topic.
+    Clicks,
+}
+
+impl Source {
+    /// Label value for metrics and dead-letter headers.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Sales => "sales",
+            Source::Clicks => "clicks",
+        }
+    }
+}
+
+/// Kind of click event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClickKind {
+    /// A product page view.
+    View,
+    /// An add-to-cart.
+    AddToCart,
+    /// A wishlist addition.
+    Wishlist,
+}
+
+/// What an event contributes to its bucket.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum EventBody {
+    /// A sales line: quantity (negative for returns) and optional unit price.
+    Sale {
+        /// Units; negative = return or cancellation.
+        qty: f64,
+        /// Price per unit, if known.
+        unit_price: Option<f64>,
+    },
+    /// A click.
+    Click(ClickKind),
+}
+
+impl EventBody {
+    /// The input topic this kind of event comes from.
+    pub fn source(&self) -> Source {
+        match self {
+            EventBody::Sale { .. } => Source::Sales,
+            EventBody::Click(_) => Source::Clicks,
+        }
+    }
+}
+
+/// A decoded, validated event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event<'a> {
+    /// Stock-keeping unit (also the Kafka key).
+    pub sku: Cow<'a, str>,
+    /// Event time, epoch milliseconds.
+    pub ts_ms: i64,
+    /// Contribution to the bucket.
+    pub body: EventBody,
+}
+
+/// Why a message was rejected; the code is a bounded metric label and dead-letter header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RejectReason {
+    /// Value larger than `ingest.max_payload_bytes`.
+    PayloadTooLarge,
+    /// Message had no value.
+    EmptyPayload,
+    /// Value is not UTF-8.
+    InvalidUtf8,
+    /// Value is not JSON (includes NaN/Infinity literals and numbers out of f64 range).
+    InvalidJson,
+    /// A required field is absent.
+    MissingField,
+    /// A field has the wrong JSON type.
+    WrongType,
+    /// A field not in the schema is present.
+    UnknownField,
+    /// A field's value is out of range (empty SKU, negative price, absurd quantity, bad kind).
+    InvalidValue,
+    /// Event time before `ingest.min_event_time` or too far in the future.
+    TimestampOutOfRange,
+    /// Message key absent or empty.
+    MissingKey,
+    /// Message key differs from the `sku` field.
+    KeyMismatch,
+    /// The event's bucket had closed for its partition (beyond the allowed lateness).
+    Late,
+    /// The store was full and no SKU could be evicted.
+    Capacity,
+}
+
+impl RejectReason {
+    /// Every reason, for metric registration and docs.
+    pub const ALL: [RejectReason; 13] = [
+        RejectReason::PayloadTooLarge,
+        RejectReason::EmptyPayload,
+        RejectReason::InvalidUtf8,
+        RejectReason::InvalidJson,
+        RejectReason::MissingField,
+        RejectReason::WrongType,
+        RejectReason::UnknownField,
+        RejectReason::InvalidValue,
+        RejectReason::TimestampOutOfRange,
+        RejectReason::MissingKey,
+        RejectReason::KeyMismatch,
+        RejectReason::Late,
+        RejectReason::Capacity,
+    ];
+
+    /// Stable code used in metrics labels and the `trendcast-reason` header.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::PayloadTooLarge => "payload_too_large",
+            RejectReason::EmptyPayload => "empty_payload",
+            RejectReason::InvalidUtf8 => "invalid_utf8",
+            RejectReason::InvalidJson => "invalid_json",
+            RejectReason::MissingField => "missing_field",
+            RejectReason::WrongType => "wrong_type",
+            RejectReason::UnknownField => "unknown_field",
+            RejectReason::InvalidValue => "invalid_value",
+            RejectReason::TimestampOutOfRange => "timestamp_out_of_range",
+            RejectReason::MissingKey => "missing_key",
+            RejectReason::KeyMismatch => "key_mismatch",
+            RejectReason::Late => "late",
+            RejectReason::Capacity => "capacity",
+        }
+    }
+}
+
+/// A rejected message: reason code plus detail.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {detail}", reason.as_str())]
+pub struct Rejection {
+    /// Bounded reason code.
+    pub reason: RejectReason,
+    /// What exactly was wrong.
+    pub detail: String,
+}
+
+impl Rejection {
+    /// A rejection with a reason and detail.
+    pub fn new(reason: RejectReason, detail: impl Into<String>) -> Self {
+        Self {
+            reason,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// The reject reason of a body serde could not decode (shared by every JSON input).
+pub fn classify(err: &serde_json::Error) -> RejectReason {
+    use serde_json::error::Category;
+    match err.classify() {
+        Category::Io | Category::Syntax | Category::Eof => RejectReason::InvalidJson,
+        Category::Data => {
+            let text = err.to_string();
+            if text.starts_with("missing field") {
+                RejectReason::MissingField
+            } else if text.starts_with("unknown field") {
+                RejectReason::UnknownField
+            } else if text.starts_with("invalid type") {
+                RejectReason::WrongType
+            } else {
+                RejectReason::InvalidValue
+            }
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! The core vocabulary every part of the engine speaks: input sources, event bodies and the
+//! reasons input is rejected.
+//!
+//! It sits below everything else on purpose. Window state, checkpoints, telemetry and the
+//! offline tools all need these types, and they used to import them from `ingest`, which itself
+//! imports window state, checkpoints and telemetry: a cycle that made every folder depend on
+//! every other. Here they depend on nothing but `serde` and `serde_json`
+//! (`tests/module_graph.rs` keeps the module graph acyclic).
+
+pub mod event;
+
+pub use event::{classify, ClickKind, Event, EventBody, RejectReason, Rejection, Source};
+
+/// Quantile levels every trendcast forecast carries, and the evaluation scores.
+pub const QUANTILE_LEVELS: [f64; 3] = [0.1, 0.5, 0.9];

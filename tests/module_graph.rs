@@ -1,0 +1,176 @@
+//! The shape of the library, checked: its top-level modules import each other without a cycle,
+//! and the live engine path imports none of the offline tools.
+//!
+//! A module "imports" another when its non-test code names `crate::<other>`. Test modules (from
+//! the first `#[cfg(test)]` of a file on) and comments are left out: tests may reach anywhere.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// Modules a running engine needs (`trendcast run`); they must not import the offline tools.
+const LIVE: &[&str] = &[
+    "vocab",
+    "telemetry",
+    "kafka",
+    "config",
+    "window",
+    "scoring",
+    "publish",
+    "ingest",
+    "checkpoint",
+    "signals",
+    "catalog",
+    "engine",
+];
+
+/// Offline tools: datasets, replay, export, evaluation, demo and load test.
+const OFFLINE: &[&str] = &[
+    "datasets", "replay", "export", "evaluate", "demo", "loadtest",
+];
+
+type Graph = BTreeMap<String, BTreeMap<String, BTreeSet<String>>>;
+
+/// module → imported module → files that import it.
+fn module_graph() -> Graph {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut graph = Graph::new();
+    let mut stack = vec![src.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read src") {
+            let path = entry.expect("dir entry").path();
+            if path.is_dir() {
+                // src/bin/: the binary, a client of the library, not part of its module graph
+                if path != src.join("bin") {
+                    stack.push(path);
+                }
+                continue;
+            }
+            let rel = path.strip_prefix(&src).expect("under src");
+            let rel_text = rel.display().to_string();
+            if !rel_text.ends_with(".rs") || rel_text == "lib.rs" {
+                continue;
+            }
+            let module = rel_text
+                .split('/')
+                .next()
+                .unwrap_or_default()
+                .trim_end_matches(".rs")
+                .to_string();
+            let text = std::fs::read_to_string(&path).expect("read source");
+            let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+            for line in code.lines().filter(|l| !l.trim_start().starts_with("//")) {
+                for (i, _) in line.match_indices("crate::") {
+                    let name: String = line[i + 7..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                        .collect();
+                    if !name.is_empty() && name != module {
+                        graph
+                            .entry(module.clone())
+                            .or_default()
+                            .entry(name)
+                            .or_default()
+                            .insert(rel_text.clone());
+                    }
+                }
+            }
+            graph.entry(module).or_default();
+        }
+    }
+    graph
+}
+
+/// A cycle of the graph, as the modules on it (the first repeated at the end), if there is one.
+fn cycle(graph: &Graph) -> Option<Vec<String>> {
+    // depth-first search with colours: 1 = on the current path, 2 = done
+    fn visit(
+        node: &str,
+        graph: &Graph,
+        colour: &mut BTreeMap<String, u8>,
+        path: &mut Vec<String>,
+    ) -> Option<Vec<String>> {
+        colour.insert(node.to_string(), 1);
+        path.push(node.to_string());
+        for next in graph.get(node).into_iter().flat_map(|d| d.keys()) {
+            match colour.get(next.as_str()) {
+                Some(1) => {
+                    let start = path.iter().position(|m| m == next).unwrap_or(0);
+                    let mut found = path[start..].to_vec();
+                    found.push(next.clone());
+                    return Some(found);
+                }
+                Some(_) => {}
+                None => {
+                    if let Some(found) = visit(next, graph, colour, path) {
+                        return Some(found);
+                    }
+                }
+            }
+        }
+        path.pop();
+        colour.insert(node.to_string(), 2);
+        None
+    }
+    let mut colour = BTreeMap::new();
+    for node in graph.keys() {
+        if !colour.contains_key(node) {
+            if let Some(found) = visit(node, graph, &mut colour, &mut Vec::new()) {
+                return Some(found);
+            }
+        }
+    }
+    None
+}
+
+#[test]
+fn top_level_modules_import_each_other_without_a_cycle() {
+    let graph = module_graph();
+    assert!(graph.len() >= 15, "found only {:?}", graph.keys());
+    if let Some(found) = cycle(&graph) {
+        let edges: Vec<String> = found
+            .windows(2)
+            .map(|w| format!("{} -> {} in {:?}", w[0], w[1], graph[&w[0]][&w[1]]))
+            .collect();
+        panic!("module cycle {}:\n{}", found.join(" -> "), edges.join("\n"));
+    }
+}
+
+#[test]
+fn the_live_path_imports_no_offline_tool() {
+    let graph = module_graph();
+    let every: BTreeSet<&str> = LIVE.iter().chain(OFFLINE).copied().collect();
+    for module in graph.keys() {
+        assert!(
+            every.contains(module.as_str()),
+            "module {module} is neither LIVE nor OFFLINE in tests/module_graph.rs: classify it"
+        );
+    }
+    for live in LIVE {
+        for (imported, files) in graph.get(*live).into_iter().flatten() {
+            assert!(
+                !OFFLINE.contains(&imported.as_str()),
+                "live module {live} imports offline {imported} in {files:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_checker_finds_a_planted_cycle() {
+    let mut graph = Graph::new();
+    for (a, b) in [
+        ("ingest", "window"),
+        ("window", "vocab"),
+        ("vocab", "ingest"),
+    ] {
+        graph
+            .entry(a.into())
+            .or_default()
+            .entry(b.into())
+            .or_default()
+            .insert(format!("{a}.rs"));
+    }
+    let found = cycle(&graph).expect("the planted cycle");
+    assert_eq!(found.first(), found.last());
+    assert_eq!(found.len(), 4);
+}
