@@ -12,6 +12,7 @@ use trendcast::telemetry;
 
 /// Runs the command.
 pub fn run(settings: Settings) -> Result<()> {
+    telemetry::init_logging(&settings.telemetry);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
