@@ -172,3 +172,64 @@ fn a_broker_that_refuses_the_output_topic_makes_run_exit_non_zero() {
         "offsets committed past refused updates: {committed:?}"
     );
 }
+
+/// A window checkpoint that cannot be read (the partition's log is a directory, as a broken
+/// volume might leave it) stops ingest: `trendcast run` exits non-zero naming the thread and the
+/// file, instead of consuming without the state it had.
+#[test]
+fn an_unreadable_window_checkpoint_makes_run_exit_non_zero() {
+    let topics = Topics::create("unreadable", 1);
+    let group = unique("unreadable-group");
+    let state = tempfile::tempdir().expect("state dir");
+    let folder = state
+        .path()
+        .join(trendcast::checkpoint::checkpointer::folder_name(&group));
+    std::fs::create_dir_all(folder.join("p0.log")).expect("a directory where the log should be");
+    let started = Instant::now();
+    let mut child = trendcast_run(&topics, &group, state.path())
+        .env("TRENDCAST_SIGNALS__ENABLED", "false")
+        .env("TRENDCAST_TELEMETRY__METRICS_LISTEN", "")
+        .spawn()
+        .expect("spawn trendcast run");
+    let (status, stderr) = wait_exit(&mut child, Duration::from_secs(60));
+    eprintln!("exited after {:.1?}", started.elapsed());
+    assert!(!status.success(), "exit status {status}; stderr:\n{stderr}");
+    assert!(
+        stderr.contains("ingest") && stderr.contains("p0.log"),
+        "the report names the thread and the file; stderr:\n{stderr}"
+    );
+}
+
+/// A damaged signal state file stops the signals thread, and with it the process: the restock
+/// triggers and rankings it held must not silently restart empty.
+#[test]
+fn a_damaged_signal_state_file_makes_run_exit_non_zero() {
+    let brokers = brokers();
+    let topics = Topics::create("damaged", 1);
+    let hot = format!("{}-hot", topics.sales);
+    create_topics(&brokers, &[(&hot, 1)]);
+    let group = unique("damaged-group");
+    let state = tempfile::tempdir().expect("state dir");
+    let signals_group = format!("{group}-signals");
+    let folder = state
+        .path()
+        .join(trendcast::checkpoint::checkpointer::folder_name(
+            &signals_group,
+        ));
+    std::fs::create_dir_all(&folder).expect("signals state folder");
+    std::fs::write(folder.join("partition-0.bin"), b"TCS\x02 not a state").expect("damaged file");
+    let started = Instant::now();
+    let mut child = trendcast_run(&topics, &group, state.path())
+        .env("TRENDCAST_SIGNALS__ENABLED", "true")
+        .env("TRENDCAST_SIGNALS__HOT_PRODUCTS_TOPIC", &hot)
+        .env("TRENDCAST_TELEMETRY__METRICS_LISTEN", "")
+        .spawn()
+        .expect("spawn trendcast run");
+    let (status, stderr) = wait_exit(&mut child, Duration::from_secs(60));
+    eprintln!("exited after {:.1?}", started.elapsed());
+    assert!(!status.success(), "exit status {status}; stderr:\n{stderr}");
+    assert!(
+        stderr.contains("signals") && stderr.contains("partition-0.bin"),
+        "the report names the thread and the file; stderr:\n{stderr}"
+    );
+}
