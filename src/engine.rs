@@ -81,6 +81,43 @@ pub fn load_model(settings: &Settings) -> Result<Model, EngineError> {
     Ok(Model::load(manifest, &settings.scoring)?)
 }
 
+/// Checks that the inputs are co-partitioned (and not too many) and that the changelog fits them,
+/// creating it when missing.
+fn check_topics(settings: &Settings) -> Result<(), EngineError> {
+    let partitions = crate::kafka::check_copartitioned(&settings.kafka)?;
+    tracing::info!(partitions, "input topics are co-partitioned");
+    if partitions > usize::from(u16::MAX) {
+        return Err(EngineError::Topics(crate::kafka::TopicError {
+            topic: settings.kafka.sales_topic.clone(),
+            reason: format!(
+                "{partitions} partitions; at most {} are supported",
+                u16::MAX
+            ),
+        }));
+    }
+    if let Some(topic) = &settings.checkpoint.changelog_topic {
+        crate::kafka::ensure_changelog(&settings.kafka, topic, partitions)?;
+    }
+    Ok(())
+}
+
+/// Starts engine thread `name` ("trendcast-<name>") running `work`, marked running in `health`
+/// until `work` returns or panics.
+fn spawn<T: Send + 'static>(
+    name: &'static str,
+    health: &Arc<Health>,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<JoinHandle<T>, EngineError> {
+    let health = health.clone();
+    std::thread::Builder::new()
+        .name(format!("trendcast-{name}"))
+        .spawn(move || {
+            let _running = health.thread_running(name);
+            work()
+        })
+        .map_err(|_| EngineError::Thread(name))
+}
+
 impl RunningEngine {
     /// Loads the model, creates the clients and starts the threads.
     pub fn start(
@@ -98,20 +135,7 @@ impl RunningEngine {
         health: Arc<Health>,
     ) -> Result<Self, EngineError> {
         let model = load_model(settings)?;
-        let partitions = crate::kafka::check_copartitioned(&settings.kafka)?;
-        tracing::info!(partitions, "input topics are co-partitioned");
-        if partitions > usize::from(u16::MAX) {
-            return Err(EngineError::Topics(crate::kafka::TopicError {
-                topic: settings.kafka.sales_topic.clone(),
-                reason: format!(
-                    "{partitions} partitions; at most {} are supported",
-                    u16::MAX
-                ),
-            }));
-        }
-        if let Some(topic) = &settings.checkpoint.changelog_topic {
-            crate::kafka::ensure_changelog(&settings.kafka, topic, partitions)?;
-        }
+        check_topics(settings)?;
         let model_id = model.manifest().manifest.id();
         let provider = model.provider();
         let stats = Arc::new(EngineStats::new());
@@ -151,41 +175,14 @@ impl RunningEngine {
             observer,
         );
         let stop = Arc::new(AtomicBool::new(false));
-        let scorer = std::thread::Builder::new()
-            .name("trendcast-scorer".into())
-            .spawn({
-                let health = health.clone();
-                move || {
-                    let _running = health.thread_running("scorer");
-                    scorer.run(scorer_rx)
-                }
-            })
-            .map_err(|_| EngineError::Thread("scorer"))?;
+        let scorer = spawn("scorer", &health, move || scorer.run(scorer_rx))?;
         let ingest_stop = stop.clone();
-        let ingest = std::thread::Builder::new()
-            .name("trendcast-ingest".into())
-            .spawn({
-                let health = health.clone();
-                move || {
-                    let _running = health.thread_running("ingest");
-                    ingest.run(&ingest_stop)
-                }
-            })
-            .map_err(|_| EngineError::Thread("ingest"))?;
+        let ingest = spawn("ingest", &health, move || ingest.run(&ingest_stop))?;
         let (signals, signal_stats) = match signals {
             Some(component) => {
                 let stats = component.stats();
                 let signals_stop = stop.clone();
-                let handle = std::thread::Builder::new()
-                    .name("trendcast-signals".into())
-                    .spawn({
-                        let health = health.clone();
-                        move || {
-                            let _running = health.thread_running("signals");
-                            component.run(&signals_stop)
-                        }
-                    })
-                    .map_err(|_| EngineError::Thread("signals"))?;
+                let handle = spawn("signals", &health, move || component.run(&signals_stop))?;
                 (Some(handle), Some(stats))
             }
             None => (None, None),

@@ -12,7 +12,7 @@ use super::changelog::Changelog;
 use super::format::{CheckpointError, PartitionCut, Record, WindowRecord};
 use super::local::LocalLog;
 use super::restore::{fold, Restored};
-use super::CheckpointSettings;
+use super::{CheckpointSettings, StateSource};
 use crate::kafka::KafkaSettings;
 use crate::publish::Publisher;
 use crate::scoring::{flush_scorer, ScorerMsg};
@@ -50,8 +50,8 @@ pub struct Progress {
 pub struct RestoreReport {
     /// Partition restored.
     pub partition: u16,
-    /// "local", "changelog" or "none".
-    pub from: &'static str,
+    /// Where the state came from.
+    pub from: StateSource,
     /// SKUs restored.
     pub skus: usize,
     /// Offsets resumed from (sales, clicks).
@@ -176,7 +176,7 @@ impl Checkpointer {
         let covers = |r: &Restored| {
             r.cut.is_some() && r.next_offsets().iter().zip(committed).all(|(n, c)| *n >= c)
         };
-        let mut from = "none";
+        let mut from = StateSource::None;
         let mut restored = Restored::default();
         if let Some(local) = &self.local {
             let (records, problem) = local.read(partition, self.capacity)?;
@@ -186,10 +186,10 @@ impl Checkpointer {
             let r = fold(partition, records);
             if covers(&r) || (self.changelog.is_none() && r.cut.is_some()) {
                 restored = r;
-                from = "local";
+                from = StateSource::Local;
             }
         }
-        if from == "none" {
+        if from == StateSource::None {
             if let Some(changelog) = &self.changelog {
                 let (records, bad) =
                     changelog.read(&self.kafka, partition, self.capacity, FLUSH_TIMEOUT)?;
@@ -199,11 +199,11 @@ impl Checkpointer {
                 let r = fold(partition, records);
                 if r.cut.is_some() || !r.windows.is_empty() {
                     restored = r;
-                    from = "changelog";
+                    from = StateSource::Changelog;
                 }
             }
         }
-        if from == "none" && committed.iter().any(|c| *c > 0) {
+        if from == StateSource::None && committed.iter().any(|c| *c > 0) {
             tracing::warn!(
                 partition,
                 ?committed,
@@ -233,7 +233,9 @@ impl Checkpointer {
             .collect();
         let wm = watermarks.iter().copied().max().filter(|w| *w != i64::MIN);
         for (sku, from_bucket) in admission.store().restore(windows, wm) {
-            let _ = scorer.send(ScorerMsg::Dirty(sku, from_bucket));
+            scorer
+                .send(ScorerMsg::Dirty(sku, from_bucket))
+                .map_err(|_| CheckpointError::ScorerGone)?;
         }
         self.owned.insert(
             partition,
@@ -242,7 +244,7 @@ impl Checkpointer {
                 skip_below: next,
                 checkpoint,
                 since_full: 0,
-                needs_full: from != "local",
+                needs_full: from != StateSource::Local,
             },
         );
         Ok(RestoreReport {

@@ -109,6 +109,9 @@ pub enum CheckpointError {
         #[source]
         source: WindowCheckError,
     },
+    /// Restored windows could not be handed to the scorer: it has stopped.
+    #[error("the scorer has stopped: restored windows can no longer be scored")]
+    ScorerGone,
     /// Reading or writing checkpoint storage failed.
     #[error("checkpoint storage {what}: {message}")]
     Io {

@@ -54,14 +54,14 @@ pub struct DemoOptions {
 
 /// Latest update per SKU plus the month being shown, shared with the scorer's observer.
 #[derive(Default)]
-struct Board {
+struct LatestUpdates {
     latest: HashMap<String, TrendUpdate>,
     month: String,
     descriptions: HashMap<String, String>,
     top: usize,
 }
 
-impl Board {
+impl LatestUpdates {
     fn observe(&mut self, update: &TrendUpdate) {
         let month = update.as_of.get(..7).unwrap_or_default().to_string();
         if !self.month.is_empty() && month > self.month {
@@ -220,10 +220,10 @@ pub fn run(mut settings: Settings, options: &DemoOptions) -> Result<()> {
     settings.kafka.brokers = cluster.bootstrap_servers();
     eprintln!("demo: embedded broker at {}", settings.kafka.brokers);
 
-    let board = Arc::new(Mutex::new(Board {
+    let board = Arc::new(Mutex::new(LatestUpdates {
         descriptions: data.descriptions,
         top: options.top,
-        ..Board::default()
+        ..LatestUpdates::default()
     }));
     let published_skus = Arc::new(Mutex::new(HashSet::new()));
     let observer = {
@@ -562,7 +562,7 @@ fn last_ranking(brokers: &str, topic: &str) -> Result<Option<HotProducts>> {
     Ok(last)
 }
 
-fn ranking_table(r: &HotProducts, board: &Mutex<Board>, top: usize) -> String {
+fn ranking_table(r: &HotProducts, board: &Mutex<LatestUpdates>, top: usize) -> String {
     let mut out = format!(
         "\nHot products (the last ranking on the hot-products topic; {} SKUs considered, forecasts up to {})\n{:<5} {:<8} {:<36} {:>7} {:>9} {:>6} {:>10}\n",
         r.skus_considered,

@@ -47,7 +47,7 @@ const CLOSE_BARRIER_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct IngestContext {
     stats: Arc<EngineStats>,
     health: Arc<Health>,
-    applier: Arc<Mutex<Applier>>,
+    shared: Arc<Mutex<IngestState>>,
     /// High watermark per (topic, partition) from the latest statistics.
     highs: Mutex<HashMap<(String, i32), i64>>,
 }
@@ -100,7 +100,7 @@ impl ConsumerContext for IngestContext {
         tracing::info!(?rebalance, "partitions being rebalanced");
         if let Rebalance::Revoke(tpl) = rebalance {
             let parts = partitions_of(tpl);
-            let mut a = lock(&self.applier);
+            let mut a = lock(&self.shared);
             a.revoke(&parts, consumer);
             self.health.revoked(a.checkpoints.owned().len());
         }
@@ -109,7 +109,7 @@ impl ConsumerContext for IngestContext {
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
             let parts = partitions_of(tpl);
-            let mut a = lock(&self.applier);
+            let mut a = lock(&self.shared);
             let new: Vec<u16> = parts
                 .into_iter()
                 .filter(|p| !a.checkpoints.owns(*p))
@@ -123,8 +123,8 @@ impl ConsumerContext for IngestContext {
     }
 }
 
-fn lock(applier: &Mutex<Applier>) -> MutexGuard<'_, Applier> {
-    applier.lock().unwrap_or_else(|e| e.into_inner())
+fn lock(shared: &Mutex<IngestState>) -> MutexGuard<'_, IngestState> {
+    shared.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// When ingest pauses its partitions (from `[ingest]`): while the scorer or the producer is
@@ -158,19 +158,23 @@ pub enum IngestError {
     /// Checkpoint storage could not be opened or read.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    /// The scorer thread has stopped, so no window would be scored again.
+    #[error("the scorer has stopped: window changes can no longer be scored")]
+    ScorerGone,
 }
 
 /// The ingest loop: the consumer plus the per-message logic.
 pub struct Ingest {
     consumer: BaseConsumer<IngestContext>,
-    applier: Arc<Mutex<Applier>>,
+    shared: Arc<Mutex<IngestState>>,
     backpressure: Backpressure,
     paused: bool,
     health: Arc<Health>,
 }
 
-/// Everything a message is applied with, apart from the consumer itself.
-struct Applier {
+/// Ingest's state, shared by the poll loop and the rebalance callbacks: everything a message is
+/// applied with, apart from the consumer itself.
+struct IngestState {
     admission: Admission,
     checkpoints: Checkpointer,
     publisher: Publisher,
@@ -219,7 +223,7 @@ impl Ingest {
         let width = w.bucket.width_ms();
         let open_after = (w.lateness_ms + width - 1) / width;
         let lead_ms = (open_after * width - w.lateness_ms).max(0);
-        let applier = Arc::new(Mutex::new(Applier {
+        let shared = Arc::new(Mutex::new(IngestState {
             admission: Admission::new(store),
             checkpoints: Checkpointer::new(checkpoint, kafka.clone(), capacity)?,
             publisher,
@@ -239,7 +243,7 @@ impl Ingest {
             .create_with_context(IngestContext {
                 stats,
                 health: health.clone(),
-                applier: applier.clone(),
+                shared: shared.clone(),
                 highs: Mutex::new(HashMap::new()),
             })
             .map_err(IngestError::Consumer)?;
@@ -248,7 +252,7 @@ impl Ingest {
             .map_err(IngestError::Consumer)?;
         Ok(Self {
             consumer,
-            applier,
+            shared,
             backpressure,
             paused: false,
             health,
@@ -264,7 +268,7 @@ impl Ingest {
         while !stop.load(Ordering::Acquire) {
             let polled = self.consumer.poll(Duration::from_millis(100));
             self.health.polled();
-            let mut a = lock(&self.applier);
+            let mut a = lock(&self.shared);
             if let Some(e) = a.failed.take() {
                 return Err(e);
             }
@@ -293,7 +297,7 @@ impl Ingest {
             drop(a);
             self.apply_backpressure();
         }
-        let mut a = lock(&self.applier);
+        let mut a = lock(&self.shared);
         // what is read by now closes what it can: ask the broker (not cached statistics)
         // which partitions are caught up, so the frontier reaches every bucket it can
         a.refresh_lag_from_broker(&self.consumer);
@@ -321,7 +325,7 @@ impl Ingest {
     /// and rebalances are served; partitions assigned while paused are paused too.
     fn apply_backpressure(&mut self) {
         let (backlog, in_flight) = {
-            let a = lock(&self.applier);
+            let a = lock(&self.shared);
             (
                 a.stats.scoring_backlog(),
                 usize::try_from(a.publisher.in_flight()).unwrap_or(0),
@@ -354,7 +358,7 @@ impl Ingest {
             }
             if let Some(p) = change {
                 self.paused = p;
-                let mut a = lock(&self.applier);
+                let mut a = lock(&self.shared);
                 a.stats.set_paused(p);
                 if !p {
                     // everything was resumed: alignment pauses again what is still ahead
@@ -367,7 +371,7 @@ impl Ingest {
     }
 }
 
-impl Applier {
+impl IngestState {
     fn topic_of(&self, source: Source) -> &str {
         match source {
             Source::Sales => &self.sales_topic,
@@ -445,7 +449,9 @@ impl Applier {
             Ok(notify) => {
                 self.stats.window_updates.add(1);
                 if let Some((sku, from)) = notify {
-                    let _ = self.scorer.send(ScorerMsg::Dirty(sku, from));
+                    self.scorer
+                        .send(ScorerMsg::Dirty(sku, from))
+                        .map_err(|_| IngestError::ScorerGone)?;
                 }
             }
             Err(rejection) => {
@@ -658,7 +664,7 @@ impl Applier {
                 self.stats.restored(r.took);
                 tracing::info!(
                     partition = r.partition,
-                    from = r.from,
+                    from = %r.from,
                     skus = r.skus,
                     next = ?r.next,
                     took_ms = r.took.as_millis() as u64,

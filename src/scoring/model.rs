@@ -53,7 +53,9 @@ fn runtime(context: &'static str) -> impl Fn(ort::Error) -> ModelError {
     }
 }
 
-static ENVIRONMENT: OnceLock<Result<ort::environment::Environment, String>> = OnceLock::new();
+/// The process's ONNX Runtime, with the library it was loaded from (one per process).
+static ENVIRONMENT: OnceLock<Result<(ort::environment::Environment, PathBuf), String>> =
+    OnceLock::new();
 
 /// Finds the ONNX Runtime library: the configured path, else `ORT_DYLIB_PATH`.
 pub fn library_path(configured: Option<&Path>) -> Result<PathBuf, ModelError> {
@@ -76,7 +78,8 @@ pub fn library_path(configured: Option<&Path>) -> Result<PathBuf, ModelError> {
     Ok(path)
 }
 
-/// Loads ONNX Runtime once per process and returns its environment.
+/// Loads ONNX Runtime once per process and returns its environment. A later caller that names
+/// another library gets an error rather than, silently, the first one.
 pub fn environment(configured: Option<&Path>) -> Result<ort::environment::Environment, ModelError> {
     let result = ENVIRONMENT.get_or_init(|| {
         let path = library_path(configured).map_err(|e| match e {
@@ -88,9 +91,21 @@ pub fn environment(configured: Option<&Path>) -> Result<ort::environment::Enviro
         builder
             .with_name("trendcast")
             .build()
+            .map(|env| (env, path.clone()))
             .map_err(|e| format!("environment could not be created: {e}"))
     });
-    result.clone().map_err(ModelError::Library)
+    let (env, loaded) = result.clone().map_err(ModelError::Library)?;
+    if let Some(asked) = configured {
+        let same = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        if same(asked) != same(&loaded) {
+            return Err(ModelError::Library(format!(
+                "ONNX Runtime is already loaded from {} in this process; {} cannot be loaded beside it",
+                loaded.display(),
+                asked.display()
+            )));
+        }
+    }
+    Ok(env)
 }
 
 /// A loaded model ready to score batches of windows.

@@ -85,6 +85,9 @@ pub enum ScorerError {
     /// The publisher refused a message.
     #[error(transparent)]
     Publish(#[from] crate::publish::PublishError),
+    /// A trend update could not be encoded as JSON.
+    #[error("a trend update could not be encoded")]
+    Encode(#[from] serde_json::Error),
 }
 
 impl Scorer {
@@ -304,7 +307,7 @@ impl Scorer {
             };
             let (trigger_ms, trigger) = (*trigger_ms, trigger.as_ref());
             let update = self.build_update(i, sku, *seq, labels, &forecast);
-            let payload = serde_json::to_vec(&update).unwrap_or_default();
+            let payload = serde_json::to_vec(&update)?;
             let headers = trigger
                 .as_ref()
                 .map(|t| crate::publish::headers(&[(TRIGGER_HEADER, t.as_bytes())]));

@@ -25,13 +25,14 @@ use super::new_product;
 use super::state::{self, PartitionSignals, SignalInput, StateFileError};
 use super::SignalsSettings;
 use crate::catalog::{CatalogEntry, LaunchLibrary, TextEmbedder};
+use crate::checkpoint::StateSource;
 use crate::ingest::consumer::partitions_of;
 use crate::ingest::dead_letter;
 use crate::kafka::KafkaSettings;
 use crate::publish::{MessageKind, PublishError, Publisher, TrendUpdate};
 use crate::telemetry::stats::{
-    Tally, HOT_RANKINGS, NEW_PRODUCT_FORECASTS, RESTOCK_SIGNALS, SIGNAL_INPUTS, SIGNAL_MISROUTED,
-    SIGNAL_REJECTS, TEXT_EMBEDDINGS,
+    ReadableCounter, HOT_RANKINGS, NEW_PRODUCT_FORECASTS, RESTOCK_SIGNALS, SIGNAL_INPUTS,
+    SIGNAL_MISROUTED, SIGNAL_REJECTS, TEXT_EMBEDDINGS,
 };
 use crate::vocab::{classify, RejectReason, Rejection};
 
@@ -56,6 +57,9 @@ pub enum SignalsError {
     /// A state file could not be read.
     #[error(transparent)]
     State(#[from] StateFileError),
+    /// A signal could not be encoded as JSON.
+    #[error("a signal could not be encoded")]
+    Encode(#[source] serde_json::Error),
     /// The signals changelog could not be read.
     #[error("signals changelog: {0}")]
     Changelog(#[from] crate::checkpoint::CheckpointError),
@@ -71,45 +75,51 @@ pub enum SignalsError {
 #[derive(Debug)]
 pub struct SignalStats {
     /// Trend updates read.
-    pub updates: Tally,
+    pub updates: ReadableCounter,
     /// Inventory snapshots read.
-    pub inventory: Tally,
+    pub inventory: ReadableCounter,
     /// Messages rejected to the dead-letter topic.
-    pub rejected: Tally,
+    pub rejected: ReadableCounter,
     /// Reorder signals enqueued.
-    pub reorders: Tally,
+    pub reorders: ReadableCounter,
     /// Clear signals enqueued.
-    pub clears: Tally,
+    pub clears: ReadableCounter,
     /// Rankings enqueued.
-    pub rankings: Tally,
+    pub rankings: ReadableCounter,
     /// Catalog entries read.
-    pub catalog: Tally,
+    pub catalog: ReadableCounter,
     /// Texts embedded.
-    pub embeddings: Tally,
+    pub embeddings: ReadableCounter,
     /// Catalog entries whose text was already embedded.
-    pub embeddings_reused: Tally,
+    pub embeddings_reused: ReadableCounter,
     /// New-product forecasts enqueued.
-    pub new_products: Tally,
+    pub new_products: ReadableCounter,
     /// Messages for SKUs whose state partition another instance owns (skipped).
-    pub misrouted: Tally,
+    pub misrouted: ReadableCounter,
 }
 
 impl SignalStats {
     pub(crate) fn new() -> Self {
         Self {
-            updates: Tally::new(metrics::counter!(SIGNAL_INPUTS, "input" => "updates")),
-            inventory: Tally::new(metrics::counter!(SIGNAL_INPUTS, "input" => "inventory")),
-            rejected: Tally::new(metrics::counter!(SIGNAL_REJECTS)),
-            reorders: Tally::new(metrics::counter!(RESTOCK_SIGNALS, "action" => "reorder")),
-            clears: Tally::new(metrics::counter!(RESTOCK_SIGNALS, "action" => "clear")),
-            rankings: Tally::new(metrics::counter!(HOT_RANKINGS)),
-            catalog: Tally::new(metrics::counter!(SIGNAL_INPUTS, "input" => "catalog")),
-            embeddings: Tally::new(metrics::counter!(TEXT_EMBEDDINGS, "outcome" => "computed")),
-            embeddings_reused: Tally::new(
+            updates: ReadableCounter::new(metrics::counter!(SIGNAL_INPUTS, "input" => "updates")),
+            inventory: ReadableCounter::new(
+                metrics::counter!(SIGNAL_INPUTS, "input" => "inventory"),
+            ),
+            rejected: ReadableCounter::new(metrics::counter!(SIGNAL_REJECTS)),
+            reorders: ReadableCounter::new(
+                metrics::counter!(RESTOCK_SIGNALS, "action" => "reorder"),
+            ),
+            clears: ReadableCounter::new(metrics::counter!(RESTOCK_SIGNALS, "action" => "clear")),
+            rankings: ReadableCounter::new(metrics::counter!(HOT_RANKINGS)),
+            catalog: ReadableCounter::new(metrics::counter!(SIGNAL_INPUTS, "input" => "catalog")),
+            embeddings: ReadableCounter::new(
+                metrics::counter!(TEXT_EMBEDDINGS, "outcome" => "computed"),
+            ),
+            embeddings_reused: ReadableCounter::new(
                 metrics::counter!(TEXT_EMBEDDINGS, "outcome" => "reused"),
             ),
-            new_products: Tally::new(metrics::counter!(NEW_PRODUCT_FORECASTS)),
-            misrouted: Tally::new(metrics::counter!(SIGNAL_MISROUTED)),
+            new_products: ReadableCounter::new(metrics::counter!(NEW_PRODUCT_FORECASTS)),
+            misrouted: ReadableCounter::new(metrics::counter!(SIGNAL_MISROUTED)),
         }
     }
 }
@@ -141,7 +151,7 @@ fn send<T: serde::Serialize>(
     key: &str,
     body: &T,
 ) -> Result<(), SignalsError> {
-    let body = serde_json::to_vec(body).unwrap_or_default();
+    let body = serde_json::to_vec(body).map_err(SignalsError::Encode)?;
     publisher.send(
         MessageKind::Signal,
         topic,
@@ -152,8 +162,8 @@ fn send<T: serde::Serialize>(
     Ok(())
 }
 
-/// Everything the loop and the rebalance callbacks share.
-struct Core {
+/// The signals component's state, shared by the poll loop and the rebalance callbacks.
+struct SignalsState {
     /// Partitions of the trend-update topic (the SKU → state partition map).
     partitions: usize,
     /// Folder of the state files (see [`SignalsSettings::state_dir`]).
@@ -176,35 +186,35 @@ struct Core {
 
 /// Consumer context: checkpoint revoked partitions, load assigned ones.
 struct SignalsContext {
-    core: Arc<Mutex<Core>>,
+    shared: Arc<Mutex<SignalsState>>,
 }
 
 impl ClientContext for SignalsContext {}
 
-fn lock(core: &Mutex<Core>) -> MutexGuard<'_, Core> {
-    core.lock().unwrap_or_else(|e| e.into_inner())
+fn lock(shared: &Mutex<SignalsState>) -> MutexGuard<'_, SignalsState> {
+    shared.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl ConsumerContext for SignalsContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
             let parts = partitions_of(tpl);
-            let mut core = lock(&self.core);
-            core.checkpoint(&parts, consumer, FINAL_PATIENCE);
+            let mut shared = lock(&self.shared);
+            shared.checkpoint(&parts, consumer, FINAL_PATIENCE);
             for p in parts {
-                core.parts.remove(&p);
-                core.changed.remove(&p);
+                shared.parts.remove(&p);
+                shared.changed.remove(&p);
             }
-            core.ranking_changed = true;
+            shared.ranking_changed = true;
         }
     }
 
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
-            let mut core = lock(&self.core);
+            let mut shared = lock(&self.shared);
             for p in partitions_of(tpl) {
-                if !core.parts.contains_key(&p) {
-                    core.load(p);
+                if !shared.parts.contains_key(&p) {
+                    shared.load(p);
                 }
             }
         }
@@ -214,7 +224,7 @@ impl ConsumerContext for SignalsContext {
 /// The running component (see the module docs).
 pub struct Signals {
     consumer: BaseConsumer<SignalsContext>,
-    core: Arc<Mutex<Core>>,
+    shared: Arc<Mutex<SignalsState>>,
     stats: Arc<SignalStats>,
 }
 
@@ -272,7 +282,7 @@ impl Signals {
         let mut config = kafka.consumer_config();
         config.set("group.id", &settings.group_id);
         let stats = Arc::new(SignalStats::new());
-        let core = Arc::new(Mutex::new(Core {
+        let shared = Arc::new(Mutex::new(SignalsState {
             partitions: updates,
             state_dir: settings.state_dir(checkpoint_dir),
             changelog,
@@ -289,13 +299,15 @@ impl Signals {
             failed: None,
         }));
         let consumer: BaseConsumer<SignalsContext> = config
-            .create_with_context(SignalsContext { core: core.clone() })
+            .create_with_context(SignalsContext {
+                shared: shared.clone(),
+            })
             .map_err(SignalsError::Consumer)?;
         let names: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer.subscribe(&names).map_err(SignalsError::Consumer)?;
         Ok(Self {
             consumer,
-            core,
+            shared,
             stats,
         })
     }
@@ -310,36 +322,36 @@ impl Signals {
         let (mut saved, mut ranked) = (Instant::now(), Instant::now());
         while !stop.load(Ordering::Acquire) {
             let polled = self.consumer.poll(Duration::from_millis(100));
-            let mut core = lock(&self.core);
-            if let Some(e) = core.failed.take() {
+            let mut shared = lock(&self.shared);
+            if let Some(e) = shared.failed.take() {
                 return Err(e);
             }
             match polled {
-                Some(Ok(msg)) => core.handle(&msg)?,
+                Some(Ok(msg)) => shared.handle(&msg)?,
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "signals consumer error (librdkafka retries)")
                 }
                 None => {}
             }
-            if ranked.elapsed() >= core.settings.hot_interval {
-                core.publish_ranking()?;
+            if ranked.elapsed() >= shared.settings.hot_interval {
+                shared.publish_ranking()?;
                 ranked = Instant::now();
             }
-            if saved.elapsed() >= core.settings.checkpoint_interval {
-                core.checkpoint(&[], &self.consumer, PERIODIC_PATIENCE);
+            if saved.elapsed() >= shared.settings.checkpoint_interval {
+                shared.checkpoint(&[], &self.consumer, PERIODIC_PATIENCE);
                 saved = Instant::now();
             }
         }
-        let mut core = lock(&self.core);
-        core.publish_ranking()?;
-        core.checkpoint(&[], &self.consumer, FINAL_PATIENCE);
-        drop(core);
+        let mut shared = lock(&self.shared);
+        shared.publish_ranking()?;
+        shared.checkpoint(&[], &self.consumer, FINAL_PATIENCE);
+        drop(shared);
         self.consumer.unsubscribe();
         Ok(())
     }
 }
 
-impl Core {
+impl SignalsState {
     fn load(&mut self, partition: u16) {
         match self.restore(partition) {
             Ok(state) => {
@@ -367,16 +379,19 @@ impl Core {
         };
         let logged_progress = logged.as_ref().map(progress);
         let (state, from) = match (local, logged) {
-            (Some(l), Some(c)) if progress(&c) > progress(&l) => (c, "changelog"),
-            (Some(l), _) => (l, "local"),
-            (None, Some(c)) => (c, "changelog"),
-            (None, None) => (PartitionSignals::default(), "none"),
+            (Some(l), Some(c)) if progress(&c) > progress(&l) => (c, StateSource::Changelog),
+            (Some(l), _) => (l, StateSource::Local),
+            (None, Some(c)) => (c, StateSource::Changelog),
+            (None, None) => (PartitionSignals::default(), StateSource::None),
         };
-        if self.changelog.is_some() && from == "local" && logged_progress < Some(progress(&state)) {
+        if self.changelog.is_some()
+            && from == StateSource::Local
+            && logged_progress < Some(progress(&state))
+        {
             self.changed
                 .insert(partition, state.skus.keys().cloned().collect());
         }
-        tracing::info!(partition, from, skus = state.skus.len(), next = ?state.next, "signal state restored");
+        tracing::info!(partition, from = %from, skus = state.skus.len(), next = ?state.next, "signal state restored");
         Ok(state)
     }
 

@@ -206,12 +206,12 @@ pub fn describe() {
 
 /// Counter pair: a metric handle and a local atomic the engine can read back.
 #[derive(Debug)]
-pub struct Tally {
+pub struct ReadableCounter {
     local: AtomicU64,
     metric: Counter,
 }
 
-impl Tally {
+impl ReadableCounter {
     pub(crate) fn new(metric: Counter) -> Self {
         Self {
             local: AtomicU64::new(0),
@@ -234,18 +234,18 @@ impl Tally {
 /// All of the engine's counters and metric handles.
 #[derive(Debug)]
 pub struct EngineStats {
-    consumed: [Tally; 2],
-    rejected: Vec<Tally>,
+    consumed: [ReadableCounter; 2],
+    rejected: Vec<ReadableCounter>,
     /// Dead letters acknowledged by the broker.
-    pub dead_letters: Tally,
+    pub dead_letters: ReadableCounter,
     /// Events applied to windows.
-    pub window_updates: Tally,
+    pub window_updates: ReadableCounter,
     /// Windows scored.
-    pub windows_scored: Tally,
+    pub windows_scored: ReadableCounter,
     /// Trend updates acknowledged.
-    pub updates_published: Tally,
+    pub updates_published: ReadableCounter,
     /// Publish failures.
-    pub publish_errors: Tally,
+    pub publish_errors: ReadableCounter,
     evictions_idle: Counter,
     evictions_capacity: Counter,
     skus: Gauge,
@@ -258,17 +258,17 @@ pub struct EngineStats {
     backlog_gauge: Gauge,
     paused_gauge: Gauge,
     /// Backpressure pauses.
-    pub pauses: Tally,
+    pub pauses: ReadableCounter,
     /// Replayed messages skipped because restored state held them.
-    pub replay_skipped: Tally,
+    pub replay_skipped: ReadableCounter,
     /// Rewinds over input gaps and stalls.
-    pub rewinds: Tally,
+    pub rewinds: ReadableCounter,
     /// Messages a rewind delivered again (dropped).
-    pub rewind_duplicates: Tally,
+    pub rewind_duplicates: ReadableCounter,
     /// Offsets accepted as missing from the log.
-    pub offsets_missing: Tally,
+    pub offsets_missing: ReadableCounter,
     /// Checkpoints committed.
-    pub checkpoints: Tally,
+    pub checkpoints: ReadableCounter,
     checkpoint_duration: Histogram,
     restore_duration: Histogram,
     /// Recent event→update latencies in ms, for load tests (bounded).
@@ -287,20 +287,23 @@ impl Default for EngineStats {
 impl EngineStats {
     /// Resolves every handle against the current recorder (a no-op recorder if none is installed).
     pub fn new() -> Self {
-        let consumed = [Source::Sales, Source::Clicks]
-            .map(|s| Tally::new(metrics::counter!(EVENTS_CONSUMED, "source" => s.as_str())));
+        let consumed = [Source::Sales, Source::Clicks].map(|s| {
+            ReadableCounter::new(metrics::counter!(EVENTS_CONSUMED, "source" => s.as_str()))
+        });
         let rejected = RejectReason::ALL
             .iter()
-            .map(|r| Tally::new(metrics::counter!(EVENTS_REJECTED, "reason" => r.as_str())))
+            .map(|r| {
+                ReadableCounter::new(metrics::counter!(EVENTS_REJECTED, "reason" => r.as_str()))
+            })
             .collect();
         Self {
             consumed,
             rejected,
-            dead_letters: Tally::new(metrics::counter!(DEAD_LETTERS)),
-            window_updates: Tally::new(metrics::counter!(WINDOW_UPDATES)),
-            windows_scored: Tally::new(metrics::counter!(WINDOWS_SCORED)),
-            updates_published: Tally::new(metrics::counter!(UPDATES_PUBLISHED)),
-            publish_errors: Tally::new(metrics::counter!(PUBLISH_ERRORS)),
+            dead_letters: ReadableCounter::new(metrics::counter!(DEAD_LETTERS)),
+            window_updates: ReadableCounter::new(metrics::counter!(WINDOW_UPDATES)),
+            windows_scored: ReadableCounter::new(metrics::counter!(WINDOWS_SCORED)),
+            updates_published: ReadableCounter::new(metrics::counter!(UPDATES_PUBLISHED)),
+            publish_errors: ReadableCounter::new(metrics::counter!(PUBLISH_ERRORS)),
             evictions_idle: metrics::counter!(WINDOW_EVICTIONS, "reason" => "idle"),
             evictions_capacity: metrics::counter!(WINDOW_EVICTIONS, "reason" => "capacity"),
             skus: metrics::gauge!(WINDOW_SKUS),
@@ -312,12 +315,12 @@ impl EngineStats {
             backlog: std::sync::atomic::AtomicUsize::new(0),
             backlog_gauge: metrics::gauge!(SCORING_BACKLOG),
             paused_gauge: metrics::gauge!(CONSUMER_PAUSED),
-            pauses: Tally::new(metrics::counter!(CONSUMER_PAUSES)),
-            replay_skipped: Tally::new(metrics::counter!(REPLAY_SKIPPED)),
-            rewinds: Tally::new(metrics::counter!(INPUT_REWINDS)),
-            rewind_duplicates: Tally::new(metrics::counter!(REWIND_DUPLICATES)),
-            offsets_missing: Tally::new(metrics::counter!(OFFSETS_MISSING)),
-            checkpoints: Tally::new(metrics::counter!(CHECKPOINTS)),
+            pauses: ReadableCounter::new(metrics::counter!(CONSUMER_PAUSES)),
+            replay_skipped: ReadableCounter::new(metrics::counter!(REPLAY_SKIPPED)),
+            rewinds: ReadableCounter::new(metrics::counter!(INPUT_REWINDS)),
+            rewind_duplicates: ReadableCounter::new(metrics::counter!(REWIND_DUPLICATES)),
+            offsets_missing: ReadableCounter::new(metrics::counter!(OFFSETS_MISSING)),
+            checkpoints: ReadableCounter::new(metrics::counter!(CHECKPOINTS)),
             checkpoint_duration: metrics::histogram!(CHECKPOINT_DURATION),
             restore_duration: metrics::histogram!(RESTORE_DURATION),
             latency_samples: std::sync::Mutex::new(Vec::new()),
@@ -336,23 +339,23 @@ impl EngineStats {
     }
 
     /// One input message consumed from `source`.
-    pub fn consumed(&self, source: Source) -> &Tally {
+    pub fn consumed(&self, source: Source) -> &ReadableCounter {
         &self.consumed[source as usize]
     }
 
     /// Rejections for `reason`.
-    pub fn rejected(&self, reason: RejectReason) -> &Tally {
+    pub fn rejected(&self, reason: RejectReason) -> &ReadableCounter {
         &self.rejected[reason as usize]
     }
 
     /// Messages consumed from both topics.
     pub fn total_consumed(&self) -> u64 {
-        self.consumed.iter().map(Tally::get).sum()
+        self.consumed.iter().map(ReadableCounter::get).sum()
     }
 
     /// Messages rejected for any reason.
     pub fn total_rejected(&self) -> u64 {
-        self.rejected.iter().map(Tally::get).sum()
+        self.rejected.iter().map(ReadableCounter::get).sum()
     }
 
     /// Rejections per reason code, non-zero ones only.
