@@ -115,6 +115,23 @@ fn wait_exit(
     (status, stderr)
 }
 
+/// Runs `command` (a `trendcast run`) until it exits, at most 60 s; asserts that it failed and
+/// that its stderr names every one of `naming`. Returns the stderr.
+fn run_until_failure(command: &mut Command, naming: &[&str]) -> String {
+    let started = Instant::now();
+    let mut child = command.spawn().expect("spawn trendcast run");
+    let (status, stderr) = wait_exit(&mut child, Duration::from_secs(60));
+    eprintln!("exited after {:.1?}", started.elapsed());
+    assert!(!status.success(), "exit status {status}; stderr:\n{stderr}");
+    for name in naming {
+        assert!(
+            stderr.contains(name),
+            "the report does not name {name:?}; stderr:\n{stderr}"
+        );
+    }
+    stderr
+}
+
 /// The broker refuses every write to the output topic (an ACL denial, as librdkafka's mock
 /// cluster reports it in the topic's metadata): the engine must not sit up publishing nothing
 /// and committing nothing, but exit non-zero, naming the refusal, without committing offsets
@@ -147,20 +164,13 @@ fn a_broker_that_refuses_the_output_topic_makes_run_exit_non_zero() {
     produce(&brokers, &topics.sales, &input);
 
     let state = tempfile::tempdir().expect("state dir");
-    let started = Instant::now();
-    let mut child = trendcast_run(&topics, &group, state.path())
-        .env("TRENDCAST_KAFKA__BROKERS", &brokers)
-        .env("TRENDCAST_SCORING__MIN_RESCORE_INTERVAL", "50ms")
-        .env("TRENDCAST_SIGNALS__ENABLED", "false")
-        .env("TRENDCAST_TELEMETRY__METRICS_LISTEN", "")
-        .spawn()
-        .expect("spawn trendcast run");
-    let (status, stderr) = wait_exit(&mut child, Duration::from_secs(60));
-    eprintln!("exited after {:.1?}", started.elapsed());
-    assert!(!status.success(), "exit status {status}; stderr:\n{stderr}");
-    assert!(
-        stderr.contains("refused") && stderr.contains("scorer"),
-        "the report names the refusal and the thread; stderr:\n{stderr}"
+    let stderr = run_until_failure(
+        trendcast_run(&topics, &group, state.path())
+            .env("TRENDCAST_KAFKA__BROKERS", &brokers)
+            .env("TRENDCAST_SCORING__MIN_RESCORE_INTERVAL", "50ms")
+            .env("TRENDCAST_SIGNALS__ENABLED", "false")
+            .env("TRENDCAST_TELEMETRY__METRICS_LISTEN", ""),
+        &["refused", "scorer"],
     );
     assert!(
         stderr.contains("Authorization") || stderr.contains("authoriz"),
@@ -185,18 +195,11 @@ fn an_unreadable_window_checkpoint_makes_run_exit_non_zero() {
         .path()
         .join(trendcast::checkpoint::checkpointer::folder_name(&group));
     std::fs::create_dir_all(folder.join("p0.log")).expect("a directory where the log should be");
-    let started = Instant::now();
-    let mut child = trendcast_run(&topics, &group, state.path())
-        .env("TRENDCAST_SIGNALS__ENABLED", "false")
-        .env("TRENDCAST_TELEMETRY__METRICS_LISTEN", "")
-        .spawn()
-        .expect("spawn trendcast run");
-    let (status, stderr) = wait_exit(&mut child, Duration::from_secs(60));
-    eprintln!("exited after {:.1?}", started.elapsed());
-    assert!(!status.success(), "exit status {status}; stderr:\n{stderr}");
-    assert!(
-        stderr.contains("ingest") && stderr.contains("p0.log"),
-        "the report names the thread and the file; stderr:\n{stderr}"
+    run_until_failure(
+        trendcast_run(&topics, &group, state.path())
+            .env("TRENDCAST_SIGNALS__ENABLED", "false")
+            .env("TRENDCAST_TELEMETRY__METRICS_LISTEN", ""),
+        &["ingest", "p0.log"],
     );
 }
 
@@ -218,18 +221,11 @@ fn a_damaged_signal_state_file_makes_run_exit_non_zero() {
         ));
     std::fs::create_dir_all(&folder).expect("signals state folder");
     std::fs::write(folder.join("partition-0.bin"), b"TCS\x02 not a state").expect("damaged file");
-    let started = Instant::now();
-    let mut child = trendcast_run(&topics, &group, state.path())
-        .env("TRENDCAST_SIGNALS__ENABLED", "true")
-        .env("TRENDCAST_SIGNALS__HOT_PRODUCTS_TOPIC", &hot)
-        .env("TRENDCAST_TELEMETRY__METRICS_LISTEN", "")
-        .spawn()
-        .expect("spawn trendcast run");
-    let (status, stderr) = wait_exit(&mut child, Duration::from_secs(60));
-    eprintln!("exited after {:.1?}", started.elapsed());
-    assert!(!status.success(), "exit status {status}; stderr:\n{stderr}");
-    assert!(
-        stderr.contains("signals") && stderr.contains("partition-0.bin"),
-        "the report names the thread and the file; stderr:\n{stderr}"
+    run_until_failure(
+        trendcast_run(&topics, &group, state.path())
+            .env("TRENDCAST_SIGNALS__ENABLED", "true")
+            .env("TRENDCAST_SIGNALS__HOT_PRODUCTS_TOPIC", &hot)
+            .env("TRENDCAST_TELEMETRY__METRICS_LISTEN", ""),
+        &["signals", "partition-0.bin"],
     );
 }
