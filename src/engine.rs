@@ -23,7 +23,7 @@ use crate::publish::{PublishError, Publisher};
 use crate::scoring::scorer::ScorerError;
 use crate::scoring::{
     flush_scorer, ManifestError, Model, ModelError, ResolvedManifest, Scorer, ScorerMsg,
-    UpdateObserver,
+    ScoringBacklog, UpdateObserver,
 };
 use crate::signals::processor::SignalStats;
 use crate::signals::{Signals, SignalsError};
@@ -73,6 +73,7 @@ pub struct RunningEngine {
     model_id: String,
     provider: &'static str,
     health: Arc<Health>,
+    backlog: ScoringBacklog,
 }
 
 /// Loads and checks the model named by `settings` (without starting anything else).
@@ -152,6 +153,7 @@ impl RunningEngine {
             None => None,
         };
         let (scorer_tx, scorer_rx) = channel();
+        let backlog = ScoringBacklog::default();
         let ingest = Ingest::new(
             &settings.kafka,
             settings.ingest.clone(),
@@ -163,6 +165,7 @@ impl RunningEngine {
             stats.clone(),
             health.clone(),
             scorer_tx.clone(),
+            backlog.clone(),
         )?;
         let scorer = Scorer::new(
             store.clone(),
@@ -173,6 +176,7 @@ impl RunningEngine {
             settings.scoring.clone(),
             settings.trend,
             observer,
+            backlog.clone(),
         );
         let stop = Arc::new(AtomicBool::new(false));
         let scorer = spawn("scorer", &health, move || scorer.run(scorer_rx))?;
@@ -201,7 +205,13 @@ impl RunningEngine {
             model_id,
             provider,
             health,
+            backlog,
         })
+    }
+
+    /// Windows ready but not yet scored, as the scorer last published it.
+    pub fn scoring_backlog(&self) -> usize {
+        self.backlog.get()
     }
 
     /// Liveness and readiness, as the health probes report them.

@@ -410,7 +410,7 @@ fn settle(
         }
         let stats = engine.stats();
         let caught_up = stats.total_consumed() >= produced
-            && stats.scoring_backlog() == 0
+            && engine.scoring_backlog() == 0
             && engine.publisher_in_flight() == 0
             && signals.updates.get() + signals.inventory.get()
                 >= stats.updates_published.get() + snapshots;
@@ -421,7 +421,7 @@ fn settle(
             tracing::warn!(
                 consumed = stats.total_consumed(),
                 produced,
-                backlog = stats.scoring_backlog(),
+                backlog = engine.scoring_backlog(),
                 in_flight = engine.publisher_in_flight(),
                 signal_inputs = signals.updates.get() + signals.inventory.get(),
                 published = stats.updates_published.get(),

@@ -35,7 +35,7 @@ use crate::checkpoint::checkpointer::{FINAL_PATIENCE, PERIODIC_PATIENCE};
 use crate::checkpoint::{CheckpointError, CheckpointSettings, Checkpointer};
 use crate::kafka::KafkaSettings;
 use crate::publish::{PublishError, Publisher};
-use crate::scoring::{flush_scorer, ScorerMsg};
+use crate::scoring::{flush_scorer, ScorerMsg, ScoringBacklog};
 use crate::telemetry::{EngineStats, Health};
 use crate::window::{Admission, WindowStore};
 
@@ -170,6 +170,8 @@ pub struct Ingest {
     backpressure: Backpressure,
     paused: bool,
     health: Arc<Health>,
+    /// The scorer's backlog, for backpressure.
+    backlog: ScoringBacklog,
 }
 
 /// Ingest's state, shared by the poll loop and the rebalance callbacks: everything a message is
@@ -210,6 +212,7 @@ impl Ingest {
         stats: Arc<EngineStats>,
         health: Arc<Health>,
         scorer: Sender<ScorerMsg>,
+        backlog: ScoringBacklog,
     ) -> Result<Self, IngestError> {
         let mut config = kafka.consumer_config();
         // statistics carry the high watermarks that event-time alignment reads
@@ -256,6 +259,7 @@ impl Ingest {
             backpressure,
             paused: false,
             health,
+            backlog,
         })
     }
 
@@ -327,7 +331,7 @@ impl Ingest {
         let (backlog, in_flight) = {
             let a = lock(&self.shared);
             (
-                a.stats.scoring_backlog(),
+                self.backlog.get(),
                 usize::try_from(a.publisher.in_flight()).unwrap_or(0),
             )
         };

@@ -8,11 +8,31 @@ pub mod scorer;
 pub mod trend;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use manifest::{ManifestError, ModelManifest, ResolvedManifest};
 pub use model::{BatchForecast, Model, ModelError};
 pub use scorer::{flush_scorer, Scorer, ScorerMsg, UpdateObserver};
+
+/// The scorer's backlog (windows ready but not yet scored), as the scorer last published it.
+/// Ingest reads it to decide backpressure; it is a control signal, so it is a handle of its own
+/// rather than a value read back from telemetry (the gauge is set beside it). Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct ScoringBacklog(Arc<AtomicUsize>);
+
+impl ScoringBacklog {
+    /// Publishes the backlog (by the scorer).
+    pub fn set(&self, windows: usize) {
+        self.0.store(windows, Ordering::Relaxed);
+    }
+
+    /// The latest published backlog.
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+}
 
 /// Which ONNX Runtime execution provider to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

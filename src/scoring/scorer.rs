@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use super::model::{BatchForecast, Model, ModelError};
 use super::trend::{derive, RowForecast, TrendConfig, TrendRule};
-use super::ScoringSettings;
+use super::{ScoringBacklog, ScoringSettings};
 use crate::publish::{HorizonStep, MessageKind, Publisher, TrendUpdate};
 use crate::telemetry::EngineStats;
 use crate::window::{rfc3339, BucketIndex, Feature, ScoreDecision, WindowStore};
@@ -56,6 +56,8 @@ pub struct Scorer {
     settings: ScoringSettings,
     trend: TrendRule,
     observer: Option<UpdateObserver>,
+    /// Published for ingest's backpressure.
+    backlog: ScoringBacklog,
     clock: Instant,
     /// SKUs waiting for bucket `key` to close.
     pending: BTreeMap<BucketIndex, Vec<Arc<str>>>,
@@ -102,6 +104,7 @@ impl Scorer {
         settings: ScoringSettings,
         trend: TrendConfig,
         observer: Option<UpdateObserver>,
+        backlog: ScoringBacklog,
     ) -> Self {
         let trend = TrendRule::for_model(&trend, &model.manifest().manifest);
         let per = model.window_values();
@@ -132,6 +135,7 @@ impl Scorer {
             settings,
             trend,
             observer,
+            backlog,
             clock: Instant::now(),
             pending: BTreeMap::new(),
             ready: VecDeque::new(),
@@ -181,6 +185,7 @@ impl Scorer {
             self.score_some()?;
             // walking forward re-queues SKUs at buckets that may already be closed
             self.collect_ready();
+            self.backlog.set(self.ready.len());
             self.stats.set_scoring_backlog(self.ready.len());
             if self.ready.is_empty() {
                 self.force = false;

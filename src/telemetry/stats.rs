@@ -254,7 +254,6 @@ pub struct EngineStats {
     scoring_latency: Histogram,
     publish_latency: Histogram,
     event_to_update: Histogram,
-    backlog: std::sync::atomic::AtomicUsize,
     backlog_gauge: Gauge,
     paused_gauge: Gauge,
     /// Backpressure pauses.
@@ -312,7 +311,6 @@ impl EngineStats {
             scoring_latency: metrics::histogram!(SCORING_LATENCY),
             publish_latency: metrics::histogram!(PUBLISH_LATENCY),
             event_to_update: metrics::histogram!(EVENT_TO_UPDATE),
-            backlog: std::sync::atomic::AtomicUsize::new(0),
             backlog_gauge: metrics::gauge!(SCORING_BACKLOG),
             paused_gauge: metrics::gauge!(CONSUMER_PAUSED),
             pauses: ReadableCounter::new(metrics::counter!(CONSUMER_PAUSES)),
@@ -390,15 +388,9 @@ impl EngineStats {
         self.windows_scored.add(windows as u64);
     }
 
-    /// Sets the scoring backlog (windows ready but not yet scored).
+    /// Sets the scoring backlog gauge (windows ready but not yet scored).
     pub fn set_scoring_backlog(&self, n: usize) {
-        self.backlog.store(n, Ordering::Relaxed);
         self.backlog_gauge.set(n as f64);
-    }
-
-    /// The scoring backlog.
-    pub fn scoring_backlog(&self) -> usize {
-        self.backlog.load(Ordering::Relaxed)
     }
 
     /// Records a pause (`true`) or resume (`false`) of the input partitions.
