@@ -69,12 +69,13 @@ fn evaluate_reproduces_the_python_evaluation_of_the_shipped_model() {
         ),
         "{report}"
     );
-    let ours = row(&report, "trendcast trendcast-demand-gbdt@1");
+    let (engine_name, python_key) = shipped_model();
+    let ours = row(&report, &format!("trendcast {engine_name}"));
     let python: serde_json::Value = serde_json::from_slice(
         &std::fs::read(root().join("models/trendcast-demand/metrics.json")).expect("metrics.json"),
     )
     .expect("json");
-    let py = &python["eval"]["trendcast-gbdt"];
+    let py = &python["eval"][&python_key];
     for (i, key) in [
         "WRMSSE",
         "WQL",
@@ -95,7 +96,7 @@ fn evaluate_reproduces_the_python_evaluation_of_the_shipped_model() {
             ours[i]
         );
     }
-    check_calls(&report, &python["eval"]["trendcast-gbdt"]);
+    check_calls(&report, &engine_name, py);
     // one line per (series, origin, day)
     let lines = std::fs::read_to_string(&forecasts).expect("forecasts");
     assert_eq!(lines.lines().count(), 1 + 2234 * 4 * 14);
@@ -107,12 +108,12 @@ fn evaluate_reproduces_the_python_evaluation_of_the_shipped_model() {
 /// The trend-call table: the model's macro-F1, Brier and hot precision@20 match Python's (the
 /// same classifier through the same ONNX graph; the ranking's ties may order differently), and
 /// the rules and climatology are reported beside them.
-fn check_calls(report: &str, py: &serde_json::Value) {
+fn check_calls(report: &str, engine_name: &str, py: &serde_json::Value) {
     let calls = report
         .split("### Trend calls")
         .nth(1)
         .unwrap_or_else(|| panic!("no trend-call table in:\n{report}"));
-    let ours = row(calls, "trendcast trendcast-demand-gbdt@1");
+    let ours = row(calls, &format!("trendcast {engine_name}"));
     // the per-class cells hold "P / R / F1" and parse to nothing: macro-F1, Brier, hot@20 remain
     let [macro_f1, brier, hot] = ours[..] else {
         panic!("unexpected call row {ours:?}");

@@ -41,6 +41,26 @@ pub fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The shipped model as the engine names it (`name@version` from its manifest) and as the
+/// training report keys it in `metrics.json` (`trendcast-<family>`, its `shipped` field): the
+/// tests follow whichever family the training run chose.
+pub fn shipped_model() -> (String, String) {
+    let dir = root().join("models/trendcast-demand");
+    let read = |file: &str| -> serde_json::Value {
+        let bytes = std::fs::read(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{file}: {e}"))
+    };
+    let manifest = read("manifest.json");
+    let engine_name = format!(
+        "{}@{}",
+        manifest["name"].as_str().expect("manifest name"),
+        manifest["version"].as_str().expect("manifest version")
+    );
+    let metrics = read("metrics.json");
+    let key = metrics["shipped"].as_str().expect("metrics.json names the shipped model");
+    (engine_name, key.to_string())
+}
+
 /// A name no other test run uses.
 pub fn unique(prefix: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);

@@ -23,6 +23,7 @@ Takes ~5 minutes on 2 cores with the export cached.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 
 import numpy as np
@@ -165,6 +166,9 @@ def main() -> None:
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=D.DEFAULTS["rows"])
+    ap.add_argument("--student", type=json.loads, action="append", default=[],
+                    help="JSON overrides of student.DEFAULTS: distil a student from the shipped recipe (repeatable)")
+    ap.add_argument("--students-only", action="store_true", help="skip the small booster and the plain MLP head")
     a = ap.parse_args()
     W, H = 28, 14
     ex = load_export(export_windows(ROOT / "data/online-retail/online_retail.csv.gz", "online-retail", H, W))
@@ -187,9 +191,9 @@ def main() -> None:
     split = org + H > vap.cutoff - params["early_stop_days"]
     print(f"training windows {len(y)} ({n_syn} synthetic), early-stopping windows {split.sum()}")
 
-    rows = []
-    for name, over in (("gbdt-shipped", {}),
-                       ("gbdt-small", dict(num_leaves=15, learning_rate=0.3, max_trees=60, patience=10))):
+    rows, teacher = [], None
+    boosters = (("gbdt-shipped", {}), ("gbdt-small", dict(num_leaves=15, learning_rate=0.3, max_trees=60, patience=10)))
+    for name, over in boosters[:1 if a.students_only else 2]:
         p = dict(params, **over)
         t0 = time.time()
         bp = booster_params(p, "multiclass", num_class=3)
@@ -206,14 +210,26 @@ def main() -> None:
         r["rate"] = windows_per_s(model, False, es.windows, es.origin, W, H)
         rows.append(r)
         print(r, flush=True)
-    t0 = time.time()
-    head = train_head(X, y, split)
-    fit_s = time.time() - t0
-    r = two_fold(head, feats_val, truth, es.origin)
-    r.update(name="mlp-64", size=f"{sum(v.size for v in head.p.values())} weights", fit_s=fit_s,
-             rate=windows_per_s(head, True, es.windows, es.origin, W, H))
-    rows.append(r)
-    print(r, flush=True)
+        teacher = teacher or model
+    for over in a.student:
+        t0 = time.time()
+        distilled = D.Direction(teacher.booster, D.BAND, D.FLOOR)
+        distilled.student = D.distil(teacher, ex, vap.cutoff, (X, y, split), dict(params, student=over))
+        fit_s = time.time() - t0
+        r = two_fold(distilled, feats_val, truth, es.origin)
+        r.update(name=f"student {over}", size=f"{distilled.student.size()} weights", fit_s=fit_s,
+                 rate=windows_per_s(distilled, False, es.windows, es.origin, W, H))
+        rows.append(r)
+        print(r, flush=True)
+    if not a.students_only:
+        t0 = time.time()
+        head = train_head(X, y, split)
+        fit_s = time.time() - t0
+        r = two_fold(head, feats_val, truth, es.origin)
+        r.update(name="mlp-64", size=f"{sum(v.size for v in head.p.values())} weights", fit_s=fit_s,
+                 rate=windows_per_s(head, True, es.windows, es.origin, W, H))
+        rows.append(r)
+        print(r, flush=True)
     print("\n| classifier | size | macro-F1 (2-fold calibration) | Brier of p_up | windows/s (features + head) | fit s |")
     print("|---|---|---|---|---|---|")
     for r in rows:

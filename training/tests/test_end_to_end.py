@@ -85,17 +85,26 @@ def test_gbdt_and_mlp_train_export_score(small):
     assert np.abs(p_up - pu).max() <= 1e-4
 
 
-def test_direction_classifier_trains_calibrates_and_exports(small):
-    """A tiny direction classifier: calibrated probabilities sum to one, the ONNX `direction`
-    output of a GBDT export matches the booster, and the manifest names it."""
+SMALL_STUDENT = {"extra_real": 3000, "extra_synthetic": 1000, "epochs": 3, "hidden": 8}
+
+
+@pytest.mark.parametrize("student", [False, SMALL_STUDENT], ids=["trees", "distilled-student"])
+def test_direction_classifier_trains_calibrates_and_exports(small, student):
+    """A tiny direction classifier (the trees, or a student distilled from them): calibrated
+    probabilities sum to one, the ONNX `direction` output of a GBDT export matches the numpy /
+    LightGBM probabilities, and the manifest names it."""
     from trendcast_training import direction as D
     from trendcast_training.onnx_out import manifest
 
     _, ex = small
     cutoff = int(ex.origin.max()) - 7
     p = dict(D.DEFAULTS, rows=3000, max_trees=20, num_leaves=7, min_data_in_leaf=20, early_stop_days=7,
-             patience=5)
+             patience=5, student=student)
     model = D.train(ex, cutoff, p, log=lambda *a: None)
+    assert (model.student is not None) == bool(student)
+    if student:
+        assert model.student.size() == (model.student.mu.size + 1) * 8 + (8 + 1) * 3
+        assert "distilled" in model.describe()
     idx = np.nonzero(ex.complete)[0][:800]
     w, o = np.asarray(ex.windows[idx]), ex.origin[idx]
     feats = D.compute(w, o, 28, 7)
@@ -129,24 +138,29 @@ def test_synthetic_trends_carry_on_past_the_origin():
     assert (labels[up] == D.RISING).mean() > 0.8
 
 
-def test_train_cli_writes_model_and_manifest(small, tmp_path):
+def test_train_sh_on_your_own_log_writes_model_and_manifest(small, tmp_path):
+    """`bash training/train.sh --events LOG` as a user runs it on their own log (a slice of Online
+    Retail here): origins derived from the log, a holiday calendar by country code, tiny models."""
+    from trendcast_training.data import derive_origins
+
     d, ex = small
     src = d / "or120k.csv"
-    last = np.datetime64(int(ex.origin.max()) - 8, "D")
-    ev = [str(last - 7), str(last)]
-    va = [str(last - 21), str(last - 14)]
     out = tmp_path / "model"
-    cmd = [sys.executable, "-m", "trendcast_training.train", "--events", str(src), "--format", "online-retail",
-           "--out", str(out), "--work", str(tmp_path / "work"), "--horizon", "7", "--min-sale-days", "3",
-           "--eval-origins", *ev, "--valid-origins", *va, "--baselines", "simple",
+    cmd = ["bash", str(ROOT / "training" / "train.sh"), "--events", str(src), "--format", "online-retail",
+           "--out", str(out), "--holidays", "GB-ENG",
+           "--work", str(tmp_path / "work"), "--horizon", "7", "--min-sale-days", "3", "--baselines", "simple",
+           "--families", "gbdt", "mlp", "tcn",
            "--gbdt", json.dumps({"n_trees": 5, "rows": 3000, "num_leaves": 7, "min_data_in_leaf": 20}),
            "--mlp", json.dumps({"rows": 3000, "epochs": 1, "hidden": 16, "valid_days": 7}),
            "--tcn", json.dumps({"rows": 2000, "epochs": 1, "hidden": 16, "channels": 4, "valid_days": 7}),
            "--direction", json.dumps({"rows": 3000, "max_trees": 20, "num_leaves": 7, "min_data_in_leaf": 20,
-                                      "early_stop_days": 7, "patience": 5})]
-    env = dict(os.environ, TRENDCAST_CACHE=str(tmp_path / "cache"))
-    subprocess.run(cmd, check=True, cwd=ROOT / "training", stdout=subprocess.DEVNULL, env=env)
+                                      "early_stop_days": 7, "patience": 5, "student": SMALL_STUDENT}),
+           "--strong", json.dumps({"rounds": 10, "train_days": 60})]
+    env = dict(os.environ, TRENDCAST_CACHE=str(tmp_path / "cache"), TRENDCAST_TRAIN_REQUIREMENTS="test",
+               TRENDCAST_ENGINE_BIN=str(BINARY))
+    subprocess.run(cmd, check=True, cwd=tmp_path, stdout=subprocess.DEVNULL, env=env)
     man = json.loads((out / "manifest.json").read_text())
+    assert "holidays: GB-ENG" in man["normalisation"]
     assert man["window_len"] == 28 and man["horizon"] == 7 and man["calendar_input"]["name"] == "origin_day"
     sess = ort.InferenceSession(str(out / man["model_file"]), providers=["CPUExecutionProvider"])
     assert [i.name for i in sess.get_inputs()] == ["window", "origin_day"]
@@ -156,6 +170,10 @@ def test_train_cli_writes_model_and_manifest(small, tmp_path):
     assert q.shape == (3, 7, 3) and mean.shape == (3, 7) and probs.shape == (3, 3)
     assert man["direction_output"]["name"] == "direction" and len(man["direction_output"]["call_weights"]) == 3
     summary = json.loads((tmp_path / "work" / "summary.json").read_text())
+    # the origins came from the log: 4 weekly eval origins ending at its last full day, 3 validation ones before
+    ev, va = derive_origins(ex)
+    assert summary["args"]["eval_origins"] == ev and summary["args"]["valid_origins"] == va
+    assert len(ev) == 4 and len(va) == 3 and np.datetime64(ev[-1]) + 6 == np.datetime64(int(ex.origin.max()) - 2, "D")
     best = summary["best"].removeprefix("trendcast-")
     weights = summary["mean_weights"][best]
     assert len(weights) == 3 and min(weights) >= 0 and sum(weights) == pytest.approx(1.0)
@@ -166,9 +184,40 @@ def test_train_cli_writes_model_and_manifest(small, tmp_path):
     # its origins (from the log) are the ones given here, so the Rust table is there, model row first
     assert f"| trendcast trendcast-demand-{best}@1 |" in report, report
     # all three families were trained, exported and scored through onnxruntime
-    assert set(summary["eval"]) >= {"trendcast-gbdt", "trendcast-mlp", "trendcast-tcn"}
+    assert set(summary["eval"]) >= {"trendcast-gbdt", "trendcast-mlp", "trendcast-tcn", "LightGBM-M5"}
+    # the strong baseline was tuned on the validation origins and its table, mean included, went to the engine
+    assert "LightGBM-M5" in summary["valid"]
+    assert (tmp_path / "work" / "forecasts-LightGBM-M5.csv").read_text().startswith("sku,origin,date,q0.1,q0.5,q0.9,mean")
+    assert "| LightGBM-M5 |" in report.split("## Through the serving code")[1]
+    # each family's graph was timed, and the shipped one met the budget (the tiny MLP always does)
+    assert set(summary["windows_per_s"]) == {"gbdt", "mlp", "tcn"}
+    assert summary["windows_per_s"][best] >= 100_000 and "among the families scoring" in summary["choice"]
+    assert "## Scoring speed and the choice of the shipped model" in report
     assert (tmp_path / "work" / "model-tcn" / "model.onnx").exists()
     assert (out / "EVALUATION.md").exists() and (out / "fan_chart.png").exists()
+
+
+def test_origins_from_the_log_are_the_standard_ones_on_online_retail_and_calendars_check_their_code():
+    from types import SimpleNamespace
+
+    from trendcast_training import calendar
+    from trendcast_training.data import ONLINE_RETAIL_EVAL, ONLINE_RETAIL_VALID, day_of, derive_origins
+
+    # the full log's latest event is on 2011-12-09: the row holding that day has origin 2011-12-10
+    ex = SimpleNamespace(horizon=14, origin=np.array([day_of("2010-12-02"), day_of("2011-12-10")]))
+    assert derive_origins(ex) == (ONLINE_RETAIL_EVAL, ONLINE_RETAIL_VALID)
+    assert derive_origins(ex, eval_origins=["2011-06-10", "2011-06-03"])[1] == ["2011-05-06", "2011-05-13",
+                                                                                "2011-05-20"]
+    try:
+        assert calendar.use("GB-ENG") == "GB-ENG"
+        day0, flags = calendar.holiday_table()
+        assert flags[day_of("2011-12-26") - day0] == 1.0 and flags[day_of("2011-12-27") - day0] == 1.0
+        assert flags[day_of("2011-07-04") - day0] == 0.0
+        with pytest.raises(calendar.UnknownCalendar, match="XX"):
+            calendar.use("XX")
+        assert calendar.use("none") == "none" and calendar.holiday_table()[1].sum() == 0
+    finally:
+        calendar.use("none")
 
 
 def test_jsonl_converter_matches_engine_reader(small, tmp_path):

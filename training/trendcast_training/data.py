@@ -140,6 +140,23 @@ ONLINE_RETAIL_EVAL = ["2011-11-04", "2011-11-11", "2011-11-18", "2011-11-25"]
 ONLINE_RETAIL_VALID = ["2011-10-07", "2011-10-14", "2011-10-21"]
 
 
+def derive_origins(ex: Export, n_eval: int = 4, n_valid: int = 3, eval_origins=None) -> tuple[list, list]:
+    """The protocol's origins from the log itself, as `trendcast evaluate` picks them: `n_eval`
+    origins 7 days apart, the last one's horizon ending on the last full day (the day before the
+    latest event's day); then `n_valid` validation origins 7 days apart, the last one's horizon
+    ending on the first eval origin. Given eval origins, only the validation ones are derived.
+    Returns ISO dates (eval, valid). On Online Retail this gives ONLINE_RETAIL_EVAL / _VALID."""
+    H = ex.horizon
+    if eval_origins:
+        ev = sorted(day_of(x) for x in eval_origins)
+    else:
+        latest_day = int(ex.origin.max()) - 1  # the row with origin o holds day o - 1 in its last slot
+        last = latest_day - H  # its horizon ends on latest_day - 1, the last full day
+        ev = [last - 7 * k for k in range(n_eval - 1, -1, -1)]
+    va = [ev[0] - H - 7 * k for k in range(n_valid - 1, -1, -1)]
+    return [str(date_of(d)) for d in ev], [str(date_of(d)) for d in va]
+
+
 def eval_inputs(ex: Export, daily: Daily, proto: Protocol):
     """Windows, origin days, actuals for every (series, origin) pair of the protocol.
 

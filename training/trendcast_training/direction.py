@@ -18,6 +18,8 @@ validation origins for the best macro-F1.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import onnx
 from onnx import TensorProto, helper
@@ -33,7 +35,7 @@ FLOOR = 1.0
 
 DEFAULTS = dict(num_leaves=31, learning_rate=0.05, max_trees=400, min_data_in_leaf=200, feature_fraction=0.8,
                 bagging_fraction=0.8, lambda_l2=1.0, rows=300_000, early_stop_days=21, patience=30,
-                synthetic_share=0.25, synthetic_seed=11)
+                synthetic_share=0.25, synthetic_seed=11, student=True)
 
 
 # ---------------------------------------------------------------- the definition
@@ -125,17 +127,32 @@ def compute(windows: np.ndarray, origin_day: np.ndarray, W: int, H: int, batch: 
 # ---------------------------------------------------------------- the classifier
 
 class Direction:
-    """A trained direction classifier: booster + calibration (a, b) + call weights."""
+    """A trained direction classifier: booster (the teacher), optionally a neural student distilled
+    from it (then the student is what is calibrated and exported), calibration (a, b) and call
+    weights."""
 
-    def __init__(self, booster, band: float, floor: float):
+    def __init__(self, booster, band: float, floor: float, student=None):
         self.booster = booster
+        self.student = student
         self.band, self.floor = band, floor
         self.a = np.ones(3)
         self.b = np.zeros(3)
         self.call_weights = np.ones(3)
 
-    def margins(self, feats: np.ndarray) -> np.ndarray:
+    def teacher_margins(self, feats: np.ndarray) -> np.ndarray:
         return self.booster.predict(feats, raw_score=True, num_threads=2).reshape(-1, 3)
+
+    def margins(self, feats: np.ndarray) -> np.ndarray:
+        if self.student is not None:
+            return self.student.margins(feats)
+        return self.teacher_margins(feats)
+
+    def describe(self) -> str:
+        trees = f"LightGBM multiclass falling/flat/rising ({self.booster.num_trees()} trees)"
+        if self.student is None:
+            return trees
+        return (f"an MLP ({self.student.hidden} hidden ReLU units, {self.student.size()} weights) distilled from "
+                f"{trees}")
 
     def probs(self, feats: np.ndarray) -> np.ndarray:
         return softmax(self.a * self.margins(feats) + self.b)
@@ -230,7 +247,36 @@ def train(ex: Export, cutoff: int, params: dict, band: float = BAND, floor: floa
                   callbacks=[lgb.early_stopping(params["patience"], verbose=False)])
     log(f"direction: best iteration {b.best_iteration} (multi_logloss {b.best_score['valid_0']['multi_logloss']:.4f})")
     b = lgb.train(p, lgb.Dataset(X, y), num_boost_round=max(b.best_iteration, 1))
-    return Direction(b, band, floor)
+    model = Direction(b, band, floor)
+    if params.get("student"):
+        model.student = distil(model, ex, cutoff, (X, y, split), params, log)
+    return model
+
+
+def distil(teacher: Direction, ex: Export, cutoff: int, teacher_set, params: dict, log=print):
+    """The student (`student.py`) on the teacher's windows plus `extra_real` more real windows that
+    saw a sale and `extra_synthetic` more synthetic ones, all labelled by the teacher."""
+    from . import student as S
+
+    sp = dict(S.DEFAULTS, **(params["student"] if isinstance(params["student"], dict) else {}))
+    X, y, split = teacher_set
+    W, H = ex.window_len, ex.horizon
+    rng = np.random.default_rng(sp["seed"] + 1)
+    idx = train_rows(ex, cutoff)
+    idx = idx[(np.asarray(ex.windows[idx, -28:, 0]) > 0).any(1)]
+    idx = np.sort(rng.choice(idx, size=min(sp["extra_real"], len(idx)), replace=False))
+    win = np.asarray(ex.windows[idx])
+    real_y = realised(np.asarray(ex.targets[idx]), recent_level(win, H), teacher.band, teacher.floor)
+    real_split = ex.origin[idx] + H > cutoff - params["early_stop_days"]
+    swin, sfut, sorg = synthetic_windows(sp["extra_synthetic"], W, H, ex.origin[idx], params["synthetic_seed"] + 1)
+    XS = np.concatenate([X, compute(win, ex.origin[idx], W, H), compute(swin, sorg, W, H)])
+    hard = np.concatenate([y, real_y, realised(sfut, recent_level(swin, H), teacher.band, teacher.floor)])
+    split_s = np.concatenate([split, real_split, np.zeros(len(sorg), bool)])
+    t0 = time.time()
+    soft = softmax(teacher.teacher_margins(XS))
+    log(f"direction student: {len(XS)} windows labelled by the teacher in {time.time() - t0:.0f}s, "
+        f"{split_s.sum()} for early stopping")
+    return S.fit(XS, S.targets(soft, hard, sp["hard_weight"]), hard, split_s, sp, log=log)
 
 
 def calibrate(model: Direction, feats: np.ndarray, y: np.ndarray) -> None:
@@ -267,7 +313,10 @@ def graph(g: G, model: Direction | None, feat_row: str, W: int) -> list:
     if model is None:
         return []
     feats = build(g, feat_row, W)
-    z = tree_ensemble(g, [model.booster], feats, n_targets=3)
+    if model.student is not None:
+        z = model.student.graph(g, feats)
+    else:
+        z = tree_ensemble(g, [model.booster], feats, n_targets=3)
     zc = g.op("Add", [g.op("Mul", [z, g.const(model.a.astype(np.float32))]), g.const(model.b.astype(np.float32))])
     g.op("Softmax", [zc], axis=1, out="direction")
     return ["direction"]

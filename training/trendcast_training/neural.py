@@ -23,7 +23,7 @@ from .onnx_out import assemble, mean_tail, quantile_tail
 
 TAUS = np.array([0.1, 0.5, 0.9], np.float32)
 DEFAULTS = dict(hidden=256, dropout=0.2, weight_decay=1e-4, lr=3e-4, batch=512, epochs=20, patience=4,
-                rows=150_000, bce_weight=0.2, valid_days=21, seed=0)
+                rows=1_000_000, bce_weight=0.2, valid_days=21, seed=0)
 
 
 def softplus(x):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import ONLINE_RETAIL_EVAL, Protocol, build_daily, day_of, export_windows, load_export
+from .data import Protocol, build_daily, day_of, derive_origins, export_windows, load_export
 from .evalset import make_evalset
 from .onnx_out import run, session
 
@@ -47,7 +47,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("model_dir")
     ap.add_argument("--events", default=str(Path(__file__).resolve().parents[2] / "data/online-retail/online_retail.csv.gz"))
-    ap.add_argument("--format", default="online-retail")
+    ap.add_argument("--format", default="auto")
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
     mdir = Path(a.model_dir)
@@ -56,7 +56,7 @@ def main(argv=None):
     dst = Path(a.out) if a.out else mdir / "model.int8.onnx"
     quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
     ex = load_export(export_windows(a.events, a.format, man["horizon"], man["window_len"]))
-    es = make_evalset(ex, build_daily(ex), Protocol([day_of(x) for x in ONLINE_RETAIL_EVAL], man["horizon"]))
+    es = make_evalset(ex, build_daily(ex), Protocol([day_of(x) for x in derive_origins(ex)[0]], man["horizon"]))
     res = {}
     paths = {"fp32": src, "int8": dst}
     sessions = {k: session(p) for k, p in paths.items()}

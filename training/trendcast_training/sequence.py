@@ -29,7 +29,7 @@ from .neural import MLP
 from .onnx_out import assemble
 
 # neural.DEFAULTS with the encoder; the head and the training loop are neural.py's
-DEFAULTS = dict(neural.DEFAULTS, arch="tcn", channels=32)
+DEFAULTS = dict(neural.DEFAULTS, arch="tcn", channels=32, rows=150_000)  # all rows: ~25 min per fit
 CHANNELS_IN = 5
 KERNEL = 3
 DILATIONS = (1, 2, 4, 8)

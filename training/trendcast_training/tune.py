@@ -44,7 +44,7 @@ def main():
             p = dict(sequence.DEFAULTS if fam == "tcn" else neural.DEFAULTS, **c)
             model = fit_mlp(ex, vap.cutoff, p, log=lambda m: print(m, file=sys.stderr))
             q, s, pu = score_mlp(model, es, W, 14)
-        lo, hi, m = tune_widen(q, s, es, pu)
+        lo, hi, m = tune_widen(q, s, es)
         mean_w, mm = tune_mean(postprocess_np(q, s, lo, hi), es)
         print(json.dumps({"family": fam, "window": W, "config": c, "widen": [lo, hi], "seconds": round(time.time() - t, 1),
                           "WRMSSE_median_point": round(m["WRMSSE"], 4), "mean_weights": mean_w,
