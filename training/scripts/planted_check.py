@@ -40,7 +40,8 @@ for k in kinds:
         u = series(k)[-W:]
         price = rng.uniform(1.5, 5)
         orders = np.minimum(u, rng.poisson(np.maximum(u / 3, 0.1)) + (u > 0))
-        win = np.stack([u, u * price, orders, np.zeros(W), np.zeros(W), np.zeros(W)], 1)
+        views = np.ceil(orders / 3)  # a view per 3 orders, as tests/planted_trends.rs sends
+        win = np.stack([u, u * price, orders, views, np.zeros(W), np.zeros(W)], 1)
         wins.append(win)
     wins = np.array(wins, np.float32)
     out = run(sess, wins, np.full(100, origin))

@@ -36,6 +36,14 @@ def small(tmp_path_factory):
     return d, load_export(exp)
 
 
+def with_clicks(windows: np.ndarray) -> np.ndarray:
+    """The same windows with views, add-to-carts and wishlists on every sale day."""
+    w = np.array(windows, np.float32)
+    sold = w[..., 0] > 0
+    w[..., 3], w[..., 4], w[..., 5] = 5.0 * sold, 2.0 * sold, 1.0 * sold
+    return w
+
+
 def test_export_loads(small):
     _, ex = small
     assert ex.windows.shape[1:] == (28, 6) and ex.targets.shape[1] == 7
@@ -83,6 +91,9 @@ def test_gbdt_and_mlp_train_export_score(small):
     # ONNX vs the numpy training forward on 1,000 rows
     assert np.abs(q - postprocess_np(qs, s, 1.0, 1.0)).max() <= 1e-4
     assert np.abs(p_up - pu).max() <= 1e-4
+    # Online Retail has no clicks: features that never varied in training do not move the forecast
+    clicked = with_clicks(w)
+    assert np.abs(run(sess, clicked, o).q - q).max() <= 1e-4 * max(1.0, q.max())
 
 
 SMALL_STUDENT = {"extra_real": 3000, "extra_synthetic": 1000, "epochs": 3, "hidden": 8}
@@ -117,6 +128,9 @@ def test_direction_classifier_trains_calibrates_and_exports(small, student):
     out = run(session(onx), w, o)
     assert out.direction.shape == (800, 3)
     assert np.abs(out.direction - probs).max() <= 1e-4
+    # trained without clicks, the calls ignore them (the trees never split on them; the student's
+    # inputs that never varied read as 0)
+    assert np.abs(run(session(onx), with_clicks(w), o).direction - probs).max() <= 1e-4
     assert np.allclose(out.p_up, out.direction[:, 2])
     entry = D.manifest_entry(model)
     man = manifest("m", "gbdt", "", 28, 7, "model.onnx", p_up=False, normalisation="", direction=entry)

@@ -22,6 +22,17 @@ from .calendar import holiday_table
 OPSET = 18
 
 
+def input_spread(x: np.ndarray) -> np.ndarray:
+    """Per-column divisor that standardises a neural model's inputs: the training std, floored at
+    1e-3. A column that never varied in training (std < 1e-6: the click features of a sales-only
+    log, a holiday flag no training day had) gets 1e30 instead, so it reads as 0 whatever serving
+    sends, exactly as in training. Without that, a window with clicks put (clicks - 0) / 1e-3,
+    clipped to 10, into inputs the network had only ever seen at 0, and a model trained on Online
+    Retail called every planted flat series falling (tests/planted_trends.rs)."""
+    sd = x.std(0)
+    return np.where(sd < 1e-6, np.float32(1e30), np.maximum(sd, 1e-3)).astype(np.float32)
+
+
 class G:
     """Tiny helper to append nodes / constants with unique names."""
 

@@ -148,7 +148,7 @@ def train(x, y, up, origin, cutoff: int, H: int, params: dict, log=print) -> MLP
     else:
         net = MLP(x.shape[1], H, params["hidden"], params["seed"])
     net.mu = x[tr].mean(0).astype(np.float32)
-    net.sd = np.maximum(x[tr].std(0), 1e-3).astype(np.float32)
+    net.sd = F.input_spread(x[tr])
     opt_m = {k: np.zeros_like(v) for k, v in net.p.items()}
     opt_v = {k: np.zeros_like(v) for k, v in net.p.items()}
     b1, b2, eps, step = 0.9, 0.999, 1e-8, 0

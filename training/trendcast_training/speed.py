@@ -15,9 +15,11 @@ import numpy as np
 BATCH = 256
 
 
-def windows_per_s(path, windows: np.ndarray, origin_day: np.ndarray, seconds: float = 3.0) -> float:
-    """Loop over batches of `windows` (at least one batch) for `seconds`; every input the graph
-    declares (`window`, optionally `origin_day`) is fed."""
+def windows_per_s(path, windows: np.ndarray, origin_day: np.ndarray, seconds: float = 1.0, repeats: int = 3) -> float:
+    """The fastest of `repeats` loops of `seconds` each over batches of `windows` (at least one
+    batch), after a warm-up loop; every input the graph declares (`window`, optionally
+    `origin_day`) is fed. The fastest, as `timeit` advises: on a shared machine other load only
+    ever slows a loop down (one-loop figures of the same file ranged 83k-135k windows/s here)."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
@@ -32,11 +34,13 @@ def windows_per_s(path, windows: np.ndarray, origin_day: np.ndarray, seconds: fl
         if "origin_day" in names:
             f["origin_day"] = np.asarray(origin_day[i * BATCH:(i + 1) * BATCH], np.float32)
         feeds.append(f)
-    sess.run(None, feeds[0])  # warm-up
-    n, scored, t = 0, 0, time.perf_counter()
-    while time.perf_counter() - t < seconds:
-        f = feeds[n % batches]
-        sess.run(None, f)
-        scored += len(f["window"])
-        n += 1
-    return scored / (time.perf_counter() - t)
+    rates = []
+    for _ in range(repeats + 1):  # the first loop warms up
+        n, scored, t = 0, 0, time.perf_counter()
+        while time.perf_counter() - t < seconds:
+            f = feeds[n % batches]
+            sess.run(None, f)
+            scored += len(f["window"])
+            n += 1
+        rates.append(scored / (time.perf_counter() - t))
+    return max(rates[1:])

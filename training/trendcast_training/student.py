@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-from .features import G
+from .features import G, input_spread
 
 DEFAULTS = dict(hidden=64, lr=1e-3, batch=1024, epochs=40, patience=4, weight_decay=1e-4, extra_real=500_000,
                 extra_synthetic=200_000, hard_weight=0.3, seed=0)
@@ -83,7 +83,7 @@ def fit(X: np.ndarray, target: np.ndarray, hard: np.ndarray, split: np.ndarray, 
     net = Student(X.shape[1], params["hidden"], params["seed"])
     tr = ~split
     net.mu = X[tr].mean(0).astype(np.float32)
-    net.sd = np.maximum(X[tr].std(0), 1e-3).astype(np.float32)
+    net.sd = input_spread(X[tr])
     xt, tt = net.norm(X[tr]), target[tr]
     xv, yv = X[split], hard[split]
     m = {k: np.zeros_like(v) for k, v in net.p.items()}
