@@ -84,6 +84,7 @@ def test_gbdt_and_mlp_train_export_score(small):
     out = run(sess, w, o)
     q, p_up = out.q, out.p_up
     assert q.shape == (1000, 7, 3) and p_up.shape == (1000,)
+    assert (np.diff(q, axis=-1) >= 0).all(), "quantiles never cross, not even by an ulp"
     assert np.abs(out.mean - mean_np(q, (0.1, 0.6, 0.3))).max() <= 1e-4 * max(1.0, q.max())
     assert ((p_up >= 0) & (p_up <= 1)).all()
     s, _, fr = F.compute(w, o, 28, 7)
