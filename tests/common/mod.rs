@@ -57,7 +57,9 @@ pub fn shipped_model() -> (String, String) {
         manifest["version"].as_str().expect("manifest version")
     );
     let metrics = read("metrics.json");
-    let key = metrics["shipped"].as_str().expect("metrics.json names the shipped model");
+    let key = metrics["shipped"]
+        .as_str()
+        .expect("metrics.json names the shipped model");
     (engine_name, key.to_string())
 }
 
