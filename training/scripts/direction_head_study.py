@@ -6,7 +6,7 @@ only (the eval origins are not touched):
 
 * `gbdt-shipped`: the shipped recipe (`direction.DEFAULTS`);
 * `gbdt-small`: a booster of at most 60 iterations x 3 classes, 15 leaves, learning rate 0.3;
-* `mlp-64`: softmax regression through one hidden layer of 64 ReLU units, numpy + Adam, early
+* `mlp-64`: the student network of `student.py` (64 ReLU units) trained on the realised classes alone, early
   stopping on the same time split as the boosters.
 
 Calibration (vector scaling + call weights, `direction.calibrate`) is fitted in two folds over the
@@ -31,105 +31,18 @@ from onnx import TensorProto, helper
 
 from trendcast_training import direction as D
 from trendcast_training import features as F
+from trendcast_training import student as S
 from trendcast_training.data import ONLINE_RETAIL_VALID, ROOT, Protocol, build_daily, day_of, export_windows, load_export
 from trendcast_training.evalset import make_evalset
 from trendcast_training.features import OPSET, G
 
 
-class Head:
-    """A numpy softmax MLP with the `Direction` interface `calibrate` needs (margins)."""
-
-    def __init__(self, n_in: int, hidden: int, seed: int):
-        r = np.random.default_rng(seed)
-        self.p = {"W1": (r.standard_normal((n_in, hidden)) * np.sqrt(2 / n_in)).astype(np.float32),
-                  "b1": np.zeros(hidden, np.float32),
-                  "W2": (r.standard_normal((hidden, 3)) * 0.1).astype(np.float32),
-                  "b2": np.zeros(3, np.float32)}
-        self.mu = np.zeros(n_in, np.float32)
-        self.sd = np.ones(n_in, np.float32)
-        self.a, self.b, self.call_weights = np.ones(3), np.zeros(3), np.ones(3)
-
-    def norm(self, x):
-        return np.clip((x - self.mu) / self.sd, -10, 10).astype(np.float32)
-
-    def margins(self, x):
-        h = np.maximum(self.norm(x) @ self.p["W1"] + self.p["b1"], 0)
-        return h @ self.p["W2"] + self.p["b2"]
-
-    def probs(self, x):
-        return D.softmax(self.a * self.margins(x) + self.b)
-
-    def calls(self, probs):
-        return np.argmax(probs * self.call_weights, axis=1)
-
-
-def train_head(X, y, split, hidden=64, lr=1e-3, batch=1024, epochs=40, patience=4, seed=0, log=print) -> Head:
-    rng = np.random.default_rng(seed)
-    net = Head(X.shape[1], hidden, seed)
-    tr, va = ~split, split
-    net.mu = X[tr].mean(0).astype(np.float32)
-    net.sd = np.maximum(X[tr].std(0), 1e-3).astype(np.float32)
-    xt, yt, xv, yv = net.norm(X[tr]), y[tr], X[va], y[va]
-    m = {k: np.zeros_like(v) for k, v in net.p.items()}
-    v = {k: np.zeros_like(v) for k, v in net.p.items()}
-    step, best, best_p, bad = 0, np.inf, None, 0
-
-    def nll(xx, yy):
-        p = D.softmax(net.margins(xx))
-        return -np.mean(np.log(np.clip(p[np.arange(len(yy)), yy], 1e-12, None)))
-
-    for ep in range(epochs):
-        perm = rng.permutation(len(xt))
-        for a in range(0, len(perm), batch):
-            bi = perm[a:a + batch]
-            z1 = xt[bi] @ net.p["W1"] + net.p["b1"]
-            h = np.maximum(z1, 0)
-            p = D.softmax(h @ net.p["W2"] + net.p["b2"])
-            do = p.copy()
-            do[np.arange(len(bi)), yt[bi]] -= 1
-            do /= len(bi)
-            g = {"W2": h.T @ do, "b2": do.sum(0)}
-            dz1 = (do @ net.p["W2"].T) * (z1 > 0)
-            g["W1"], g["b1"] = xt[bi].T @ dz1, dz1.sum(0)
-            step += 1
-            for k in net.p:
-                m[k] = 0.9 * m[k] + 0.1 * g[k]
-                v[k] = 0.999 * v[k] + 0.001 * g[k] * g[k]
-                upd = (m[k] / (1 - 0.9 ** step)) / (np.sqrt(v[k] / (1 - 0.999 ** step)) + 1e-8)
-                if k[0] == "W":
-                    upd = upd + 1e-4 * net.p[k]
-                net.p[k] = (net.p[k] - lr * upd).astype(np.float32)
-        vl = nll(xv, yv)
-        log(f"  mlp-64 epoch {ep + 1}: valid log loss {vl:.4f}")
-        if vl < best - 1e-4:
-            best, best_p, bad = vl, {k: w.copy() for k, w in net.p.items()}, 0
-        else:
-            bad += 1
-            if bad >= patience:
-                break
-    net.p = best_p
-    return net
-
-
-def head_graph(g: G, net: Head, feats: str) -> None:
-    f32 = np.float32
-    xn = g.op("Clip", [g.op("Div", [g.op("Sub", [feats, g.const(net.mu)]), g.const(net.sd)]),
-                       g.const(f32(-10)), g.const(f32(10))])
-    h = g.op("Relu", [g.op("Add", [g.op("MatMul", [xn, g.const(net.p["W1"])]), g.const(net.p["b1"])])])
-    z = g.op("Add", [g.op("MatMul", [h, g.const(net.p["W2"])]), g.const(net.p["b2"])])
-    zc = g.op("Add", [g.op("Mul", [z, g.const(net.a.astype(f32))]), g.const(net.b.astype(f32))])
-    g.op("Softmax", [zc], axis=1, out="direction")
-
-
-def windows_per_s(model, is_head: bool, windows, origin, W, H) -> float:
+def windows_per_s(model, windows, origin, W, H) -> float:
     import onnxruntime as ort
 
     g = G()
     _, _, fr = F.build_features(g, "window", "origin_day", W, H)
-    if is_head:
-        head_graph(g, model, D.build(g, fr, W))
-    else:
-        D.graph(g, model, fr, W)
+    D.graph(g, model, fr, W)
     out = helper.make_tensor_value_info("direction", TensorProto.FLOAT, ["batch", 3])
     m = helper.make_model(helper.make_graph(g.nodes, "direction_only", F.io(W, H), [out], g.inits),
                           opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid("ai.onnx.ml", 3)])
@@ -207,7 +120,7 @@ def main() -> None:
         r = two_fold(model, feats_val, truth, es.origin)
         r.update(name=name, size=f"{b.num_trees()} trees", fit_s=fit_s)
         print(r, flush=True)
-        r["rate"] = windows_per_s(model, False, es.windows, es.origin, W, H)
+        r["rate"] = windows_per_s(model, es.windows, es.origin, W, H)
         rows.append(r)
         print(r, flush=True)
         teacher = teacher or model
@@ -218,16 +131,17 @@ def main() -> None:
         fit_s = time.time() - t0
         r = two_fold(distilled, feats_val, truth, es.origin)
         r.update(name=f"student {over}", size=f"{distilled.student.size()} weights", fit_s=fit_s,
-                 rate=windows_per_s(distilled, False, es.windows, es.origin, W, H))
+                 rate=windows_per_s(distilled, es.windows, es.origin, W, H))
         rows.append(r)
         print(r, flush=True)
     if not a.students_only:
+        # the same MLP as the student, trained on the realised classes alone (one-hot targets)
         t0 = time.time()
-        head = train_head(X, y, split)
-        fit_s = time.time() - t0
-        r = two_fold(head, feats_val, truth, es.origin)
-        r.update(name="mlp-64", size=f"{sum(v.size for v in head.p.values())} weights", fit_s=fit_s,
-                 rate=windows_per_s(head, True, es.windows, es.origin, W, H))
+        plain = D.Direction(teacher.booster, D.BAND, D.FLOOR)
+        plain.student = S.fit(X, np.eye(3, dtype=np.float32)[y], y, split, dict(S.DEFAULTS, hidden=64))
+        r = two_fold(plain, feats_val, truth, es.origin)
+        r.update(name="mlp-64", size=f"{plain.student.size()} weights", fit_s=time.time() - t0,
+                 rate=windows_per_s(plain, es.windows, es.origin, W, H))
         rows.append(r)
         print(r, flush=True)
     print("\n| classifier | size | macro-F1 (2-fold calibration) | Brier of p_up | windows/s (features + head) | fit s |")
