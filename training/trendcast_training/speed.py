@@ -19,7 +19,8 @@ def windows_per_s(path, windows: np.ndarray, origin_day: np.ndarray, seconds: fl
     """The fastest of `repeats` loops of `seconds` each over batches of `windows` (at least one
     batch), after a warm-up loop; every input the graph declares (`window`, optionally
     `origin_day`) is fed. The fastest, as `timeit` advises: on a shared machine other load only
-    ever slows a loop down (one-loop figures of the same file ranged 83k-135k windows/s here)."""
+    ever slows a loop down (single 3-second loops of the same net ranged 83k-113k windows/s across
+    three `bash training/train.sh` runs here)."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
