@@ -177,7 +177,7 @@ impl RunningEngine {
             settings.trend,
             observer,
             backlog.clone(),
-        );
+        )?;
         let stop = Arc::new(AtomicBool::new(false));
         let scorer = spawn("scorer", &health, move || scorer.run(scorer_rx))?;
         let ingest_stop = stop.clone();

@@ -6,7 +6,7 @@
 //! - the per-SKU window state (`trendcast dump-state` of the final checkpoint) equals that of an
 //!   uninterrupted run byte for byte;
 //! - every closed bucket in which a SKU had an applied event has a trend update for that SKU with
-//!   that bucket's end as `as_of` on the output topic.
+//!   that bucket's end as `as_of` on the output topic, and no bucket without one has any.
 //!
 //! Input is produced in record batches of 500 messages, so every restart resumes from a committed
 //! offset inside a batch: on Tansu 0.6.0 that is the case the engine's offset guard
@@ -438,7 +438,8 @@ fn updates(brokers: &str, topic: &str) -> BTreeSet<(String, String)> {
     out
 }
 
-/// Every closed bucket with an applied event of a SKU has that SKU's update for it.
+/// Every closed bucket with an applied event of a SKU has that SKU's update for it, and no
+/// other bucket has one.
 fn assert_every_closed_bucket_updated(
     brokers: &str,
     topics: &Topics,
@@ -474,8 +475,23 @@ fn assert_every_closed_bucket_updated(
             rfc3339(spec.end_ms(closed))
         );
     }
+    // and none for a bucket without data: a scorer that lags (restarts, catch-up) must not
+    // walk the empty buckets in between
+    let with_data: BTreeSet<(String, String)> = applied
+        .iter()
+        .map(|(sku, b)| (sku.clone(), rfc3339(spec.end_ms(*b))))
+        .collect();
+    let extra: Vec<_> = got.difference(&with_data).collect();
+    assert!(
+        extra.is_empty(),
+        "{}: {} of {} updates are for a bucket in which the SKU had no applied event, e.g. {:?}",
+        run.name,
+        extra.len(),
+        got.len(),
+        &extra[..extra.len().min(5)]
+    );
     eprintln!(
-        "{}: all {want} closed (sku, bucket) pairs have an update",
+        "{}: all {want} closed (sku, bucket) pairs have an update, and no other bucket has one",
         run.name
     );
 }

@@ -7,11 +7,12 @@
 //! smallest event time over the (source, partition) pairs being read; pairs that are caught up
 //! (nothing left to read) do not hold it back, which is how an idle input is handled.
 //!
-//! Reading too far ahead of the frontier would slide windows past buckets not yet scored, so a
-//! partition whose event time runs more than `lead` ahead of the frontier is paused while the
-//! frontier's partition has messages waiting, and resumed once it is back within `lead`. The
-//! same lag test decides "caught up": librdkafka's cached high watermark against the next offset.
-//!
+//! Reading too far ahead of the frontier would slide windows past buckets not yet scored, so the
+//! messages of a pair whose event time runs more than `lead` ahead of the frontier are held back
+//! (`holdback`) while the frontier's pair has messages waiting, and applied once it is back
+//! within `lead`; a pair is paused in the consumer only when too much of it is held. The same lag
+//! test decides "caught up": librdkafka's cached high watermark against the next offset.
+
 //! A caught-up pair keeps holding the frontier for `idle_hold` after it last had messages
 //! waiting (as Kafka Streams' `max.task.idle.ms` does): data that arrives on it shortly after a
 //! pause, behind the other partitions, still gets its per-bucket updates. Only a pair quiet for
@@ -19,7 +20,13 @@
 //! assigned counts as busy too: its "caught up" may come from a high watermark cached before the
 //! assignment, while new messages already wait on it (seen after a broker outage, when the other
 //! partitions' fresh data closed buckets before this one was read). A pair that is only held,
-//! with no event time yet, is skipped: there is nothing of it to wait for.
+//! with no event time yet, is skipped: there is nothing of it to wait for. One with messages
+//! waiting but no event time yet leaves no frontier at all, so every pair that has events is
+//! held until it delivers: otherwise the others could run a whole log ahead of it (seen in the
+//! load run, where three of four partitions were read to their end before the fourth delivered,
+//! and every window slid far past buckets no close had reached). Each newly assigned partition's
+//! lag is asked of the broker at once, so an empty input does not count as waiting until the
+//! first statistics arrive.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -34,6 +41,28 @@ pub struct Alignment {
     busy_at: HashMap<(Source, u16), Instant>,
     paused: HashSet<(Source, u16)>,
     idle_hold: Duration,
+}
+
+/// Which event times ingest holds back rather than applies now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoldLine {
+    /// None: no pair holds the frontier.
+    Nothing,
+    /// Event times past this one.
+    Above(i64),
+    /// Every pair with an event time (a pair with messages waiting has delivered none).
+    All,
+}
+
+impl HoldLine {
+    /// Whether a pair whose event time is `wm` is held back.
+    pub fn holds(self, wm: Option<i64>) -> bool {
+        match (self, wm) {
+            (HoldLine::Above(line), Some(w)) => w > line,
+            (HoldLine::All, Some(_)) => true,
+            _ => false,
+        }
+    }
 }
 
 /// What to change after [`Alignment::plan`].
@@ -119,20 +148,35 @@ impl Alignment {
         }
     }
 
-    /// Which pairs to pause (more than `lead_ms` ahead of the frontier while a lagging pair
-    /// holds it) and which to resume.
-    pub fn plan(&mut self, pairs: &[((Source, u16), Option<i64>)], lead_ms: i64) -> Plan {
-        let frontier = self.frontier(pairs);
+    /// Which event times are held back (see `holdback`): those more than `lead_ms` ahead of
+    /// the frontier while a lagging pair holds it, and every one while a pair with messages
+    /// waiting has delivered none (there is no frontier yet, and it may hold the oldest buckets).
+    pub fn hold_line(&self, pairs: &[((Source, u16), Option<i64>)], lead_ms: i64) -> HoldLine {
         let held = pairs.iter().any(|((s, p), _)| self.lagging(*s, *p));
+        if !held {
+            return HoldLine::Nothing;
+        }
+        match self.frontier(pairs) {
+            Some(f) => HoldLine::Above(f.saturating_add(lead_ms)),
+            None if pairs.iter().any(|(_, wm)| wm.is_some()) => HoldLine::All,
+            None => HoldLine::Nothing,
+        }
+    }
+
+    /// Which pairs to pause in the consumer because `held(pair)` messages are held for them (at
+    /// least `limit`), and which paused ones to resume (down to half of it).
+    pub fn plan(
+        &mut self,
+        pairs: &[((Source, u16), Option<i64>)],
+        held: impl Fn((Source, u16)) -> usize,
+        limit: usize,
+    ) -> Plan {
         let mut plan = Plan::default();
-        for (key, wm) in pairs {
-            let ahead = match (frontier, wm) {
-                (Some(f), Some(w)) => held && *w > f.saturating_add(lead_ms),
-                _ => false,
-            };
-            if ahead && self.paused.insert(*key) {
+        for (key, _) in pairs {
+            let n = held(*key);
+            if n >= limit && self.paused.insert(*key) {
                 plan.pause.push(*key);
-            } else if !ahead && self.paused.remove(key) {
+            } else if n <= limit / 2 && self.paused.remove(key) {
                 plan.resume.push(*key);
             }
         }
@@ -244,21 +288,47 @@ mod tests {
     }
 
     #[test]
-    fn leaders_pause_and_resume() {
+    fn pairs_with_events_wait_for_one_that_has_delivered_none() {
         let mut a = Alignment::default();
         a.set_lagging(Source::Sales, 0, true);
-        a.set_lagging(Source::Clicks, 0, true);
+        a.set_lagging(Source::Sales, 1, true);
+        let pairs = [
+            ((Source::Sales, 0), Some(1_000_000)),
+            ((Source::Sales, 1), None),
+        ];
+        assert_eq!(a.hold_line(&pairs, 500), HoldLine::All);
+        assert!(HoldLine::All.holds(Some(1)) && !HoldLine::All.holds(None));
+        let delivered = [
+            ((Source::Sales, 0), Some(1_000_000)),
+            ((Source::Sales, 1), Some(999_000)),
+        ];
+        assert_eq!(a.hold_line(&delivered, 500), HoldLine::Above(999_500));
+        assert!(HoldLine::Above(999_500).holds(Some(1_000_000)));
+        assert!(!HoldLine::Above(999_500).holds(Some(999_500)));
+        // an empty input (nothing waiting, no event) holds nothing back
+        a.set_lagging(Source::Sales, 1, false);
+        a.set_lagging(Source::Sales, 0, false);
+        a.drop_idle_hold();
+        assert_eq!(a.hold_line(&pairs, 500), HoldLine::Nothing);
+    }
+
+    #[test]
+    fn pairs_holding_too_much_pause_and_resume() {
+        let mut a = Alignment::default();
         let pairs = [
             ((Source::Sales, 0), Some(1_000)),
             ((Source::Clicks, 0), Some(100)),
         ];
-        let plan = a.plan(&pairs, 500);
-        assert_eq!(plan.pause, vec![(Source::Sales, 0)]);
-        assert!(a.plan(&pairs, 500).pause.is_empty(), "already paused");
-        let caught_up = [
-            ((Source::Sales, 0), Some(1_000)),
-            ((Source::Clicks, 0), Some(900)),
-        ];
-        assert_eq!(a.plan(&caught_up, 500).resume, vec![(Source::Sales, 0)]);
+        let held = |n: usize| move |k: (Source, u16)| if k.0 == Source::Sales { n } else { 0 };
+        assert_eq!(a.plan(&pairs, held(10), 10).pause, vec![(Source::Sales, 0)]);
+        assert!(
+            a.plan(&pairs, held(10), 10).pause.is_empty(),
+            "already paused"
+        );
+        assert!(
+            a.plan(&pairs, held(6), 10).resume.is_empty(),
+            "not down to half yet"
+        );
+        assert_eq!(a.plan(&pairs, held(5), 10).resume, vec![(Source::Sales, 0)]);
     }
 }

@@ -27,9 +27,10 @@ use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::TopicPartitionList;
 use rdkafka::{ClientContext, Offset};
 
-use super::alignment::Alignment;
+use super::alignment::{Alignment, HoldLine};
 use super::dead_letter;
 use super::event::{decode, Source, ValidationLimits};
+use super::holdback::{HoldBack, HOLD_LIMIT};
 use super::offset_guard::{OffsetGuard, Verdict, STALL_AFTER};
 use crate::checkpoint::checkpointer::{FINAL_PATIENCE, PERIODIC_PATIENCE};
 use crate::checkpoint::{CheckpointError, CheckpointSettings, Checkpointer};
@@ -41,6 +42,10 @@ use crate::window::{Admission, WindowStore};
 
 /// How long ingest waits for the scorer at a bucket close before going on regardless.
 const CLOSE_BARRIER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How often lag marks are refreshed from librdkafka's statistics and partitions holding too
+/// many held-back messages are paused or resumed.
+const ALIGN_EVERY: Duration = Duration::from_millis(100);
 
 /// Consumer context: rebalances (checkpoint revoked partitions, restore assigned ones) and
 /// librdkafka statistics (the lag gauge).
@@ -194,6 +199,10 @@ struct IngestState {
     lead_ms: i64,
     /// (source, partition) pairs with their event times, refilled for each frontier update.
     pairs: Vec<((Source, u16), Option<i64>)>,
+    /// Event times held back rather than applied, as of the last frontier update.
+    hold_line: HoldLine,
+    /// Messages of pairs ahead of the frontier, waiting for it (`holdback`).
+    held: HoldBack,
     /// Expected next offset per input partition: gaps and stalls become rewinds.
     guard: OffsetGuard,
 }
@@ -240,6 +249,8 @@ impl Ingest {
             alignment: Alignment::new(idle_hold),
             lead_ms,
             pairs: Vec::new(),
+            hold_line: HoldLine::Nothing,
+            held: HoldBack::default(),
             guard: OffsetGuard::default(),
         }));
         let consumer: BaseConsumer<IngestContext> = config
@@ -277,7 +288,7 @@ impl Ingest {
                 return Err(e);
             }
             match polled {
-                Some(Ok(msg)) => a.handle(&msg, &self.consumer)?,
+                Some(Ok(msg)) => a.offer(&msg, &self.consumer)?,
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "consumer error (librdkafka retries on its own)")
                 }
@@ -290,8 +301,9 @@ impl Ingest {
             if a.checkpoints.due() {
                 a.checkpoint(&[], &self.consumer, PERIODIC_PATIENCE);
             }
-            if aligned.elapsed() >= Duration::from_millis(100) {
+            if aligned.elapsed() >= ALIGN_EVERY {
                 a.align(&self.consumer, self.paused);
+                a.release_held()?;
                 aligned = Instant::now();
             }
             if stall_watch.elapsed() >= STALL_AFTER {
@@ -307,6 +319,7 @@ impl Ingest {
         a.refresh_lag_from_broker(&self.consumer);
         a.alignment.drop_idle_hold();
         a.advance_frontier(None);
+        a.release_held()?;
         tracing::info!(
             frontier_ms = a.admission.store().frontier_ms(),
             closed = a.admission.store().closed_index(),
@@ -391,7 +404,10 @@ impl IngestState {
         }
     }
 
-    fn handle(
+    /// Takes one delivered message: the offset guard first (it judges the broker's delivery
+    /// order, so it sees every message as it arrives), then applies it, or holds it back while
+    /// its pair is ahead of the frontier (`holdback`); then applies what the frontier now reaches.
+    fn offer(
         &mut self,
         msg: &BorrowedMessage<'_>,
         consumer: &BaseConsumer<IngestContext>,
@@ -410,6 +426,50 @@ impl IngestState {
         if !self.guard_admits(source, partition, msg, consumer) {
             return Ok(());
         }
+        let key = (source, partition);
+        let ahead = self
+            .hold_line
+            .holds(self.admission.watermark(source, msg.partition()));
+        if self.held.holding(key) || ahead {
+            self.held.push(key, msg.detach());
+            // the partition is delivering: alignment must not take it for idle
+            self.alignment.touch(source, partition);
+        } else {
+            self.apply_message(source, partition, msg)?;
+        }
+        self.release_held()
+    }
+
+    /// Applies held messages of every pair back within reach of the frontier, in order.
+    fn release_held(&mut self) -> Result<(), IngestError> {
+        while self.held.total() > 0 {
+            let mut applied = false;
+            for key in self.held.keys() {
+                while !self
+                    .hold_line
+                    .holds(self.admission.watermark(key.0, i32::from(key.1)))
+                {
+                    let Some(msg) = self.held.pop(key) else {
+                        break;
+                    };
+                    self.apply_message(key.0, key.1, &msg)?;
+                    applied = true;
+                }
+            }
+            if !applied {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies one message the offset guard admitted: decode, admission, window, scorer.
+    fn apply_message<M: Message>(
+        &mut self,
+        source: Source,
+        partition: u16,
+        msg: &M,
+    ) -> Result<(), IngestError> {
         if !self
             .checkpoints
             .admit_offset(source, partition, msg.offset())
@@ -468,11 +528,11 @@ impl IngestState {
 
     /// Passes the message through the offset guard: false when it is not to be applied (a
     /// duplicate brought back by a rewind, or past a gap, which starts a rewind).
-    fn guard_admits(
+    fn guard_admits<M: Message>(
         &mut self,
         source: Source,
         partition: u16,
-        msg: &BorrowedMessage<'_>,
+        msg: &M,
         consumer: &BaseConsumer<IngestContext>,
     ) -> bool {
         match self.guard.check(source, partition, msg.offset()) {
@@ -564,6 +624,7 @@ impl IngestState {
     /// previous close first. `created_ms` is the producer time of the message that moved it.
     fn advance_frontier(&mut self, created_ms: Option<i64>) {
         self.fill_pairs();
+        self.hold_line = self.alignment.hold_line(&self.pairs, self.lead_ms);
         let Some(frontier) = self.alignment.frontier(&self.pairs) else {
             return;
         };
@@ -592,7 +653,10 @@ impl IngestState {
         // an unknown high watermark counts as messages waiting
         self.mark_lag(|topic, p| Some(consumer.context().high(topic, p)));
         self.advance_frontier(None);
-        let plan = self.alignment.plan(&self.pairs, self.lead_ms);
+        let held = &self.held;
+        let plan = self
+            .alignment
+            .plan(&self.pairs, |key| held.len(key), HOLD_LIMIT);
         let list = |pairs: &[(Source, u16)]| {
             let mut tpl = TopicPartitionList::new();
             for (s, p) in pairs {
@@ -602,7 +666,7 @@ impl IngestState {
         };
         if !plan.pause.is_empty() {
             if let Err(e) = consumer.pause(&list(&plan.pause)) {
-                tracing::warn!(error = %e, "could not pause a partition running ahead");
+                tracing::warn!(error = %e, "could not pause a partition holding too much");
             }
         }
         if !plan.resume.is_empty() && !backpressure_paused {
@@ -624,6 +688,23 @@ impl IngestState {
                 .ok()
                 .map(|(_, high)| Some(high))
         });
+    }
+
+    /// Asks the broker (not cached statistics) whether `partition` has messages waiting on each
+    /// input, so alignment need not count it as waiting until the first statistics arrive
+    /// (module docs of `alignment`). A failed request leaves the mark as it was.
+    fn refresh_partition_lag(&mut self, partition: u16, consumer: &BaseConsumer<IngestContext>) {
+        let next = self.checkpoints.next_offsets(partition);
+        for s in [Source::Sales, Source::Clicks] {
+            let topic = self.topic_of(s);
+            match consumer.fetch_watermarks(topic, i32::from(partition), Duration::from_secs(5)) {
+                Ok((_, high)) => {
+                    let waiting = high > next[s as usize].max(0);
+                    self.alignment.set_lagging(s, partition, waiting);
+                }
+                Err(e) => tracing::debug!(partition, error = %e, "high watermark unknown"),
+            }
+        }
     }
 
     /// Marks each owned (source, partition) as having messages waiting when its high watermark
@@ -674,6 +755,7 @@ impl IngestState {
                     took_ms = r.took.as_millis() as u64,
                     "partition state restored"
                 );
+                self.refresh_partition_lag(partition, consumer);
             }
             Err(e) => {
                 tracing::error!(partition, error = %e, "partition state could not be restored");
@@ -757,6 +839,7 @@ impl IngestState {
         self.checkpoint(&owned, consumer, FINAL_PATIENCE);
         self.checkpoints.release(&owned);
         self.alignment.release(&owned);
+        self.held.release(&owned);
         self.guard.release(&owned);
         let dropped = self.admission.store().release(&owned);
         tracing::info!(partitions = ?owned, skus = dropped, "revoked partitions checkpointed and released");

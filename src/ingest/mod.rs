@@ -6,6 +6,7 @@ pub mod alignment;
 pub mod consumer;
 pub mod dead_letter;
 pub mod event;
+pub mod holdback;
 pub mod offset_guard;
 
 pub use crate::window::Admission;

@@ -2,6 +2,7 @@
 //!
 //! Data path position: ingest → window → scoring → **publish**.
 
+pub mod encode;
 pub mod producer;
 pub mod trend_update;
 

@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 use super::model::{BatchForecast, Model, ModelError};
 use super::trend::{derive, RowForecast, TrendConfig, TrendRule};
 use super::{ScoringBacklog, ScoringSettings};
-use crate::publish::{HorizonStep, MessageKind, Publisher, TrendUpdate};
+use crate::publish::encode::{EncodedLabels, RowValues, UpdateEncoder};
+use crate::publish::{HorizonStep, MessageKind, Publisher, Trend, TrendUpdate};
 use crate::telemetry::EngineStats;
 use crate::window::{rfc3339, BucketIndex, Feature, ScoreDecision, WindowStore};
 
@@ -76,6 +77,12 @@ pub struct Scorer {
     level_keys: Vec<String>,
     /// `name@version`.
     model_id: String,
+    /// Writes each update's JSON from the model output (the fast path; see `publish::encode`).
+    encoder: UpdateEncoder,
+    /// The JSON of the update being published, reused across updates.
+    payload: Vec<u8>,
+    /// The latest rows' recent actual units, reused across rows.
+    recent: Vec<f32>,
 }
 
 /// Errors that stop the scorer.
@@ -105,7 +112,7 @@ impl Scorer {
         trend: TrendConfig,
         observer: Option<UpdateObserver>,
         backlog: ScoringBacklog,
-    ) -> Self {
+    ) -> Result<Self, ScorerError> {
         let trend = TrendRule::for_model(&trend, &model.manifest().manifest);
         let per = model.window_values();
         let units_slot = model
@@ -114,7 +121,7 @@ impl Scorer {
             .iter()
             .position(|f| *f == Feature::Units)
             .unwrap_or(0);
-        let level_keys = model
+        let level_keys: Vec<String> = model
             .manifest()
             .manifest
             .quantiles
@@ -122,9 +129,13 @@ impl Scorer {
             .map(f64::to_string)
             .collect();
         let model_id = model.manifest().manifest.id();
-        Self {
+        let encoder = UpdateEncoder::new(&model_id, &level_keys)?;
+        Ok(Self {
             level_keys,
             model_id,
+            encoder,
+            payload: Vec::new(),
+            recent: Vec::new(),
             input: vec![0.0; per * settings.batch_size],
             batch: Vec::with_capacity(settings.batch_size),
             store,
@@ -142,7 +153,7 @@ impl Scorer {
             deferred: BinaryHeap::new(),
             units_slot,
             force: false,
-        }
+        })
     }
 
     fn now_ms(&self) -> i64 {
@@ -305,26 +316,30 @@ impl Scorer {
             if current.as_ref().is_none_or(|(b, ..)| b != at) {
                 let trigger_ms = self.store.close_trigger(*at);
                 let trigger = trigger_ms.map(|ms| ms.to_string());
-                current = Some((*at, self.labels(*at), trigger_ms, trigger));
+                current = Some((*at, self.labels(*at)?, trigger_ms, trigger));
             }
             let Some((_, labels, trigger_ms, trigger)) = current.as_ref() else {
                 continue;
             };
-            let (trigger_ms, trigger) = (*trigger_ms, trigger.as_ref());
-            let update = self.build_update(i, sku, *seq, labels, &forecast);
-            let payload = serde_json::to_vec(&update)?;
+            let trend = self.row_trend(i, &forecast);
+            self.encode_row(i, sku, *seq, labels, &forecast, &trend)?;
             let headers = trigger
                 .as_ref()
                 .map(|t| crate::publish::headers(&[(TRIGGER_HEADER, t.as_bytes())]));
             self.publisher.send(
-                MessageKind::TrendUpdate { trigger_ms },
+                MessageKind::TrendUpdate {
+                    trigger_ms: *trigger_ms,
+                },
                 &self.output_topic,
                 Some(sku.as_bytes()),
-                Some(&payload),
+                Some(&self.payload),
                 headers,
             )?;
-            if let Some(observer) = self.observer.as_mut() {
-                observer(&update);
+            if self.observer.is_some() {
+                let update = self.build_update(i, sku, *seq, labels, &forecast, trend);
+                if let Some(observer) = self.observer.as_mut() {
+                    observer(&update);
+                }
             }
         }
         self.batch = batch;
@@ -332,6 +347,78 @@ impl Scorer {
         Ok(())
     }
 
+    /// Row `i`'s quantiles and mean: `horizon × levels` values, and `horizon` when present.
+    fn row_outputs<'f>(&self, i: usize, forecast: &'f BatchForecast) -> RowOutputs<'f> {
+        let m = &self.model.manifest().manifest;
+        let per_out = m.horizon * m.quantiles.len();
+        RowOutputs {
+            quantiles: forecast
+                .quantiles
+                .get(i * per_out..(i + 1) * per_out)
+                .unwrap_or(&[]),
+            mean: forecast
+                .mean
+                .as_ref()
+                .and_then(|v| v.get(i * m.horizon..(i + 1) * m.horizon)),
+        }
+    }
+
+    /// Row `i`'s trend call (docs/TRENDS.md), from its forecast and its window's recent units.
+    fn row_trend(&mut self, i: usize, forecast: &BatchForecast) -> Trend {
+        let resolved = self.model.manifest();
+        let m = &resolved.manifest;
+        let nf = resolved.features.len();
+        let per = self.model.window_values();
+        let window = &self.input[i * per..(i + 1) * per];
+        let recent_len = m.horizon.min(m.window_len);
+        self.recent.clear();
+        self.recent.extend(
+            window
+                .chunks_exact(nf)
+                .skip(m.window_len - recent_len)
+                .map(|bucket| bucket[self.units_slot]),
+        );
+        let outputs = self.row_outputs(i, forecast);
+        derive(
+            &self.trend,
+            &self.recent,
+            &RowForecast {
+                levels: &m.quantiles,
+                quantiles: outputs.quantiles,
+                mean: outputs.mean,
+                direction: forecast
+                    .direction
+                    .as_ref()
+                    .and_then(|d| d.get(i * 3..i * 3 + 3)),
+                p_up: forecast.p_up.as_ref().and_then(|p| p.get(i).copied()),
+            },
+        )
+    }
+
+    /// Writes row `i`'s update into `self.payload`.
+    fn encode_row(
+        &mut self,
+        i: usize,
+        sku: &str,
+        seq: u64,
+        labels: &BatchLabels,
+        forecast: &BatchForecast,
+        trend: &Trend,
+    ) -> Result<(), ScorerError> {
+        let outputs = self.row_outputs(i, forecast);
+        let row = RowValues {
+            sku,
+            seq,
+            quantiles: outputs.quantiles,
+            mean: outputs.mean,
+            trend,
+        };
+        self.encoder
+            .encode(&mut self.payload, &labels.encoded, &row)
+            .map_err(ScorerError::Encode)
+    }
+
+    /// Row `i`'s update as a value, for the observer (the published bytes are its JSON).
     fn build_update(
         &self,
         i: usize,
@@ -339,40 +426,12 @@ impl Scorer {
         seq: u64,
         labels: &BatchLabels,
         forecast: &BatchForecast,
+        trend: Trend,
     ) -> TrendUpdate {
-        let resolved = self.model.manifest();
-        let m = &resolved.manifest;
-        let nf = resolved.features.len();
-        let nq = m.quantiles.len();
-        let per_out = m.horizon * nq;
-        let q = &forecast.quantiles[i * per_out..(i + 1) * per_out];
-        let window =
-            &self.input[i * self.model.window_values()..(i + 1) * self.model.window_values()];
-        let recent_len = m.horizon.min(m.window_len);
-        let recent: Vec<f32> = window
-            .chunks_exact(nf)
-            .skip(m.window_len - recent_len)
-            .map(|bucket| bucket[self.units_slot])
-            .collect();
-        let mean = forecast
-            .mean
-            .as_ref()
-            .and_then(|v| v.get(i * m.horizon..(i + 1) * m.horizon));
-        let trend = derive(
-            &self.trend,
-            &recent,
-            &RowForecast {
-                levels: &m.quantiles,
-                quantiles: q,
-                mean,
-                direction: forecast
-                    .direction
-                    .as_ref()
-                    .and_then(|d| d.get(i * 3..i * 3 + 3)),
-                p_up: forecast.p_up.as_ref().and_then(|p| p.get(i).copied()),
-            },
-        );
-        let horizon = q
+        let nq = self.level_keys.len();
+        let outputs = self.row_outputs(i, forecast);
+        let horizon = outputs
+            .quantiles
             .chunks_exact(nq)
             .zip(&labels.steps)
             .enumerate()
@@ -385,7 +444,7 @@ impl Scorer {
                     .cloned()
                     .zip(row.iter().copied())
                     .collect(),
-                mean: mean.and_then(|v| v.get(h).copied()),
+                mean: outputs.mean.and_then(|v| v.get(h).copied()),
             })
             .collect();
         TrendUpdate {
@@ -399,27 +458,39 @@ impl Scorer {
     }
 }
 
+/// One row's slices of a batch's outputs.
+struct RowOutputs<'f> {
+    quantiles: &'f [f32],
+    mean: Option<&'f [f32]>,
+}
+
 /// Timestamps shared by every update of one batch (formatted once, not per SKU).
 struct BatchLabels {
     as_of: String,
     steps: Vec<(String, String)>,
+    /// The same, escaped once for the encoder.
+    encoded: EncodedLabels,
 }
 
 impl Scorer {
-    fn labels(&self, closed: BucketIndex) -> BatchLabels {
+    fn labels(&self, closed: BucketIndex) -> Result<BatchLabels, ScorerError> {
         let spec = self.store.spec();
         let horizon = self.model.manifest().manifest.horizon as i64;
-        BatchLabels {
-            as_of: rfc3339(spec.end_ms(closed)),
-            steps: (1..=horizon)
-                .map(|h| {
-                    (
-                        rfc3339(spec.start_ms(closed + h)),
-                        rfc3339(spec.end_ms(closed + h)),
-                    )
-                })
-                .collect(),
-        }
+        let as_of = rfc3339(spec.end_ms(closed));
+        let steps: Vec<(String, String)> = (1..=horizon)
+            .map(|h| {
+                (
+                    rfc3339(spec.start_ms(closed + h)),
+                    rfc3339(spec.end_ms(closed + h)),
+                )
+            })
+            .collect();
+        let encoded = EncodedLabels::new(&as_of, &steps)?;
+        Ok(BatchLabels {
+            as_of,
+            steps,
+            encoded,
+        })
     }
 }
 

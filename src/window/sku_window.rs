@@ -48,10 +48,13 @@ const CLEAN: BucketIndex = i64::MAX;
 /// event still fits depends only on its own topic's order, never on how the two interleave. Both
 /// sources share the ring's slots (sales fill features 0–2, clicks 3–5).
 ///
-/// Scoring walks forward one bucket at a time: a window with changes from bucket `b` on is scored
-/// at `b`, then `b + 1`, ... up to the newest closed bucket it holds data for, so every closed
-/// bucket with data gets its own update. It never scores a bucket older than the last one it
-/// scored (a late change is folded into the next scoring instead), so `seq` only grows.
+/// Scoring walks forward from one bucket with data to the next: a window with changes from bucket
+/// `b` on is scored at `b`, then at each later bucket that holds data, up to the newest closed
+/// one, so every closed bucket with data gets its own update and a bucket without data gets none,
+/// however far the closes lag behind ingest (the updates do not depend on how fast the scorer
+/// is). A bucket that has slid out of the ring before it was scored is skipped: its window can no
+/// longer be rebuilt. It never scores a bucket older than the last one it scored (a late change
+/// is folded into the next scoring instead), so `seq` only grows.
 ///
 /// Memory: a 64-byte struct (including the ring's pointer) plus `capacity × 24` bytes of
 /// buckets (f32 × 6 features) on the heap; the map entry adds the key. With the defaults
@@ -304,29 +307,50 @@ impl SkuWindow {
         if from > closed {
             return ScoreDecision::Clean;
         }
-        let head = self.head().unwrap_or(from);
         let mut at = from.max(self.scored_close);
         if at == self.scored_close {
-            if head > at && at < closed {
+            match self.next_with_data(at).filter(|next| *next <= closed) {
                 // a late change to an older bucket rides along with the next bucket's scoring
-                at += 1;
-            } else {
-                let retry_at_ms = self.last_scored_ms.saturating_add(min_interval_ms);
-                if !force && now_ms < retry_at_ms {
-                    return ScoreDecision::Defer {
-                        retry_at_ms: retry_at_ms.max(now_ms + 1),
-                    };
+                Some(next) => at = next,
+                None => {
+                    let retry_at_ms = self.last_scored_ms.saturating_add(min_interval_ms);
+                    if !force && now_ms < retry_at_ms {
+                        return ScoreDecision::Defer {
+                            retry_at_ms: retry_at_ms.max(now_ms + 1),
+                        };
+                    }
                 }
             }
+        } else if !self.held(at) {
+            // ingest ran so far ahead of the closes that the bucket slid out of the ring
+            self.dirty_from = self.next_with_data(at).unwrap_or(CLEAN);
+            return self.decide(closed, now_ms, min_interval_ms, force);
         }
         self.scored_close = at;
         self.last_scored_ms = now_ms;
-        // Changes to later buckets stay pending: the next scoring is at `at + 1`.
-        self.dirty_from = if head > at { at + 1 } else { CLEAN };
+        // Changes to later buckets stay pending: the next scoring is at the next bucket with data.
+        self.dirty_from = self.next_with_data(at).unwrap_or(CLEAN);
         ScoreDecision::Score {
             at,
             seq: self.seq(at),
         }
+    }
+
+    /// True when the ring still holds bucket `bucket` for some source.
+    fn held(&self, bucket: BucketIndex) -> bool {
+        [Source::Sales, Source::Clicks]
+            .into_iter()
+            .any(|s| self.holds(s, bucket))
+    }
+
+    /// The first bucket after `after` that the ring holds with a non-zero feature. A bucket
+    /// whose events leave every feature at zero (only zero-quantity sales) reads the same as an
+    /// empty one and counts as no data.
+    fn next_with_data(&self, after: BucketIndex) -> Option<BucketIndex> {
+        let head = self.head()?;
+        let oldest = head - self.capacity() + 1;
+        (after.saturating_add(1).max(oldest)..=head)
+            .find(|b| self.bucket(*b).iter().any(|v| *v != 0.0))
     }
 }
 
@@ -355,7 +379,7 @@ mod tests {
     }
 
     #[test]
-    fn decide_walks_every_bucket_and_seq_only_grows() {
+    fn decide_scores_each_bucket_with_data_and_seq_only_grows() {
         let mut w = SkuWindow::new(6, 0);
         w.apply(5, &sale(1.0));
         assert_eq!(
@@ -380,7 +404,7 @@ mod tests {
         );
         w.apply(6, &sale(1.0));
         w.apply(8, &sale(1.0));
-        // closes jumped to 8: one scoring per bucket, 6, 7 and 8
+        // closes jumped to 8: one scoring per bucket with data, 6 and 8 (7 has none)
         let mut ats = Vec::new();
         let mut last = s1;
         while let ScoreDecision::Score { at, seq } = w.decide(8, 2000, 1000, false) {
@@ -388,7 +412,7 @@ mod tests {
             last = seq;
             ats.push(at);
         }
-        assert_eq!(ats, vec![6, 7, 8]);
+        assert_eq!(ats, vec![6, 8]);
         // a late change to bucket 6 is folded into a rescoring at 8, never back at 6
         w.apply(6, &sale(1.0));
         let ScoreDecision::Score { at, seq } = w.decide(8, 5000, 1000, false) else {
@@ -397,6 +421,34 @@ mod tests {
         assert_eq!(at, 8);
         assert!(seq > last);
         assert_eq!(w.decide(8, 9000, 1000, false), ScoreDecision::Clean);
+    }
+
+    #[test]
+    fn decide_skips_buckets_that_slid_out_before_the_close() {
+        // ingest ran far ahead of the closes: buckets 1 and 2 left the 6-slot ring unscored
+        let mut w = SkuWindow::new(6, 0);
+        for b in [1, 2, 17, 20] {
+            w.apply(b, &sale(1.0));
+        }
+        let mut ats = Vec::new();
+        while let ScoreDecision::Score { at, .. } = w.decide(30, 0, 1000, false) {
+            ats.push(at);
+        }
+        assert_eq!(
+            ats,
+            vec![17, 20],
+            "the ring holds 15..=20: 1 and 2 are gone"
+        );
+        assert_eq!(w.dirty_from(), None);
+        // a later bucket with data still open stays pending
+        w.apply(22, &sale(1.0));
+        w.apply(25, &sale(1.0));
+        assert!(matches!(
+            w.decide(22, 5000, 1000, false),
+            ScoreDecision::Score { at: 22, .. }
+        ));
+        assert_eq!(w.decide(22, 5000, 1000, false), ScoreDecision::Clean);
+        assert_eq!(w.dirty_from(), Some(25), "next bucket with data");
     }
 
     #[test]
