@@ -650,8 +650,9 @@ impl IngestState {
     /// watermarks) and pauses those too far ahead of the frontier, resuming those back within
     /// reach. While backpressure has paused everything, nothing is resumed here.
     fn align(&mut self, consumer: &BaseConsumer<IngestContext>, backpressure_paused: bool) {
-        // an unknown high watermark counts as messages waiting
-        self.mark_lag(|topic, p| Some(consumer.context().high(topic, p)));
+        // statistics not in yet keep the mark the broker gave at assignment (a pair never
+        // marked counts as having messages waiting)
+        self.mark_lag(|topic, p| consumer.context().high(topic, p).map(Some));
         self.advance_frontier(None);
         let held = &self.held;
         let plan = self
@@ -665,6 +666,7 @@ impl IngestState {
             tpl
         };
         if !plan.pause.is_empty() {
+            tracing::info!(pairs = ?plan.pause, held = self.held.total(), line = ?self.hold_line, "pausing partitions that hold too much ahead of the frontier");
             if let Err(e) = consumer.pause(&list(&plan.pause)) {
                 tracing::warn!(error = %e, "could not pause a partition holding too much");
             }
