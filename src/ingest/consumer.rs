@@ -203,6 +203,10 @@ struct IngestState {
     hold_line: HoldLine,
     /// Messages of pairs ahead of the frontier, waiting for it (`holdback`).
     held: HoldBack,
+    /// The hold line the held messages were last checked against: a held pair's event time
+    /// moves only when its messages are applied, so nothing more is released until the line
+    /// moves.
+    released_at: Option<HoldLine>,
     /// Expected next offset per input partition: gaps and stalls become rewinds.
     guard: OffsetGuard,
 }
@@ -251,6 +255,7 @@ impl Ingest {
             pairs: Vec::new(),
             hold_line: HoldLine::Nothing,
             held: HoldBack::default(),
+            released_at: None,
             guard: OffsetGuard::default(),
         }));
         let consumer: BaseConsumer<IngestContext> = config
@@ -316,7 +321,7 @@ impl Ingest {
         let mut a = lock(&self.shared);
         // what is read by now closes what it can: ask the broker (not cached statistics)
         // which partitions are caught up, so the frontier reaches every bucket it can
-        a.refresh_lag_from_broker(&self.consumer);
+        a.refresh_lag_from_broker(&self.consumer, None);
         a.alignment.drop_idle_hold();
         a.advance_frontier(None);
         a.release_held()?;
@@ -442,8 +447,9 @@ impl IngestState {
 
     /// Applies held messages of every pair back within reach of the frontier, in order.
     fn release_held(&mut self) -> Result<(), IngestError> {
-        while self.held.total() > 0 {
-            let mut applied = false;
+        while self.held.total() > 0 && self.released_at != Some(self.hold_line) {
+            // applying may move the line again: then look once more
+            self.released_at = Some(self.hold_line);
             for key in self.held.keys() {
                 while !self
                     .hold_line
@@ -453,11 +459,7 @@ impl IngestState {
                         break;
                     };
                     self.apply_message(key.0, key.1, &msg)?;
-                    applied = true;
                 }
-            }
-            if !applied {
-                break;
             }
         }
         Ok(())
@@ -650,9 +652,8 @@ impl IngestState {
     /// watermarks) and pauses those too far ahead of the frontier, resuming those back within
     /// reach. While backpressure has paused everything, nothing is resumed here.
     fn align(&mut self, consumer: &BaseConsumer<IngestContext>, backpressure_paused: bool) {
-        // statistics not in yet keep the mark the broker gave at assignment (a pair never
-        // marked counts as having messages waiting)
-        self.mark_lag(|topic, p| consumer.context().high(topic, p).map(Some));
+        // statistics not in yet keep the mark the broker gave at assignment
+        self.mark_lag(None, |topic, p| consumer.context().high(topic, p));
         self.advance_frontier(None);
         let held = &self.held;
         let plan = self
@@ -683,45 +684,38 @@ impl IngestState {
 
     /// Marks each owned input partition as caught up or not from the broker's high watermarks
     /// (asked now, not cached; a failed request leaves the mark as it was).
-    fn refresh_lag_from_broker(&mut self, consumer: &BaseConsumer<IngestContext>) {
-        self.mark_lag(|topic, p| {
+    /// `only` limits it to one partition: a newly assigned one is asked at once, so alignment
+    /// need not count it as waiting until the first statistics arrive (`alignment` docs).
+    fn refresh_lag_from_broker(
+        &mut self,
+        consumer: &BaseConsumer<IngestContext>,
+        only: Option<u16>,
+    ) {
+        self.mark_lag(only, |topic, p| {
             consumer
                 .fetch_watermarks(topic, p, Duration::from_secs(5))
                 .ok()
-                .map(|(_, high)| Some(high))
+                .map(|(_, high)| high)
         });
     }
 
-    /// Asks the broker (not cached statistics) whether `partition` has messages waiting on each
-    /// input, so alignment need not count it as waiting until the first statistics arrive
-    /// (module docs of `alignment`). A failed request leaves the mark as it was.
-    fn refresh_partition_lag(&mut self, partition: u16, consumer: &BaseConsumer<IngestContext>) {
-        let next = self.checkpoints.next_offsets(partition);
-        for s in [Source::Sales, Source::Clicks] {
-            let topic = self.topic_of(s);
-            match consumer.fetch_watermarks(topic, i32::from(partition), Duration::from_secs(5)) {
-                Ok((_, high)) => {
-                    let waiting = high > next[s as usize].max(0);
-                    self.alignment.set_lagging(s, partition, waiting);
-                }
-                Err(e) => tracing::debug!(partition, error = %e, "high watermark unknown"),
-            }
-        }
-    }
-
-    /// Marks each owned (source, partition) as having messages waiting when its high watermark
-    /// (from `high`: `None` = keep the mark, `Some(None)` = unknown, counted as waiting) is past
-    /// the next offset to read.
-    fn mark_lag(&mut self, high: impl Fn(&str, i32) -> Option<Option<i64>>) {
-        for p in self.checkpoints.owned_iter() {
+    /// Marks each owned (source, partition), or only those of partition `only`, as having
+    /// messages waiting when its high watermark (from `high`; `None` = unknown, the mark stays,
+    /// and a pair never marked counts as waiting) is past the next offset to read.
+    fn mark_lag(&mut self, only: Option<u16>, high: impl Fn(&str, i32) -> Option<i64>) {
+        for p in self
+            .checkpoints
+            .owned_iter()
+            .filter(|p| only.is_none_or(|o| o == *p))
+        {
             let next = self.checkpoints.next_offsets(p);
             for (s, topic) in [
                 (Source::Sales, &self.sales_topic),
                 (Source::Clicks, &self.clicks_topic),
             ] {
                 if let Some(h) = high(topic, i32::from(p)) {
-                    let lagging = h.is_none_or(|h| h > next[s as usize].max(0));
-                    self.alignment.set_lagging(s, p, lagging);
+                    self.alignment
+                        .set_lagging(s, p, h > next[s as usize].max(0));
                 }
             }
         }
@@ -757,7 +751,7 @@ impl IngestState {
                     took_ms = r.took.as_millis() as u64,
                     "partition state restored"
                 );
-                self.refresh_partition_lag(partition, consumer);
+                self.refresh_lag_from_broker(consumer, Some(partition));
             }
             Err(e) => {
                 tracing::error!(partition, error = %e, "partition state could not be restored");

@@ -335,11 +335,9 @@ impl Scorer {
                 Some(&self.payload),
                 headers,
             )?;
-            if self.observer.is_some() {
-                let update = self.build_update(i, sku, *seq, labels, &forecast, trend);
-                if let Some(observer) = self.observer.as_mut() {
-                    observer(&update);
-                }
+            if let Some(mut observer) = self.observer.take() {
+                observer(&self.build_update(i, sku, *seq, labels, &forecast, trend));
+                self.observer = Some(observer);
             }
         }
         self.batch = batch;
@@ -413,9 +411,9 @@ impl Scorer {
             mean: outputs.mean,
             trend,
         };
-        self.encoder
-            .encode(&mut self.payload, &labels.encoded, &row)
-            .map_err(ScorerError::Encode)
+        Ok(self
+            .encoder
+            .encode(&mut self.payload, &labels.encoded, &row)?)
     }
 
     /// Row `i`'s update as a value, for the observer (the published bytes are its JSON).
