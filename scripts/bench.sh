@@ -19,4 +19,4 @@ cargo build --release --quiet
 TANSU_STORAGE="${TANSU_STORAGE:-memory://tansu/}" start_tansu
 trap 'kill "$TANSU_PID" 2>/dev/null || true' EXIT
 TRENDCAST_KAFKA__BROKERS="$TRENDCAST_TEST_BROKERS" ./target/release/trendcast --config config/bench.toml \
-  bench --python "$bench_venv/bin/python" "$@"
+  bench --python "$bench_venv/bin/python" --broker-pid "$TANSU_PID" "$@"

@@ -5,11 +5,13 @@
 //! 2. (a) the raw consume rate of a bare librdkafka consumer over that topic;
 //! 3. (b) trendcast's end-to-end rate over the same topic with scoring and publishing on
 //!    (until every trend update is acknowledged);
-//! 4. the Python peer (`bench/python_peer.py`) over the same topic, when a Python is given;
-//! 5. (c) event→trend-update latency at half of (b)'s rate, read from the output topic by an
+//! 4. (a2) the relay ceiling: a bare consumer that publishes one of the engine's own updates per
+//!    message it reads (`relay` says why this bounds any engine on one shared machine);
+//! 5. the Python peer (`bench/python_peer.py`) over the same topic, when a Python is given;
+//! 6. (c) event→trend-update latency at half of (b)'s rate, read from the output topic by an
 //!    independent consumer (update header `trendcast-trigger-created-ms`), against the broker's
 //!    own produce→consume latency on the input topic at the same time;
-//! 6. (d) resident memory per active SKU with 100k and 1M SKUs in state.
+//! 7. (d) resident memory per active SKU with 100k and 1M SKUs in state.
 //!
 //! Ratios are printed with the absolute figures; the report is one JSON object on stdout.
 
@@ -31,6 +33,14 @@ use crate::engine::RunningEngine;
 use crate::kafka::{create_topics, KafkaSettings};
 use crate::replay::{self, ReplayOptions};
 use crate::scoring::scorer::TRIGGER_HEADER;
+
+mod cpu;
+mod relay;
+
+use cpu::CpuMeter;
+
+/// Distinct engine updates the relay cycles through (enough that LZ4 sees real variety per batch).
+const RELAY_PAYLOADS: usize = 10_000;
 
 /// Load-test options (also the `trendcast bench` arguments).
 #[derive(Debug, Clone, clap::Args)]
@@ -60,6 +70,9 @@ pub struct BenchOptions {
         default_value = "throughput,latency,memory"
     )]
     pub phases: Vec<String>,
+    /// Process id of the broker on this machine, to report its CPU time per phase.
+    #[arg(long, env = "TRENDCAST_BENCH_BROKER_PID")]
+    pub broker_pid: Option<u32>,
     /// Rates (events/s) of the latency run; default: half the measured end-to-end rate.
     #[arg(long, value_delimiter = ',')]
     pub latency_rates: Vec<f64>,
@@ -333,6 +346,23 @@ fn memory_run(base: &Settings, skus: u64, partitions: i32) -> Result<Value> {
     }))
 }
 
+/// (a2): the relay over the throughput phase's input, publishing as many of the engine's own
+/// updates as the engine published.
+fn relay_phase(settings: &Settings, partitions: i32, n: u64, publish: u64) -> Result<f64> {
+    let k = &settings.kafka;
+    let payloads = relay::sample_payloads(k, &k.output_topic, RELAY_PAYLOADS)?;
+    let output = format!("{}-relay", k.output_topic);
+    create_topics(&k.brokers, &[(&output, partitions)])?;
+    let plan = relay::RelayPlan {
+        input: &k.sales_topic,
+        output: &output,
+        read: n,
+        publish,
+        payloads: &payloads,
+    };
+    relay::relay_rate(k, &plan)
+}
+
 /// Runs every phase and returns the report.
 pub fn run(base: &Settings, options: &BenchOptions) -> Result<Value> {
     // Measures the streaming path: checkpoints go to a changelog only (local files off).
@@ -349,6 +379,9 @@ pub fn run(base: &Settings, options: &BenchOptions) -> Result<Value> {
     let want = |p: &str| options.phases.iter().any(|x| x == p);
     let (mut produce_rate, mut bare, mut engine, mut engine_detail, mut peer) =
         (f64::NAN, f64::NAN, f64::NAN, Value::Null, None);
+    let mut relay = f64::NAN;
+    let meter = CpuMeter::new(options.broker_pid);
+    let mut cpu = serde_json::Map::new();
     if want("throughput") {
         let settings = phase_settings(base, "throughput", options.partitions)?;
         let produce = replay::run(
@@ -363,10 +396,21 @@ pub fn run(base: &Settings, options: &BenchOptions) -> Result<Value> {
         )?;
         produce_rate = produce.rate_per_s;
         eprintln!("bench: produced at {produce_rate} events/s");
+        let mark = meter.mark();
         bare = bare_consume_rate(&settings.kafka, &settings.kafka.sales_topic, n)?;
+        cpu.insert("bare_consume".into(), meter.per_thousand(mark, n));
         eprintln!("bench: (a) bare consumer {bare:.0} events/s");
+        let mark = meter.mark();
         (engine, engine_detail) = engine_rate(&settings, n)?;
+        cpu.insert("trendcast".into(), meter.per_thousand(mark, n));
         eprintln!("bench: (b) trendcast end to end {engine:.0} events/s");
+        let published = engine_detail["trend_updates_published"]
+            .as_u64()
+            .unwrap_or(n);
+        let mark = meter.mark();
+        relay = relay_phase(&settings, options.partitions, n, published)?;
+        cpu.insert("relay".into(), meter.per_thousand(mark, n));
+        eprintln!("bench: (a2) relay ceiling {relay:.0} events/s");
         if let Some(py) = &options.python {
             let v = python_peer(py, &settings.kafka, &settings.kafka.sales_topic, n)?;
             eprintln!("bench: python peer {v}");
@@ -410,6 +454,8 @@ pub fn run(base: &Settings, options: &BenchOptions) -> Result<Value> {
     let mut ratios = HashMap::new();
     ratios.insert("end_to_end_over_bare_consume", engine / bare);
     ratios.insert("trendcast_over_python_peer", engine / peer_rate);
+    ratios.insert("relay_over_bare_consume", relay / bare);
+    ratios.insert("end_to_end_over_relay", engine / relay);
     Ok(json!({
         "model": base.scoring.manifest.display().to_string(),
         "events": n,
@@ -418,8 +464,10 @@ pub fn run(base: &Settings, options: &BenchOptions) -> Result<Value> {
         "partitions": options.partitions,
         "produce_rate_events_per_s": produce_rate,
         "bare_consume_rate_events_per_s": bare.round(),
+        "relay_rate_events_per_s": relay.round(),
         "trendcast_rate_events_per_s": engine.round(),
         "trendcast_detail": engine_detail,
+        "cpu_ms_per_1000_events": cpu,
         "python_peer": peer,
         "latency": latency,
         "memory": memory,
