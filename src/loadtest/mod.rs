@@ -211,6 +211,24 @@ fn python_peer(python: &Path, kafka: &KafkaSettings, topic: &str, n: u64) -> Res
     serde_json::from_str(last).with_context(|| format!("python peer printed {last:?}"))
 }
 
+/// Waits until the engine reads as ready (`/readyz`); returns how long that took.
+fn wait_ready(engine: &RunningEngine, timeout: Duration) -> Result<Duration> {
+    let started = Instant::now();
+    loop {
+        let probe = engine.health().ready();
+        if probe.ok {
+            return Ok(started.elapsed());
+        }
+        if engine.has_failed() || started.elapsed() > timeout {
+            bail!(
+                "the engine was not ready after {timeout:?}: {:?}",
+                probe.reasons
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// (c): latency at a steady `rate`; returns (engine p50/p99, broker p50/p99, samples).
 fn latency_run(
     base: &Settings,
@@ -259,7 +277,10 @@ fn latency_run(
             }
         })
     };
-    // Let both readers join their groups before load starts.
+    // Load starts once the engine is ready (group joined, partitions assigned and restored) and
+    // both readers have had time to join theirs: the figures are the latency under load, not the
+    // consumer group's start (reported apart as ready_after_s).
+    let ready_after = wait_ready(&engine, Duration::from_secs(120))?;
     std::thread::sleep(Duration::from_secs(3));
     let take = ((rate * secs) as usize).min(events.len());
     let options = ReplayOptions {
@@ -287,6 +308,7 @@ fn latency_run(
     u.sort_by(f64::total_cmp);
     Ok(json!({
         "rate_events_per_s": rate.round(),
+        "ready_after_s": (ready_after.as_secs_f64() * 10.0).round() / 10.0,
         "events": produced.events,
         "achieved_rate_events_per_s": produced.rate_per_s,
         "broker_produce_to_consume_ms": {"p50": percentile(&b, 0.5), "p99": percentile(&b, 0.99), "samples": b.len()},
