@@ -22,8 +22,8 @@ use crate::ingest::{Ingest, IngestError};
 use crate::publish::{PublishError, Publisher};
 use crate::scoring::scorer::ScorerError;
 use crate::scoring::{
-    flush_scorer, ManifestError, Model, ModelError, ResolvedManifest, Scorer, ScorerMsg,
-    ScoringBacklog, UpdateObserver,
+    flush_scorer, FlushPoint, ManifestError, Model, ModelError, ResolvedManifest, Scorer,
+    ScorerMsg, ScoringBacklog, UpdateObserver,
 };
 use crate::signals::processor::SignalStats;
 use crate::signals::{Signals, SignalsError};
@@ -277,7 +277,7 @@ impl RunningEngine {
     pub fn finish_replay(&self, timeout: Duration) -> Result<(), EngineError> {
         self.store.flush();
         if let Some(tx) = &self.scorer_tx {
-            if !flush_scorer(tx, false, timeout) {
+            if !flush_scorer(tx, false, FlushPoint::Published, timeout) {
                 return Err(EngineError::Thread("scorer"));
             }
         }

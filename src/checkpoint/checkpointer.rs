@@ -15,7 +15,7 @@ use super::restore::{fold, Restored};
 use super::{CheckpointSettings, StateSource};
 use crate::kafka::KafkaSettings;
 use crate::publish::Publisher;
-use crate::scoring::{flush_scorer, ScorerMsg};
+use crate::scoring::{flush_scorer, FlushPoint, ScorerMsg};
 use crate::vocab::Source;
 use crate::window::Admission;
 
@@ -282,7 +282,7 @@ impl Checkpointer {
             return Vec::new();
         }
         // Everything the state calls scored must be on the broker before the state is saved.
-        if !flush_scorer(scorer, true, patience) {
+        if !flush_scorer(scorer, true, FlushPoint::Published, patience) {
             tracing::warn!("checkpoint skipped: the scorer did not drain in time");
             return Vec::new();
         }

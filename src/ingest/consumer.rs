@@ -36,7 +36,7 @@ use crate::checkpoint::checkpointer::{FINAL_PATIENCE, PERIODIC_PATIENCE};
 use crate::checkpoint::{CheckpointError, CheckpointSettings, Checkpointer};
 use crate::kafka::KafkaSettings;
 use crate::publish::{PublishError, Publisher};
-use crate::scoring::{flush_scorer, ScorerMsg, ScoringBacklog};
+use crate::scoring::{flush_scorer, FlushPoint, ScorerMsg, ScoringBacklog};
 use crate::telemetry::{EngineStats, Health};
 use crate::window::{Admission, WindowStore};
 
@@ -638,12 +638,15 @@ impl IngestState {
         let after = store.closed_for(frontier);
         if before.is_none_or(|c| after > c) {
             // a bucket closes: let the scorer finish the previous close first
-            if !flush_scorer(&self.scorer, false, CLOSE_BARRIER_TIMEOUT) {
-                tracing::warn!("scorer did not finish a close in time");
+            if !flush_scorer(
+                &self.scorer,
+                false,
+                FlushPoint::Copied,
+                CLOSE_BARRIER_TIMEOUT,
+            ) {
+                tracing::warn!("scorer did not copy a close's windows in time");
             }
-            if let Some(created) = created_ms {
-                store.record_close(after, created);
-            }
+            store.record_close(after, created_ms);
         }
         store.raise_frontier(frontier);
     }

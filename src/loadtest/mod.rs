@@ -33,6 +33,7 @@ use crate::engine::RunningEngine;
 use crate::kafka::{create_topics, KafkaSettings};
 use crate::replay::{self, ReplayOptions};
 use crate::scoring::scorer::TRIGGER_HEADER;
+use crate::telemetry::LatencySample;
 
 mod cpu;
 mod relay;
@@ -294,13 +295,15 @@ fn latency_run(
     stop.store(true, Ordering::Release);
     let _ = probe.join();
     let _ = reader.join();
-    let mut acked: Vec<f64> = engine
-        .stats()
-        .take_latency_samples()
-        .into_iter()
-        .map(f64::from)
-        .collect();
-    acked.sort_by(f64::total_cmp);
+    let samples = engine.stats().take_latency_samples();
+    let sorted = |part: &dyn Fn(&LatencySample) -> f32| {
+        let mut v: Vec<f64> = samples.iter().map(|x| f64::from(part(x))).collect();
+        v.sort_by(f64::total_cmp);
+        v
+    };
+    let acked = sorted(&|x| x.event_to_ack_ms);
+    let send_to_ack = sorted(&|x| x.send_to_ack_ms);
+    let event_to_send = sorted(&|x| x.event_to_ack_ms - x.send_to_ack_ms);
     engine.shutdown(Duration::from_secs(60))?;
     let mut b = broker_lat.lock().map(|v| v.clone()).unwrap_or_default();
     let mut u = update_lat.lock().map(|v| v.clone()).unwrap_or_default();
@@ -313,6 +316,8 @@ fn latency_run(
         "achieved_rate_events_per_s": produced.rate_per_s,
         "broker_produce_to_consume_ms": {"p50": percentile(&b, 0.5), "p99": percentile(&b, 0.99), "samples": b.len()},
         "event_to_update_acked_ms": {"p50": percentile(&acked, 0.5), "p99": percentile(&acked, 0.99), "samples": acked.len()},
+        "event_to_update_sent_ms": {"p50": percentile(&event_to_send, 0.5), "p99": percentile(&event_to_send, 0.99)},
+        "update_sent_to_acked_ms": {"p50": percentile(&send_to_ack, 0.5), "p99": percentile(&send_to_ack, 0.99)},
         "event_to_update_read_ms": {"p50": percentile(&u, 0.5), "p99": percentile(&u, 0.99), "samples": u.len()},
         "acked_p99_excess_over_broker_ms": percentile(&acked, 0.99) - percentile(&b, 0.99),
         "read_p99_excess_over_broker_ms": percentile(&u, 0.99) - percentile(&b, 0.99),

@@ -106,10 +106,13 @@ impl ProducerContext for PublishContext {
         match result {
             Ok(_) => match tag.kind {
                 MessageKind::TrendUpdate { trigger_ms } => {
-                    self.stats.published(tag.sent_at.elapsed());
+                    let send_to_ack = tag.sent_at.elapsed();
+                    self.stats.published(send_to_ack);
                     if let Some(t) = trigger_ms {
-                        self.stats
-                            .event_to_update(chrono::Utc::now().timestamp_millis() - t);
+                        self.stats.event_to_update(
+                            chrono::Utc::now().timestamp_millis() - t,
+                            send_to_ack,
+                        );
                     }
                 }
                 MessageKind::DeadLetter => self.stats.dead_letters.add(1),

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 pub use manifest::{ManifestError, ModelManifest, ResolvedManifest};
 pub use model::{BatchForecast, Model, ModelError};
-pub use scorer::{flush_scorer, Scorer, ScorerMsg, UpdateObserver};
+pub use scorer::{flush_scorer, FlushPoint, Scorer, ScorerMsg, UpdateObserver};
 
 /// The scorer's backlog (windows ready but not yet scored), as the scorer last published it.
 /// Ingest reads it to decide backpressure; it is a control signal, so it is a handle of its own

@@ -21,8 +21,8 @@ use crate::publish::{HorizonStep, MessageKind, Publisher, Trend, TrendUpdate};
 use crate::telemetry::EngineStats;
 use crate::window::{rfc3339, BucketIndex, Feature, ScoreDecision, WindowStore};
 
-/// Batches scored per turn of the loop before the channel is read again.
-pub const BATCHES_PER_TURN: usize = 4;
+/// Batches copied and scored per turn of the loop before the channel is read again.
+pub const BATCHES_PER_TURN: usize = 16;
 
 /// Header on trend updates: producer create time (epoch ms) of the input event whose arrival
 /// closed the bucket the update is for. `now − header` is the event→update latency.
@@ -33,15 +33,33 @@ pub const TRIGGER_HEADER: &str = "trendcast-trigger-created-ms";
 pub enum ScorerMsg {
     /// `sku` has unscored changes from bucket `from` on.
     Dirty(Arc<str>, BucketIndex),
-    /// Score every SKU whose bucket has closed (with `force`, throttled ones too, ignoring
-    /// `min_rescore_interval`), walking each forward bucket by bucket, then acknowledge.
-    /// Ingest sends it before a bucket closes (so no bucket is skipped) and before a checkpoint.
+    /// Take every SKU whose bucket has closed (with `force`, throttled ones too, ignoring
+    /// `min_rescore_interval`), walking each forward bucket by bucket, then acknowledge at
+    /// `until`. Ingest sends it before a bucket closes (so no bucket is skipped; `Copied`) and
+    /// before a checkpoint (`Published`).
     Flush {
-        /// Acknowledged once nothing closed is left to score.
+        /// Acknowledged once nothing closed is left to take, at `until`.
         ack: SyncSender<()>,
         /// Also score throttled SKUs now.
         force: bool,
+        /// How far the closed windows must have gone before the acknowledgement.
+        until: FlushPoint,
     },
+}
+
+/// How far a [`ScorerMsg::Flush`] waits.
+///
+/// The close barrier only has to keep ingest from sliding a ring past a bucket that a window
+/// not yet copied still needs; once every closed window is copied into the scorer's input,
+/// ingest may go on while the model runs, the updates are encoded and handed to the producer.
+/// A checkpoint needs more: every update the saved state counts as made must be with the
+/// producer before the producer is flushed and the offsets are saved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlushPoint {
+    /// Every closed window has been copied for scoring.
+    Copied,
+    /// Every closed window has been scored and its update handed to the publisher.
+    Published,
 }
 
 /// Receives every published update (used by the demo's live table and by tests).
@@ -67,11 +85,15 @@ pub struct Scorer {
     /// SKUs whose bucket has closed, waiting to be scored (duplicates are harmless: a second
     /// look finds the SKU clean).
     ready: VecDeque<Arc<str>>,
+    /// Windows copied for scoring, one row of `window_values` each, up to
+    /// [`BATCHES_PER_TURN`] batches: a snapshot, so ingest may slide the rings once it is taken.
     input: Vec<f32>,
-    /// Rows of the batch being filled: SKU, sequence number, scored bucket.
+    /// The copied rows: SKU, sequence number, scored bucket.
     batch: Vec<(Arc<str>, u64, BucketIndex)>,
     /// Force the next scorings past the throttle (a forced flush is waiting).
     force: bool,
+    /// Flushes waiting for an acknowledgement, with how far each waits.
+    waiting: Vec<(SyncSender<()>, FlushPoint)>,
     units_slot: usize,
     /// Quantile levels as output keys ("0.1", "0.5", ...).
     level_keys: Vec<String>,
@@ -136,8 +158,8 @@ impl Scorer {
             encoder,
             payload: Vec::new(),
             recent: Vec::new(),
-            input: vec![0.0; per * settings.batch_size],
-            batch: Vec::with_capacity(settings.batch_size),
+            input: Vec::with_capacity(per * settings.batch_size * BATCHES_PER_TURN),
+            batch: Vec::with_capacity(settings.batch_size * BATCHES_PER_TURN),
             store,
             model,
             publisher,
@@ -153,6 +175,7 @@ impl Scorer {
             deferred: BinaryHeap::new(),
             units_slot,
             force: false,
+            waiting: Vec::new(),
         })
     }
 
@@ -166,11 +189,11 @@ impl Scorer {
 
     /// Runs until every sender of `rx` is gone, then scores what is ready and returns.
     ///
-    /// Each turn takes at most [`BATCHES_PER_TURN`] batches off the ready queue before reading the
-    /// channel again, and publishes the queue's length as the scoring backlog: ingest pauses its
+    /// Each turn copies at most [`BATCHES_PER_TURN`] batches of windows off the ready queue,
+    /// acknowledges the flushes that wait only for the copy, scores the copies, and reads the
+    /// channel again. It publishes the queue's length as the scoring backlog: ingest pauses its
     /// partitions while the backlog is too long.
     pub fn run(mut self, rx: Receiver<ScorerMsg>) -> Result<(), ScorerError> {
-        let mut flush_acks = Vec::new();
         let mut disconnected = false;
         loop {
             // a refused update stops the engine now, not at the next update
@@ -183,26 +206,22 @@ impl Scorer {
                 };
                 match rx.recv_timeout(wait) {
                     Ok(msg) => {
-                        self.accept(msg, &mut flush_acks);
-                        while let Ok(msg) = rx.try_recv() {
-                            self.accept(msg, &mut flush_acks);
-                        }
+                        self.accept(msg);
+                        self.drain(&rx);
                     }
                     Err(RecvTimeoutError::Timeout) => {}
                     Err(RecvTimeoutError::Disconnected) => disconnected = true,
                 }
             }
-            self.collect_ready();
-            self.score_some()?;
-            // walking forward re-queues SKUs at buckets that may already be closed
+            self.copy_closed();
+            self.score_copied(&rx)?;
+            // throttles may have run out meanwhile
             self.collect_ready();
             self.backlog.set(self.ready.len());
             self.stats.set_scoring_backlog(self.ready.len());
             if self.ready.is_empty() {
                 self.force = false;
-                for ack in flush_acks.drain(..) {
-                    let _ = ack.send(());
-                }
+                self.acknowledge(FlushPoint::Published);
                 if disconnected {
                     return Ok(());
                 }
@@ -210,17 +229,48 @@ impl Scorer {
         }
     }
 
-    fn accept(&mut self, msg: ScorerMsg, acks: &mut Vec<SyncSender<()>>) {
+    /// Accepts every message already waiting (none of them blocks).
+    fn drain(&mut self, rx: &Receiver<ScorerMsg>) {
+        while let Ok(msg) = rx.try_recv() {
+            self.accept(msg);
+        }
+    }
+
+    /// Copies the windows of closed SKUs and, once no closed SKU is left uncopied, releases the
+    /// close barriers waiting for that.
+    fn copy_closed(&mut self) {
+        self.collect_ready();
+        self.copy_ready();
+        // a full copy may leave closed SKUs queued: only an empty queue means all are copied
+        self.collect_ready();
+        if self.ready.is_empty() {
+            self.acknowledge(FlushPoint::Copied);
+        }
+    }
+
+    /// Acknowledges the flushes waiting for `point` (a `Published` flush is also past `Copied`).
+    fn acknowledge(&mut self, point: FlushPoint) {
+        self.waiting.retain(|(ack, until)| {
+            let reached = *until == point || point == FlushPoint::Published;
+            if reached {
+                // a waiter that gave up has dropped its receiver: nothing to tell it
+                let _ = ack.send(());
+            }
+            !reached
+        });
+    }
+
+    fn accept(&mut self, msg: ScorerMsg) {
         match msg {
             ScorerMsg::Dirty(sku, from) => self.enqueue(sku, from),
-            ScorerMsg::Flush { ack, force } => {
+            ScorerMsg::Flush { ack, force, until } => {
                 if force {
                     self.force = true;
                     while let Some(Reverse((_, sku))) = self.deferred.pop() {
                         self.ready.push_back(sku);
                     }
                 }
-                acks.push(ack)
+                self.waiting.push((ack, until))
             }
         }
     }
@@ -247,20 +297,32 @@ impl Scorer {
         }
     }
 
-    /// Scores up to [`BATCHES_PER_TURN`] batches from the ready queue.
-    fn score_some(&mut self) -> Result<(), ScorerError> {
-        let Some(closed) = self.store.closed_index() else {
-            return Ok(());
+    /// Copies the windows of ready SKUs into `input` (after the rows already there), walking each
+    /// forward bucket by bucket, until the ready queue is empty or [`BATCHES_PER_TURN`] more
+    /// batches are copied.
+    fn copy_ready(&mut self) {
+        let Some(mut closed) = self.store.closed_index() else {
+            return;
         };
-        let now = self.now_ms();
+        let mut now = self.now_ms();
         let min_interval = self.settings.min_rescore_interval.as_millis() as i64;
         let per = self.model.window_values();
-        let mut batches = 0;
-        while batches < BATCHES_PER_TURN {
+        let limit = self.batch.len() + self.settings.batch_size * BATCHES_PER_TURN;
+        while self.batch.len() < limit {
             let Some(sku) = self.ready.pop_front() else {
-                break;
+                // walking forward re-queues SKUs at buckets that may already be closed; what is
+                // collected now is judged by the clock and the close that let it through (never
+                // older ones, or a SKU could bounce between the queues)
+                self.collect_ready();
+                now = self.now_ms();
+                closed = self.store.closed_index().unwrap_or(closed);
+                if self.ready.is_empty() {
+                    break;
+                }
+                continue;
             };
             let slot = self.batch.len() * per;
+            self.input.resize(slot + per, 0.0);
             let features = &self.model.manifest().features;
             let (decision, still_dirty) = self.store.prepare(
                 &sku,
@@ -277,10 +339,6 @@ impl Scorer {
                         self.enqueue(sku.clone(), from);
                     }
                     self.batch.push((sku, seq, at));
-                    if self.batch.len() == self.settings.batch_size {
-                        self.score_batch()?;
-                        batches += 1;
-                    }
                 }
                 ScoreDecision::Defer { retry_at_ms } => {
                     self.deferred.push(Reverse((retry_at_ms, sku)))
@@ -292,27 +350,56 @@ impl Scorer {
                 }
             }
         }
-        if !self.batch.is_empty() {
-            self.score_batch()?;
+        self.input.truncate(self.batch.len() * per);
+    }
+
+    /// Scores the copied windows, `batch_size` rows at a time, and publishes their updates.
+    /// Between batches it reads the channel: a close barrier that arrives meanwhile needs only
+    /// the newly closed windows copied (appended to the rows), not these scored.
+    fn score_copied(&mut self, rx: &Receiver<ScorerMsg>) -> Result<(), ScorerError> {
+        let per = self.model.window_values();
+        let limit = self.settings.batch_size * BATCHES_PER_TURN;
+        let mut start = 0;
+        while start < self.batch.len() {
+            let n = self.settings.batch_size.min(self.batch.len() - start);
+            self.score_batch(start, n)?;
+            start += n;
+            if start >= limit {
+                // drop the scored rows so that a long run of closes does not grow the copy
+                self.batch.drain(..start);
+                self.input.drain(..start * per);
+                start = 0;
+            }
+            self.drain(rx);
+            if self.waiting.iter().any(|(_, u)| *u == FlushPoint::Copied) {
+                self.copy_closed();
+            }
+            self.backlog
+                .set(self.ready.len() + self.batch.len() - start);
         }
+        self.batch.clear();
+        self.input.clear();
         Ok(())
     }
 
-    fn score_batch(&mut self) -> Result<(), ScorerError> {
-        let n = self.batch.len();
+    /// Scores copied rows `start..start + n` in one model call and publishes their updates.
+    fn score_batch(&mut self, start: usize, n: usize) -> Result<(), ScorerError> {
         let started = Instant::now();
         let spec = self.store.spec();
-        let origin_days: Vec<f32> = self
-            .batch
+        let per = self.model.window_values();
+        let rows = start..start + n;
+        let origin_days: Vec<f32> = self.batch[rows.clone()]
             .iter()
             .map(|(_, _, at)| crate::window::epoch_day(spec.start_ms(at + 1)))
             .collect();
-        let forecast = self.model.score(&self.input, &origin_days, n)?;
+        let forecast =
+            self.model
+                .score(&self.input[start * per..(start + n) * per], &origin_days, n)?;
         self.stats.scored_batch(n, started.elapsed());
         let batch = std::mem::take(&mut self.batch);
         // rows of one batch mostly share a bucket: format its labels once per run of rows
         let mut current: Option<(BucketIndex, BatchLabels, Option<i64>, Option<String>)> = None;
-        for (i, (sku, seq, at)) in batch.iter().enumerate() {
+        for (i, (sku, seq, at)) in batch[rows].iter().enumerate() {
             if current.as_ref().is_none_or(|(b, ..)| b != at) {
                 let trigger_ms = self.store.close_trigger(*at);
                 let trigger = trigger_ms.map(|ms| ms.to_string());
@@ -321,7 +408,7 @@ impl Scorer {
             let Some((_, labels, trigger_ms, trigger)) = current.as_ref() else {
                 continue;
             };
-            let trend = self.row_trend(i, &forecast);
+            let trend = self.row_trend(start + i, i, &forecast);
             self.encode_row(i, sku, *seq, labels, &forecast, &trend)?;
             let headers = trigger
                 .as_ref()
@@ -341,7 +428,6 @@ impl Scorer {
             }
         }
         self.batch = batch;
-        self.batch.clear();
         Ok(())
     }
 
@@ -361,13 +447,14 @@ impl Scorer {
         }
     }
 
-    /// Row `i`'s trend call (docs/TRENDS.md), from its forecast and its window's recent units.
-    fn row_trend(&mut self, i: usize, forecast: &BatchForecast) -> Trend {
+    /// The trend call (docs/TRENDS.md) of copied row `row`, which is row `i` of `forecast`, from
+    /// its forecast and its window's recent units.
+    fn row_trend(&mut self, row: usize, i: usize, forecast: &BatchForecast) -> Trend {
         let resolved = self.model.manifest();
         let m = &resolved.manifest;
         let nf = resolved.features.len();
         let per = self.model.window_values();
-        let window = &self.input[i * per..(i + 1) * per];
+        let window = &self.input[row * per..(row + 1) * per];
         let recent_len = m.horizon.min(m.window_len);
         self.recent.clear();
         self.recent.extend(
@@ -492,15 +579,22 @@ impl Scorer {
     }
 }
 
-/// Asks the scorer to score everything closed (with `force`, throttled SKUs too) and waits for
-/// it (up to `timeout`). False when the scorer is gone or did not answer in time.
+/// Asks the scorer to take everything closed (with `force`, throttled SKUs too) and waits (up
+/// to `timeout`) until it has gone as far as `until`. False when the scorer is gone or did not
+/// answer in time.
 pub fn flush_scorer(
     tx: &std::sync::mpsc::Sender<ScorerMsg>,
     force: bool,
+    until: FlushPoint,
     timeout: Duration,
 ) -> bool {
     let (ack_tx, ack_rx) = std::sync::mpsc::sync_channel(1);
-    if tx.send(ScorerMsg::Flush { ack: ack_tx, force }).is_err() {
+    let msg = ScorerMsg::Flush {
+        ack: ack_tx,
+        force,
+        until,
+    };
+    if tx.send(msg).is_err() {
         return false;
     }
     ack_rx.recv_timeout(timeout).is_ok()

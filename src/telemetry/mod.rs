@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use tracing_subscriber::EnvFilter;
 
 pub use health::Health;
-pub use stats::EngineStats;
+pub use stats::{EngineStats, LatencySample};
 
 /// Resident set size of this process in bytes (Linux `/proc/self/statm`; 0 elsewhere).
 pub fn rss_bytes() -> u64 {

@@ -270,8 +270,17 @@ pub struct EngineStats {
     pub checkpoints: ReadableCounter,
     checkpoint_duration: Histogram,
     restore_duration: Histogram,
-    /// Recent event→update latencies in ms, for load tests (bounded).
-    latency_samples: std::sync::Mutex<Vec<f32>>,
+    /// Recent event→update latencies, for load tests (bounded).
+    latency_samples: std::sync::Mutex<Vec<LatencySample>>,
+}
+
+/// One trend update's latency, split where the engine hands it to the producer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LatencySample {
+    /// Input event that closed the bucket (its producer create time) → update acknowledged, ms.
+    pub event_to_ack_ms: f32,
+    /// Update handed to the producer → acknowledged by the broker, ms.
+    pub send_to_ack_ms: f32,
 }
 
 /// Most latency samples kept for [`EngineStats::take_latency_samples`].
@@ -401,18 +410,22 @@ impl EngineStats {
         }
     }
 
-    /// Records one event→update latency (ms).
-    pub fn event_to_update(&self, ms: i64) {
+    /// Records one event→update latency (`ms`, to the acknowledgement), of which `send_to_ack`
+    /// passed between handing the update to the producer and its acknowledgement.
+    pub fn event_to_update(&self, ms: i64, send_to_ack: Duration) {
         self.event_to_update.record(ms as f64 / 1000.0);
         if let Ok(mut s) = self.latency_samples.lock() {
             if s.len() < MAX_LATENCY_SAMPLES {
-                s.push(ms as f32);
+                s.push(LatencySample {
+                    event_to_ack_ms: ms as f32,
+                    send_to_ack_ms: send_to_ack.as_secs_f32() * 1000.0,
+                });
             }
         }
     }
 
-    /// Takes the recorded event→update latencies (ms), leaving none.
-    pub fn take_latency_samples(&self) -> Vec<f32> {
+    /// Takes the recorded event→update latencies, leaving none.
+    pub fn take_latency_samples(&self) -> Vec<LatencySample> {
         self.latency_samples
             .lock()
             .map(|mut s| std::mem::take(&mut *s))

@@ -67,8 +67,9 @@ pub struct WindowStore {
     flushed: std::sync::atomic::AtomicBool,
     evicted_idle: AtomicU64,
     evicted_capacity: AtomicU64,
-    /// Recent bucket closes: (closed index, producer create time of the event that closed it).
-    close_triggers: Mutex<VecDeque<(BucketIndex, i64)>>,
+    /// Recent bucket closes, oldest first: (newest bucket closed, producer create time of the
+    /// event that closed it; none for a close no event brought about).
+    close_triggers: Mutex<VecDeque<(BucketIndex, Option<i64>)>>,
     /// SKUs evicted since the checkpointer last asked, with their partition.
     removed: Mutex<Vec<(Arc<str>, u16)>>,
     /// Whether evictions are remembered for a checkpointer.
@@ -172,9 +173,10 @@ impl WindowStore {
         self.flushed.store(true, Ordering::Release);
     }
 
-    /// Remembers that the event created (by its producer) at `created_ms` closed buckets up to
-    /// `closed`; trend updates for that close carry it so their latency can be measured.
-    pub fn record_close(&self, closed: BucketIndex, created_ms: i64) {
+    /// Remembers that the event created (by its producer) at `created_ms` closed every bucket
+    /// after the previous close up to `closed`; trend updates for those buckets carry it so their
+    /// latency can be measured. `None` records a close no event brought about.
+    pub fn record_close(&self, closed: BucketIndex, created_ms: Option<i64>) {
         if let Ok(mut t) = self.close_triggers.lock() {
             if t.len() == CLOSE_TRIGGERS_KEPT {
                 t.pop_front();
@@ -183,13 +185,18 @@ impl WindowStore {
         }
     }
 
-    /// Producer create time of the event that closed bucket `closed` (or the newest close before it).
-    pub fn close_trigger(&self, closed: BucketIndex) -> Option<i64> {
+    /// Producer create time of the event that closed `bucket`: that of the first close that
+    /// reached it. One close can cover several buckets (the frontier jumps over days without
+    /// events), so the close recorded under a later index is the one that closed an earlier
+    /// bucket, never one recorded before it. None when no event closed it, or when the close that
+    /// did is no longer kept.
+    pub fn close_trigger(&self, bucket: BucketIndex) -> Option<i64> {
         let t = self.close_triggers.lock().ok()?;
-        t.iter()
-            .rev()
-            .find(|(c, _)| *c <= closed)
-            .map(|(_, ms)| *ms)
+        let i = t.iter().position(|(c, _)| *c >= bucket)?;
+        if i == 0 && t.len() == CLOSE_TRIGGERS_KEPT {
+            return None; // the close that reached it may have been dropped
+        }
+        t[i].1
     }
 
     /// Raises the event-time watermark to `ts_ms` (no-op when it is already past it).
@@ -445,5 +452,52 @@ impl WindowStore {
             EvictionReason::Idle => self.evicted_idle.load(Ordering::Relaxed),
             EvictionReason::Capacity => self.evicted_capacity.load(Ordering::Relaxed),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> WindowStore {
+        WindowStore::new(WindowSettings {
+            bucket: BucketSpec::new(86_400_000),
+            buckets: 3,
+            lateness_ms: 3_600_000,
+            max_skus: 10,
+            shards: 0,
+        })
+    }
+
+    #[test]
+    fn a_bucket_takes_the_trigger_of_the_close_that_reached_it() {
+        let s = store();
+        s.record_close(10, Some(1_000));
+        // the frontier jumped over a day without events: buckets 11 and 12 closed together
+        s.record_close(12, Some(2_000));
+        s.record_close(13, None);
+        s.record_close(14, Some(4_000));
+        assert_eq!(s.close_trigger(10), Some(1_000));
+        assert_eq!(s.close_trigger(11), Some(2_000), "not the close before it");
+        assert_eq!(s.close_trigger(12), Some(2_000));
+        assert_eq!(s.close_trigger(13), None, "closed by no event");
+        assert_eq!(s.close_trigger(14), Some(4_000));
+        assert_eq!(s.close_trigger(15), None, "not closed yet");
+    }
+
+    #[test]
+    fn a_close_no_longer_kept_gives_no_trigger() {
+        let s = store();
+        for i in 0..=CLOSE_TRIGGERS_KEPT as i64 {
+            s.record_close(10 * i, Some(i));
+        }
+        // the close that reached bucket 1 (index 10) was dropped; index 20 is the oldest kept
+        assert_eq!(s.close_trigger(1), None);
+        assert_eq!(
+            s.close_trigger(11),
+            Some(2),
+            "reached by the close kept at 20"
+        );
+        assert_eq!(s.close_trigger(21), Some(3));
     }
 }
