@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
 use serde_json::{json, Value};
 
 use crate::config::Settings;
@@ -230,6 +230,26 @@ fn wait_ready(engine: &RunningEngine, timeout: Duration) -> Result<Duration> {
     }
 }
 
+/// A thread that reads `consumer` until `stop` and records, for each message with a start time
+/// (`start_ms`, epoch ms), how long ago that was (ms) in `latencies`.
+fn spawn_latency_reader(
+    consumer: BaseConsumer,
+    stop: &Arc<AtomicBool>,
+    latencies: &Arc<Mutex<Vec<f64>>>,
+    start_ms: fn(&BorrowedMessage<'_>) -> Option<i64>,
+) -> std::thread::JoinHandle<()> {
+    let (stop, latencies) = (stop.clone(), latencies.clone());
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::Acquire) {
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
+                if let (Some(start), Ok(mut l)) = (start_ms(&m), latencies.lock()) {
+                    l.push((now_ms() - start) as f64);
+                }
+            }
+        }
+    })
+}
+
 /// (c): latency at a steady `rate`; returns (engine p50/p99, broker p50/p99, samples).
 fn latency_run(
     base: &Settings,
@@ -244,40 +264,26 @@ fn latency_run(
     let stop = Arc::new(AtomicBool::new(false));
     let broker_lat = Arc::new(Mutex::new(Vec::<f64>::new()));
     let update_lat = Arc::new(Mutex::new(Vec::<f64>::new()));
-    let probe = {
-        let consumer = bare_consumer(&k, &format!("{}-probe", k.sales_topic), &k.sales_topic)?;
-        let (stop, lat) = (stop.clone(), broker_lat.clone());
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Acquire) {
-                if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
-                    if let Some(created) = m.timestamp().to_millis() {
-                        if let Ok(mut l) = lat.lock() {
-                            l.push((now_ms() - created) as f64);
-                        }
-                    }
-                }
-            }
-        })
-    };
-    let reader = {
-        let consumer = bare_consumer(&k, &format!("{}-reader", k.output_topic), &k.output_topic)?;
-        let (stop, lat) = (stop.clone(), update_lat.clone());
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Acquire) {
-                if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
-                    let trigger = m.headers().and_then(|h| {
-                        h.iter()
-                            .find(|x| x.key == TRIGGER_HEADER)
-                            .and_then(|x| x.value)
-                            .and_then(|v| std::str::from_utf8(v).ok()?.parse::<i64>().ok())
-                    });
-                    if let (Some(t), Ok(mut l)) = (trigger, lat.lock()) {
-                        l.push((now_ms() - t) as f64);
-                    }
-                }
-            }
-        })
-    };
+    // the broker's own produce→consume latency on the input, and event→update on the output
+    let probe = spawn_latency_reader(
+        bare_consumer(&k, &format!("{}-probe", k.sales_topic), &k.sales_topic)?,
+        &stop,
+        &broker_lat,
+        |m| m.timestamp().to_millis(),
+    );
+    let reader = spawn_latency_reader(
+        bare_consumer(&k, &format!("{}-reader", k.output_topic), &k.output_topic)?,
+        &stop,
+        &update_lat,
+        |m| {
+            m.headers().and_then(|h| {
+                h.iter()
+                    .find(|x| x.key == TRIGGER_HEADER)
+                    .and_then(|x| x.value)
+                    .and_then(|v| std::str::from_utf8(v).ok()?.parse::<i64>().ok())
+            })
+        },
+    );
     // Load starts once the engine is ready (group joined, partitions assigned and restored) and
     // both readers have had time to join theirs: the figures are the latency under load, not the
     // consumer group's start (reported apart as ready_after_s).

@@ -7,44 +7,20 @@
 //! CPU the bare consumer never pays. The relay measures it with no engine work at all: it reads
 //! the input topic as (a) does and publishes as many messages as the engine published, spread
 //! evenly over the input, each one of the engine's own trend updates (read back from the output
-//! topic of the engine run, cycled in order), with the engine's producer settings, until every
+//! topic of the engine run, cycled in order), through the engine's `Publisher`, until every
 //! message is acknowledged. Engine over relay is then the share of the reachable rate the engine
 //! gets; relay over bare is the broker's part of the gap.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
-use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::ClientContext;
 
 use super::bare_consumer;
 use crate::kafka::KafkaSettings;
-
-/// Counts acknowledgements and failures of the relay's messages.
-#[derive(Default)]
-struct RelayContext {
-    acked: AtomicU64,
-    failed: AtomicU64,
-}
-
-impl ClientContext for RelayContext {}
-
-impl ProducerContext for RelayContext {
-    type DeliveryOpaque = ();
-
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        let counter = if result.is_ok() {
-            &self.acked
-        } else {
-            &self.failed
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-}
+use crate::publish::{MessageKind, Publisher};
+use crate::telemetry::EngineStats;
 
 /// Up to `limit` payloads of `topic`, in order, read from its start (the engine's updates).
 pub fn sample_payloads(kafka: &KafkaSettings, topic: &str, limit: usize) -> Result<Vec<Vec<u8>>> {
@@ -85,10 +61,9 @@ pub fn relay_rate(kafka: &KafkaSettings, plan: &RelayPlan<'_>) -> Result<f64> {
         payloads,
     } = *plan;
     let consumer = bare_consumer(kafka, &format!("{input}-relay"), input)?;
-    let producer: ThreadedProducer<RelayContext> = kafka
-        .producer_config()
-        .create_with_context(RelayContext::default())
-        .context("relay producer")?;
+    // the engine's own producer path: its settings, its retries, its wait on a full queue
+    let stats = Arc::new(EngineStats::default());
+    let publisher = Publisher::new(kafka, stats.clone()).context("relay producer")?;
     let (mut seen, mut sent) = (0_u64, 0_u64);
     let mut started: Option<Instant> = None;
     let deadline = Instant::now() + Duration::from_secs(600);
@@ -104,42 +79,22 @@ pub fn relay_rate(kafka: &KafkaSettings, plan: &RelayPlan<'_>) -> Result<f64> {
         // the sent count follows publish/read of the messages read so far
         if sent < seen * publish / n {
             let payload = &payloads[(sent % payloads.len() as u64) as usize];
-            send(&producer, output, m.key().unwrap_or_default(), payload)?;
+            let update = MessageKind::TrendUpdate { trigger_ms: None };
+            publisher
+                .send(update, output, m.key(), Some(payload), None)
+                .context("relay send")?;
             sent += 1;
         }
     }
-    producer
+    publisher
         .flush(Duration::from_secs(120))
         .context("relay flush")?;
-    let context = producer.context();
-    let (acked, failed) = (
-        context.acked.load(Ordering::Relaxed),
-        context.failed.load(Ordering::Relaxed),
-    );
+    let acked = stats.updates_published.get();
     if acked != sent {
-        bail!("relay: {acked} of {sent} messages acknowledged ({failed} failed)");
+        bail!("relay: {acked} of {sent} messages acknowledged");
     }
     let secs = started
         .map(|s| s.elapsed().as_secs_f64())
         .unwrap_or(f64::NAN);
     Ok(n as f64 / secs)
-}
-
-/// Sends one message, waiting while librdkafka's queue is full.
-fn send(
-    producer: &ThreadedProducer<RelayContext>,
-    topic: &str,
-    key: &[u8],
-    payload: &[u8],
-) -> Result<()> {
-    loop {
-        let record = BaseRecord::to(topic).key(key).payload(payload);
-        match producer.send(record) {
-            Ok(()) => return Ok(()),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            Err((e, _)) => return Err(e).context("relay send"),
-        }
-    }
 }

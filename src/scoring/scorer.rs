@@ -21,7 +21,7 @@ use crate::publish::{HorizonStep, MessageKind, Publisher, Trend, TrendUpdate};
 use crate::telemetry::EngineStats;
 use crate::window::{rfc3339, BucketIndex, Feature, ScoreDecision, WindowStore};
 
-/// Batches copied and scored per turn of the loop before the channel is read again.
+/// Batches copied per call of `copy_ready` (and scored before the loop reads the channel again).
 pub const BATCHES_PER_TURN: usize = 16;
 
 /// Header on trend updates: producer create time (epoch ms) of the input event whose arrival
@@ -239,7 +239,7 @@ impl Scorer {
     /// Copies the windows of closed SKUs and, once no closed SKU is left uncopied, releases the
     /// close barriers waiting for that.
     fn copy_closed(&mut self) {
-        self.collect_ready();
+        // copy_ready collects what has closed whenever its queue runs dry, so first too
         self.copy_ready();
         // a full copy may leave closed SKUs queued: only an empty queue means all are copied
         self.collect_ready();
