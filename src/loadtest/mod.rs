@@ -15,7 +15,7 @@
 //!
 //! Ratios are printed with the absolute figures; the report is one JSON object on stdout.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,6 +34,7 @@ use crate::kafka::{create_topics, KafkaSettings};
 use crate::replay::{self, ReplayOptions};
 use crate::scoring::scorer::TRIGGER_HEADER;
 use crate::telemetry::LatencySample;
+use crate::window::BucketSpec;
 
 mod cpu;
 mod relay;
@@ -64,6 +65,10 @@ pub struct BenchOptions {
     /// Python with bench/requirements.txt installed, for the peer; omit to skip it.
     #[arg(long, env = "TRENDCAST_BENCH_PYTHON")]
     pub python: Option<PathBuf>,
+    /// Skip the Python peer even when `--python` is given (long runs where only the ratio to the
+    /// bare consumer is wanted).
+    #[arg(long)]
+    pub no_peer: bool,
     /// Phases to run: throughput, latency, memory.
     #[arg(
         long,
@@ -77,6 +82,17 @@ pub struct BenchOptions {
     /// Rates (events/s) of the latency run; default: half the measured end-to-end rate.
     #[arg(long, value_delimiter = ',')]
     pub latency_rates: Vec<f64>,
+    /// Replay only the log's last N days (with `--sku-clones`, a many-SKU run of bounded size).
+    #[arg(long)]
+    pub last_days: Option<u32>,
+    /// SKU clones of the log (each clone's SKUs are distinct); default: enough for `--events`.
+    #[arg(long)]
+    pub sku_clones: Option<u32>,
+    /// Bucket width of the run (e.g. "1h"). The shipped model is trained on daily buckets: a copy
+    /// of its manifest relabelled to this width is scored, which measures the engine's speed at
+    /// that width, not forecast quality.
+    #[arg(long)]
+    pub bucket_width: Option<String>,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -396,18 +412,78 @@ fn relay_phase(settings: &Settings, partitions: i32, n: u64, publish: u64) -> Re
     relay::relay_rate(k, &plan)
 }
 
+/// The sales of the log's last `days` days (all of them without a limit).
+fn last_days(sales: Vec<SaleRecord>, days: Option<u32>) -> Vec<SaleRecord> {
+    let Some(days) = days else { return sales };
+    let end = sales.iter().map(|s| s.ts).max().unwrap_or(0);
+    let from = end - i64::from(days) * 86_400_000;
+    sales.into_iter().filter(|s| s.ts > from).collect()
+}
+
+/// Points the run at a copy of the model's manifest relabelled to another bucket width (a speed
+/// measurement: the graph is the same, its forecasts are not meant for that width).
+fn relabel_bucket_width(base: &mut Settings, width: &str) -> Result<()> {
+    let secs = humantime::parse_duration(width)
+        .with_context(|| format!("--bucket-width {width}"))?
+        .as_secs();
+    let source = &base.scoring.manifest;
+    let text =
+        std::fs::read_to_string(source).with_context(|| format!("reading {}", source.display()))?;
+    let mut manifest: Value =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", source.display()))?;
+    let dir = source
+        .parent()
+        .unwrap_or(Path::new("."))
+        .canonicalize()
+        .with_context(|| format!("model folder of {}", source.display()))?;
+    let model = manifest["model_file"].as_str().unwrap_or("model.onnx");
+    manifest["model_file"] = json!(dir.join(model).display().to_string());
+    manifest["bucket_width_secs"] = json!(secs);
+    let copy = std::env::temp_dir().join(format!("trendcast-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&copy).with_context(|| format!("creating {}", copy.display()))?;
+    let path = copy.join("manifest.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(&manifest)?)
+        .with_context(|| format!("writing {}", path.display()))?;
+    base.scoring.manifest = path;
+    base.window.bucket = BucketSpec::new(secs as i64 * 1000);
+    eprintln!(
+        "bench: {secs} s buckets, model relabelled in {}",
+        copy.display()
+    );
+    Ok(())
+}
+
 /// Runs every phase and returns the report.
 pub fn run(base: &Settings, options: &BenchOptions) -> Result<Value> {
     // Measures the streaming path: checkpoints go to a changelog only (local files off).
     let mut base = base.clone();
     base.checkpoint.dir = None;
+    if let Some(width) = &options.bucket_width {
+        relabel_bucket_width(&mut base, width)?;
+    }
     let base = &base;
     let data = online_retail::load(&options.data).context("Online Retail")?;
-    let real = data.events.len() as u64;
-    let clones = options.events.div_ceil(real.max(1)).max(1) as u32;
-    let events: Vec<EventRecord> = data.events.into_iter().map(EventRecord::Sale).collect();
+    let sales = last_days(data.events, options.last_days);
+    let real = sales.len() as u64;
+    if real == 0 {
+        bail!("no Online Retail sales to replay");
+    }
+    let skus = sales
+        .iter()
+        .map(|s| s.sku.as_str())
+        .collect::<HashSet<_>>()
+        .len() as u64;
+    let clones = match options.sku_clones {
+        Some(0) => bail!("--sku-clones must be at least 1"),
+        Some(k) => k,
+        None => options.events.div_ceil(real).max(1) as u32,
+    };
+    let events: Vec<EventRecord> = sales.into_iter().map(EventRecord::Sale).collect();
     let n = real * u64::from(clones);
-    eprintln!("bench: {n} events ({real} real Online Retail sales x {clones} SKU clones)");
+    let sku_count = skus * u64::from(clones);
+    eprintln!(
+        "bench: {n} events ({real} real Online Retail sales x {clones} SKU clones, {sku_count} SKUs)"
+    );
 
     let want = |p: &str| options.phases.iter().any(|x| x == p);
     let (mut produce_rate, mut bare, mut engine, mut engine_detail, mut peer) =
@@ -444,7 +520,7 @@ pub fn run(base: &Settings, options: &BenchOptions) -> Result<Value> {
         relay = relay_phase(&settings, options.partitions, n, published)?;
         cpu.insert("relay".into(), meter.per_thousand(mark, n));
         eprintln!("bench: (a2) relay ceiling {relay:.0} events/s");
-        if let Some(py) = &options.python {
+        if let Some(py) = options.python.as_ref().filter(|_| !options.no_peer) {
             let v = python_peer(py, &settings.kafka, &settings.kafka.sales_topic, n)?;
             eprintln!("bench: python peer {v}");
             peer = Some(v);
@@ -494,6 +570,9 @@ pub fn run(base: &Settings, options: &BenchOptions) -> Result<Value> {
         "events": n,
         "real_events": real,
         "sku_clones": clones,
+        "skus": sku_count,
+        "last_days": options.last_days,
+        "bucket_width_secs": base.window.bucket.width_ms() / 1000,
         "partitions": options.partitions,
         "produce_rate_events_per_s": produce_rate,
         "bare_consume_rate_events_per_s": bare.round(),
@@ -506,4 +585,47 @@ pub fn run(base: &Settings, options: &BenchOptions) -> Result<Value> {
         "memory": memory,
         "ratios": ratios,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sale(sku: &str, day: i64) -> SaleRecord {
+        SaleRecord {
+            sku: sku.into(),
+            ts: day * 86_400_000,
+            qty: 1.0,
+            unit_price: None,
+            order_id: None,
+        }
+    }
+
+    #[test]
+    fn last_days_keeps_the_logs_last_days_only() {
+        let sales = vec![sale("a", 1), sale("b", 5), sale("c", 8), sale("d", 10)];
+        let kept: Vec<String> = last_days(sales.clone(), Some(5))
+            .into_iter()
+            .map(|s| s.sku)
+            .collect();
+        assert_eq!(kept, ["c", "d"], "days 6-10 are the last five");
+        assert_eq!(last_days(sales.clone(), None), sales);
+    }
+
+    #[test]
+    fn relabelled_manifest_points_at_the_same_graph() {
+        let mut settings =
+            Settings::resolve(&crate::config::RawConfig::default()).expect("defaults");
+        relabel_bucket_width(&mut settings, "1h").expect("relabel");
+        let text = std::fs::read_to_string(&settings.scoring.manifest).expect("copy");
+        let manifest: Value = serde_json::from_str(&text).expect("json");
+        assert_eq!(manifest["bucket_width_secs"], 3600);
+        let model = PathBuf::from(manifest["model_file"].as_str().expect("model_file"));
+        assert!(
+            model.is_absolute() && model.is_file(),
+            "{}",
+            model.display()
+        );
+        assert_eq!(settings.window.bucket.width_ms(), 3_600_000);
+    }
 }
