@@ -24,7 +24,7 @@ fn main() -> std::io::Result<()> {
         Record::Window(WindowRecord {
             checkpoint: 9,
             partition: 3,
-            cut: [120, 40],
+            cut: [120, 40].into(),
             sku: "85123A".into(),
             window: w,
         }),
@@ -36,8 +36,8 @@ fn main() -> std::io::Result<()> {
         Record::Cut(PartitionCut {
             checkpoint: 9,
             partition: 3,
-            next_offsets: [120, 40],
-            watermarks: [1_296_000_000_000, i64::MIN],
+            next_offsets: [120, 40].into(),
+            watermarks: [1_296_000_000_000, i64::MIN].into(),
         }),
     ];
     for (i, r) in records.iter().enumerate() {

@@ -16,7 +16,7 @@ use super::{CheckpointSettings, StateSource};
 use crate::kafka::KafkaSettings;
 use crate::publish::Publisher;
 use crate::scoring::{flush_scorer, FlushPoint, ScorerMsg};
-use crate::vocab::Source;
+use crate::vocab::{PerSource, Source};
 use crate::window::Admission;
 
 /// How long a checkpoint waits for the scorer and the broker.
@@ -34,9 +34,9 @@ pub const FINAL_PATIENCE: Duration = FLUSH_TIMEOUT;
 #[derive(Debug, Clone)]
 pub struct Progress {
     /// Next offset per source (sales, clicks): one past the last message handled; -1 = none.
-    pub next: [i64; 2],
+    pub next: PerSource<i64>,
     /// Messages below these offsets are already in the restored state and are skipped.
-    pub skip_below: [i64; 2],
+    pub skip_below: PerSource<i64>,
     /// Number of the last checkpoint written.
     pub checkpoint: u64,
     /// Checkpoints since the local log was last rewritten whole.
@@ -55,7 +55,7 @@ pub struct RestoreReport {
     /// SKUs restored.
     pub skus: usize,
     /// Offsets resumed from (sales, clicks).
-    pub next: [i64; 2],
+    pub next: PerSource<i64>,
     /// Time taken.
     pub took: Duration,
 }
@@ -69,7 +69,7 @@ pub struct Checkpointer {
     capacity: usize,
     owned: HashMap<u16, Progress>,
     /// SKUs restored ahead of their partition's cut: their events below these offsets are applied.
-    skip_sku: HashMap<String, [i64; 2]>,
+    skip_sku: HashMap<String, PerSource<i64>>,
     last: Instant,
 }
 
@@ -133,8 +133,10 @@ impl Checkpointer {
     }
 
     /// Next offsets (sales, clicks) of an owned partition; -1 when unknown.
-    pub fn next_offsets(&self, partition: u16) -> [i64; 2] {
-        self.owned.get(&partition).map_or([-1, -1], |p| p.next)
+    pub fn next_offsets(&self, partition: u16) -> PerSource<i64> {
+        self.owned
+            .get(&partition)
+            .map_or(PerSource::both(-1), |p| p.next)
     }
 
     /// True when a periodic checkpoint is due.
@@ -148,9 +150,8 @@ impl Checkpointer {
         let Some(p) = self.owned.get_mut(&partition) else {
             return true;
         };
-        let s = source as usize;
-        p.next[s] = p.next[s].max(offset + 1);
-        offset >= p.skip_below[s]
+        p.next[source] = p.next[source].max(offset + 1);
+        offset >= p.skip_below[source]
     }
 
     /// False when `sku`'s restored window already holds this message (written after the cut).
@@ -160,7 +161,7 @@ impl Checkpointer {
         }
         self.skip_sku
             .get(sku)
-            .is_none_or(|cut| offset >= cut[source as usize])
+            .is_none_or(|cut| offset >= cut[source])
     }
 
     /// Restores `partition` (local log when it is at least as new as the committed offsets,
@@ -168,13 +169,17 @@ impl Checkpointer {
     pub fn restore(
         &mut self,
         partition: u16,
-        committed: [i64; 2],
+        committed: PerSource<i64>,
         admission: &mut Admission,
         scorer: &Sender<ScorerMsg>,
     ) -> Result<RestoreReport> {
         let started = Instant::now();
         let covers = |r: &Restored| {
-            r.cut.is_some() && r.next_offsets().iter().zip(committed).all(|(n, c)| *n >= c)
+            r.cut.is_some()
+                && r.next_offsets()
+                    .iter()
+                    .zip(committed.iter())
+                    .all(|(n, c)| n >= c)
         };
         let mut from = StateSource::None;
         let mut restored = Restored::default();
@@ -218,9 +223,11 @@ impl Checkpointer {
         let (watermarks, checkpoint) = restored
             .cut
             .as_ref()
-            .map_or(([i64::MIN; 2], 0), |c| (c.watermarks, c.checkpoint));
-        for s in [Source::Sales, Source::Clicks] {
-            admission.set_watermark(s, i32::from(partition), watermarks[s as usize]);
+            .map_or((PerSource::both(i64::MIN), 0), |c| {
+                (c.watermarks, c.checkpoint)
+            });
+        for s in Source::ALL {
+            admission.set_watermark(s, i32::from(partition), watermarks[s]);
         }
         for (sku, cut) in restored.ahead_of_cut() {
             self.skip_sku.insert(sku, cut);
@@ -267,7 +274,7 @@ impl Checkpointer {
         scorer: &Sender<ScorerMsg>,
         publisher: &Publisher,
         patience: Duration,
-    ) -> Vec<(u16, [i64; 2])> {
+    ) -> Vec<(u16, PerSource<i64>)> {
         self.last = Instant::now();
         let parts: Vec<u16> = if partitions.is_empty() {
             self.owned()
@@ -339,8 +346,9 @@ impl Checkpointer {
                 checkpoint: n,
                 partition: p,
                 next_offsets: cut,
-                watermarks: [Source::Sales, Source::Clicks]
-                    .map(|s| admission.watermark(s, i32::from(p)).unwrap_or(i64::MIN)),
+                watermarks: PerSource::from_fn(|s| {
+                    admission.watermark(s, i32::from(p)).unwrap_or(i64::MIN)
+                }),
             });
             delta.push(end.clone());
             whole.push(end);

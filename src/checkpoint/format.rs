@@ -8,6 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::vocab::PerSource;
 use crate::window::{BucketIndex, SkuWindow, WindowCheckError};
 
 /// The version written.
@@ -26,7 +27,7 @@ pub struct WindowRecord {
     /// Input partition.
     pub partition: u16,
     /// Next offsets (sales, clicks) of the checkpoint: the window reflects every message below.
-    pub cut: [i64; 2],
+    pub cut: PerSource<i64>,
     /// The SKU.
     pub sku: String,
     /// Its window.
@@ -41,10 +42,10 @@ pub struct PartitionCut {
     /// Input partition.
     pub partition: u16,
     /// Next offsets to consume (sales, clicks); -1 = nothing consumed yet.
-    pub next_offsets: [i64; 2],
+    pub next_offsets: PerSource<i64>,
     /// Largest admitted event time per source of this partition (lateness state); `i64::MIN`
     /// when none.
-    pub watermarks: [i64; 2],
+    pub watermarks: PerSource<i64>,
 }
 
 /// One record of a checkpoint log.
@@ -276,10 +277,10 @@ pub mod v1 {
                 } => super::Record::Window(super::WindowRecord {
                     checkpoint,
                     partition,
-                    cut,
+                    cut: cut.into(),
                     sku,
                     window: SkuWindow::from_v1(
-                        window.heads,
+                        window.heads.into(),
                         window.dirty_from,
                         window.scored_close,
                         window.last_scored_ms,
@@ -334,7 +335,7 @@ mod tests {
             Record::Window(WindowRecord {
                 checkpoint: 7,
                 partition: 3,
-                cut: [10, 20],
+                cut: [10, 20].into(),
                 sku: "85123A".into(),
                 window: window(30, 3),
             }),
@@ -346,8 +347,8 @@ mod tests {
             Record::Cut(PartitionCut {
                 checkpoint: 7,
                 partition: 3,
-                next_offsets: [10, -1],
-                watermarks: [1_000, i64::MIN],
+                next_offsets: [10, -1].into(),
+                watermarks: [1_000, i64::MIN].into(),
             }),
         ];
         for r in records {
@@ -388,7 +389,7 @@ mod tests {
         let good = encode(&Record::Window(WindowRecord {
             checkpoint: 1,
             partition: 0,
-            cut: [1, 1],
+            cut: [1, 1].into(),
             sku: "A".into(),
             window: window(30, 0),
         }));

@@ -141,8 +141,8 @@ mod tests {
         Record::Cut(PartitionCut {
             checkpoint,
             partition: 0,
-            next_offsets: [checkpoint as i64, 0],
-            watermarks: [0, 0],
+            next_offsets: [checkpoint as i64, 0].into(),
+            watermarks: [0, 0].into(),
         })
     }
 

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use super::format::{PartitionCut, Record};
+use crate::vocab::PerSource;
 use crate::window::SkuWindow;
 
 /// A partition's state as read back from a checkpoint log.
@@ -11,7 +12,7 @@ pub struct Restored {
     /// The last complete checkpoint's cut; `None` when no checkpoint completed.
     pub cut: Option<PartitionCut>,
     /// The newest window of each SKU, with the cut it was written at.
-    pub windows: HashMap<String, (SkuWindow, [i64; 2])>,
+    pub windows: HashMap<String, (SkuWindow, PerSource<i64>)>,
     /// Records read.
     pub records: usize,
 }
@@ -19,12 +20,12 @@ pub struct Restored {
 impl Restored {
     /// Windows written after the last cut, with the offsets below which their SKU's events
     /// are already applied (ingest skips those).
-    pub fn ahead_of_cut(&self) -> Vec<(String, [i64; 2])> {
+    pub fn ahead_of_cut(&self) -> Vec<(String, PerSource<i64>)> {
         let base = self.cut.as_ref().map(|c| c.next_offsets);
         self.windows
             .iter()
             .filter(|(_, (_, cut))| match base {
-                Some(b) => cut[0] > b[0] || cut[1] > b[1],
+                Some(b) => cut.iter().zip(b.iter()).any(|(c, b)| c > b),
                 None => true,
             })
             .map(|(sku, (_, cut))| (sku.clone(), *cut))
@@ -32,8 +33,10 @@ impl Restored {
     }
 
     /// The next offset of each source to resume from (-1 = from the group's position).
-    pub fn next_offsets(&self) -> [i64; 2] {
-        self.cut.as_ref().map_or([-1, -1], |c| c.next_offsets)
+    pub fn next_offsets(&self) -> PerSource<i64> {
+        self.cut
+            .as_ref()
+            .map_or(PerSource::both(-1), |c| c.next_offsets)
     }
 }
 
@@ -68,7 +71,7 @@ mod tests {
         Record::Window(WindowRecord {
             checkpoint,
             partition: 1,
-            cut,
+            cut: cut.into(),
             sku: sku.into(),
             window: SkuWindow::new(4, 1),
         })
@@ -78,8 +81,8 @@ mod tests {
         Record::Cut(PartitionCut {
             checkpoint,
             partition: 1,
-            next_offsets: next,
-            watermarks: [0, 0],
+            next_offsets: next.into(),
+            watermarks: PerSource::both(0),
         })
     }
 
@@ -100,11 +103,11 @@ mod tests {
             win("c", 3, [30, 5]),
         ];
         let r = fold(1, records);
-        assert_eq!(r.next_offsets(), [20, 5]);
+        assert_eq!(r.next_offsets(), [20, 5].into());
         let mut keys: Vec<_> = r.windows.keys().cloned().collect();
         keys.sort();
         assert_eq!(keys, vec!["a", "c"]);
-        assert_eq!(r.ahead_of_cut(), vec![("c".to_string(), [30, 5])]);
+        assert_eq!(r.ahead_of_cut(), vec![("c".to_string(), [30, 5].into())]);
         assert!(fold(2, vec![win("a", 1, [1, 1])]).windows.is_empty());
     }
 }

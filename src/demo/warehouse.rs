@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
 
-use crate::evaluate::protocol::DAY_MS;
+use crate::vocab::DAY_MS;
 
 /// A SKU's simulated stock.
 #[derive(Debug, Clone, Copy, Default)]

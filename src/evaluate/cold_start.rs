@@ -34,7 +34,8 @@ use crate::catalog::library::{LaunchLibrary, LibraryProduct};
 use crate::catalog::{CatalogEntry, TextEmbedder};
 use crate::datasets::EventRecord;
 use crate::evaluate::metrics::{naive_scales, pinball, LEVELS};
-use crate::evaluate::protocol::{DailyHistory, DAY_MS};
+use crate::evaluate::protocol::DailyHistory;
+use crate::vocab::DAY_MS;
 use crate::window::Admission;
 use crate::window::{BucketSpec, WindowSettings, WindowStore};
 

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
-use super::protocol::DAY_MS;
+use crate::vocab::DAY_MS;
 
 /// The CSV header.
 pub const HEADER: &str = "sku,origin,date,q0.1,q0.5,q0.9";

@@ -26,12 +26,13 @@ use crate::publish::{Direction, Trend};
 use crate::scoring::trend::{self, RowForecast, TrendRule, TrendSettings};
 use crate::scoring::{Model, ResolvedManifest};
 use crate::signals::hot::HotSettings;
+use crate::vocab::DAY_MS;
 use crate::window::Admission;
 use crate::window::{BucketSpec, WindowStore};
 use calls::{CallMetrics, CallPair};
 use forecasts::{ForecastRow, ForecastTable};
 use metrics::{Metrics, Pair, LEVELS};
-use protocol::{DailyHistory, Protocol, DAY_MS};
+use protocol::{DailyHistory, Protocol};
 
 /// What `trendcast evaluate` was asked for.
 #[derive(Debug, Clone)]

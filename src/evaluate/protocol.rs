@@ -10,8 +10,7 @@ use std::sync::Arc;
 
 use crate::window::{features, BucketFeatures, Feature};
 
-/// Milliseconds per day.
-pub const DAY_MS: i64 = 86_400_000;
+use crate::vocab::DAY_MS;
 
 /// Rolling origins and the series they score.
 #[derive(Debug, Clone, PartialEq, Eq)]

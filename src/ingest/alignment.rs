@@ -102,7 +102,7 @@ impl Alignment {
     /// `idle_hold`, whatever a cached high watermark says.
     pub fn assign(&mut self, partition: u16) {
         let now = Instant::now();
-        for source in [Source::Sales, Source::Clicks] {
+        for source in Source::ALL {
             self.busy_at.insert((source, partition), now);
         }
     }

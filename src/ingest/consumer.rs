@@ -38,6 +38,7 @@ use crate::kafka::KafkaSettings;
 use crate::publish::{PublishError, Publisher};
 use crate::scoring::{flush_scorer, FlushPoint, ScorerMsg, ScoringBacklog};
 use crate::telemetry::{EngineStats, Health};
+use crate::vocab::PerSource;
 use crate::window::{Admission, WindowStore};
 
 /// How long ingest waits for the scorer at a bucket close before going on regardless.
@@ -615,7 +616,7 @@ impl IngestState {
     fn fill_pairs(&mut self) {
         self.pairs.clear();
         for p in self.checkpoints.owned_iter() {
-            for s in [Source::Sales, Source::Clicks] {
+            for s in Source::ALL {
                 self.pairs
                     .push(((s, p), self.admission.watermark(s, i32::from(p))));
             }
@@ -717,8 +718,7 @@ impl IngestState {
                 (Source::Clicks, &self.clicks_topic),
             ] {
                 if let Some(h) = high(topic, i32::from(p)) {
-                    self.alignment
-                        .set_lagging(s, p, h > next[s as usize].max(0));
+                    self.alignment.set_lagging(s, p, h > next[s].max(0));
                 }
             }
         }
@@ -736,8 +736,8 @@ impl IngestState {
     fn restore(&mut self, partition: u16, consumer: &BaseConsumer<IngestContext>) {
         let committed = self.committed(partition, consumer);
         self.alignment.assign(partition);
-        for s in [Source::Sales, Source::Clicks] {
-            self.guard.track(s, partition, committed[s as usize]);
+        for s in Source::ALL {
+            self.guard.track(s, partition, committed[s]);
         }
         let committed = committed.map(|c| c.unwrap_or(0));
         match self
@@ -768,17 +768,17 @@ impl IngestState {
         &self,
         partition: u16,
         consumer: &BaseConsumer<IngestContext>,
-    ) -> [Option<i64>; 2] {
+    ) -> PerSource<Option<i64>> {
         let mut tpl = TopicPartitionList::new();
         let p = i32::from(partition);
         tpl.add_partition(&self.sales_topic, p);
         tpl.add_partition(&self.clicks_topic, p);
-        let mut out = [None, None];
+        let mut out = PerSource::both(None);
         match consumer.committed_offsets(tpl, Duration::from_secs(10)) {
             Ok(list) => {
                 for e in list.elements() {
                     if let Offset::Offset(o) = e.offset() {
-                        out[self.source_of(e.topic()) as usize] = Some(o);
+                        out[self.source_of(e.topic())] = Some(o);
                     }
                 }
             }
@@ -805,7 +805,10 @@ impl IngestState {
         );
         let mut tpl = TopicPartitionList::new();
         for (p, next) in &cuts {
-            for (topic, offset) in [(&self.sales_topic, next[0]), (&self.clicks_topic, next[1])] {
+            for (topic, offset) in [
+                (&self.sales_topic, next[Source::Sales]),
+                (&self.clicks_topic, next[Source::Clicks]),
+            ] {
                 if offset >= 0 {
                     if let Err(e) =
                         tpl.add_partition_offset(topic, i32::from(*p), Offset::Offset(offset))

@@ -179,7 +179,9 @@ impl Scorer {
         })
     }
 
-    fn now_ms(&self) -> i64 {
+    /// The engine clock: milliseconds since this scorer started. It paces rescoring only and
+    /// is never compared with event or wall-clock times (nor with another process's clock).
+    fn engine_ms(&self) -> i64 {
         self.clock.elapsed().as_millis() as i64
     }
 
@@ -280,7 +282,7 @@ impl Scorer {
         let Some(closed) = self.store.closed_index() else {
             return;
         };
-        let now = self.now_ms();
+        let now = self.engine_ms();
         while let Some(entry) = self.pending.first_entry() {
             if *entry.key() > closed {
                 break;
@@ -304,7 +306,7 @@ impl Scorer {
         let Some(mut closed) = self.store.closed_index() else {
             return;
         };
-        let mut now = self.now_ms();
+        let mut now = self.engine_ms();
         let min_interval = self.settings.min_rescore_interval.as_millis() as i64;
         let per = self.model.window_values();
         let limit = self.batch.len() + self.settings.batch_size * BATCHES_PER_TURN;
@@ -314,7 +316,7 @@ impl Scorer {
                 // collected now is judged by the clock and the close that let it through (never
                 // older ones, or a SKU could bounce between the queues)
                 self.collect_ready();
-                now = self.now_ms();
+                now = self.engine_ms();
                 closed = self.store.closed_index().unwrap_or(closed);
                 if self.ready.is_empty() {
                     break;

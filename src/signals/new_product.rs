@@ -21,8 +21,7 @@ use crate::window::rfc3339;
 use crate::catalog::library::TextForecast;
 use crate::publish::{HorizonStep, TrendUpdate};
 
-/// Milliseconds per day.
-pub const DAY_MS: i64 = 86_400_000;
+use crate::vocab::DAY_MS;
 /// Quantile labels of the published steps.
 const LABELS: [&str; 3] = ["0.1", "0.5", "0.9"];
 

@@ -34,7 +34,7 @@ use crate::telemetry::stats::{
     ReadableCounter, HOT_RANKINGS, NEW_PRODUCT_FORECASTS, RESTOCK_SIGNALS, SIGNAL_INPUTS,
     SIGNAL_MISROUTED, SIGNAL_REJECTS, TEXT_EMBEDDINGS,
 };
-use crate::vocab::{classify, RejectReason, Rejection};
+use crate::vocab::{classify, RejectReason, Rejection, DAY_MS};
 
 /// Longest wait for the broker at a periodic checkpoint (skipped and retried when exceeded).
 const PERIODIC_PATIENCE: Duration = Duration::from_secs(5);
@@ -517,7 +517,7 @@ impl SignalsState {
                     if let (Some(text), Some(first), Some(hot)) =
                         (&sku.text, sku.first_as_of_ms, &sku.hot)
                     {
-                        let history = (hot.as_of_ms - first).div_euclid(new_product::DAY_MS) + 1;
+                        let history = (hot.as_of_ms - first).div_euclid(DAY_MS) + 1;
                         if (history as f64) < self.settings.blend_days {
                             let history = u32::try_from(history).unwrap_or(0);
                             let t = library.forecast(
@@ -621,7 +621,7 @@ impl SignalsState {
             ..Outcome::default()
         };
         if let (Some(library), None, Some(text)) = (&self.library, &sku.hot, &sku.text) {
-            let day = new_product::DAY_MS;
+            let day = DAY_MS;
             let as_of = as_of
                 .unwrap_or_else(|| chrono::Utc::now().timestamp_millis().div_euclid(day) * day);
             let t = library.forecast(&text.embedding, 0, self.settings.horizon_days);

@@ -7,7 +7,7 @@ use metrics::{
     describe_counter, describe_gauge, describe_histogram, Counter, Gauge, Histogram, Unit,
 };
 
-use crate::vocab::{RejectReason, Source};
+use crate::vocab::{PerSource, RejectReason, Source};
 
 /// Events consumed (decoded or not), by source topic.
 pub const EVENTS_CONSUMED: &str = "trendcast_events_consumed_total";
@@ -234,7 +234,7 @@ impl ReadableCounter {
 /// All of the engine's counters and metric handles.
 #[derive(Debug)]
 pub struct EngineStats {
-    consumed: [ReadableCounter; 2],
+    consumed: PerSource<ReadableCounter>,
     rejected: Vec<ReadableCounter>,
     /// Dead letters acknowledged by the broker.
     pub dead_letters: ReadableCounter,
@@ -295,7 +295,7 @@ impl Default for EngineStats {
 impl EngineStats {
     /// Resolves every handle against the current recorder (a no-op recorder if none is installed).
     pub fn new() -> Self {
-        let consumed = [Source::Sales, Source::Clicks].map(|s| {
+        let consumed = PerSource::from_fn(|s| {
             ReadableCounter::new(metrics::counter!(EVENTS_CONSUMED, "source" => s.as_str()))
         });
         let rejected = RejectReason::ALL
@@ -347,7 +347,7 @@ impl EngineStats {
 
     /// One input message consumed from `source`.
     pub fn consumed(&self, source: Source) -> &ReadableCounter {
-        &self.consumed[source as usize]
+        &self.consumed[source]
     }
 
     /// Rejections for `reason`.

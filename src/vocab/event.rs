@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Which input topic an event came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -15,11 +15,82 @@ pub enum Source {
 }
 
 impl Source {
+    /// Both sources, in index order.
+    pub const ALL: [Source; 2] = [Source::Sales, Source::Clicks];
+
     /// Label value for metrics and dead-letter headers.
     pub fn as_str(self) -> &'static str {
         match self {
             Source::Sales => "sales",
             Source::Clicks => "clicks",
+        }
+    }
+}
+
+/// One value per input source, indexed by [`Source`] (not by `source as usize` into a bare
+/// array). Serialised as the two-element array it wraps, sales first, so checkpoint layouts
+/// written with `[T; 2]` read back unchanged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PerSource<T>([T; 2]);
+
+impl<T> PerSource<T> {
+    /// The value for sales and the value for clicks.
+    pub const fn new(sales: T, clicks: T) -> Self {
+        Self([sales, clicks])
+    }
+
+    /// The same value for both sources.
+    pub fn both(value: T) -> Self
+    where
+        T: Clone,
+    {
+        Self([value.clone(), value])
+    }
+
+    /// A value per source, made by `f`.
+    pub fn from_fn(mut f: impl FnMut(Source) -> T) -> Self {
+        Self([f(Source::Sales), f(Source::Clicks)])
+    }
+
+    /// `(source, value)` pairs, sales first.
+    pub fn entries(&self) -> impl Iterator<Item = (Source, &T)> {
+        Source::ALL.into_iter().zip(self.0.iter())
+    }
+
+    /// The values, sales first.
+    pub fn iter(&self) -> std::slice::Iter<'_, T> {
+        self.0.iter()
+    }
+
+    /// A value per source, mapped by `f`.
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> PerSource<U> {
+        PerSource(self.0.map(f))
+    }
+}
+
+impl<T> From<[T; 2]> for PerSource<T> {
+    /// `[sales, clicks]`, the order of the arrays `PerSource` replaces.
+    fn from(values: [T; 2]) -> Self {
+        Self(values)
+    }
+}
+
+impl<T> std::ops::Index<Source> for PerSource<T> {
+    type Output = T;
+    fn index(&self, source: Source) -> &T {
+        match source {
+            Source::Sales => &self.0[0],
+            Source::Clicks => &self.0[1],
+        }
+    }
+}
+
+impl<T> std::ops::IndexMut<Source> for PerSource<T> {
+    fn index_mut(&mut self, source: Source) -> &mut T {
+        match source {
+            Source::Sales => &mut self.0[0],
+            Source::Clicks => &mut self.0[1],
         }
     }
 }
@@ -177,5 +248,26 @@ pub fn classify(err: &serde_json::Error) -> RejectReason {
                 RejectReason::InvalidValue
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_source_indexes_by_source_and_serialises_as_the_array_it_replaced() {
+        let mut offsets = PerSource::new(7_i64, -1);
+        offsets[Source::Clicks] = 9;
+        assert_eq!(offsets[Source::Sales], 7);
+        assert_eq!(offsets.entries().last(), Some((Source::Clicks, &9)));
+        let config = bincode::config::standard();
+        let ours = bincode::serde::encode_to_vec(offsets, config).expect("encode");
+        let array = bincode::serde::encode_to_vec([7_i64, 9], config).expect("encode");
+        assert_eq!(
+            ours, array,
+            "checkpoints written with [i64; 2] must read back"
+        );
+        assert_eq!(serde_json::to_string(&offsets).expect("json"), "[7,9]");
     }
 }

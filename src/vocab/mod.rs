@@ -9,7 +9,13 @@
 
 pub mod event;
 
-pub use event::{classify, ClickKind, Event, EventBody, RejectReason, Rejection, Source};
+pub use event::{
+    classify, ClickKind, Event, EventBody, PerSource, RejectReason, Rejection, Source,
+};
+
+/// One day in milliseconds: the daily bucket's width, the evaluation protocol's step and the
+/// new-product forecasts' day. Event times are UTC epoch milliseconds, so every day has this many.
+pub const DAY_MS: i64 = 86_400_000;
 
 /// Quantile levels every trendcast forecast carries, and the evaluation scores.
 pub const QUANTILE_LEVELS: [f64; 3] = [0.1, 0.5, 0.9];

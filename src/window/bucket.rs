@@ -2,8 +2,7 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
-/// Milliseconds in one day.
-pub const DAY_MS: i64 = 86_400_000;
+use crate::vocab::DAY_MS;
 /// Monday 1970-01-05T00:00:00Z: weekly buckets start on Mondays.
 const MONDAY_ORIGIN_MS: i64 = 4 * DAY_MS;
 

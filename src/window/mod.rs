@@ -51,13 +51,13 @@ pub fn is_late(spec: BucketSpec, lateness_ms: i64, source_watermark_ms: i64, ts_
 
 /// Whole days since 1970-01-01 UTC of the instant `ms` (what a model's calendar input takes).
 pub fn epoch_day(ms: i64) -> f32 {
-    ms.div_euclid(bucket::DAY_MS) as f32
+    ms.div_euclid(crate::vocab::DAY_MS) as f32
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::window::bucket::DAY_MS;
+    use crate::vocab::DAY_MS;
 
     #[test]
     fn lateness_boundary() {

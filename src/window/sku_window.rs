@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::bucket::BucketIndex;
 use super::features::{apply, slots_of, BucketFeatures, Feature, FEATURE_COUNT};
-use crate::vocab::{EventBody, Source};
+use crate::vocab::{EventBody, PerSource, Source};
 
 /// Result of applying one event to a window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,7 +63,7 @@ const CLEAN: BucketIndex = i64::MAX;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SkuWindow {
     /// Newest bucket index held per source (sales, clicks); `i64::MIN` when none yet.
-    heads: [BucketIndex; 2],
+    heads: PerSource<BucketIndex>,
     /// Oldest bucket changed since the last scoring; `CLEAN` when none.
     dirty_from: BucketIndex,
     /// Bucket of the last scoring.
@@ -104,7 +104,7 @@ impl SkuWindow {
     /// (closed window plus open slots).
     pub fn new(capacity: usize, partition: u16) -> Self {
         Self {
-            heads: [i64::MIN; 2],
+            heads: PerSource::both(i64::MIN),
             dirty_from: CLEAN,
             scored_close: i64::MIN,
             last_scored_ms: i64::MIN,
@@ -141,7 +141,7 @@ impl SkuWindow {
 
     /// A window from the version-1 checkpoint layout (see `checkpoint::format::v1`).
     pub fn from_v1(
-        heads: [BucketIndex; 2],
+        heads: PerSource<BucketIndex>,
         dirty_from: BucketIndex,
         scored_close: BucketIndex,
         last_scored_ms: i64,
@@ -170,18 +170,18 @@ impl SkuWindow {
 
     /// Newest bucket index held by either source, or `None` for a window nothing was applied to.
     pub fn head(&self) -> Option<BucketIndex> {
-        let h = self.heads[0].max(self.heads[1]);
+        let h = self.heads[Source::Sales].max(self.heads[Source::Clicks]);
         (h != i64::MIN).then_some(h)
     }
 
     /// Newest bucket index held for `source`.
     pub fn source_head(&self, source: Source) -> Option<BucketIndex> {
-        let h = self.heads[source as usize];
+        let h = self.heads[source];
         (h != i64::MIN).then_some(h)
     }
 
     fn holds(&self, source: Source, bucket: BucketIndex) -> bool {
-        let head = self.heads[source as usize];
+        let head = self.heads[source];
         head != i64::MIN && bucket <= head && bucket > head - self.capacity()
     }
 
@@ -210,6 +210,15 @@ impl SkuWindow {
         self.unsaved = false;
     }
 
+    /// Readies a window read back from a checkpoint: it is saved, and the time of its last
+    /// scoring is forgotten. That time is on the engine clock of the process that wrote it
+    /// (milliseconds since that process started), which means nothing to this one: kept, a
+    /// late change after a restart would wait until this process's clock caught up.
+    pub fn mark_restored(&mut self) {
+        self.unsaved = false;
+        self.last_scored_ms = i64::MIN;
+    }
+
     /// The sequence number of an update made from this window ending at bucket `at`.
     pub fn seq(&self, at: BucketIndex) -> u64 {
         ((at.max(0) as u64) << 32) | u64::from(self.applied)
@@ -219,7 +228,7 @@ impl SkuWindow {
     /// bucket is newer than any that source has filled.
     pub fn apply(&mut self, bucket: BucketIndex, body: &EventBody) -> Applied {
         let source = body.source();
-        let head = self.heads[source as usize];
+        let head = self.heads[source];
         if head == i64::MIN || bucket > head {
             let cleared = if head == i64::MIN {
                 self.capacity()
@@ -231,7 +240,7 @@ impl SkuWindow {
                 let slot = self.slot(b);
                 self.ring[slot][columns.clone()].fill(0.0);
             }
-            self.heads[source as usize] = bucket;
+            self.heads[source] = bucket;
         } else if bucket <= head - self.capacity() {
             return Applied::Expired;
         }
@@ -249,7 +258,7 @@ impl SkuWindow {
     /// Features of bucket `bucket`; a source's features are zero outside its part of the ring.
     pub fn bucket(&self, bucket: BucketIndex) -> BucketFeatures {
         let mut out = [0.0; FEATURE_COUNT];
-        for source in [Source::Sales, Source::Clicks] {
+        for source in Source::ALL {
             if self.holds(source, bucket) {
                 let columns = slots_of(source);
                 out[columns.clone()].copy_from_slice(&self.ring[self.slot(bucket)][columns]);
@@ -281,23 +290,23 @@ impl SkuWindow {
     /// newest closed bucket of the SKU's own input partition of that source.
     pub fn is_idle(&self, len: usize, closed: impl Fn(Source) -> Option<BucketIndex>) -> bool {
         self.dirty_from == CLEAN
-            && [Source::Sales, Source::Clicks].into_iter().all(|s| {
-                match (self.source_head(s), closed(s)) {
+            && Source::ALL
+                .into_iter()
+                .all(|s| match (self.source_head(s), closed(s)) {
                     (None, _) => true,
                     (Some(h), Some(c)) => h <= c - len as i64,
                     (Some(_), None) => false,
-                }
-            })
+                })
     }
 
     /// Decides whether to score now, given the closed-bucket index `closed`, the engine clock
-    /// `now_ms` and the shortest interval between two scorings of one bucket. `force` ignores
+    /// `engine_ms` and the shortest interval between two scorings of one bucket. `force` ignores
     /// that interval (used before a checkpoint). On `Score` the dirty mark moves past the scored
     /// bucket.
     pub fn decide(
         &mut self,
         closed: BucketIndex,
-        now_ms: i64,
+        engine_ms: i64,
         min_interval_ms: i64,
         force: bool,
     ) -> ScoreDecision {
@@ -314,9 +323,9 @@ impl SkuWindow {
                 Some(next) => at = next,
                 None => {
                     let retry_at_ms = self.last_scored_ms.saturating_add(min_interval_ms);
-                    if !force && now_ms < retry_at_ms {
+                    if !force && engine_ms < retry_at_ms {
                         return ScoreDecision::Defer {
-                            retry_at_ms: retry_at_ms.max(now_ms + 1),
+                            retry_at_ms: retry_at_ms.max(engine_ms + 1),
                         };
                     }
                 }
@@ -324,10 +333,10 @@ impl SkuWindow {
         } else if !self.held(at) {
             // ingest ran so far ahead of the closes that the bucket slid out of the ring
             self.dirty_from = self.next_with_data(at).unwrap_or(CLEAN);
-            return self.decide(closed, now_ms, min_interval_ms, force);
+            return self.decide(closed, engine_ms, min_interval_ms, force);
         }
         self.scored_close = at;
-        self.last_scored_ms = now_ms;
+        self.last_scored_ms = engine_ms;
         // Changes to later buckets stay pending: the next scoring is at the next bucket with data.
         self.dirty_from = self.next_with_data(at).unwrap_or(CLEAN);
         ScoreDecision::Score {
@@ -338,9 +347,7 @@ impl SkuWindow {
 
     /// True when the ring still holds bucket `bucket` for some source.
     fn held(&self, bucket: BucketIndex) -> bool {
-        [Source::Sales, Source::Clicks]
-            .into_iter()
-            .any(|s| self.holds(s, bucket))
+        Source::ALL.into_iter().any(|s| self.holds(s, bucket))
     }
 
     /// The first bucket after `after` that the ring holds with a non-zero feature. A bucket
@@ -424,6 +431,31 @@ mod tests {
     }
 
     #[test]
+    fn a_restored_window_rescoring_waits_on_this_process_clock_only() {
+        let mut w = SkuWindow::new(6, 0);
+        w.apply(5, &sale(1.0));
+        // scored 500 s into the process that checkpointed it
+        assert!(matches!(
+            w.decide(5, 500_000, 1000, false),
+            ScoreDecision::Score { at: 5, .. }
+        ));
+        let mut restored = w.clone();
+        restored.mark_restored();
+        assert!(!restored.unsaved());
+        // a late change 10 ms into the new process
+        w.apply(5, &sale(1.0));
+        restored.apply(5, &sale(1.0));
+        assert!(
+            matches!(w.decide(5, 10, 1000, false), ScoreDecision::Defer { .. }),
+            "the old clock defers it by some 500 s"
+        );
+        assert!(matches!(
+            restored.decide(5, 10, 1000, false),
+            ScoreDecision::Score { at: 5, .. }
+        ));
+    }
+
+    #[test]
     fn decide_skips_buckets_that_slid_out_before_the_close() {
         // ingest ran far ahead of the closes: buckets 1 and 2 left the 6-slot ring unscored
         let mut w = SkuWindow::new(6, 0);
@@ -464,7 +496,7 @@ mod tests {
         bad.ring[0][0] = f32::NAN;
         assert_eq!(bad.validate(4), Err(WindowCheckError::NotFinite));
         let mut bad = w.clone();
-        bad.heads[0] = i64::MAX - 1;
+        bad.heads[Source::Sales] = i64::MAX - 1;
         assert!(bad.validate(4).is_err());
     }
 }

@@ -248,7 +248,7 @@ impl WindowStore {
         &self,
         sku: &str,
         closed: BucketIndex,
-        now_ms: i64,
+        engine_ms: i64,
         min_interval_ms: i64,
         force: bool,
         features: &[Feature],
@@ -257,7 +257,7 @@ impl WindowStore {
         let Some(mut window) = self.map.get_mut(sku) else {
             return (ScoreDecision::Clean, None);
         };
-        let decision = window.decide(closed, now_ms, min_interval_ms, force);
+        let decision = window.decide(closed, engine_ms, min_interval_ms, force);
         if let ScoreDecision::Score { at, .. } = decision {
             window.write_window(at, self.settings.buckets, features, out);
         }
@@ -392,7 +392,7 @@ impl WindowStore {
         }
         let mut dirty = Vec::new();
         for (sku, mut w) in windows {
-            w.mark_saved();
+            w.mark_restored();
             let key: Arc<str> = Arc::from(sku);
             if let Some(from) = w.dirty_from() {
                 dirty.push((key.clone(), from));
