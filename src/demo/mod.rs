@@ -26,9 +26,10 @@ use rdkafka::{ClientConfig, Message};
 use serde_json::json;
 
 use crate::config::Settings;
-use crate::datasets::online_retail;
+use crate::datasets::{online_retail, SaleRecord};
 use crate::engine::RunningEngine;
 use crate::publish::{Direction, TrendUpdate};
+use crate::scoring::UpdateObserver;
 use crate::signals::{HotProducts, RestockSignal};
 use warehouse::Warehouse;
 
@@ -171,6 +172,78 @@ pub fn run(mut settings: Settings, options: &DemoOptions) -> Result<()> {
     if let Some(signals) = settings.signals.as_mut() {
         signals.changelog_topic = None;
     }
+    let (events, descriptions) = load_log(options)?;
+    // the cluster lives until the demo returns
+    let (_cluster, topics) = start_broker(&mut settings)?;
+    let board = Arc::new(Mutex::new(LatestUpdates {
+        descriptions,
+        top: options.top,
+        ..LatestUpdates::default()
+    }));
+    let published_skus = Arc::new(Mutex::new(HashSet::new()));
+    let observer = observe_into(board.clone(), published_skus.clone());
+    let engine =
+        RunningEngine::start(&settings, Some(observer)).context("engine failed to start")?;
+    let mut feed = Feed::new(&settings, &topics, &events, options.initial_stock_days)?;
+    let consume_elapsed = feed.replay(&engine, &events, &settings.kafka.sales_topic)?;
+    feed.finish(&engine)?;
+    if let Ok(b) = board.lock() {
+        b.print(&format!("{} (end of log)", b.month));
+    }
+    let signal_stats = engine.signal_stats().cloned();
+    let stats = engine.stats().clone();
+    let model = engine.model_id().to_string();
+    let provider = engine.provider();
+    let skus_held = engine.store().len();
+    engine
+        .shutdown(Duration::from_secs(30))
+        .context("engine shutdown")?;
+    let ranking = last_ranking(&settings.kafka.brokers, &topics.hot)?;
+    if let Some(r) = &ranking {
+        println!("{}", ranking_table(r, &board, options.top));
+    }
+    feed.print_restock(options.initial_stock_days, topics.lead_time_days);
+    let total = events.len() as u64;
+    let rejected: serde_json::Map<String, serde_json::Value> = stats
+        .rejected_by_reason()
+        .into_iter()
+        .map(|(r, n)| (r.to_string(), json!(n)))
+        .collect();
+    let summary = json!({
+        "summary": {
+            "dataset": "UCI Online Retail (CC BY 4.0)",
+            "events_produced": total,
+            "events_consumed": stats.total_consumed(),
+            "events_applied": stats.window_updates.get(),
+            "events_rejected": stats.total_rejected(),
+            "rejected_by_reason": rejected,
+            "skus": events.iter().map(|e| e.sku.as_str()).collect::<HashSet<_>>().len(),
+            "skus_held_at_end": skus_held,
+            "skus_with_updates": published_skus.lock().map(|s| s.len()).unwrap_or(0),
+            "windows_scored": stats.windows_scored.get(),
+            "trend_updates_published": stats.updates_published.get(),
+            "dead_letters_published": stats.dead_letters.get(),
+            "publish_errors": stats.publish_errors.get(),
+            "inventory_snapshots": feed.warehouse.stats.snapshots,
+            "restock_reorder_signals_read": feed.orders.reorders,
+            "restock_clear_signals_read": feed.orders.clears,
+            "restock_signals_published": signal_stats.as_ref().map(|s| s.reorders.get() + s.clears.get()),
+            "warehouse": feed.warehouse.stats,
+            "fill_rate": (feed.warehouse.fill_rate() * 10_000.0).round() / 10_000.0,
+            "hot_products_rankings": signal_stats.as_ref().map(|s| s.rankings.get()),
+            "hot_products_top": ranking.as_ref().map(|r| r.top.iter().map(|p| p.sku.clone()).collect::<Vec<_>>()),
+            "model": model,
+            "execution_provider": provider,
+            "consume_rate_events_per_s": (total as f64 / consume_elapsed.as_secs_f64()).round(),
+            "elapsed_s": (started.elapsed().as_secs_f64() * 100.0).round() / 100.0,
+        }
+    });
+    println!("{summary}");
+    Ok(())
+}
+
+/// The log's sales (the first `options.limit` when set) and the product descriptions.
+fn load_log(options: &DemoOptions) -> Result<(Vec<SaleRecord>, HashMap<String, String>)> {
     let data = online_retail::load(&options.data).with_context(|| {
         format!(
             "the demo needs the Online Retail log at {} (committed under data/online-retail/)",
@@ -190,30 +263,48 @@ pub fn run(mut settings: Settings, options: &DemoOptions) -> Result<()> {
         data.zero_qty,
         data.malformed
     );
+    Ok((events, data.descriptions))
+}
 
+/// The signals topics the demo feeds and reads, and the restock lead time.
+struct DemoTopics {
+    inventory: String,
+    restock: String,
+    hot: String,
+    lead_time_days: f64,
+}
+
+/// Starts the embedded broker, creates every topic and points `settings` at it.
+fn start_broker(
+    settings: &mut Settings,
+) -> Result<(MockCluster<'static, DefaultProducerContext>, DemoTopics)> {
     let cluster =
         MockCluster::new(1).context("could not start the embedded Kafka-protocol broker")?;
     let k = &settings.kafka;
     let signals = settings
         .signals
-        .clone()
+        .as_ref()
         .context("the demo needs the signals component (an inventory topic and a ranking topic)")?;
-    let inventory_topic = signals
-        .inventory_topic
-        .clone()
-        .context("the demo needs signals.inventory_topic")?;
-    let hot_topic = signals
-        .hot_topic
-        .clone()
-        .context("the demo needs signals.hot_products_topic")?;
+    let topics = DemoTopics {
+        inventory: signals
+            .inventory_topic
+            .clone()
+            .context("the demo needs signals.inventory_topic")?,
+        restock: signals.restock_topic.clone(),
+        hot: signals
+            .hot_topic
+            .clone()
+            .context("the demo needs signals.hot_products_topic")?,
+        lead_time_days: signals.policy.lead_time_days,
+    };
     for topic in [
         &k.sales_topic,
         &k.clicks_topic,
         &k.output_topic,
         &k.dead_letter_topic,
-        &inventory_topic,
-        &signals.restock_topic,
-        &hot_topic,
+        &topics.inventory,
+        &topics.restock,
+        &topics.hot,
     ] {
         cluster
             .create_topic(topic, PARTITIONS, 1)
@@ -230,174 +321,162 @@ pub fn run(mut settings: Settings, options: &DemoOptions) -> Result<()> {
         .entry("fetch.wait.max.ms".to_string())
         .or_insert_with(|| DEMO_FETCH_WAIT_MS.to_string());
     eprintln!("demo: embedded broker at {}", settings.kafka.brokers);
+    Ok((cluster, topics))
+}
 
-    let board = Arc::new(Mutex::new(LatestUpdates {
-        descriptions: data.descriptions,
-        top: options.top,
-        ..LatestUpdates::default()
-    }));
-    let published_skus = Arc::new(Mutex::new(HashSet::new()));
-    let observer = {
-        let board = board.clone();
-        let skus = published_skus.clone();
-        Box::new(move |u: &TrendUpdate| {
-            if let Ok(mut b) = board.lock() {
-                b.observe(u);
-            }
-            if let Ok(mut s) = skus.lock() {
-                s.insert(u.sku.clone());
-            }
+/// The scorer's observer: every update goes to the board and its SKU to `skus`.
+fn observe_into(
+    board: Arc<Mutex<LatestUpdates>>,
+    skus: Arc<Mutex<HashSet<String>>>,
+) -> UpdateObserver {
+    Box::new(move |u: &TrendUpdate| {
+        if let Ok(mut b) = board.lock() {
+            b.observe(u);
+        }
+        if let Ok(mut s) = skus.lock() {
+            s.insert(u.sku.clone());
+        }
+    })
+}
+
+/// What the demo produces into the broker and reads back: the sales, the simulated warehouse's
+/// inventory snapshots, and the restock signals that place its orders.
+struct Feed {
+    producer: ThreadedProducer<DefaultProducerContext>,
+    inventory_topic: String,
+    warehouse: Warehouse,
+    restock: BaseConsumer,
+    orders: OrderBook,
+    sent_snapshots: u64,
+}
+
+impl Feed {
+    fn new(
+        settings: &Settings,
+        topics: &DemoTopics,
+        events: &[SaleRecord],
+        initial_stock_days: f64,
+    ) -> Result<Self> {
+        let producer = ClientConfig::new()
+            .set("bootstrap.servers", &settings.kafka.brokers)
+            .set("linger.ms", "10")
+            .set("queue.buffering.max.messages", "500000")
+            // as trendcast's producer: inventory snapshots land where the SKU's trend updates do
+            .set("partitioner", "murmur2_random")
+            .create()
+            .context("could not create the demo's producer")?;
+        let initial = Warehouse::initial_stock(
+            events.iter().map(|e| (e.sku.as_str(), e.qty, e.ts)),
+            initial_stock_days,
+        );
+        Ok(Self {
+            producer,
+            inventory_topic: topics.inventory.clone(),
+            warehouse: Warehouse::new(initial, topics.lead_time_days.ceil() as i64),
+            restock: reader(&settings.kafka.brokers, &topics.restock)?,
+            orders: OrderBook::default(),
+            sent_snapshots: 0,
         })
-    };
-    let engine =
-        RunningEngine::start(&settings, Some(observer)).context("engine failed to start")?;
+    }
 
-    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
-        .set("bootstrap.servers", &settings.kafka.brokers)
-        .set("linger.ms", "10")
-        .set("queue.buffering.max.messages", "500000")
-        // as trendcast's producer: inventory snapshots land where the SKU's trend updates do
-        .set("partitioner", "murmur2_random")
-        .create()
-        .context("could not create the demo's producer")?;
-    let distinct_skus: HashSet<&str> = events.iter().map(|e| e.sku.as_str()).collect();
-    let initial = Warehouse::initial_stock(
-        events.iter().map(|e| (e.sku.as_str(), e.qty, e.ts)),
-        options.initial_stock_days,
-    );
-    let mut warehouse = Warehouse::new(initial, signals.policy.lead_time_days.ceil() as i64);
-    let restock = reader(&settings.kafka.brokers, &signals.restock_topic)?;
-    let mut orders = OrderBook::default();
-    let mut sent_snapshots = 0u64;
-    let produce_started = Instant::now();
-    for (i, event) in events.iter().enumerate() {
-        let day_before = warehouse.day();
-        let snapshots = warehouse.sale(&event.sku, event.qty, event.ts);
-        if warehouse.day() != day_before {
-            // a simulated day ended: let the engine and the signals component catch up with
-            // what was produced so far, then place the orders their signals ask for, so that
-            // replenishment happens in simulated time
-            settle(
-                &engine,
-                i as u64,
-                sent_snapshots,
-                &mut orders,
-                &restock,
-                &mut warehouse,
-            )?;
-        }
-        sent_snapshots += snapshots.len() as u64;
-        send_snapshots(&producer, &inventory_topic, &snapshots)?;
-        while i as u64 >= engine.stats().total_consumed() + MAX_AHEAD {
-            if engine.has_failed() {
-                bail!("the engine stopped while the demo was producing");
+    /// Produces the sales day by day, settling the engine and the warehouse at each day's end;
+    /// returns the time until the engine had consumed them all.
+    fn replay(
+        &mut self,
+        engine: &RunningEngine,
+        events: &[SaleRecord],
+        sales_topic: &str,
+    ) -> Result<Duration> {
+        let produce_started = Instant::now();
+        for (i, event) in events.iter().enumerate() {
+            let day_before = self.warehouse.day();
+            let snapshots = self.warehouse.sale(&event.sku, event.qty, event.ts);
+            if self.warehouse.day() != day_before {
+                // a simulated day ended: let the engine and the signals component catch up with
+                // what was produced so far, then place the orders their signals ask for, so that
+                // replenishment happens in simulated time
+                settle(
+                    engine,
+                    i as u64,
+                    self.sent_snapshots,
+                    &mut self.orders,
+                    &self.restock,
+                    &mut self.warehouse,
+                )?;
             }
-            std::thread::sleep(Duration::from_millis(5));
+            self.sent_snapshots += snapshots.len() as u64;
+            send_snapshots(&self.producer, &self.inventory_topic, &snapshots)?;
+            while i as u64 >= engine.stats().total_consumed() + MAX_AHEAD {
+                if engine.has_failed() {
+                    bail!("the engine stopped while the demo was producing");
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let payload = serde_json::to_vec(event).context("encode event")?;
+            send_keyed(&self.producer, sales_topic, &event.sku, &payload);
         }
-        let payload = serde_json::to_vec(event).context("encode event")?;
-        send_keyed(&producer, &settings.kafka.sales_topic, &event.sku, &payload);
-    }
-    producer
-        .flush(Duration::from_secs(60))
-        .context("the demo's producer could not flush")?;
-    let total = events.len() as u64;
-    while engine.stats().total_consumed() < total {
-        if engine.has_failed() {
-            bail!("the engine stopped before consuming every event");
+        self.flush()?;
+        let total = events.len() as u64;
+        while engine.stats().total_consumed() < total {
+            if engine.has_failed() {
+                bail!("the engine stopped before consuming every event");
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
-        std::thread::sleep(Duration::from_millis(20));
+        Ok(produce_started.elapsed())
     }
-    let consume_elapsed = produce_started.elapsed();
-    engine
-        .finish_replay(Duration::from_secs(120))
-        .context("final scoring and publishing did not finish")?;
-    if let Some(day) = warehouse.day() {
-        let last = warehouse.end_of_day(day);
-        send_snapshots(&producer, &inventory_topic, &last)?;
-        producer
+
+    /// Scores and publishes the rest, sends the last day's snapshots, waits for the signals
+    /// component to read everything, and reads back the last restock signals.
+    fn finish(&mut self, engine: &RunningEngine) -> Result<()> {
+        engine
+            .finish_replay(Duration::from_secs(120))
+            .context("final scoring and publishing did not finish")?;
+        if let Some(day) = self.warehouse.day() {
+            let last = self.warehouse.end_of_day(day);
+            send_snapshots(&self.producer, &self.inventory_topic, &last)?;
+            self.flush()?;
+        }
+        let wanted = engine.stats().updates_published.get() + self.warehouse.stats.snapshots;
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while let Some(s) = engine.signal_stats() {
+            if s.updates.get() + s.inventory.get() >= wanted || Instant::now() > deadline {
+                break;
+            }
+            if engine.has_failed() {
+                bail!("the signals component stopped");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        engine
+            .finish_replay(Duration::from_secs(60))
+            .context("publishing the last signals did not finish")?;
+        self.orders
+            .read(&self.restock, &mut self.warehouse, Duration::from_secs(2));
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<()> {
+        self.producer
             .flush(Duration::from_secs(60))
-            .context("the demo's producer could not flush")?;
+            .context("the demo's producer could not flush")
     }
-    // the signals component reads every published update and snapshot before the summary
-    let wanted = engine.stats().updates_published.get() + warehouse.stats.snapshots;
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while let Some(s) = engine.signal_stats() {
-        if s.updates.get() + s.inventory.get() >= wanted || Instant::now() > deadline {
-            break;
-        }
-        if engine.has_failed() {
-            bail!("the signals component stopped");
-        }
-        std::thread::sleep(Duration::from_millis(50));
+
+    fn print_restock(&self, initial_stock_days: f64, lead_time_days: f64) {
+        let w = &self.warehouse;
+        println!(
+            "\nRestock (simulated warehouse: {} days of mean demand on hand at each SKU's first sale, {}-day lead time): {} reorder and {} clear signals read back from the broker, {} orders placed ({:.0} units), {} received; fill rate {:.1} % of {:.0} units demanded",
+            initial_stock_days,
+            lead_time_days,
+            self.orders.reorders,
+            self.orders.clears,
+            w.stats.orders,
+            w.stats.units_ordered,
+            w.stats.orders_received,
+            w.fill_rate() * 100.0,
+            w.stats.units_demanded,
+        );
     }
-    engine
-        .finish_replay(Duration::from_secs(60))
-        .context("publishing the last signals did not finish")?;
-    orders.read(&restock, &mut warehouse, Duration::from_secs(2));
-    if let Ok(b) = board.lock() {
-        b.print(&format!("{} (end of log)", b.month));
-    }
-    let signal_stats = engine.signal_stats().cloned();
-    let stats = engine.stats().clone();
-    let model = engine.model_id().to_string();
-    let provider = engine.provider();
-    let skus_held = engine.store().len();
-    engine
-        .shutdown(Duration::from_secs(30))
-        .context("engine shutdown")?;
-    let skus_with_updates = published_skus.lock().map(|s| s.len()).unwrap_or(0);
-    let ranking = last_ranking(&settings.kafka.brokers, &hot_topic)?;
-    if let Some(r) = &ranking {
-        println!("{}", ranking_table(r, &board, options.top));
-    }
-    println!(
-        "\nRestock (simulated warehouse: {} days of mean demand on hand at each SKU's first sale, {}-day lead time): {} reorder and {} clear signals read back from the broker, {} orders placed ({:.0} units), {} received; fill rate {:.1} % of {:.0} units demanded",
-        options.initial_stock_days,
-        signals.policy.lead_time_days,
-        orders.reorders,
-        orders.clears,
-        warehouse.stats.orders,
-        warehouse.stats.units_ordered,
-        warehouse.stats.orders_received,
-        warehouse.fill_rate() * 100.0,
-        warehouse.stats.units_demanded,
-    );
-    let rejected: serde_json::Map<String, serde_json::Value> = stats
-        .rejected_by_reason()
-        .into_iter()
-        .map(|(r, n)| (r.to_string(), json!(n)))
-        .collect();
-    let summary = json!({
-        "summary": {
-            "dataset": "UCI Online Retail (CC BY 4.0)",
-            "events_produced": total,
-            "events_consumed": stats.total_consumed(),
-            "events_applied": stats.window_updates.get(),
-            "events_rejected": stats.total_rejected(),
-            "rejected_by_reason": rejected,
-            "skus": distinct_skus.len(),
-            "skus_held_at_end": skus_held,
-            "skus_with_updates": skus_with_updates,
-            "windows_scored": stats.windows_scored.get(),
-            "trend_updates_published": stats.updates_published.get(),
-            "dead_letters_published": stats.dead_letters.get(),
-            "publish_errors": stats.publish_errors.get(),
-            "inventory_snapshots": warehouse.stats.snapshots,
-            "restock_reorder_signals_read": orders.reorders,
-            "restock_clear_signals_read": orders.clears,
-            "restock_signals_published": signal_stats.as_ref().map(|s| s.reorders.get() + s.clears.get()),
-            "warehouse": warehouse.stats,
-            "fill_rate": (warehouse.fill_rate() * 10_000.0).round() / 10_000.0,
-            "hot_products_rankings": signal_stats.as_ref().map(|s| s.rankings.get()),
-            "hot_products_top": ranking.as_ref().map(|r| r.top.iter().map(|p| p.sku.clone()).collect::<Vec<_>>()),
-            "model": model,
-            "execution_provider": provider,
-            "consume_rate_events_per_s": (total as f64 / consume_elapsed.as_secs_f64()).round(),
-            "elapsed_s": (started.elapsed().as_secs_f64() * 100.0).round() / 100.0,
-        }
-    });
-    println!("{summary}");
-    Ok(())
 }
 
 /// Waits until the engine consumed `produced` events and scored what they closed, the signals
