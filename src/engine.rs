@@ -156,7 +156,7 @@ impl RunningEngine {
         let backlog = ScoringBacklog::default();
         let ingest = Ingest::new(
             &settings.kafka,
-            settings.ingest.clone(),
+            settings.validation.clone(),
             settings.backpressure,
             settings.idle_partition_hold,
             settings.checkpoint.clone(),

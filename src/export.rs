@@ -127,6 +127,69 @@ struct Origin {
     bucket: BucketIndex,
 }
 
+/// Writes `targets.npy` (the next `horizon` closed buckets' units of each row; NaN where they run
+/// past `last`, the log's last closed bucket) and `index.csv` (each row's SKU and origin).
+fn write_targets(
+    out: &Path,
+    window: &WindowSettings,
+    horizon: usize,
+    origins: &[Origin],
+    units: &HashMap<(Arc<str>, BucketIndex), f32>,
+    last: BucketIndex,
+) -> Result<()> {
+    let mut targets = NpyWriter::create(&out.join("targets.npy"), vec![horizon])?;
+    let mut index = BufWriter::new(File::create(out.join("index.csv"))?);
+    writeln!(index, "row,sku,origin,complete")?;
+    let mut target = vec![0.0_f32; horizon];
+    for (i, o) in origins.iter().enumerate() {
+        let complete = o.bucket + horizon as i64 <= last;
+        for (h, slot) in target.iter_mut().enumerate() {
+            *slot = units
+                .get(&(o.sku.clone(), o.bucket + 1 + h as i64))
+                .copied()
+                .unwrap_or(0.0);
+        }
+        if !complete {
+            target.fill(f32::NAN);
+        }
+        targets.push(&target)?;
+        writeln!(
+            index,
+            "{i},{},{},{}",
+            o.sku,
+            rfc3339(window.bucket.end_ms(o.bucket)),
+            complete
+        )?;
+    }
+    targets.finish()?;
+    index.flush()?;
+    Ok(())
+}
+
+/// Writes `meta.json`: what the rows are and how they were made.
+fn write_meta(
+    out: &Path,
+    window: &WindowSettings,
+    horizon: usize,
+    rows: usize,
+    events: usize,
+    rejected: u64,
+) -> Result<()> {
+    let meta = json!({
+        "rows": rows,
+        "window_len": window.buckets,
+        "horizon": horizon,
+        "features": Feature::ALL.iter().map(|f| f.name()).collect::<Vec<_>>(),
+        "bucket_width_secs": window.bucket.width_ms() / 1000,
+        "allowed_lateness_ms": window.lateness_ms,
+        "events": events,
+        "events_rejected": rejected,
+        "targets": "max(0, net units) of the next `horizon` closed buckets; NaN rows (complete=false) run past the log's end",
+    });
+    std::fs::write(out.join("meta.json"), serde_json::to_vec_pretty(&meta)?)?;
+    Ok(())
+}
+
 /// Writes windows and targets for `events` into `out`; returns the row count.
 pub fn export(
     mut events: Vec<EventRecord>,
@@ -195,46 +258,15 @@ pub fn export(
     let closed = store.closed_index();
     let rows = windows.finish()?;
 
-    // Targets: the next `horizon` closed buckets' units; rows past the log's end are dropped.
-    let last = closed.unwrap_or(i64::MIN);
-    let mut targets = NpyWriter::create(&out.join("targets.npy"), vec![horizon])?;
-    let mut index = BufWriter::new(File::create(out.join("index.csv"))?);
-    writeln!(index, "row,sku,origin,complete")?;
-    let mut target = vec![0.0_f32; horizon];
-    for (i, o) in origins.iter().enumerate() {
-        let complete = o.bucket + horizon as i64 <= last;
-        for (h, slot) in target.iter_mut().enumerate() {
-            *slot = units
-                .get(&(o.sku.clone(), o.bucket + 1 + h as i64))
-                .copied()
-                .unwrap_or(0.0);
-        }
-        if !complete {
-            target.fill(f32::NAN);
-        }
-        targets.push(&target)?;
-        writeln!(
-            index,
-            "{i},{},{},{}",
-            o.sku,
-            rfc3339(window.bucket.end_ms(o.bucket)),
-            complete
-        )?;
-    }
-    targets.finish()?;
-    index.flush()?;
-    let meta = json!({
-        "rows": rows,
-        "window_len": t,
-        "horizon": horizon,
-        "features": features.iter().map(|f| f.name()).collect::<Vec<_>>(),
-        "bucket_width_secs": window.bucket.width_ms() / 1000,
-        "allowed_lateness_ms": window.lateness_ms,
-        "events": events.len(),
-        "events_rejected": rejected,
-        "targets": "max(0, net units) of the next `horizon` closed buckets; NaN rows (complete=false) run past the log's end",
-    });
-    std::fs::write(out.join("meta.json"), serde_json::to_vec_pretty(&meta)?)?;
+    write_targets(
+        out,
+        window,
+        horizon,
+        &origins,
+        &units,
+        closed.unwrap_or(i64::MIN),
+    )?;
+    write_meta(out, window, horizon, rows, events.len(), rejected)?;
     Ok(rows)
 }
 

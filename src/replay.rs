@@ -132,19 +132,7 @@ pub fn run(
         .map_err(ReplayError::Producer)?;
 
     let total = events.len() as u64 * u64::from(options.clones);
-    let bar = if options.progress {
-        let bar = ProgressBar::new(total);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{elapsed_precise} [{bar:40}] {pos}/{len} events, {per_sec}, ETA {eta}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-        );
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
+    let bar = progress_bar(total, options.progress);
     let first_ts = events.first().map(EventRecord::ts).unwrap_or(0);
     let last_ts = events.last().map(EventRecord::ts).unwrap_or(0);
     let mut summary = ReplaySummary {
@@ -161,60 +149,18 @@ pub fn run(
     let mut skus: HashSet<String> = HashSet::new();
     let started = Instant::now();
     for event in &events {
-        if let Some(rate) = options.rate {
-            let due = Duration::from_secs_f64(summary.events as f64 / rate);
-            let now = started.elapsed();
-            if due > now {
-                std::thread::sleep(due - now);
-            }
-        }
-        if let Some(speed) = options.speed {
-            let due =
-                Duration::from_secs_f64(((event.ts() - first_ts) as f64 / 1000.0 / speed).max(0.0));
-            let now = started.elapsed();
-            if due > now {
-                std::thread::sleep(due - now);
-            }
-        }
+        pace(options, started, summary.events, event.ts() - first_ts);
         for k in 0..options.clones {
             let record = if k == 0 {
                 event.clone()
             } else {
                 event.with_sku(clone_sku(event.sku(), k))
             };
-            let (topic, payload) = match &record {
-                EventRecord::Sale(s) => {
-                    summary.sales += 1;
-                    (&kafka.sales_topic, serde_json::to_vec(s))
-                }
-                EventRecord::Click(c) => {
-                    summary.clicks += 1;
-                    (&kafka.clicks_topic, serde_json::to_vec(c))
-                }
-            };
-            let payload = payload
-                .map_err(|e| ReplayError::Options(format!("cannot encode an event: {e}")))?;
+            let (topic, payload) = encode(kafka, &record, &mut summary)?;
             if !skus.contains(record.sku()) {
                 skus.insert(record.sku().to_string());
             }
-            let mut msg = BaseRecord::to(topic.as_str())
-                .key(record.sku())
-                .payload(&payload);
-            loop {
-                match producer.send(msg) {
-                    Ok(()) => break,
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                        msg = back;
-                        producer.poll(Duration::from_millis(5));
-                    }
-                    Err((source, _)) => {
-                        return Err(ReplayError::Produce {
-                            topic: topic.clone(),
-                            source,
-                        })
-                    }
-                }
-            }
+            send(&producer, topic, record.sku(), &payload)?;
             summary.events += 1;
             if k > 0 {
                 summary.synthetic_events += 1;
@@ -239,4 +185,85 @@ pub fn run(
     summary.elapsed_s = started.elapsed().as_secs_f64();
     summary.rate_per_s = (summary.events as f64 / summary.elapsed_s.max(1e-9)).round();
     Ok(summary)
+}
+
+/// The topic and JSON of one event, counted in `summary` by kind.
+fn encode<'k>(
+    kafka: &'k KafkaSettings,
+    record: &EventRecord,
+    summary: &mut ReplaySummary,
+) -> Result<(&'k str, Vec<u8>), ReplayError> {
+    let (topic, payload) = match record {
+        EventRecord::Sale(s) => {
+            summary.sales += 1;
+            (&kafka.sales_topic, serde_json::to_vec(s))
+        }
+        EventRecord::Click(c) => {
+            summary.clicks += 1;
+            (&kafka.clicks_topic, serde_json::to_vec(c))
+        }
+    };
+    let payload =
+        payload.map_err(|e| ReplayError::Options(format!("cannot encode an event: {e}")))?;
+    Ok((topic, payload))
+}
+
+/// A progress bar over `total` events (hidden unless `show`).
+fn progress_bar(total: u64, show: bool) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:40}] {pos}/{len} events, {per_sec}, ETA {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar
+}
+
+/// Sleeps until the next event is due: `sent` events into the run at `--rate`, or `since_first_ms`
+/// of event time into the log at `--speed`.
+fn pace(options: &ReplayOptions, started: Instant, sent: u64, since_first_ms: i64) {
+    let due = |d: Duration| {
+        let now = started.elapsed();
+        if d > now {
+            std::thread::sleep(d - now);
+        }
+    };
+    if let Some(rate) = options.rate {
+        due(Duration::from_secs_f64(sent as f64 / rate));
+    }
+    if let Some(speed) = options.speed {
+        due(Duration::from_secs_f64(
+            (since_first_ms as f64 / 1000.0 / speed).max(0.0),
+        ));
+    }
+}
+
+/// Enqueues one keyed message, waiting while the producer's queue is full.
+fn send(
+    producer: &ThreadedProducer<ReplayContext>,
+    topic: &str,
+    key: &str,
+    payload: &[u8],
+) -> Result<(), ReplayError> {
+    let mut msg = BaseRecord::to(topic).key(key).payload(payload);
+    loop {
+        match producer.send(msg) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                msg = back;
+                producer.poll(Duration::from_millis(5));
+            }
+            Err((source, _)) => {
+                return Err(ReplayError::Produce {
+                    topic: topic.to_string(),
+                    source,
+                })
+            }
+        }
+    }
 }

@@ -1,5 +1,6 @@
 //! The shape of the library, checked: its top-level modules import each other without a cycle,
-//! and the live engine path imports none of the offline tools.
+//! the live engine path imports none of the offline tools, and no function is longer than a
+//! screen (flat tables aside).
 //!
 //! A module "imports" another when its non-test code names `crate::<other>`. Test modules (from
 //! the first `#[cfg(test)]` of a file on) and comments are left out: tests may reach anywhere.
@@ -173,4 +174,106 @@ fn the_checker_finds_a_planted_cycle() {
     let found = cycle(&graph).expect("the planted cycle");
     assert_eq!(found.first(), found.last());
     assert_eq!(found.len(), 4);
+}
+
+/// Longest function, in lines, outside flat tables: about a screen.
+const MAX_FUNCTION_LINES: usize = 80;
+
+/// Flat tables: long only because they list things, one entry after another.
+const FLAT_TABLES: &[&str] = &["telemetry/stats.rs::describe"];
+
+/// `(file::function, lines)` of every function in `src/` outside test modules. A function runs
+/// from its `fn` line to the first line after it that closes at the same indentation
+/// (rustfmt's layout).
+fn function_lengths() -> Vec<(String, usize)> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut out = Vec::new();
+    let mut stack = vec![src.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read src") {
+            let path = entry.expect("dir entry").path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            if path.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            let rel = path
+                .strip_prefix(&src)
+                .expect("under src")
+                .display()
+                .to_string();
+            let text = std::fs::read_to_string(&path).expect("read source");
+            let lines: Vec<&str> = text
+                .split("\n#[cfg(test)]")
+                .next()
+                .unwrap_or_default()
+                .lines()
+                .collect();
+            for (i, line) in lines.iter().enumerate() {
+                let trimmed = line.trim_start();
+                let indent = &line[..line.len() - trimmed.len()];
+                let Some(name) = fn_name(trimmed) else {
+                    continue;
+                };
+                if trimmed.ends_with(';') {
+                    continue; // a declaration without a body
+                }
+                let close = format!("{indent}}}");
+                let end = lines[i..]
+                    .iter()
+                    .position(|l| *l == close)
+                    .map_or(lines.len() - i, |n| n + 1);
+                out.push((format!("{rel}::{name}"), end));
+            }
+        }
+    }
+    out
+}
+
+/// The name of the function a line declares, if it does.
+fn fn_name(trimmed: &str) -> Option<String> {
+    let mut rest = trimmed;
+    for prefix in [
+        "pub(crate) ",
+        "pub(super) ",
+        "pub ",
+        "const ",
+        "async ",
+        "unsafe ",
+    ] {
+        rest = rest.strip_prefix(prefix).unwrap_or(rest);
+    }
+    let rest = rest.strip_prefix("fn ")?;
+    let name: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    (!name.is_empty()).then_some(name)
+}
+
+#[test]
+fn every_function_fits_on_a_screen() {
+    let lengths = function_lengths();
+    assert!(
+        lengths.iter().any(|(f, _)| f == "loadtest/mod.rs::run"),
+        "the scan found the functions"
+    );
+    let mut too_long = Vec::new();
+    for (function, lines) in &lengths {
+        if FLAT_TABLES.contains(&function.as_str()) {
+            continue;
+        }
+        if *lines > MAX_FUNCTION_LINES {
+            too_long.push(format!(
+                "{function}: {lines} lines (limit {MAX_FUNCTION_LINES})"
+            ));
+        }
+    }
+    assert!(
+        too_long.is_empty(),
+        "functions longer than a screen; split them along their phases:\n{}",
+        too_long.join("\n")
+    );
 }

@@ -364,7 +364,7 @@ fn applied_buckets(
     let mut admission = Admission::new(store.clone());
     let limits = ValidationLimits {
         max_future_ms: i64::MAX / 4,
-        ..settings.ingest.clone()
+        ..settings.validation.clone()
     };
     let mut applied = BTreeSet::new();
     for (topic, source) in [

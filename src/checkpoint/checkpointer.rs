@@ -164,16 +164,13 @@ impl Checkpointer {
             .is_none_or(|cut| offset >= cut[source])
     }
 
-    /// Restores `partition` (local log when it is at least as new as the committed offsets,
-    /// else the changelog) into the store, admission and scorer; returns what it did.
-    pub fn restore(
-        &mut self,
+    /// The newest state of `partition` and where it came from: the local log when it covers the
+    /// committed offsets (or there is no changelog), else the changelog, else none.
+    fn read_state(
+        &self,
         partition: u16,
         committed: PerSource<i64>,
-        admission: &mut Admission,
-        scorer: &Sender<ScorerMsg>,
-    ) -> Result<RestoreReport> {
-        let started = Instant::now();
+    ) -> Result<(StateSource, Restored)> {
         let covers = |r: &Restored| {
             r.cut.is_some()
                 && r.next_offsets()
@@ -208,6 +205,20 @@ impl Checkpointer {
                 }
             }
         }
+        Ok((from, restored))
+    }
+
+    /// Restores `partition` (local log when it is at least as new as the committed offsets,
+    /// else the changelog) into the store, admission and scorer; returns what it did.
+    pub fn restore(
+        &mut self,
+        partition: u16,
+        committed: PerSource<i64>,
+        admission: &mut Admission,
+        scorer: &Sender<ScorerMsg>,
+    ) -> Result<RestoreReport> {
+        let started = Instant::now();
+        let (from, restored) = self.read_state(partition, committed)?;
         if from == StateSource::None && committed.iter().any(|c| *c > 0) {
             tracing::warn!(
                 partition,
@@ -263,6 +274,55 @@ impl Checkpointer {
         })
     }
 
+    /// Writes partition `p`'s checkpoint to the local log and the changelog: what changed since
+    /// the last one, or everything when the local log is due for compaction or a write failed.
+    /// Returns its cut (the offsets to commit) when every store took it.
+    fn checkpoint_partition(
+        &mut self,
+        p: u16,
+        removed: Vec<Arc<str>>,
+        admission: &Admission,
+        publisher: &Publisher,
+    ) -> Option<PerSource<i64>> {
+        let compact_every = self.settings.compact_every;
+        let has_local = self.local.is_some();
+        let prog = self.owned.get_mut(&p)?;
+        prog.checkpoint += 1;
+        let full = prog.needs_full || (has_local && prog.since_full + 1 >= compact_every);
+        let cut = prog.next;
+        let (delta, whole) = partition_records(admission, p, prog.checkpoint, cut, full, removed);
+        let mut ok = true;
+        if let Some(local) = &self.local {
+            let result = if full {
+                local.write(p, &whole, true)
+            } else {
+                local.write(p, &delta, false)
+            };
+            if let Err(e) = result {
+                tracing::error!(partition = p, error = %e, "local checkpoint failed");
+                ok = false;
+            }
+        }
+        if let Some(changelog) = &self.changelog {
+            // after a failed write or a restore from elsewhere, save everything again
+            let records = if prog.needs_full { &whole } else { &delta };
+            if let Err(e) = changelog.write(publisher, records) {
+                tracing::error!(partition = p, error = %e, "changelog checkpoint failed");
+                ok = false;
+            }
+        }
+        if !ok {
+            // the changes drained above were not saved everywhere: save all next time
+            prog.needs_full = true;
+        } else if full {
+            prog.since_full = 0;
+            prog.needs_full = false;
+        } else {
+            prog.since_full += 1;
+        }
+        ok.then_some(cut)
+    }
+
     /// Writes a checkpoint of `partitions` (all owned when empty) and returns the offsets to
     /// commit: `(partition, next offsets)`. Nothing is returned for a partition whose checkpoint
     /// could not be written, so its offsets are not committed. Waits at most `patience` each for
@@ -307,81 +367,8 @@ impl Checkpointer {
         }
         let mut written = Vec::new();
         for p in parts {
-            let Some(prog) = self.owned.get_mut(&p) else {
-                continue;
-            };
-            prog.checkpoint += 1;
-            let n = prog.checkpoint;
-            let full = prog.needs_full
-                || (self.local.is_some() && prog.since_full + 1 >= self.settings.compact_every);
-            let cut = prog.next;
-            // evictions first: a SKU evicted and then seen again is written after its removal
-            let mut delta: Vec<Record> = removed
-                .remove(&p)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|sku| Record::Removed {
-                    checkpoint: n,
-                    partition: p,
-                    sku: sku.to_string(),
-                })
-                .collect();
-            let mut whole = Vec::new();
-            store.drain_unsaved(&[p], full, |sku, w| {
-                let record = Record::Window(WindowRecord {
-                    checkpoint: n,
-                    partition: p,
-                    cut,
-                    sku: sku.to_string(),
-                    window: w.clone(),
-                });
-                if full {
-                    whole.push(record.clone());
-                }
-                if w.unsaved() {
-                    delta.push(record);
-                }
-            });
-            let end = Record::Cut(PartitionCut {
-                checkpoint: n,
-                partition: p,
-                next_offsets: cut,
-                watermarks: PerSource::from_fn(|s| {
-                    admission.watermark(s, i32::from(p)).unwrap_or(i64::MIN)
-                }),
-            });
-            delta.push(end.clone());
-            whole.push(end);
-            let mut ok = true;
-            if let Some(local) = &self.local {
-                let result = if full {
-                    local.write(p, &whole, true)
-                } else {
-                    local.write(p, &delta, false)
-                };
-                if let Err(e) = result {
-                    tracing::error!(partition = p, error = %e, "local checkpoint failed");
-                    ok = false;
-                }
-            }
-            if let Some(changelog) = &self.changelog {
-                // after a failed write or a restore from elsewhere, save everything again
-                let records = if prog.needs_full { &whole } else { &delta };
-                if let Err(e) = changelog.write(publisher, records) {
-                    tracing::error!(partition = p, error = %e, "changelog checkpoint failed");
-                    ok = false;
-                }
-            }
-            if !ok {
-                // the changes drained above were not saved everywhere: save all next time
-                prog.needs_full = true;
-            } else if full {
-                prog.since_full = 0;
-                prog.needs_full = false;
-            } else {
-                prog.since_full += 1;
-            }
-            if ok {
+            let gone = removed.remove(&p).unwrap_or_default();
+            if let Some(cut) = self.checkpoint_partition(p, gone, admission, publisher) {
                 written.push((p, cut));
             }
         }
@@ -409,4 +396,53 @@ impl Checkpointer {
             self.skip_sku.clear();
         }
     }
+}
+
+/// The records of partition `p`'s checkpoint `n`: `(delta, whole)`. The delta holds the removals
+/// (first: a SKU evicted and then seen again is written after its removal), the windows changed
+/// since the last checkpoint and the cut; `whole` (only when `full`) every window and the cut.
+/// Drains the store's unsaved marks of `p`.
+fn partition_records(
+    admission: &Admission,
+    p: u16,
+    n: u64,
+    cut: PerSource<i64>,
+    full: bool,
+    removed: Vec<Arc<str>>,
+) -> (Vec<Record>, Vec<Record>) {
+    let mut delta: Vec<Record> = removed
+        .into_iter()
+        .map(|sku| Record::Removed {
+            checkpoint: n,
+            partition: p,
+            sku: sku.to_string(),
+        })
+        .collect();
+    let mut whole = Vec::new();
+    admission.store().drain_unsaved(&[p], full, |sku, w| {
+        let record = Record::Window(WindowRecord {
+            checkpoint: n,
+            partition: p,
+            cut,
+            sku: sku.to_string(),
+            window: w.clone(),
+        });
+        if full {
+            whole.push(record.clone());
+        }
+        if w.unsaved() {
+            delta.push(record);
+        }
+    });
+    let end = Record::Cut(PartitionCut {
+        checkpoint: n,
+        partition: p,
+        next_offsets: cut,
+        watermarks: PerSource::from_fn(|s| {
+            admission.watermark(s, i32::from(p)).unwrap_or(i64::MIN)
+        }),
+    });
+    delta.push(end.clone());
+    whole.push(end);
+    (delta, whole)
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use chrono::DateTime;
 
+use super::raw::{RawCheckpoint, RawIngest, RawKafka, RawScoring, RawTelemetry, RawWindow};
 use super::{ConfigError, RawConfig};
 use crate::ingest::{Backpressure, ValidationLimits};
 use crate::kafka::KafkaSettings;
@@ -19,8 +20,9 @@ use crate::window::{BucketSpec, WindowSettings};
 pub struct Settings {
     /// Brokers, topics and client properties.
     pub kafka: KafkaSettings,
-    /// Input validation limits.
-    pub ingest: ValidationLimits,
+    /// Input validation limits (`[ingest]`'s limits on payloads, SKUs, times, quantities and
+    /// prices).
+    pub validation: ValidationLimits,
     /// When ingest pauses its partitions.
     pub backpressure: Backpressure,
     /// Bucketing and window bounds.
@@ -67,38 +69,11 @@ fn positive(key: &'static str, value: usize) -> Result<usize, ConfigError> {
 }
 
 impl Settings {
-    /// Validates `raw` and builds the typed settings.
+    /// Validates `raw` and builds the typed settings, one section at a time.
     pub fn resolve(raw: &RawConfig) -> Result<Self, ConfigError> {
-        let k = &raw.kafka;
-        let mut kafka = KafkaSettings {
-            group_instance_id: None,
-            brokers: non_empty("kafka.brokers", &k.brokers)?,
-            group_id: non_empty("kafka.group_id", &k.group_id)?,
-            sales_topic: non_empty("kafka.sales_topic", &k.sales_topic)?,
-            clicks_topic: non_empty("kafka.clicks_topic", &k.clicks_topic)?,
-            output_topic: non_empty("kafka.output_topic", &k.output_topic)?,
-            dead_letter_topic: non_empty("kafka.dead_letter_topic", &k.dead_letter_topic)?,
-            properties: k.properties.clone(),
-        };
-        if kafka.sales_topic == kafka.clicks_topic {
-            return Err(invalid(
-                "kafka.clicks_topic",
-                "must differ from kafka.sales_topic",
-            ));
-        }
-
+        let mut kafka = resolve_kafka(&raw.kafka)?;
         let i = &raw.ingest;
-        let min_ts = DateTime::parse_from_rfc3339(&i.min_event_time)
-            .map_err(|e| invalid("ingest.min_event_time", format!("not RFC 3339: {e}")))?;
-        let ingest = ValidationLimits {
-            max_payload_bytes: positive("ingest.max_payload_bytes", i.max_payload_bytes)?,
-            max_sku_bytes: positive("ingest.max_sku_bytes", i.max_sku_bytes)?,
-            min_ts_ms: min_ts.timestamp_millis(),
-            max_future_ms: duration("ingest.max_future", &i.max_future)?.as_millis() as i64,
-            max_abs_qty: finite_positive("ingest.max_abs_qty", i.max_abs_qty)?,
-            max_unit_price: finite_positive("ingest.max_unit_price", i.max_unit_price)?,
-        };
-
+        let validation = resolve_validation(i)?;
         let backpressure = Backpressure {
             max_scoring_backlog: positive("ingest.max_scoring_backlog", i.max_scoring_backlog)?,
             max_publish_in_flight: positive(
@@ -106,68 +81,9 @@ impl Settings {
                 i.max_publish_in_flight,
             )?,
         };
-
-        let w = &raw.window;
-        let width = duration("window.bucket_width", &w.bucket_width)?;
-        let hour = Duration::from_secs(3600);
-        if width < hour || width > hour * 24 * 7 || width.as_secs() % 3600 != 0 {
-            return Err(invalid(
-                "window.bucket_width",
-                format!(
-                    "{} is not a whole number of hours between 1h and 7d",
-                    w.bucket_width
-                ),
-            ));
-        }
-        let lateness = duration("window.allowed_lateness", &w.allowed_lateness)?;
-        if lateness > width * 4 {
-            return Err(invalid(
-                "window.allowed_lateness",
-                "must not exceed four bucket widths (state would have to keep that many open buckets)",
-            ));
-        }
-        let window = WindowSettings {
-            bucket: BucketSpec::new(width.as_millis() as i64),
-            buckets: positive("window.buckets", w.buckets)?,
-            lateness_ms: lateness.as_millis() as i64,
-            max_skus: positive("window.max_skus", w.max_skus)?,
-            shards: w.shards,
-        };
-        if window.buckets > 4096 {
-            return Err(invalid("window.buckets", "must be at most 4096"));
-        }
-        if w.shards != 0 && !w.shards.is_power_of_two() {
-            return Err(invalid(
-                "window.shards",
-                "must be 0 (default) or a power of two",
-            ));
-        }
-
-        let s = &raw.scoring;
-        let provider = match s.execution_provider.as_str() {
-            "cpu" => ExecutionProviderKind::Cpu,
-            "cuda" => ExecutionProviderKind::Cuda,
-            other => {
-                return Err(invalid(
-                    "scoring.execution_provider",
-                    format!("{other:?} is not one of \"cpu\", \"cuda\""),
-                ))
-            }
-        };
-        let scoring = ScoringSettings {
-            manifest: PathBuf::from(non_empty("scoring.manifest", &s.manifest)?),
-            onnxruntime_library: (!s.onnxruntime_library.is_empty())
-                .then(|| PathBuf::from(&s.onnxruntime_library)),
-            provider,
-            batch_size: positive("scoring.batch_size", s.batch_size)?,
-            batch_delay: duration("scoring.batch_delay", &s.batch_delay)?,
-            min_rescore_interval: duration(
-                "scoring.min_rescore_interval",
-                &s.min_rescore_interval,
-            )?,
-            intra_threads: positive("scoring.intra_threads", s.intra_threads)?,
-        };
-
+        let idle_partition_hold = duration("ingest.idle_partition_hold", &i.idle_partition_hold)?;
+        let window = resolve_window(&raw.window)?;
+        let scoring = resolve_scoring(&raw.scoring)?;
         let t = &raw.trend;
         let trend = TrendConfig {
             flat_band: t
@@ -179,66 +95,17 @@ impl Settings {
                 .map(|v| finite_positive("trend.level_floor", v))
                 .transpose()?,
         };
-
-        let tl = &raw.telemetry;
-        let log_format = match tl.log_format.as_str() {
-            "human" => LogFormat::Human,
-            "json" => LogFormat::Json,
-            other => {
-                return Err(invalid(
-                    "telemetry.log_format",
-                    format!("{other:?} is not one of \"human\", \"json\""),
-                ))
-            }
-        };
-        let metrics_listen =
-            if tl.metrics_listen.is_empty() {
-                None
-            } else {
-                Some(tl.metrics_listen.parse::<SocketAddr>().map_err(|e| {
-                    invalid("telemetry.metrics_listen", format!("not an address: {e}"))
-                })?)
-            };
-        let telemetry = TelemetrySettings {
-            log_format,
-            log_level: tl.log_level.clone(),
-            metrics_listen,
-        };
-
-        let idle_partition_hold = duration("ingest.idle_partition_hold", &i.idle_partition_hold)?;
-        let c = &raw.checkpoint;
-        let non_blank = |v: &str| (!v.trim().is_empty()).then(|| v.trim().to_string());
-        let checkpoint = crate::checkpoint::CheckpointSettings {
-            dir: non_blank(&c.dir).map(std::path::PathBuf::from),
-            changelog_topic: non_blank(&c.changelog_topic)
-                .map(|t| t.replace("{group_id}", &kafka.group_id)),
-            interval: duration("checkpoint.interval", &c.interval)?,
-            compact_every: positive("checkpoint.compact_every", c.compact_every as usize)? as u32,
-        };
-        kafka.group_instance_id =
-            crate::kafka::instance_identity(&k.group_instance_id, checkpoint.dir.as_deref());
-        if checkpoint.interval < Duration::from_millis(100) {
-            return Err(invalid("checkpoint.interval", "must be at least 100ms"));
-        }
-        if checkpoint.changelog_topic.as_deref().is_some_and(|t| {
-            [
-                &kafka.sales_topic,
-                &kafka.clicks_topic,
-                &kafka.output_topic,
-                &kafka.dead_letter_topic,
-            ]
-            .contains(&&t.to_string())
-        }) {
-            return Err(invalid(
-                "checkpoint.changelog_topic",
-                "must differ from the input, output and dead-letter topics",
-            ));
-        }
-        let signals = resolve_signals(&raw.signals, &kafka, &ingest, &checkpoint, &scoring)?;
+        let telemetry = resolve_telemetry(&raw.telemetry)?;
+        let checkpoint = resolve_checkpoint(&raw.checkpoint, &kafka)?;
+        kafka.group_instance_id = crate::kafka::instance_identity(
+            &raw.kafka.group_instance_id,
+            checkpoint.dir.as_deref(),
+        );
+        let signals = resolve_signals(&raw.signals, &kafka, &validation, &checkpoint, &scoring)?;
         Ok(Self {
             signals,
             kafka,
-            ingest,
+            validation,
             backpressure,
             window,
             scoring,
@@ -248,6 +115,165 @@ impl Settings {
             idle_partition_hold,
         })
     }
+}
+
+/// `[kafka]`; the group instance id is set once the checkpoint folder is known.
+fn resolve_kafka(k: &RawKafka) -> Result<KafkaSettings, ConfigError> {
+    let kafka = KafkaSettings {
+        group_instance_id: None,
+        brokers: non_empty("kafka.brokers", &k.brokers)?,
+        group_id: non_empty("kafka.group_id", &k.group_id)?,
+        sales_topic: non_empty("kafka.sales_topic", &k.sales_topic)?,
+        clicks_topic: non_empty("kafka.clicks_topic", &k.clicks_topic)?,
+        output_topic: non_empty("kafka.output_topic", &k.output_topic)?,
+        dead_letter_topic: non_empty("kafka.dead_letter_topic", &k.dead_letter_topic)?,
+        properties: k.properties.clone(),
+    };
+    if kafka.sales_topic == kafka.clicks_topic {
+        return Err(invalid(
+            "kafka.clicks_topic",
+            "must differ from kafka.sales_topic",
+        ));
+    }
+    Ok(kafka)
+}
+
+/// The input validation limits of `[ingest]`.
+fn resolve_validation(i: &RawIngest) -> Result<ValidationLimits, ConfigError> {
+    let min_ts = DateTime::parse_from_rfc3339(&i.min_event_time)
+        .map_err(|e| invalid("ingest.min_event_time", format!("not RFC 3339: {e}")))?;
+    Ok(ValidationLimits {
+        max_payload_bytes: positive("ingest.max_payload_bytes", i.max_payload_bytes)?,
+        max_sku_bytes: positive("ingest.max_sku_bytes", i.max_sku_bytes)?,
+        min_ts_ms: min_ts.timestamp_millis(),
+        max_future_ms: duration("ingest.max_future", &i.max_future)?.as_millis() as i64,
+        max_abs_qty: finite_positive("ingest.max_abs_qty", i.max_abs_qty)?,
+        max_unit_price: finite_positive("ingest.max_unit_price", i.max_unit_price)?,
+    })
+}
+
+/// `[window]`: whole-hour buckets up to a week, lateness within four buckets.
+fn resolve_window(w: &RawWindow) -> Result<WindowSettings, ConfigError> {
+    let width = duration("window.bucket_width", &w.bucket_width)?;
+    let hour = Duration::from_secs(3600);
+    if width < hour || width > hour * 24 * 7 || width.as_secs() % 3600 != 0 {
+        return Err(invalid(
+            "window.bucket_width",
+            format!(
+                "{} is not a whole number of hours between 1h and 7d",
+                w.bucket_width
+            ),
+        ));
+    }
+    let lateness = duration("window.allowed_lateness", &w.allowed_lateness)?;
+    if lateness > width * 4 {
+        return Err(invalid(
+            "window.allowed_lateness",
+            "must not exceed four bucket widths (state would have to keep that many open buckets)",
+        ));
+    }
+    let window = WindowSettings {
+        bucket: BucketSpec::new(width.as_millis() as i64),
+        buckets: positive("window.buckets", w.buckets)?,
+        lateness_ms: lateness.as_millis() as i64,
+        max_skus: positive("window.max_skus", w.max_skus)?,
+        shards: w.shards,
+    };
+    if window.buckets > 4096 {
+        return Err(invalid("window.buckets", "must be at most 4096"));
+    }
+    if w.shards != 0 && !w.shards.is_power_of_two() {
+        return Err(invalid(
+            "window.shards",
+            "must be 0 (default) or a power of two",
+        ));
+    }
+    Ok(window)
+}
+
+/// `[scoring]`.
+fn resolve_scoring(s: &RawScoring) -> Result<ScoringSettings, ConfigError> {
+    let provider = match s.execution_provider.as_str() {
+        "cpu" => ExecutionProviderKind::Cpu,
+        "cuda" => ExecutionProviderKind::Cuda,
+        other => {
+            return Err(invalid(
+                "scoring.execution_provider",
+                format!("{other:?} is not one of \"cpu\", \"cuda\""),
+            ))
+        }
+    };
+    Ok(ScoringSettings {
+        manifest: PathBuf::from(non_empty("scoring.manifest", &s.manifest)?),
+        onnxruntime_library: (!s.onnxruntime_library.is_empty())
+            .then(|| PathBuf::from(&s.onnxruntime_library)),
+        provider,
+        batch_size: positive("scoring.batch_size", s.batch_size)?,
+        batch_delay: duration("scoring.batch_delay", &s.batch_delay)?,
+        min_rescore_interval: duration("scoring.min_rescore_interval", &s.min_rescore_interval)?,
+        intra_threads: positive("scoring.intra_threads", s.intra_threads)?,
+    })
+}
+
+/// `[telemetry]`.
+fn resolve_telemetry(tl: &RawTelemetry) -> Result<TelemetrySettings, ConfigError> {
+    let log_format = match tl.log_format.as_str() {
+        "human" => LogFormat::Human,
+        "json" => LogFormat::Json,
+        other => {
+            return Err(invalid(
+                "telemetry.log_format",
+                format!("{other:?} is not one of \"human\", \"json\""),
+            ))
+        }
+    };
+    let metrics_listen = if tl.metrics_listen.is_empty() {
+        None
+    } else {
+        Some(
+            tl.metrics_listen
+                .parse::<SocketAddr>()
+                .map_err(|e| invalid("telemetry.metrics_listen", format!("not an address: {e}")))?,
+        )
+    };
+    Ok(TelemetrySettings {
+        log_format,
+        log_level: tl.log_level.clone(),
+        metrics_listen,
+    })
+}
+
+/// `[checkpoint]`: its changelog topic must be none of the engine's other topics.
+fn resolve_checkpoint(
+    c: &RawCheckpoint,
+    kafka: &KafkaSettings,
+) -> Result<crate::checkpoint::CheckpointSettings, ConfigError> {
+    let non_blank = |v: &str| (!v.trim().is_empty()).then(|| v.trim().to_string());
+    let checkpoint = crate::checkpoint::CheckpointSettings {
+        dir: non_blank(&c.dir).map(std::path::PathBuf::from),
+        changelog_topic: non_blank(&c.changelog_topic)
+            .map(|t| t.replace("{group_id}", &kafka.group_id)),
+        interval: duration("checkpoint.interval", &c.interval)?,
+        compact_every: positive("checkpoint.compact_every", c.compact_every as usize)? as u32,
+    };
+    if checkpoint.interval < Duration::from_millis(100) {
+        return Err(invalid("checkpoint.interval", "must be at least 100ms"));
+    }
+    if checkpoint.changelog_topic.as_deref().is_some_and(|t| {
+        [
+            &kafka.sales_topic,
+            &kafka.clicks_topic,
+            &kafka.output_topic,
+            &kafka.dead_letter_topic,
+        ]
+        .contains(&&t.to_string())
+    }) {
+        return Err(invalid(
+            "checkpoint.changelog_topic",
+            "must differ from the input, output and dead-letter topics",
+        ));
+    }
+    Ok(checkpoint)
 }
 
 fn finite_positive(key: &'static str, value: f64) -> Result<f64, ConfigError> {
@@ -260,11 +286,11 @@ fn finite_positive(key: &'static str, value: f64) -> Result<f64, ConfigError> {
 fn resolve_signals(
     r: &super::raw::RawSignals,
     kafka: &KafkaSettings,
-    ingest: &ValidationLimits,
+    validation: &ValidationLimits,
     checkpoint: &crate::checkpoint::CheckpointSettings,
     scoring: &ScoringSettings,
 ) -> Result<Option<crate::signals::SignalsSettings>, ConfigError> {
-    use crate::signals::{HotSettings, RestockPolicy, SignalsSettings};
+    use crate::signals::SignalsSettings;
     if !r.enabled {
         return Ok(None);
     }
@@ -309,35 +335,8 @@ fn resolve_signals(
     if !(r.blend_days.is_finite() && r.blend_days >= 1.0) {
         return Err(invalid("signals.blend_days", "must be at least 1"));
     }
-    if !(r.lead_time_days.is_finite()
-        && r.lead_time_days > 0.0
-        && r.lead_time_days <= crate::signals::inventory::MAX_LEAD_TIME_DAYS)
-    {
-        return Err(invalid("signals.lead_time_days", "must be in (0, 365]"));
-    }
-    if !(r.service_level.is_finite() && (0.5..1.0).contains(&r.service_level)) {
-        return Err(invalid("signals.service_level", "must be in [0.5, 1)"));
-    }
-    if !(r.review_period_days.is_finite() && (0.0..=365.0).contains(&r.review_period_days)) {
-        return Err(invalid("signals.review_period_days", "must be in [0, 365]"));
-    }
-    let policy = RestockPolicy {
-        lead_time_days: r.lead_time_days,
-        service_level: r.service_level,
-        review_period_days: r.review_period_days,
-        material_change: finite_positive("signals.material_change", r.material_change)?,
-    };
-    if !(r.hot_min_volume.is_finite() && r.hot_min_volume >= 0.0) {
-        return Err(invalid(
-            "signals.hot_min_volume",
-            "must be a finite number ≥ 0",
-        ));
-    }
-    let hot = HotSettings {
-        top: positive("signals.hot_top", r.hot_top)?,
-        min_volume: r.hot_min_volume,
-        max_age_ms: duration("signals.hot_max_age", &r.hot_max_age)?.as_millis() as i64,
-    };
+    let policy = resolve_restock_policy(r)?;
+    let hot = resolve_hot(r)?;
     let group_id = format!("{}-signals", kafka.group_id);
     Ok(Some(SignalsSettings {
         group_id,
@@ -357,8 +356,47 @@ fn resolve_signals(
         hot,
         hot_interval: duration("signals.hot_interval", &r.hot_interval)?,
         checkpoint_interval: checkpoint.interval,
-        max_sku_bytes: ingest.max_sku_bytes,
-        min_ts_ms: ingest.min_ts_ms,
-        max_future_ms: ingest.max_future_ms,
+        max_sku_bytes: validation.max_sku_bytes,
+        min_ts_ms: validation.min_ts_ms,
+        max_future_ms: validation.max_future_ms,
     }))
+}
+
+/// The restock policy of `[signals]`.
+fn resolve_restock_policy(
+    r: &super::raw::RawSignals,
+) -> Result<crate::signals::RestockPolicy, ConfigError> {
+    if !(r.lead_time_days.is_finite()
+        && r.lead_time_days > 0.0
+        && r.lead_time_days <= crate::signals::inventory::MAX_LEAD_TIME_DAYS)
+    {
+        return Err(invalid("signals.lead_time_days", "must be in (0, 365]"));
+    }
+    if !(r.service_level.is_finite() && (0.5..1.0).contains(&r.service_level)) {
+        return Err(invalid("signals.service_level", "must be in [0.5, 1)"));
+    }
+    if !(r.review_period_days.is_finite() && (0.0..=365.0).contains(&r.review_period_days)) {
+        return Err(invalid("signals.review_period_days", "must be in [0, 365]"));
+    }
+    Ok(crate::signals::RestockPolicy {
+        lead_time_days: r.lead_time_days,
+        service_level: r.service_level,
+        review_period_days: r.review_period_days,
+        material_change: finite_positive("signals.material_change", r.material_change)?,
+    })
+}
+
+/// The hot-products ranking of `[signals]`.
+fn resolve_hot(r: &super::raw::RawSignals) -> Result<crate::signals::HotSettings, ConfigError> {
+    if !(r.hot_min_volume.is_finite() && r.hot_min_volume >= 0.0) {
+        return Err(invalid(
+            "signals.hot_min_volume",
+            "must be a finite number ≥ 0",
+        ));
+    }
+    Ok(crate::signals::HotSettings {
+        top: positive("signals.hot_top", r.hot_top)?,
+        min_volume: r.hot_min_volume,
+        max_age_ms: duration("signals.hot_max_age", &r.hot_max_age)?.as_millis() as i64,
+    })
 }

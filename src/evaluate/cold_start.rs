@@ -277,22 +277,14 @@ fn score_set(
         .collect()
 }
 
-/// Runs the cold-start evaluation (see the module docs).
-pub fn evaluate(
-    mut events: Vec<EventRecord>,
-    catalog: &[CatalogEntry],
-    embedder: &mut TextEmbedder,
-    window: &WindowSettings,
-    options: &ColdStartOptions,
-) -> Result<(ColdStartReport, LaunchLibrary)> {
-    let horizon = options.horizon;
-    if horizon < 8 || options.eval_days < 1 || options.valid_days < 1 {
-        bail!("--horizon must be at least 8 and the day counts at least 1");
-    }
-    let latest = events.iter().map(EventRecord::ts).max().unwrap_or(0);
-    let history = history_of(&mut events, window);
-    let last_full = latest.div_euclid(DAY_MS) - 1;
-    let text: HashMap<&str, &CatalogEntry> = catalog.iter().map(|e| (e.sku.as_str(), e)).collect();
+/// The products whose first `horizon` days after launch are in the log, with their launch
+/// curves and categories, in launch order; and how many were left out for want of a catalog text.
+fn launches_of(
+    history: &DailyHistory,
+    text: &HashMap<&str, &CatalogEntry>,
+    horizon: usize,
+    last_full: i64,
+) -> (Vec<Launch>, usize) {
     let mut launches: Vec<Launch> = Vec::new();
     let mut without_text = 0usize;
     for sku in history.skus() {
@@ -317,6 +309,15 @@ pub fn evaluate(
         });
     }
     launches.sort_by(|a, b| a.day.cmp(&b.day).then(a.sku.cmp(&b.sku)));
+    (launches, without_text)
+}
+
+/// Embeds every launch's catalog text; returns the seconds it took.
+fn embed_launches(
+    launches: &mut [Launch],
+    text: &HashMap<&str, &CatalogEntry>,
+    embedder: &mut TextEmbedder,
+) -> Result<f64> {
     let started = std::time::Instant::now();
     let texts: Vec<String> = launches
         .iter()
@@ -326,7 +327,101 @@ pub fn evaluate(
     for (l, e) in launches.iter_mut().zip(embedder.embed(&refs)?) {
         l.embedding = e;
     }
-    let embed_secs = started.elapsed().as_secs_f64();
+    Ok(started.elapsed().as_secs_f64())
+}
+
+/// For each evaluation and validation launch, the nearest earlier launches by text (only those
+/// whose whole horizon was over by its launch day), nearest first.
+fn rank_neighbours(
+    eval: &[&Launch],
+    valid: &[&Launch],
+    launches: &[Launch],
+    h: i64,
+) -> HashMap<Arc<str>, Vec<usize>> {
+    let kmax = *KS.iter().max().unwrap_or(&100);
+    eval.iter()
+        .chain(valid)
+        .map(|t| {
+            let end = launches.partition_point(|r| r.day + h <= t.day);
+            let refs: Vec<&Launch> = launches[..end].iter().collect();
+            let embeddings = refs.iter().map(|r| r.embedding.as_slice());
+            (t.sku.clone(), nearest(&t.embedding, embeddings, kmax))
+        })
+        .collect()
+}
+
+/// The neighbour count and text weight with the lowest WQL on the validation launches, with
+/// every pair's WQL.
+fn tune_on_validation(
+    valid: &[&Launch],
+    launches: &[Launch],
+    options: &ColdStartOptions,
+    ranked: &HashMap<Arc<str>, Vec<usize>>,
+) -> (usize, f64, Vec<(usize, f64, f64)>) {
+    let mut validation = Vec::new();
+    for k in KS {
+        for mix in MIXES {
+            let scored = score_set(valid, launches, Method::Text { k, mix }, options, ranked);
+            validation.push((k, mix, metrics(&scored, 0..options.horizon).wql));
+        }
+    }
+    let (k, mix, _) = validation
+        .iter()
+        .copied()
+        .min_by(|a, b| a.2.total_cmp(&b.2))
+        .unwrap_or((20, 0.5, 0.0));
+    (k, mix, validation)
+}
+
+/// Each method's accuracy on the evaluation launches: the global and category means of earlier
+/// launches, and the text neighbours with the validated `(k, mix)`.
+fn score_methods(
+    eval: &[&Launch],
+    launches: &[Launch],
+    options: &ColdStartOptions,
+    ranked: &HashMap<Arc<str>, Vec<usize>>,
+    (k, mix): (usize, f64),
+) -> Vec<MethodResult> {
+    let horizon = options.horizon;
+    [
+        ("global mean of new products".to_string(), Method::Global),
+        ("category mean".to_string(), Method::Category),
+        (
+            format!("text neighbours (k = {k}, a = {mix})"),
+            Method::Text { k, mix },
+        ),
+    ]
+    .into_iter()
+    .map(|(name, m)| {
+        let scored = score_set(eval, launches, m, options, ranked);
+        MethodResult {
+            name,
+            all: metrics(&scored, 0..horizon),
+            first_week: metrics(&scored, 0..7),
+            later: metrics(&scored, 7..horizon),
+        }
+    })
+    .collect()
+}
+
+/// Runs the cold-start evaluation (see the module docs).
+pub fn evaluate(
+    mut events: Vec<EventRecord>,
+    catalog: &[CatalogEntry],
+    embedder: &mut TextEmbedder,
+    window: &WindowSettings,
+    options: &ColdStartOptions,
+) -> Result<(ColdStartReport, LaunchLibrary)> {
+    let horizon = options.horizon;
+    if horizon < 8 || options.eval_days < 1 || options.valid_days < 1 {
+        bail!("--horizon must be at least 8 and the day counts at least 1");
+    }
+    let latest = events.iter().map(EventRecord::ts).max().unwrap_or(0);
+    let history = history_of(&mut events, window);
+    let last_full = latest.div_euclid(DAY_MS) - 1;
+    let text: HashMap<&str, &CatalogEntry> = catalog.iter().map(|e| (e.sku.as_str(), e)).collect();
+    let (mut launches, without_text) = launches_of(&history, &text, horizon, last_full);
+    let embed_secs = embed_launches(&mut launches, &text, embedder)?;
 
     let last_launch = last_full - horizon as i64 + 1;
     let eval_from = last_launch - options.eval_days + 1;
@@ -346,49 +441,9 @@ pub fn evaluate(
             date(last_launch)
         );
     }
-    let kmax = *KS.iter().max().unwrap_or(&100);
-    let h = horizon as i64;
-    let ranked: HashMap<Arc<str>, Vec<usize>> = eval
-        .iter()
-        .chain(&valid)
-        .map(|t| {
-            let end = launches.partition_point(|r| r.day + h <= t.day);
-            let refs: Vec<&Launch> = launches[..end].iter().collect();
-            let embeddings = refs.iter().map(|r| r.embedding.as_slice());
-            (t.sku.clone(), nearest(&t.embedding, embeddings, kmax))
-        })
-        .collect();
-    let mut validation = Vec::new();
-    for k in KS {
-        for mix in MIXES {
-            let scored = score_set(&valid, &launches, Method::Text { k, mix }, options, &ranked);
-            validation.push((k, mix, metrics(&scored, 0..horizon).wql));
-        }
-    }
-    let (k, mix, _) = validation
-        .iter()
-        .copied()
-        .min_by(|a, b| a.2.total_cmp(&b.2))
-        .unwrap_or((20, 0.5, 0.0));
-    let methods = [
-        ("global mean of new products".to_string(), Method::Global),
-        ("category mean".to_string(), Method::Category),
-        (
-            format!("text neighbours (k = {k}, a = {mix})"),
-            Method::Text { k, mix },
-        ),
-    ]
-    .into_iter()
-    .map(|(name, m)| {
-        let scored = score_set(&eval, &launches, m, options, &ranked);
-        MethodResult {
-            name,
-            all: metrics(&scored, 0..horizon),
-            first_week: metrics(&scored, 0..7),
-            later: metrics(&scored, 7..horizon),
-        }
-    })
-    .collect();
+    let ranked = rank_neighbours(&eval, &valid, &launches, horizon as i64);
+    let (k, mix, validation) = tune_on_validation(&valid, &launches, options, &ranked);
+    let methods = score_methods(&eval, &launches, options, &ranked, (k, mix));
     let mut categories: Vec<&str> = launches.iter().map(|l| l.category.as_str()).collect();
     categories.sort_unstable();
     categories.dedup();

@@ -28,7 +28,7 @@ use crate::scoring::{Model, ResolvedManifest};
 use crate::signals::hot::HotSettings;
 use crate::vocab::DAY_MS;
 use crate::window::Admission;
-use crate::window::{BucketSpec, WindowStore};
+use crate::window::{BucketSpec, WindowSettings, WindowStore};
 use calls::{CallMetrics, CallPair};
 use forecasts::{ForecastRow, ForecastTable};
 use metrics::{Metrics, Pair, LEVELS};
@@ -161,7 +161,81 @@ pub fn evaluate(
     if options.horizon == 0 || options.origins == 0 {
         bail!("--horizon and --origins must be at least 1");
     }
-    // daily buckets by the protocol; the window length is the model's own
+    let (mut model, window, levels) = load_daily_model(settings, options)?;
+    let model_id = model.manifest().manifest.id();
+    events.sort_by_key(EventRecord::ts);
+    let latest = events
+        .last()
+        .map(EventRecord::ts)
+        .context("the log has no events")?;
+    let protocol = Protocol::for_log(
+        latest,
+        options.horizon,
+        options.origins,
+        options.min_sale_days,
+    );
+    let (inputs, history) = replay(&events, &window, &protocol, &model)?;
+    let series = inputs.first().map_or(0, |(s, _)| s.len());
+    if series == 0 {
+        bail!(
+            "no SKU has sales on {} days before the first origin {}",
+            protocol.min_sale_days,
+            forecasts::date_of(protocol.first_origin())
+        );
+    }
+    let rule = TrendRule::for_model(&settings.trend, &model.manifest().manifest);
+    let run = OriginRun {
+        horizon: options.horizon,
+        recent_days: options.horizon.min(window.buckets) as i64,
+        batch: settings.scoring.batch_size.max(1),
+        levels: &levels,
+        rule: &rule,
+        history: &history,
+    };
+    let scores = score_origins(&mut model, &inputs, &protocol, &run)?;
+    let hot = settings
+        .signals
+        .as_ref()
+        .map_or_else(HotSettings::default, |s| s.hot);
+    let mut scored = vec![Scored {
+        name: format!("trendcast {model_id}"),
+        metrics: metrics::score(&scores.pairs),
+        calls: calls::score(&scores.calls, true, &hot),
+    }];
+    for (name, path) in &options.baselines {
+        scored.push(score_table(
+            name,
+            path,
+            &scores.targets,
+            &rule,
+            &hot,
+            &protocol,
+        )?);
+    }
+    let call_baselines = call_baselines(
+        &history,
+        &scores.targets,
+        &rule,
+        &hot,
+        run.recent_days,
+        &protocol,
+    );
+    Ok(Evaluation {
+        protocol,
+        series,
+        model: model_id,
+        scored,
+        forecasts: scores.table,
+        call_baselines,
+    })
+}
+
+/// Loads `options.model` for the protocol's daily buckets (the window length is the model's
+/// own): the model, its window settings, and the positions of the scored quantile levels.
+fn load_daily_model(
+    settings: &Settings,
+    options: &EvaluateOptions,
+) -> Result<(Model, WindowSettings, Vec<usize>)> {
     let text = std::fs::read_to_string(&options.model)
         .with_context(|| format!("reading {}", options.model.display()))?;
     let raw: crate::scoring::ModelManifest = serde_json::from_str(&text)
@@ -189,97 +263,86 @@ pub fn evaluate(
                 .with_context(|| format!("model {} has no {l} quantile", m.id()))
         })
         .collect::<Result<_>>()?;
-    let (model_id, model_horizon, n_quantiles) = (m.id(), m.horizon, m.quantiles.len());
-    let mut model = Model::load(manifest, &settings.scoring)?;
+    let model = Model::load(manifest, &settings.scoring)?;
+    Ok((model, window, levels))
+}
 
-    events.sort_by_key(EventRecord::ts);
-    let latest = events
-        .last()
-        .map(EventRecord::ts)
-        .context("the log has no events")?;
-    let protocol = Protocol::for_log(
-        latest,
-        options.horizon,
-        options.origins,
-        options.min_sale_days,
-    );
-    let (inputs, history) = replay(&events, &window, &protocol, &model)?;
-    let series = inputs.first().map_or(0, |(s, _)| s.len());
-    if series == 0 {
-        bail!(
-            "no SKU has sales on {} days before the first origin {}",
-            protocol.min_sale_days,
-            forecasts::date_of(protocol.first_origin())
-        );
-    }
+/// What scoring the origins needs besides the model and its inputs.
+struct OriginRun<'a> {
+    horizon: usize,
+    recent_days: i64,
+    batch: usize,
+    levels: &'a [usize],
+    rule: &'a TrendRule,
+    history: &'a DailyHistory,
+}
 
-    // Score each origin's windows in batches, as the scorer does.
-    let rule = TrendRule::for_model(&settings.trend, &model.manifest().manifest);
+/// The model's forecasts at every origin, with what each is scored against.
+struct OriginScores {
+    table: ForecastTable,
+    targets: Vec<Target>,
+    pairs: Vec<Pair>,
+    calls: Vec<CallPair>,
+}
+
+/// Scores each origin's windows in batches, as the scorer does.
+fn score_origins(
+    model: &mut Model,
+    inputs: &[OriginWindows],
+    protocol: &Protocol,
+    run: &OriginRun<'_>,
+) -> Result<OriginScores> {
+    let (model_horizon, n_quantiles) = {
+        let m = &model.manifest().manifest;
+        (m.horizon, m.quantiles.len())
+    };
     let per = model.window_values();
-    let batch = settings.scoring.batch_size.max(1);
-    let recent_days = options.horizon.min(window.buckets) as i64;
-    let mut table = ForecastTable::default();
-    let mut targets = Vec::new();
-    let mut model_pairs = Vec::new();
-    let mut model_calls = Vec::new();
+    let mut scores = OriginScores {
+        table: ForecastTable::default(),
+        targets: Vec::new(),
+        pairs: Vec::new(),
+        calls: Vec::new(),
+    };
     for ((skus, rows), origin) in inputs.iter().zip(&protocol.origins) {
-        for start in (0..skus.len()).step_by(batch) {
-            let n = batch.min(skus.len() - start);
+        for start in (0..skus.len()).step_by(run.batch) {
+            let n = run.batch.min(skus.len() - start);
             let days = vec![*origin as f32; n];
             let out = model.score(&rows[start * per..(start + n) * per], &days, n)?;
             for (i, sku) in skus[start..start + n].iter().enumerate() {
-                let quantiles: Vec<f32> = (0..options.horizon)
+                let quantiles: Vec<f32> = (0..run.horizon)
                     .flat_map(|h| {
                         let base = (i * model_horizon + h) * n_quantiles;
-                        levels.iter().map(move |k| base + k)
+                        run.levels.iter().map(move |k| base + k)
                     })
                     .map(|at| out.quantiles[at])
                     .collect();
                 let mean: Option<Vec<f32>> = out
                     .mean
                     .as_ref()
-                    .map(|m| m[i * model_horizon..i * model_horizon + options.horizon].to_vec());
+                    .map(|m| m[i * model_horizon..i * model_horizon + run.horizon].to_vec());
                 let forecast = quantile_rows(&quantiles);
                 let mean_f64 = mean
                     .as_ref()
                     .map(|m| m.iter().map(|v| f64::from(*v)).collect());
                 for (h, q) in forecast.iter().enumerate() {
                     let day_mean = mean.as_ref().map(|m| f64::from(m[h]));
-                    table.insert(sku, *origin, origin + h as i64, *q, day_mean);
+                    scores
+                        .table
+                        .insert(sku, *origin, origin + h as i64, *q, day_mean);
                 }
-                let target = target_of(&history, sku, *origin, options.horizon, recent_days);
+                let target = target_of(run.history, sku, *origin, run.horizon, run.recent_days);
                 let row = RowForecast {
                     direction: out.direction.as_ref().map(|d| &d[i * 3..i * 3 + 3]),
                     p_up: out.p_up.as_ref().map(|p| p[i]),
                     ..row_forecast(&quantiles, mean.as_deref())
                 };
-                model_calls.push(target.call(&rule, &row));
-                model_pairs.push(target.pair(forecast, mean_f64));
-                targets.push(target);
+                scores.calls.push(target.call(run.rule, &row));
+                scores.pairs.push(target.pair(forecast, mean_f64));
+                scores.targets.push(target);
             }
         }
     }
-    let hot = settings
-        .signals
-        .as_ref()
-        .map_or_else(HotSettings::default, |s| s.hot);
-    let mut scored = vec![Scored {
-        name: format!("trendcast {model_id}"),
-        metrics: metrics::score(&model_pairs),
-        calls: calls::score(&model_calls, true, &hot),
-    }];
-    for (name, path) in &options.baselines {
-        scored.push(score_table(name, path, &targets, &rule, &hot, &protocol)?);
-    }
-    let call_baselines = call_baselines(&history, &targets, &rule, &hot, recent_days, &protocol);
-    Ok(Evaluation {
-        protocol,
-        series,
-        model: model_id,
-        scored,
-        forecasts: table,
-        call_baselines,
-    })
+    Ok(scores)
 }
 
 /// `[h × 3]` f32 quantiles as per-day rows of f64.

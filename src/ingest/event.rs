@@ -130,6 +130,37 @@ pub fn decode<'a>(
     limits: &ValidationLimits,
     now_ms: i64,
 ) -> Result<Event<'a>, Rejection> {
+    let text = payload_text(payload, limits)?;
+    let json_err = |e: serde_json::Error| Rejection::new(classify(&e), e.to_string());
+    let (sku, ts, body) = match source {
+        Source::Sales => {
+            let w: SaleWire<'a> = serde_json::from_str(text).map_err(json_err)?;
+            let body = sale_body(&w, limits)?;
+            (w.sku, w.ts, body)
+        }
+        Source::Clicks => {
+            let w: ClickWire<'a> = serde_json::from_str(text).map_err(json_err)?;
+            (w.sku, w.ts, EventBody::Click(w.kind))
+        }
+    };
+    check_sku(&sku, limits)?;
+    let ts_ms = parse_ts(&ts)?;
+    let latest = now_ms.saturating_add(limits.max_future_ms);
+    if ts_ms < limits.min_ts_ms || ts_ms > latest {
+        return Err(Rejection::new(
+            RejectReason::TimestampOutOfRange,
+            format!("ts {ts_ms} ms outside [{}, {latest}]", limits.min_ts_ms),
+        ));
+    }
+    check_key(key, &sku)?;
+    Ok(Event { sku, ts_ms, body })
+}
+
+/// The message value as text: present, within the size limit, not empty, UTF-8.
+fn payload_text<'a>(
+    payload: Option<&'a [u8]>,
+    limits: &ValidationLimits,
+) -> Result<&'a str, Rejection> {
     let payload = payload
         .ok_or_else(|| Rejection::new(RejectReason::EmptyPayload, "message has no value"))?;
     if payload.len() > limits.max_payload_bytes {
@@ -148,41 +179,38 @@ pub fn decode<'a>(
             "message value is empty",
         ));
     }
-    let text = std::str::from_utf8(payload).map_err(|e| {
+    std::str::from_utf8(payload).map_err(|e| {
         Rejection::new(
             RejectReason::InvalidUtf8,
             format!("value is not UTF-8: {e}"),
         )
-    })?;
-    let json_err = |e: serde_json::Error| Rejection::new(classify(&e), e.to_string());
-    let (sku, ts, body) = match source {
-        Source::Sales => {
-            let w: SaleWire<'a> = serde_json::from_str(text).map_err(json_err)?;
-            if !w.qty.is_finite() || w.qty.abs() > limits.max_abs_qty {
-                return Err(Rejection::new(
-                    RejectReason::InvalidValue,
-                    format!("qty {} outside ±{}", w.qty, limits.max_abs_qty),
-                ));
-            }
-            if let Some(p) = w.unit_price {
-                if !p.is_finite() || !(0.0..=limits.max_unit_price).contains(&p) {
-                    return Err(Rejection::new(
-                        RejectReason::InvalidValue,
-                        format!("unit_price {p} outside [0, {}]", limits.max_unit_price),
-                    ));
-                }
-            }
-            let body = EventBody::Sale {
-                qty: w.qty,
-                unit_price: w.unit_price,
-            };
-            (w.sku, w.ts, body)
+    })
+}
+
+/// A sale's contribution, its quantity and price within the limits.
+fn sale_body(w: &SaleWire<'_>, limits: &ValidationLimits) -> Result<EventBody, Rejection> {
+    if !w.qty.is_finite() || w.qty.abs() > limits.max_abs_qty {
+        return Err(Rejection::new(
+            RejectReason::InvalidValue,
+            format!("qty {} outside ±{}", w.qty, limits.max_abs_qty),
+        ));
+    }
+    if let Some(p) = w.unit_price {
+        if !p.is_finite() || !(0.0..=limits.max_unit_price).contains(&p) {
+            return Err(Rejection::new(
+                RejectReason::InvalidValue,
+                format!("unit_price {p} outside [0, {}]", limits.max_unit_price),
+            ));
         }
-        Source::Clicks => {
-            let w: ClickWire<'a> = serde_json::from_str(text).map_err(json_err)?;
-            (w.sku, w.ts, EventBody::Click(w.kind))
-        }
-    };
+    }
+    Ok(EventBody::Sale {
+        qty: w.qty,
+        unit_price: w.unit_price,
+    })
+}
+
+/// The SKU is not blank and within the size limit.
+fn check_sku(sku: &str, limits: &ValidationLimits) -> Result<(), Rejection> {
     if sku.trim().is_empty() {
         return Err(Rejection::new(RejectReason::InvalidValue, "sku is empty"));
     }
@@ -196,33 +224,25 @@ pub fn decode<'a>(
             ),
         ));
     }
-    let ts_ms = parse_ts(&ts)?;
-    let latest = now_ms.saturating_add(limits.max_future_ms);
-    if ts_ms < limits.min_ts_ms || ts_ms > latest {
-        return Err(Rejection::new(
-            RejectReason::TimestampOutOfRange,
-            format!("ts {ts_ms} ms outside [{}, {latest}]", limits.min_ts_ms),
-        ));
-    }
+    Ok(())
+}
+
+/// The message key is the SKU.
+fn check_key(key: Option<&[u8]>, sku: &str) -> Result<(), Rejection> {
     match key {
-        None | Some([]) => {
-            return Err(Rejection::new(
-                RejectReason::MissingKey,
-                "message key (the SKU) is missing",
-            ));
-        }
-        Some(k) if k != sku.as_bytes() => {
-            return Err(Rejection::new(
-                RejectReason::KeyMismatch,
-                format!(
-                    "key {:?} differs from sku {sku:?}",
-                    String::from_utf8_lossy(k)
-                ),
-            ));
-        }
-        Some(_) => {}
+        None | Some([]) => Err(Rejection::new(
+            RejectReason::MissingKey,
+            "message key (the SKU) is missing",
+        )),
+        Some(k) if k != sku.as_bytes() => Err(Rejection::new(
+            RejectReason::KeyMismatch,
+            format!(
+                "key {:?} differs from sku {sku:?}",
+                String::from_utf8_lossy(k)
+            ),
+        )),
+        Some(_) => Ok(()),
     }
-    Ok(Event { sku, ts_ms, body })
 }
 
 #[cfg(test)]

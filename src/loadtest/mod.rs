@@ -453,6 +453,145 @@ fn relabel_bucket_width(base: &mut Settings, width: &str) -> Result<()> {
     Ok(())
 }
 
+/// The replayed input: the log's sales (its last days when asked) and how many SKU clones.
+struct BenchInput {
+    events: Vec<EventRecord>,
+    real: u64,
+    clones: u32,
+    skus: u64,
+}
+
+impl BenchInput {
+    fn load(options: &BenchOptions) -> Result<Self> {
+        let data = online_retail::load(&options.data).context("Online Retail")?;
+        let sales = last_days(data.events, options.last_days);
+        let real = sales.len() as u64;
+        if real == 0 {
+            bail!("no Online Retail sales to replay");
+        }
+        let distinct = sales
+            .iter()
+            .map(|s| s.sku.as_str())
+            .collect::<HashSet<_>>()
+            .len() as u64;
+        let clones = match options.sku_clones {
+            Some(0) => bail!("--sku-clones must be at least 1"),
+            Some(k) => k,
+            None => options.events.div_ceil(real).max(1) as u32,
+        };
+        let events = sales.into_iter().map(EventRecord::Sale).collect();
+        Ok(Self {
+            events,
+            real,
+            clones,
+            skus: distinct * u64::from(clones),
+        })
+    }
+
+    /// Events produced: every sale once per clone.
+    fn total(&self) -> u64 {
+        self.real * u64::from(self.clones)
+    }
+}
+
+/// What the throughput phase measured.
+struct Throughput {
+    produce: f64,
+    bare: f64,
+    engine: f64,
+    engine_detail: Value,
+    relay: f64,
+    peer: Option<Value>,
+    cpu: serde_json::Map<String, Value>,
+}
+
+impl Default for Throughput {
+    fn default() -> Self {
+        Self {
+            produce: f64::NAN,
+            bare: f64::NAN,
+            engine: f64::NAN,
+            engine_detail: Value::Null,
+            relay: f64::NAN,
+            peer: None,
+            cpu: serde_json::Map::new(),
+        }
+    }
+}
+
+/// (a), (b), (a2) and the Python peer on one replayed topic, with CPU per phase.
+fn throughput_phase(
+    base: &Settings,
+    options: &BenchOptions,
+    input: &BenchInput,
+) -> Result<Throughput> {
+    let n = input.total();
+    let settings = phase_settings(base, "throughput", options.partitions)?;
+    let produce = replay::run(
+        &settings.kafka,
+        input.events.clone(),
+        &ReplayOptions {
+            speed: None,
+            rate: None,
+            clones: input.clones,
+            progress: true,
+        },
+    )?;
+    let mut t = Throughput {
+        produce: produce.rate_per_s,
+        ..Throughput::default()
+    };
+    eprintln!("bench: produced at {} events/s", t.produce);
+    let meter = CpuMeter::new(options.broker_pid);
+    let mark = meter.mark();
+    t.bare = bare_consume_rate(&settings.kafka, &settings.kafka.sales_topic, n)?;
+    t.cpu
+        .insert("bare_consume".into(), meter.per_thousand(mark, n));
+    eprintln!("bench: (a) bare consumer {:.0} events/s", t.bare);
+    let mark = meter.mark();
+    (t.engine, t.engine_detail) = engine_rate(&settings, n)?;
+    t.cpu
+        .insert("trendcast".into(), meter.per_thousand(mark, n));
+    eprintln!("bench: (b) trendcast end to end {:.0} events/s", t.engine);
+    let published = t.engine_detail["trend_updates_published"]
+        .as_u64()
+        .unwrap_or(n);
+    let mark = meter.mark();
+    t.relay = relay_phase(&settings, options.partitions, n, published)?;
+    t.cpu.insert("relay".into(), meter.per_thousand(mark, n));
+    eprintln!("bench: (a2) relay ceiling {:.0} events/s", t.relay);
+    if let Some(py) = options.python.as_ref().filter(|_| !options.no_peer) {
+        let v = python_peer(py, &settings.kafka, &settings.kafka.sales_topic, n)?;
+        eprintln!("bench: python peer {v}");
+        t.peer = Some(v);
+    }
+    Ok(t)
+}
+
+/// (c) at each rate asked for, or at half the engine's measured rate.
+fn latency_phase(
+    base: &Settings,
+    options: &BenchOptions,
+    events: &[EventRecord],
+    engine_rate: f64,
+) -> Result<Vec<Value>> {
+    let rates = if options.latency_rates.is_empty() {
+        vec![engine_rate / 2.0]
+    } else {
+        options.latency_rates.clone()
+    };
+    let mut runs = Vec::new();
+    for rate in rates {
+        if !(rate.is_finite() && rate > 0.0) {
+            bail!("the latency run needs a rate: run the throughput phase or pass --latency-rates");
+        }
+        let l = latency_run(base, events, rate, options.latency_secs, options.partitions)?;
+        eprintln!("bench: (c) {l}");
+        runs.push(l);
+    }
+    Ok(runs)
+}
+
 /// Runs every phase and returns the report.
 pub fn run(base: &Settings, options: &BenchOptions) -> Result<Value> {
     // Measures the streaming path: checkpoints go to a changelog only (local files off).
@@ -462,92 +601,23 @@ pub fn run(base: &Settings, options: &BenchOptions) -> Result<Value> {
         relabel_bucket_width(&mut base, width)?;
     }
     let base = &base;
-    let data = online_retail::load(&options.data).context("Online Retail")?;
-    let sales = last_days(data.events, options.last_days);
-    let real = sales.len() as u64;
-    if real == 0 {
-        bail!("no Online Retail sales to replay");
-    }
-    let skus = sales
-        .iter()
-        .map(|s| s.sku.as_str())
-        .collect::<HashSet<_>>()
-        .len() as u64;
-    let clones = match options.sku_clones {
-        Some(0) => bail!("--sku-clones must be at least 1"),
-        Some(k) => k,
-        None => options.events.div_ceil(real).max(1) as u32,
-    };
-    let events: Vec<EventRecord> = sales.into_iter().map(EventRecord::Sale).collect();
-    let n = real * u64::from(clones);
-    let sku_count = skus * u64::from(clones);
+    let input = BenchInput::load(options)?;
+    let n = input.total();
     eprintln!(
-        "bench: {n} events ({real} real Online Retail sales x {clones} SKU clones, {sku_count} SKUs)"
+        "bench: {n} events ({} real Online Retail sales x {} SKU clones, {} SKUs)",
+        input.real, input.clones, input.skus
     );
-
     let want = |p: &str| options.phases.iter().any(|x| x == p);
-    let (mut produce_rate, mut bare, mut engine, mut engine_detail, mut peer) =
-        (f64::NAN, f64::NAN, f64::NAN, Value::Null, None);
-    let mut relay = f64::NAN;
-    let meter = CpuMeter::new(options.broker_pid);
-    let mut cpu = serde_json::Map::new();
-    if want("throughput") {
-        let settings = phase_settings(base, "throughput", options.partitions)?;
-        let produce = replay::run(
-            &settings.kafka,
-            events.clone(),
-            &ReplayOptions {
-                speed: None,
-                rate: None,
-                clones,
-                progress: true,
-            },
-        )?;
-        produce_rate = produce.rate_per_s;
-        eprintln!("bench: produced at {produce_rate} events/s");
-        let mark = meter.mark();
-        bare = bare_consume_rate(&settings.kafka, &settings.kafka.sales_topic, n)?;
-        cpu.insert("bare_consume".into(), meter.per_thousand(mark, n));
-        eprintln!("bench: (a) bare consumer {bare:.0} events/s");
-        let mark = meter.mark();
-        (engine, engine_detail) = engine_rate(&settings, n)?;
-        cpu.insert("trendcast".into(), meter.per_thousand(mark, n));
-        eprintln!("bench: (b) trendcast end to end {engine:.0} events/s");
-        let published = engine_detail["trend_updates_published"]
-            .as_u64()
-            .unwrap_or(n);
-        let mark = meter.mark();
-        relay = relay_phase(&settings, options.partitions, n, published)?;
-        cpu.insert("relay".into(), meter.per_thousand(mark, n));
-        eprintln!("bench: (a2) relay ceiling {relay:.0} events/s");
-        if let Some(py) = options.python.as_ref().filter(|_| !options.no_peer) {
-            let v = python_peer(py, &settings.kafka, &settings.kafka.sales_topic, n)?;
-            eprintln!("bench: python peer {v}");
-            peer = Some(v);
-        }
-    }
-    let mut latency = Vec::new();
-    if want("latency") {
-        let rates = if options.latency_rates.is_empty() {
-            vec![engine / 2.0]
-        } else {
-            options.latency_rates.clone()
-        };
-        for rate in rates {
-            if !(rate.is_finite() && rate > 0.0) {
-                bail!("the latency run needs a rate: run the throughput phase or pass --latency-rates");
-            }
-            let l = latency_run(
-                base,
-                &events,
-                rate,
-                options.latency_secs,
-                options.partitions,
-            )?;
-            eprintln!("bench: (c) {l}");
-            latency.push(l);
-        }
-    }
+    let t = if want("throughput") {
+        throughput_phase(base, options, &input)?
+    } else {
+        Throughput::default()
+    };
+    let latency = if want("latency") {
+        latency_phase(base, options, &input.events, t.engine)?
+    } else {
+        Vec::new()
+    };
     let mut memory = Vec::new();
     if want("memory") {
         for skus in &options.memory_skus {
@@ -556,31 +626,32 @@ pub fn run(base: &Settings, options: &BenchOptions) -> Result<Value> {
             memory.push(m);
         }
     }
-    let peer_rate = peer
+    let peer_rate = t
+        .peer
         .as_ref()
         .and_then(|p| p["rate_events_per_s"].as_f64())
         .unwrap_or(f64::NAN);
     let mut ratios = HashMap::new();
-    ratios.insert("end_to_end_over_bare_consume", engine / bare);
-    ratios.insert("trendcast_over_python_peer", engine / peer_rate);
-    ratios.insert("relay_over_bare_consume", relay / bare);
-    ratios.insert("end_to_end_over_relay", engine / relay);
+    ratios.insert("end_to_end_over_bare_consume", t.engine / t.bare);
+    ratios.insert("trendcast_over_python_peer", t.engine / peer_rate);
+    ratios.insert("relay_over_bare_consume", t.relay / t.bare);
+    ratios.insert("end_to_end_over_relay", t.engine / t.relay);
     Ok(json!({
         "model": base.scoring.manifest.display().to_string(),
         "events": n,
-        "real_events": real,
-        "sku_clones": clones,
-        "skus": sku_count,
+        "real_events": input.real,
+        "sku_clones": input.clones,
+        "skus": input.skus,
         "last_days": options.last_days,
         "bucket_width_secs": base.window.bucket.width_ms() / 1000,
         "partitions": options.partitions,
-        "produce_rate_events_per_s": produce_rate,
-        "bare_consume_rate_events_per_s": bare.round(),
-        "relay_rate_events_per_s": relay.round(),
-        "trendcast_rate_events_per_s": engine.round(),
-        "trendcast_detail": engine_detail,
-        "cpu_ms_per_1000_events": cpu,
-        "python_peer": peer,
+        "produce_rate_events_per_s": t.produce,
+        "bare_consume_rate_events_per_s": t.bare.round(),
+        "relay_rate_events_per_s": t.relay.round(),
+        "trendcast_rate_events_per_s": t.engine.round(),
+        "trendcast_detail": t.engine_detail,
+        "cpu_ms_per_1000_events": t.cpu,
+        "python_peer": t.peer,
         "latency": latency,
         "memory": memory,
         "ratios": ratios,

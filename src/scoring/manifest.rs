@@ -171,98 +171,10 @@ impl ResolvedManifest {
             model: manifest.id(),
             reason,
         };
-        let width_secs = (window.bucket.width_ms() / 1000) as u64;
-        if manifest.bucket_width_secs != width_secs {
-            return Err(mismatch(format!(
-                "manifest bucket_width_secs = {} but window.bucket_width is {width_secs} s",
-                manifest.bucket_width_secs
-            )));
-        }
-        if manifest.window_len != window.buckets {
-            return Err(mismatch(format!(
-                "manifest window_len = {} but window.buckets = {}",
-                manifest.window_len, window.buckets
-            )));
-        }
-        if manifest.horizon == 0 {
-            return Err(mismatch("horizon must be at least 1".into()));
-        }
-        let mut features = Vec::with_capacity(manifest.features.len());
-        for name in &manifest.features {
-            let f = Feature::from_name(name).ok_or_else(|| {
-                let known: Vec<_> = Feature::ALL.iter().map(|f| f.name()).collect();
-                mismatch(format!(
-                    "unknown feature {name:?}; known: {}",
-                    known.join(", ")
-                ))
-            })?;
-            if features.contains(&f) {
-                return Err(mismatch(format!("feature {name:?} listed twice")));
-            }
-            features.push(f);
-        }
-        if manifest.target != "units" || !features.contains(&Feature::Units) {
-            return Err(mismatch(
-                "target must be \"units\" and \"units\" must be an input feature".into(),
-            ));
-        }
+        check_window(&manifest, window).map_err(mismatch)?;
+        let features = resolve_features(&manifest).map_err(mismatch)?;
+        check_shapes(&manifest, features.len()).map_err(mismatch)?;
         let q = &manifest.quantiles;
-        if q.is_empty()
-            || q.iter().any(|p| !(*p > 0.0 && *p < 1.0))
-            || q.windows(2).any(|w| w[0] >= w[1])
-        {
-            return Err(mismatch(format!(
-                "quantiles {q:?} must be increasing and inside (0, 1)"
-            )));
-        }
-        let want_in = vec![-1, manifest.window_len as i64, features.len() as i64];
-        if manifest.input.shape != want_in {
-            return Err(mismatch(format!(
-                "input shape {:?} should be {want_in:?}",
-                manifest.input.shape
-            )));
-        }
-        let want_out = vec![-1, manifest.horizon as i64, q.len() as i64];
-        if manifest.output.shape != want_out {
-            return Err(mismatch(format!(
-                "output shape {:?} should be {want_out:?}",
-                manifest.output.shape
-            )));
-        }
-        if let Some(p) = &manifest.p_up_output {
-            if p.shape != [-1] && p.shape != [-1, 1] {
-                return Err(mismatch(format!(
-                    "p_up_output shape {:?} should be [-1] or [-1, 1]",
-                    p.shape
-                )));
-            }
-        }
-        if let Some(d) = &manifest.direction_output {
-            check_direction(d).map_err(mismatch)?;
-        }
-        if let Some(mo) = &manifest.mean_output {
-            let want = [-1, manifest.horizon as i64];
-            if mo.shape != want {
-                return Err(mismatch(format!(
-                    "mean_output shape {:?} should be {want:?}",
-                    mo.shape
-                )));
-            }
-        }
-        if let Some(c) = &manifest.calendar_input {
-            if c.shape != [-1] {
-                return Err(mismatch(format!(
-                    "calendar_input shape {:?} should be [-1]",
-                    c.shape
-                )));
-            }
-            if c.name == manifest.input.name {
-                return Err(mismatch(format!(
-                    "calendar_input and input share the name {:?}",
-                    c.name
-                )));
-            }
-        }
         let median_index = q
             .iter()
             .enumerate()
@@ -283,6 +195,105 @@ impl ResolvedManifest {
             median_index,
         })
     }
+}
+
+/// Why `manifest` does not fit the window settings, if it does not.
+fn check_window(manifest: &ModelManifest, window: &WindowSettings) -> Result<(), String> {
+    let width_secs = (window.bucket.width_ms() / 1000) as u64;
+    if manifest.bucket_width_secs != width_secs {
+        return Err(format!(
+            "manifest bucket_width_secs = {} but window.bucket_width is {width_secs} s",
+            manifest.bucket_width_secs
+        ));
+    }
+    if manifest.window_len != window.buckets {
+        return Err(format!(
+            "manifest window_len = {} but window.buckets = {}",
+            manifest.window_len, window.buckets
+        ));
+    }
+    if manifest.horizon == 0 {
+        return Err("horizon must be at least 1".into());
+    }
+    Ok(())
+}
+
+/// The manifest's input features, each known and listed once, with units among them.
+fn resolve_features(manifest: &ModelManifest) -> Result<Vec<Feature>, String> {
+    let mut features = Vec::with_capacity(manifest.features.len());
+    for name in &manifest.features {
+        let f = Feature::from_name(name).ok_or_else(|| {
+            let known: Vec<_> = Feature::ALL.iter().map(|f| f.name()).collect();
+            format!("unknown feature {name:?}; known: {}", known.join(", "))
+        })?;
+        if features.contains(&f) {
+            return Err(format!("feature {name:?} listed twice"));
+        }
+        features.push(f);
+    }
+    if manifest.target != "units" || !features.contains(&Feature::Units) {
+        return Err("target must be \"units\" and \"units\" must be an input feature".into());
+    }
+    Ok(features)
+}
+
+/// Why the quantiles or a tensor's shape do not match the window and horizon, if they do not.
+fn check_shapes(manifest: &ModelManifest, n_features: usize) -> Result<(), String> {
+    let q = &manifest.quantiles;
+    if q.is_empty()
+        || q.iter().any(|p| !(*p > 0.0 && *p < 1.0))
+        || q.windows(2).any(|w| w[0] >= w[1])
+    {
+        return Err(format!(
+            "quantiles {q:?} must be increasing and inside (0, 1)"
+        ));
+    }
+    let want_in = vec![-1, manifest.window_len as i64, n_features as i64];
+    if manifest.input.shape != want_in {
+        return Err(format!(
+            "input shape {:?} should be {want_in:?}",
+            manifest.input.shape
+        ));
+    }
+    let want_out = vec![-1, manifest.horizon as i64, q.len() as i64];
+    if manifest.output.shape != want_out {
+        return Err(format!(
+            "output shape {:?} should be {want_out:?}",
+            manifest.output.shape
+        ));
+    }
+    if let Some(p) = &manifest.p_up_output {
+        if p.shape != [-1] && p.shape != [-1, 1] {
+            return Err(format!(
+                "p_up_output shape {:?} should be [-1] or [-1, 1]",
+                p.shape
+            ));
+        }
+    }
+    if let Some(d) = &manifest.direction_output {
+        check_direction(d)?;
+    }
+    if let Some(mo) = &manifest.mean_output {
+        let want = [-1, manifest.horizon as i64];
+        if mo.shape != want {
+            return Err(format!(
+                "mean_output shape {:?} should be {want:?}",
+                mo.shape
+            ));
+        }
+    }
+    if let Some(c) = &manifest.calendar_input {
+        if c.shape != [-1] {
+            return Err(format!("calendar_input shape {:?} should be [-1]", c.shape));
+        }
+        if c.name == manifest.input.name {
+            return Err(format!(
+                "calendar_input and input share the name {:?}",
+                c.name
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Why a direction output cannot be used, if it cannot.

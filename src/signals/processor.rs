@@ -22,7 +22,7 @@ use super::changelog::{progress, SignalsChangelog};
 use super::hot::HotProducts;
 use super::inventory;
 use super::new_product;
-use super::state::{self, PartitionSignals, SignalInput, StateFileError};
+use super::state::{self, PartitionSignals, SignalInput, SkuSignals, StateFileError};
 use super::SignalsSettings;
 use crate::catalog::{CatalogEntry, LaunchLibrary, TextEmbedder};
 use crate::checkpoint::StateSource;
@@ -221,6 +221,82 @@ impl ConsumerContext for SignalsContext {
     }
 }
 
+/// The topics the signals component reads, the trend-update topic first, and its partition
+/// count; the inventory and catalog topics must be co-partitioned with it.
+fn input_topics(
+    kafka: &KafkaSettings,
+    settings: &SignalsSettings,
+) -> Result<(Vec<String>, usize), SignalsError> {
+    let mut topics = vec![settings.updates_topic.clone()];
+    let updates = crate::kafka::partition_count(kafka, &settings.updates_topic)?;
+    let joined = [
+        ("inventory", &settings.inventory_topic),
+        ("catalog", &settings.catalog_topic),
+    ];
+    for (what, topic) in joined {
+        let Some(topic) = topic else { continue };
+        let n = crate::kafka::partition_count(kafka, topic)?;
+        if n != updates {
+            return Err(crate::kafka::TopicError {
+                topic: topic.clone(),
+                reason: format!(
+                    "{what} topic has {n} partitions but the trend-update topic {} has \
+                     {updates}: they must be co-partitioned (same count, keyed by SKU)",
+                    settings.updates_topic
+                ),
+            }
+            .into());
+        }
+        topics.push(topic.clone());
+    }
+    Ok((topics, updates))
+}
+
+/// The text embedder and launch library of new-product forecasts, when a catalog topic is read.
+fn text_models(
+    settings: &SignalsSettings,
+) -> Result<(Option<TextEmbedder>, Option<LaunchLibrary>), SignalsError> {
+    Ok(
+        match (
+            &settings.catalog_topic,
+            &settings.text_model,
+            &settings.launch_library,
+        ) {
+            (Some(_), Some(dir), Some(lib)) => (
+                Some(
+                    TextEmbedder::load(dir, settings.onnxruntime_library.as_deref(), 1)
+                        .map_err(|e| SignalsError::Text(e.to_string()))?,
+                ),
+                Some(LaunchLibrary::load(lib).map_err(|e| SignalsError::Text(e.to_string()))?),
+            ),
+            _ => (None, None),
+        },
+    )
+}
+
+/// The blended new-product forecast of a SKU still inside its blend period (its text forecast
+/// fading into the model's as sales history grows), if it has a catalog text and a first sale.
+fn blend_new_product(
+    library: &LaunchLibrary,
+    blend_days: f64,
+    sku: &mut SkuSignals,
+    update: &TrendUpdate,
+) -> Option<new_product::NewProductForecast> {
+    let (Some(text), Some(first), Some(hot)) = (&sku.text, sku.first_as_of_ms, &sku.hot) else {
+        return None;
+    };
+    let history = (hot.as_of_ms - first).div_euclid(DAY_MS) + 1;
+    if (history as f64) >= blend_days {
+        return None;
+    }
+    let history = u32::try_from(history).unwrap_or(0);
+    let t = library.forecast(&text.embedding, history as usize, update.horizon.len());
+    let seq = sku.new_product_seq + 1;
+    let blended = new_product::blend(update, hot.as_of_ms, history, blend_days, &t, seq)?;
+    sku.new_product_seq = seq;
+    Some(blended)
+}
+
 /// The running component (see the module docs).
 pub struct Signals {
     consumer: BaseConsumer<SignalsContext>,
@@ -236,42 +312,8 @@ impl Signals {
         checkpoint_dir: Option<&std::path::Path>,
         publisher: Publisher,
     ) -> Result<Self, SignalsError> {
-        let mut topics = vec![settings.updates_topic.clone()];
-        let updates = crate::kafka::partition_count(kafka, &settings.updates_topic)?;
-        let joined = [
-            ("inventory", &settings.inventory_topic),
-            ("catalog", &settings.catalog_topic),
-        ];
-        for (what, topic) in joined {
-            let Some(topic) = topic else { continue };
-            let n = crate::kafka::partition_count(kafka, topic)?;
-            if n != updates {
-                return Err(crate::kafka::TopicError {
-                    topic: topic.clone(),
-                    reason: format!(
-                        "{what} topic has {n} partitions but the trend-update topic {} has \
-                         {updates}: they must be co-partitioned (same count, keyed by SKU)",
-                        settings.updates_topic
-                    ),
-                }
-                .into());
-            }
-            topics.push(topic.clone());
-        }
-        let (embedder, library) = match (
-            &settings.catalog_topic,
-            &settings.text_model,
-            &settings.launch_library,
-        ) {
-            (Some(_), Some(dir), Some(lib)) => (
-                Some(
-                    TextEmbedder::load(dir, settings.onnxruntime_library.as_deref(), 1)
-                        .map_err(|e| SignalsError::Text(e.to_string()))?,
-                ),
-                Some(LaunchLibrary::load(lib).map_err(|e| SignalsError::Text(e.to_string()))?),
-            ),
-            _ => (None, None),
-        };
+        let (topics, updates) = input_topics(kafka, &settings)?;
+        let (embedder, library) = text_models(&settings)?;
         let changelog = match &settings.changelog_topic {
             Some(topic) => {
                 crate::kafka::ensure_changelog(kafka, topic, updates)?;
@@ -514,31 +556,8 @@ impl SignalsState {
                 }
                 if let (Some(library), Some(sku)) = (&self.library, part.skus.get_mut(&update.sku))
                 {
-                    if let (Some(text), Some(first), Some(hot)) =
-                        (&sku.text, sku.first_as_of_ms, &sku.hot)
-                    {
-                        let history = (hot.as_of_ms - first).div_euclid(DAY_MS) + 1;
-                        if (history as f64) < self.settings.blend_days {
-                            let history = u32::try_from(history).unwrap_or(0);
-                            let t = library.forecast(
-                                &text.embedding,
-                                history as usize,
-                                update.horizon.len(),
-                            );
-                            let seq = sku.new_product_seq + 1;
-                            if let Some(b) = new_product::blend(
-                                &update,
-                                hot.as_of_ms,
-                                history,
-                                self.settings.blend_days,
-                                &t,
-                                seq,
-                            ) {
-                                sku.new_product_seq = seq;
-                                out.new_product = Some(b);
-                            }
-                        }
-                    }
+                    out.new_product =
+                        blend_new_product(library, self.settings.blend_days, sku, &update);
                 }
                 Ok(out)
             }

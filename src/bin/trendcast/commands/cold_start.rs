@@ -67,41 +67,12 @@ pub fn run(args: ColdStartArgs, mut settings: Settings) -> Result<()> {
     } = args;
     quiet(&mut settings);
     telemetry::init_logging(&settings.telemetry);
-    use trendcast::datasets::catalog as entry;
-    use trendcast::datasets::event_log::{self, LogFormat};
-    let (log, entries) = match (catalog, format) {
-        (Some(path), _) => {
-            let (entries, bad) =
-                entry::read_jsonl(&path).with_context(|| format!("reading {}", path.display()))?;
-            if bad > 0 {
-                eprintln!("cold-start: {bad} malformed catalog lines skipped");
-            }
-            let log = event_log::load(&events, format)
-                .with_context(|| format!("reading {}", events.display()))?;
-            (log.events, entries)
-        }
-        (None, LogFormat::Auto | LogFormat::OnlineRetail) => {
-            let or = trendcast::datasets::online_retail::load(&events).with_context(|| {
-                format!(
-                    "reading {} as the Online Retail CSV (other logs need --catalog)",
-                    events.display()
-                )
-            })?;
-            let entries = entry::online_retail_catalog(&or.descriptions);
-            let log = or
-                .events
-                .into_iter()
-                .map(trendcast::datasets::EventRecord::Sale)
-                .collect();
-            (log, entries)
-        }
-        (None, _) => anyhow::bail!("--catalog is needed for logs other than Online Retail"),
-    };
+    let (log, entries) = log_and_catalog(&events, format, catalog)?;
     if let Some(path) = &write_catalog {
         let mut out = std::io::BufWriter::new(
             std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
         );
-        entry::write_jsonl(&entries, &mut out)?;
+        trendcast::datasets::catalog::write_jsonl(&entries, &mut out)?;
         std::io::Write::flush(&mut out)?;
     }
     let mut embedder = trendcast::catalog::TextEmbedder::load(
@@ -142,4 +113,45 @@ pub fn run(args: ColdStartArgs, mut settings: Settings) -> Result<()> {
     }
     print!("{text}");
     Ok(())
+}
+
+/// The event log and the catalog: read from `--catalog`, or derived from the Online Retail CSV.
+fn log_and_catalog(
+    events: &std::path::Path,
+    format: trendcast::datasets::event_log::LogFormat,
+    catalog: Option<PathBuf>,
+) -> Result<(
+    Vec<trendcast::datasets::EventRecord>,
+    Vec<trendcast::catalog::CatalogEntry>,
+)> {
+    use trendcast::datasets::catalog as entry;
+    use trendcast::datasets::event_log::{self, LogFormat};
+    Ok(match (catalog, format) {
+        (Some(path), _) => {
+            let (entries, bad) =
+                entry::read_jsonl(&path).with_context(|| format!("reading {}", path.display()))?;
+            if bad > 0 {
+                eprintln!("cold-start: {bad} malformed catalog lines skipped");
+            }
+            let log = event_log::load(events, format)
+                .with_context(|| format!("reading {}", events.display()))?;
+            (log.events, entries)
+        }
+        (None, LogFormat::Auto | LogFormat::OnlineRetail) => {
+            let or = trendcast::datasets::online_retail::load(events).with_context(|| {
+                format!(
+                    "reading {} as the Online Retail CSV (other logs need --catalog)",
+                    events.display()
+                )
+            })?;
+            let entries = entry::online_retail_catalog(&or.descriptions);
+            let log = or
+                .events
+                .into_iter()
+                .map(trendcast::datasets::EventRecord::Sale)
+                .collect();
+            (log, entries)
+        }
+        (None, _) => anyhow::bail!("--catalog is needed for logs other than Online Retail"),
+    })
 }
