@@ -5,7 +5,8 @@
 //! publishes per-SKU trend updates (quantile forecasts, direction, strength).
 //!
 //! The modules follow the data path — [`ingest`] → [`window`] → [`scoring`] → [`publish`] →
-//! [`signals`] (restock signals and hot-product rankings derived from the published updates) —
+//! [`signals`] (restock signals and hot-product rankings derived from the published updates) →
+//! [`query`] (the HTTP query API over a global view of the output topics) —
 //! with [`config`], [`telemetry`] and [`kafka`] beside it, [`vocab`] (sources, events, reject
 //! reasons) below everything, [`engine`] wiring them together, and
 //! [`datasets`] / [`demo`] for the bundled real data.
@@ -24,6 +25,7 @@ pub mod ingest;
 pub mod kafka;
 pub mod loadtest;
 pub mod publish;
+pub mod query;
 pub mod replay;
 pub mod scoring;
 pub mod signals;

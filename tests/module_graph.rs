@@ -22,6 +22,7 @@ const LIVE: &[&str] = &[
     "signals",
     "catalog",
     "engine",
+    "query",
 ];
 
 /// Offline tools: datasets, replay, export, evaluation, demo and load test.

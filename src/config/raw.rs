@@ -27,6 +27,16 @@ pub struct RawConfig {
     pub checkpoint: RawCheckpoint,
     /// `[signals]`.
     pub signals: RawSignals,
+    /// `[api]`: the HTTP query API.
+    pub api: RawApi,
+}
+
+/// `[api]`: the HTTP query API (`src/query/`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawApi {
+    /// Address of the query API; empty = off (`trendcast serve` needs one).
+    pub listen: String,
 }
 
 /// `[kafka]`: brokers, topics and librdkafka properties.

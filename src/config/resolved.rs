@@ -38,6 +38,8 @@ pub struct Settings {
     /// `ingest.idle_partition_hold`: how long a caught-up input partition still holds back
     /// bucket closes.
     pub idle_partition_hold: Duration,
+    /// The query API's address, when `[api] listen` is set.
+    pub api_listen: Option<SocketAddr>,
     /// The signals component, when `[signals] enabled`.
     pub signals: Option<crate::signals::SignalsSettings>,
 }
@@ -102,8 +104,10 @@ impl Settings {
             checkpoint.dir.as_deref(),
         );
         let signals = resolve_signals(&raw.signals, &kafka, &validation, &checkpoint, &scoring)?;
+        let api_listen = listen_address("api.listen", &raw.api.listen)?;
         Ok(Self {
             signals,
+            api_listen,
             kafka,
             validation,
             backpressure,
@@ -227,15 +231,7 @@ fn resolve_telemetry(tl: &RawTelemetry) -> Result<TelemetrySettings, ConfigError
             ))
         }
     };
-    let metrics_listen = if tl.metrics_listen.is_empty() {
-        None
-    } else {
-        Some(
-            tl.metrics_listen
-                .parse::<SocketAddr>()
-                .map_err(|e| invalid("telemetry.metrics_listen", format!("not an address: {e}")))?,
-        )
-    };
+    let metrics_listen = listen_address("telemetry.metrics_listen", &tl.metrics_listen)?;
     Ok(TelemetrySettings {
         log_format,
         log_level: tl.log_level.clone(),
@@ -274,6 +270,18 @@ fn resolve_checkpoint(
         ));
     }
     Ok(checkpoint)
+}
+
+/// An optional listen address: empty = none.
+fn listen_address(key: &'static str, value: &str) -> Result<Option<SocketAddr>, ConfigError> {
+    if value.trim().is_empty() {
+        return Ok(None);
+    }
+    value
+        .trim()
+        .parse::<SocketAddr>()
+        .map(Some)
+        .map_err(|e| invalid(key, format!("{value:?} is not an address: {e}")))
 }
 
 fn finite_positive(key: &'static str, value: f64) -> Result<f64, ConfigError> {

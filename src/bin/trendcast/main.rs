@@ -31,6 +31,8 @@ struct Cli {
 enum Command {
     /// Consume, score and publish until SIGINT/SIGTERM.
     Run,
+    /// Serve the query API from the output topics alone (a read-only replica; needs [api] listen).
+    Serve,
     /// Validate the configuration and the model (loads ONNX Runtime); prints the resolved config.
     CheckConfig,
     /// Produce a historical event log into the configured sales/clicks topics (a load test).
@@ -76,6 +78,7 @@ fn dispatch(cli: Cli) -> Result<()> {
     let (raw, settings) = settings(&cli)?;
     match cli.command {
         Command::Run => run::run(settings),
+        Command::Serve => serve::run(settings),
         Command::CheckConfig => check_config::run(&raw, settings),
         Command::Replay(args) => replay::run(args, settings),
         Command::Bench(options) => bench::run(options, settings),

@@ -10,6 +10,7 @@ pub mod evaluate;
 pub mod export_windows;
 pub mod replay;
 pub mod run;
+pub mod serve;
 
 use std::path::PathBuf;
 
@@ -32,4 +33,16 @@ pub fn quiet(settings: &mut Settings) {
     if std::env::var_os("RUST_LOG").is_none() && settings.telemetry.log_level == "info" {
         settings.telemetry.log_level = "warn".into();
     }
+}
+
+/// Waits for SIGINT or SIGTERM.
+pub async fn wait_for_signal() -> anyhow::Result<()> {
+    use anyhow::Context;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot listen for SIGTERM")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.context("cannot listen for SIGINT")?,
+        _ = term.recv() => {}
+    }
+    Ok(())
 }

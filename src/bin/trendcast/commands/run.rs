@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
+use super::wait_for_signal;
 use trendcast::config::Settings;
 use trendcast::engine::RunningEngine;
+use trendcast::query::{self, QueryService};
 use trendcast::telemetry;
 
 /// Runs the command.
@@ -23,6 +25,15 @@ pub fn run(settings: Settings) -> Result<()> {
         telemetry::serve_endpoint(&settings.telemetry, health.clone()).await?;
         let engine = RunningEngine::start_with_health(&settings, None, health)
             .context("engine failed to start")?;
+        // answers while the engine drains at shutdown; stopped after it
+        let query = match settings.api_listen {
+            Some(listen) => Some(QueryService::start(
+                &settings.kafka,
+                query::output_topics(&settings),
+                listen,
+            )?),
+            None => None,
+        };
         let failed = tokio::select! {
             r = wait_for_signal() => { r?; None }
             thread = watch_threads(&engine) => Some(thread),
@@ -37,6 +48,7 @@ pub fn run(settings: Settings) -> Result<()> {
         let result = tokio::task::spawn_blocking(move || engine.shutdown(Duration::from_secs(30)))
             .await
             .context("shutdown task failed")?;
+        drop(query);
         match (failed, result) {
             (_, Err(e)) => Err(e).context("the engine stopped with an error"),
             (Some(thread), Ok(())) => anyhow::bail!("the engine's {thread} thread stopped unexpectedly"),
@@ -58,14 +70,4 @@ async fn watch_threads(engine: &RunningEngine) -> &'static str {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-async fn wait_for_signal() -> Result<()> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("cannot listen for SIGTERM")?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r.context("cannot listen for SIGINT")?,
-        _ = term.recv() => {}
-    }
-    Ok(())
 }

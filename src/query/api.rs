@@ -1,0 +1,247 @@
+//! The HTTP routes of the query API, answered from the [`LatestView`].
+//!
+//! Per-SKU answers are the bytes the engine published, so a client parses them with the same
+//! schema as a topic subscriber (`schemas/`). Errors are JSON `{"error": "..."}` with the status
+//! that says what went wrong: 404 for a SKU nothing is known of, 400 for a request that cannot be
+//! answered as asked, 501 for an output this deployment does not produce.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::view::{LatestView, Output};
+use super::ReaderState;
+
+/// Most SKUs one batch request may ask for.
+pub const MAX_BATCH: usize = 1_000;
+/// Products in a hot-products answer when no `limit` is given, and the most it may ask for.
+pub const DEFAULT_HOT_LIMIT: usize = 20;
+const MAX_HOT_LIMIT: usize = 1_000;
+
+/// What the routes share.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The global table.
+    pub view: LatestView,
+    /// The reader feeding it.
+    pub reader: Arc<ReaderState>,
+    /// Outputs this deployment reads (others answer 501).
+    pub outputs: Vec<Output>,
+}
+
+/// One route: method, path, what it answers (also the OpenAPI document's paths).
+pub struct Route {
+    /// `GET` or `POST`.
+    pub method: &'static str,
+    /// Path, with `{sku}` for the SKU.
+    pub path: &'static str,
+    /// One line on what it answers.
+    pub summary: &'static str,
+    /// Schema file (under `schemas/`) of a successful answer, when it is one published message.
+    pub schema: Option<&'static str>,
+}
+
+/// Every route of the API.
+pub const ROUTES: &[Route] = &[
+    Route {
+        method: "GET",
+        path: "/v1/forecasts/{sku}",
+        summary: "The latest trend update of a SKU, exactly as published (404 when none)",
+        schema: Some("trend_update"),
+    },
+    Route {
+        method: "POST",
+        path: "/v1/forecasts:batch",
+        summary: "The latest trend updates of up to 1,000 SKUs: {\"skus\": [...]} -> {\"forecasts\": {sku: update}, \"missing\": [...]}",
+        schema: None,
+    },
+    Route {
+        method: "GET",
+        path: "/v1/hot-products",
+        summary: "The hot products of every partition's newest ranking, best first; ?category=&limit=",
+        schema: None,
+    },
+    Route {
+        method: "GET",
+        path: "/v1/restock/{sku}",
+        summary: "The latest restock signal of a SKU, with its inventory position",
+        schema: Some("restock_signal"),
+    },
+    Route {
+        method: "GET",
+        path: "/v1/new-products/{sku}",
+        summary: "The latest new-product forecast of a SKU",
+        schema: Some("new_product_forecast"),
+    },
+    Route {
+        method: "GET",
+        path: "/healthz",
+        summary: "Liveness: 200 while the view's reader runs",
+        schema: None,
+    },
+    Route {
+        method: "GET",
+        path: "/readyz",
+        summary: "Readiness: 200 once the view has read what the topics held at start",
+        schema: None,
+    },
+    Route {
+        method: "GET",
+        path: "/openapi.json",
+        summary: "This API as an OpenAPI 3.1 document",
+        schema: None,
+    },
+];
+
+/// The API's routes.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/v1/forecasts/{sku}", get(forecast))
+        .route("/v1/forecasts:batch", post(forecast_batch))
+        .route("/v1/hot-products", get(hot_products))
+        .route("/v1/restock/{sku}", get(restock))
+        .route("/v1/new-products/{sku}", get(new_product))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/openapi.json", get(openapi))
+        .with_state(state)
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": message.into() }))).into_response()
+}
+
+fn published(payload: Arc<[u8]>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        Bytes::from(payload.to_vec()),
+    )
+        .into_response()
+}
+
+/// The latest message of `sku` on `output`, or why there is none.
+fn latest(state: &ApiState, output: Output, sku: &str) -> Response {
+    if !state.outputs.contains(&output) {
+        return error(
+            StatusCode::NOT_IMPLEMENTED,
+            format!("this deployment publishes no {} topic", output.as_str()),
+        );
+    }
+    match state.view.latest(output, sku) {
+        Some(payload) => published(payload),
+        None => error(
+            StatusCode::NOT_FOUND,
+            format!("no {} for SKU {sku:?}", output.as_str()),
+        ),
+    }
+}
+
+async fn forecast(State(state): State<ApiState>, Path(sku): Path<String>) -> Response {
+    latest(&state, Output::Forecasts, &sku)
+}
+
+async fn restock(State(state): State<ApiState>, Path(sku): Path<String>) -> Response {
+    latest(&state, Output::Restock, &sku)
+}
+
+async fn new_product(State(state): State<ApiState>, Path(sku): Path<String>) -> Response {
+    latest(&state, Output::NewProducts, &sku)
+}
+
+#[derive(Deserialize)]
+struct BatchRequest {
+    skus: Vec<String>,
+}
+
+async fn forecast_batch(State(state): State<ApiState>, body: Bytes) -> Response {
+    let request: BatchRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("the body must be {{\"skus\": [\"...\"]}}: {e}"),
+            )
+        }
+    };
+    if request.skus.len() > MAX_BATCH {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "{} SKUs asked for; at most {MAX_BATCH} per request",
+                request.skus.len()
+            ),
+        );
+    }
+    let mut forecasts = serde_json::Map::new();
+    let mut missing = Vec::new();
+    for sku in request.skus {
+        let update = state
+            .view
+            .latest(Output::Forecasts, &sku)
+            .and_then(|p| serde_json::from_slice::<Value>(&p).ok());
+        match update {
+            Some(u) => {
+                forecasts.insert(sku, u);
+            }
+            None => missing.push(sku),
+        }
+    }
+    Json(json!({ "forecasts": forecasts, "missing": missing })).into_response()
+}
+
+#[derive(Deserialize)]
+struct HotQuery {
+    category: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn hot_products(State(state): State<ApiState>, Query(q): Query<HotQuery>) -> Response {
+    if !state.outputs.contains(&Output::HotProducts) {
+        return error(
+            StatusCode::NOT_IMPLEMENTED,
+            "this deployment publishes no hot-products topic",
+        );
+    }
+    let limit = q.limit.unwrap_or(DEFAULT_HOT_LIMIT);
+    if limit == 0 || limit > MAX_HOT_LIMIT {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("limit must be between 1 and {MAX_HOT_LIMIT}"),
+        );
+    }
+    if q.category.is_some() && !state.outputs.contains(&Output::Catalog) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "a category filter needs the catalog topic (signals.catalog_topic)",
+        );
+    }
+    Json(state.view.hot(q.category.as_deref(), limit)).into_response()
+}
+
+async fn healthz(State(state): State<ApiState>) -> Response {
+    if state.reader.failed() {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "the view's reader stopped");
+    }
+    Json(json!({ "ok": true })).into_response()
+}
+
+async fn readyz(State(state): State<ApiState>) -> Response {
+    if !state.reader.caught_up() {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the view is still reading the output topics",
+        );
+    }
+    Json(json!({ "ok": true, "forecasts": state.view.len(Output::Forecasts) })).into_response()
+}
+
+async fn openapi() -> Response {
+    Json(super::openapi::document()).into_response()
+}

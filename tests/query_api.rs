@@ -1,0 +1,218 @@
+//! The query API over real HTTP, against the test broker: two `trendcast run` instances in one
+//! consumer group (each owning some of the partitions) and one `trendcast serve` replica (owning
+//! none) all answer for every SKU with its newest published update, byte for byte as published.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+const SKUS: usize = 12;
+
+fn sale(sku: &str, day: i64, qty: usize) -> Msg {
+    let ts = 1_294_000_000_000 + day * 86_400_000;
+    let v = format!(r#"{{"sku":"{sku}","ts":{ts},"qty":{qty}}}"#);
+    (Some(sku.as_bytes().to_vec()), Some(v.into_bytes()))
+}
+
+fn sku(i: usize) -> String {
+    format!("Q{i:02}")
+}
+
+/// `POST path` with a JSON body: (status code, body).
+fn http_post(addr: &str, path: &str, body: &str) -> Option<(u16, String)> {
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut response = String::new();
+    s.read_to_string(&mut response).ok()?;
+    let status = response.split(' ').nth(1)?.parse().ok()?;
+    Some((status, response.split_once("\r\n\r\n")?.1.to_string()))
+}
+
+/// Kills the child processes when the test ends, however it ends.
+struct Children(Vec<Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Every message of `topic` (assigned from the beginning, no group, so no join to wait for),
+/// once none has arrived for `quiet`.
+fn read_quiet(brokers: &str, topic: &str, partitions: i32, quiet: Duration) -> Vec<Vec<u8>> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", unique("query-reader"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("reader");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning)
+            .expect("partition");
+    }
+    consumer.assign(&tpl).expect("assign");
+    drop(tpl);
+    let mut out = Vec::new();
+    let mut last = Instant::now();
+    while last.elapsed() < quiet {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            out.push(rdkafka::Message::payload(&m).unwrap_or_default().to_vec());
+            last = Instant::now();
+        }
+    }
+    out
+}
+
+/// The newest update per SKU on the output topic, once every SKU has one and the topic has
+/// stopped growing.
+fn newest_updates(brokers: &str, topic: &str) -> HashMap<String, (u64, Vec<u8>)> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let mut newest: HashMap<String, (u64, Vec<u8>)> = HashMap::new();
+        for payload in read_quiet(brokers, topic, 2, Duration::from_secs(5)) {
+            let update: Value = serde_json::from_slice(&payload).expect("update JSON");
+            let sku = update["sku"].as_str().expect("sku").to_string();
+            let seq = update["seq"].as_u64().expect("seq");
+            if newest.get(&sku).is_none_or(|(s, _)| seq > *s) {
+                newest.insert(sku, (seq, payload));
+            }
+        }
+        if newest.len() == SKUS {
+            return newest;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "updates for {} of {SKUS} SKUs after 120 s",
+            newest.len()
+        );
+    }
+}
+
+#[test]
+fn every_instance_answers_for_every_sku_with_its_newest_update() {
+    let brokers = brokers();
+    let topics = Topics::create("query", 2);
+    let input: Vec<Msg> = (0..30)
+        .flat_map(|day| (0..SKUS).map(move |i| sale(&sku(i), day, 1 + (i + day as usize) % 5)))
+        .collect();
+    produce(&brokers, &topics.sales, &input);
+    let group = unique("query-group");
+    let states = [
+        tempfile::tempdir().expect("state"),
+        tempfile::tempdir().expect("state"),
+    ];
+    let apis = [free_addr(), free_addr(), free_addr()];
+    let mut children = Children(Vec::new());
+    for (state, api) in states.iter().zip(&apis) {
+        let mut run = trendcast_run(&topics, &group, state.path());
+        run.env("TRENDCAST_API__LISTEN", api)
+            .env("TRENDCAST_TELEMETRY__METRICS_LISTEN", "")
+            .stderr(Stdio::null());
+        children.0.push(run.spawn().expect("spawn trendcast run"));
+    }
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_trendcast"));
+    serve
+        .current_dir(root())
+        .args(["--config", "config/default.toml", "serve"])
+        .env("TRENDCAST_KAFKA__BROKERS", &brokers)
+        .env("TRENDCAST_KAFKA__OUTPUT_TOPIC", &topics.output)
+        .env("TRENDCAST_API__LISTEN", &apis[2])
+        .env("TRENDCAST_TELEMETRY__METRICS_LISTEN", "")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    children
+        .0
+        .push(serve.spawn().expect("spawn trendcast serve"));
+
+    let mut newest = newest_updates(&brokers, &topics.output);
+    for api in &apis {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for i in 0..SKUS {
+            let sku = sku(i);
+            loop {
+                let (seq, payload) = &newest[&sku];
+                let answer = http_get(api, &format!("/v1/forecasts/{sku}"));
+                let got = match &answer {
+                    Some((200, body)) => {
+                        serde_json::from_str::<Value>(body).expect("answer JSON")["seq"].as_u64()
+                    }
+                    _ => None,
+                };
+                if got == Some(*seq) {
+                    let body = &answer.as_ref().expect("answered").1;
+                    assert_eq!(body.as_bytes(), &payload[..], "{api} {sku}: as published");
+                    break;
+                }
+                if got.is_some_and(|g| g > *seq) {
+                    // the engines published more since the topic was read: read it again
+                    newest = newest_updates(&brokers, &topics.output);
+                    continue;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{api} never answered {sku} with seq {seq}: last {answer:?}"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        let (status, body) = http_get(api, "/readyz").expect("/readyz answers");
+        assert_eq!(status, 200, "{api} ready: {body}");
+        let (status, body) = http_get(api, "/v1/forecasts/NO-SUCH-SKU").expect("answers");
+        assert_eq!(status, 404, "{body}");
+        assert!(body.contains("NO-SUCH-SKU"), "{body}");
+        let (status, body) = http_post(
+            api,
+            "/v1/forecasts:batch",
+            r#"{"skus":["Q00","Q11","NOPE"]}"#,
+        )
+        .expect("batch answers");
+        assert_eq!(status, 200, "{body}");
+        let batch: Value = serde_json::from_str(&body).expect("batch JSON");
+        assert_eq!(
+            batch["forecasts"]["Q00"]["seq"].as_u64(),
+            Some(newest["Q00"].0)
+        );
+        assert_eq!(
+            batch["forecasts"]["Q11"]["seq"].as_u64(),
+            Some(newest["Q11"].0)
+        );
+        assert_eq!(batch["missing"], serde_json::json!(["NOPE"]));
+        let too_many: Vec<String> = (0..1_001).map(|i| format!("S{i}")).collect();
+        let (status, _) = http_post(
+            api,
+            "/v1/forecasts:batch",
+            &serde_json::json!({ "skus": too_many }).to_string(),
+        )
+        .expect("answers");
+        assert_eq!(status, 400, "more than 1,000 SKUs");
+        let (status, _) = http_post(api, "/v1/forecasts:batch", "not json").expect("answers");
+        assert_eq!(status, 400);
+        let (status, body) = http_get(api, "/v1/hot-products").expect("answers");
+        assert_eq!(status, 501, "signals are off in this deployment: {body}");
+        let (status, body) = http_get(api, "/openapi.json").expect("answers");
+        assert_eq!(status, 200);
+        let doc: Value = serde_json::from_str(&body).expect("OpenAPI JSON");
+        assert_eq!(doc["openapi"], "3.1.0");
+        assert!(doc["paths"]["/v1/forecasts/{sku}"]["get"].is_object());
+        assert!(doc["components"]["schemas"]["trend_update"]["properties"]["sku"].is_object());
+    }
+}
