@@ -153,6 +153,11 @@ fn sales_and_clicks_become_schema_valid_trend_updates() {
         }
         let u: TrendUpdate = serde_json::from_value(value).expect("update decodes");
         assert_eq!(m.key(), Some(u.sku.as_bytes()), "keyed by SKU");
+        assert_eq!(
+            header(m, "trendcast-schema").as_deref(),
+            Some("trend_update/1"),
+            "the schema and its version ride in a header"
+        );
         assert_eq!(u.model, "baseline-ses@1");
         assert_eq!(u.horizon.len(), 7);
         for step in &u.horizon {

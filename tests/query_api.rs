@@ -16,7 +16,8 @@ const SKUS: usize = 12;
 
 fn sale(sku: &str, day: i64, qty: usize) -> Msg {
     let ts = 1_294_000_000_000 + day * 86_400_000;
-    let v = format!(r#"{{"sku":"{sku}","ts":{ts},"qty":{qty}}}"#);
+    // a producer that added a field the schema does not name: skipped by default
+    let v = format!(r#"{{"sku":"{sku}","ts":{ts},"qty":{qty},"store_id":"S1"}}"#);
     (Some(sku.as_bytes().to_vec()), Some(v.into_bytes()))
 }
 

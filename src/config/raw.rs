@@ -94,6 +94,8 @@ pub struct RawIngest {
     pub max_abs_qty: f64,
     /// Largest accepted unit price.
     pub max_unit_price: f64,
+    /// Reject input fields the schemas do not name, instead of skipping and counting them.
+    pub strict_schema: bool,
     /// Pause the input partitions while more windows than this wait to be scored.
     pub max_scoring_backlog: usize,
     /// Pause the input partitions while more messages than this wait for the broker's ack.
@@ -110,6 +112,7 @@ impl Default for RawIngest {
             min_event_time: "2000-01-01T00:00:00Z".into(),
             max_future: "1d".into(),
             max_abs_qty: 1_000_000.0,
+            strict_schema: false,
             max_unit_price: 1_000_000.0,
             max_scoring_backlog: 100_000,
             max_publish_in_flight: 100_000,

@@ -153,6 +153,7 @@ fn resolve_validation(i: &RawIngest) -> Result<ValidationLimits, ConfigError> {
         max_future_ms: duration("ingest.max_future", &i.max_future)?.as_millis() as i64,
         max_abs_qty: finite_positive("ingest.max_abs_qty", i.max_abs_qty)?,
         max_unit_price: finite_positive("ingest.max_unit_price", i.max_unit_price)?,
+        strict_schema: i.strict_schema,
     })
 }
 

@@ -29,7 +29,7 @@ use rdkafka::{ClientContext, Offset};
 
 use super::alignment::{Alignment, HoldLine};
 use super::dead_letter;
-use super::event::{decode, Source, ValidationLimits};
+use super::event::{decode_counting, Source, ValidationLimits};
 use super::holdback::{HoldBack, HOLD_LIMIT};
 use super::offset_guard::{OffsetGuard, Verdict, STALL_AFTER};
 use crate::checkpoint::checkpointer::{FINAL_PATIENCE, PERIODIC_PATIENCE};
@@ -484,8 +484,11 @@ impl IngestState {
         self.alignment.touch(source, partition);
         let now_ms = chrono::Utc::now().timestamp_millis();
         let wm_before = self.admission.watermark(source, msg.partition());
-        let outcome =
-            decode(source, msg.key(), msg.payload(), &self.limits, now_ms).and_then(|event| {
+        let outcome = decode_counting(source, msg.key(), msg.payload(), &self.limits, now_ms)
+            .and_then(|(event, unknown)| {
+                if unknown > 0 {
+                    self.stats.unknown_fields(source).add(u64::from(unknown));
+                }
                 self.admission
                     .judge(source, msg.partition(), event.ts_ms)
                     .map(|()| event)

@@ -13,5 +13,6 @@ pub use crate::window::Admission;
 pub use consumer::Backpressure;
 pub use consumer::{Ingest, IngestError};
 pub use event::{
-    decode, ClickKind, Event, EventBody, RejectReason, Rejection, Source, ValidationLimits,
+    decode, decode_counting, ClickKind, Event, EventBody, RejectReason, Rejection, Source,
+    ValidationLimits,
 };

@@ -17,7 +17,9 @@ use super::model::{BatchForecast, Model, ModelError};
 use super::trend::{derive, RowForecast, TrendConfig, TrendRule};
 use super::{ScoringBacklog, ScoringSettings};
 use crate::publish::encode::{EncodedLabels, RowValues, UpdateEncoder};
-use crate::publish::{HorizonStep, MessageKind, Publisher, Trend, TrendUpdate};
+use crate::publish::{
+    HorizonStep, MessageKind, Publisher, Trend, TrendUpdate, SCHEMA_HEADER, TREND_UPDATE_SCHEMA,
+};
 use crate::telemetry::EngineStats;
 use crate::window::{rfc3339, BucketIndex, Feature, ScoreDecision, WindowStore};
 
@@ -412,9 +414,11 @@ impl Scorer {
             };
             let trend = self.row_trend(start + i, i, &forecast);
             self.encode_row(i, sku, *seq, labels, &forecast, &trend)?;
-            let headers = trigger
-                .as_ref()
-                .map(|t| crate::publish::headers(&[(TRIGGER_HEADER, t.as_bytes())]));
+            let schema = (SCHEMA_HEADER, TREND_UPDATE_SCHEMA.as_bytes());
+            let headers = Some(match trigger {
+                Some(t) => crate::publish::headers(&[schema, (TRIGGER_HEADER, t.as_bytes())]),
+                None => crate::publish::headers(&[schema]),
+            });
             self.publisher.send(
                 MessageKind::TrendUpdate {
                     trigger_ms: *trigger_ms,

@@ -144,12 +144,13 @@ impl Outcome {
     }
 }
 
-/// Enqueues `body` as JSON to `topic`, keyed by `key`.
+/// Enqueues `body` as JSON to `topic`, keyed by `key`, with its `schema` in the schema header.
 fn send<T: serde::Serialize>(
     publisher: &Publisher,
     topic: &str,
     key: &str,
     body: &T,
+    schema: &str,
 ) -> Result<(), SignalsError> {
     let body = serde_json::to_vec(body).map_err(SignalsError::Encode)?;
     publisher.send(
@@ -157,7 +158,10 @@ fn send<T: serde::Serialize>(
         topic,
         Some(key.as_bytes()),
         Some(&body),
-        None,
+        Some(crate::publish::headers(&[(
+            crate::publish::SCHEMA_HEADER,
+            schema.as_bytes(),
+        )])),
     )?;
     Ok(())
 }
@@ -502,6 +506,7 @@ impl SignalsState {
                         &self.settings.restock_topic,
                         &signal.sku,
                         &signal,
+                        crate::publish::RESTOCK_SIGNAL_SCHEMA,
                     )?;
                 }
                 if let Some(forecast) = out.new_product {
@@ -511,6 +516,7 @@ impl SignalsState {
                         &self.settings.new_product_topic,
                         &forecast.sku,
                         &forecast,
+                        crate::publish::NEW_PRODUCT_SCHEMA,
                     )?;
                 }
             }
@@ -670,7 +676,13 @@ impl SignalsState {
             self.parts.keys().copied().collect(),
             &self.settings.hot,
         );
-        send(&self.publisher, topic, HOT_KEY, &ranking)?;
+        send(
+            &self.publisher,
+            topic,
+            HOT_KEY,
+            &ranking,
+            crate::publish::HOT_PRODUCTS_SCHEMA,
+        )?;
         self.stats.rankings.add(1);
         self.ranking_changed = false;
         Ok(())

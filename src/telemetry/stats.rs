@@ -13,6 +13,8 @@ use crate::vocab::{PerSource, RejectReason, Source};
 pub const EVENTS_CONSUMED: &str = "trendcast_events_consumed_total";
 /// Events rejected, by reason.
 pub const EVENTS_REJECTED: &str = "trendcast_events_rejected_total";
+/// Input fields the schemas do not name, skipped (not with `ingest.strict_schema`), by source.
+pub const INPUT_UNKNOWN_FIELDS: &str = "trendcast_input_unknown_fields_total";
 /// Rejected messages copied to the dead-letter topic.
 pub const DEAD_LETTERS: &str = "trendcast_dead_letters_published_total";
 /// Window updates applied.
@@ -115,6 +117,11 @@ pub fn describe() {
         EVENTS_REJECTED,
         Unit::Count,
         "Input messages rejected, by reason."
+    );
+    describe_counter!(
+        INPUT_UNKNOWN_FIELDS,
+        Unit::Count,
+        "Input fields the schemas do not name, skipped, by source (a producer's schema grew)."
     );
     describe_counter!(
         DEAD_LETTERS,
@@ -235,6 +242,7 @@ impl ReadableCounter {
 #[derive(Debug)]
 pub struct EngineStats {
     consumed: PerSource<ReadableCounter>,
+    unknown_fields: PerSource<ReadableCounter>,
     rejected: Vec<ReadableCounter>,
     /// Dead letters acknowledged by the broker.
     pub dead_letters: ReadableCounter,
@@ -304,8 +312,12 @@ impl EngineStats {
                 ReadableCounter::new(metrics::counter!(EVENTS_REJECTED, "reason" => r.as_str()))
             })
             .collect();
+        let unknown_fields = PerSource::from_fn(|s| {
+            ReadableCounter::new(metrics::counter!(INPUT_UNKNOWN_FIELDS, "source" => s.as_str()))
+        });
         Self {
             consumed,
+            unknown_fields,
             rejected,
             dead_letters: ReadableCounter::new(metrics::counter!(DEAD_LETTERS)),
             window_updates: ReadableCounter::new(metrics::counter!(WINDOW_UPDATES)),
@@ -348,6 +360,11 @@ impl EngineStats {
     /// One input message consumed from `source`.
     pub fn consumed(&self, source: Source) -> &ReadableCounter {
         &self.consumed[source]
+    }
+
+    /// Input fields the schemas do not name, skipped in `source`'s events.
+    pub fn unknown_fields(&self, source: Source) -> &ReadableCounter {
+        &self.unknown_fields[source]
     }
 
     /// Rejections for `reason`.
