@@ -41,8 +41,32 @@ fn http_post(addr: &str, path: &str, body: &str) -> Option<(u16, String)> {
     Some((status, response.split_once("\r\n\r\n")?.1.to_string()))
 }
 
-/// Kills the child processes when the test ends, however it ends.
-struct Children(Vec<Child>);
+/// The child processes, with their stderr logs; killed when the test ends, however it ends.
+struct Children(Vec<Child>, Vec<std::path::PathBuf>);
+
+impl Children {
+    /// Adds a child whose stderr goes to a log file.
+    fn spawn(&mut self, command: &mut Command, name: &str) {
+        let log = std::env::temp_dir()
+            .join(unique(name))
+            .with_extension("log");
+        let file = std::fs::File::create(&log).expect("child log");
+        self.0.push(command.stderr(file).spawn().expect("spawn"));
+        self.1.push(log);
+    }
+
+    /// What became of each child: running, or its exit status and the end of its log.
+    fn report(&mut self) -> String {
+        let mut out = String::new();
+        for (child, log) in self.0.iter_mut().zip(&self.1) {
+            let status = child.try_wait().ok().flatten();
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            let tail: String = text.lines().rev().take(8).collect::<Vec<_>>().join(" | ");
+            out.push_str(&format!("\n{}: {status:?}: {tail}", log.display()));
+        }
+        out
+    }
+}
 
 impl Drop for Children {
     fn drop(&mut self) {
@@ -122,13 +146,12 @@ fn every_instance_answers_for_every_sku_with_its_newest_update() {
         tempfile::tempdir().expect("state"),
     ];
     let apis = [free_addr(), free_addr(), free_addr()];
-    let mut children = Children(Vec::new());
+    let mut children = Children(Vec::new(), Vec::new());
     for (state, api) in states.iter().zip(&apis) {
         let mut run = trendcast_run(&topics, &group, state.path());
         run.env("TRENDCAST_API__LISTEN", api)
-            .env("TRENDCAST_TELEMETRY__METRICS_LISTEN", "")
-            .stderr(Stdio::null());
-        children.0.push(run.spawn().expect("spawn trendcast run"));
+            .env("TRENDCAST_TELEMETRY__METRICS_LISTEN", "");
+        children.spawn(&mut run, "query-run");
     }
     let mut serve = Command::new(env!("CARGO_BIN_EXE_trendcast"));
     serve
@@ -138,11 +161,8 @@ fn every_instance_answers_for_every_sku_with_its_newest_update() {
         .env("TRENDCAST_KAFKA__OUTPUT_TOPIC", &topics.output)
         .env("TRENDCAST_API__LISTEN", &apis[2])
         .env("TRENDCAST_TELEMETRY__METRICS_LISTEN", "")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    children
-        .0
-        .push(serve.spawn().expect("spawn trendcast serve"));
+        .stdout(Stdio::null());
+    children.spawn(&mut serve, "query-serve");
 
     let mut newest = newest_updates(&brokers, &topics.output);
     for api in &apis {
@@ -168,10 +188,12 @@ fn every_instance_answers_for_every_sku_with_its_newest_update() {
                     newest = newest_updates(&brokers, &topics.output);
                     continue;
                 }
-                assert!(
-                    Instant::now() < deadline,
-                    "{api} never answered {sku} with seq {seq}: last {answer:?}"
-                );
+                if Instant::now() > deadline {
+                    panic!(
+                        "{api} never answered {sku} with seq {seq}: last {answer:?}{}",
+                        children.report()
+                    );
+                }
                 std::thread::sleep(Duration::from_millis(100));
             }
         }
