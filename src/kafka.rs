@@ -126,6 +126,24 @@ pub struct TopicError {
     pub reason: String,
 }
 
+/// Topic configuration of the checkpoint and signals changelogs: compacted to the newest record
+/// per key, and never before ten minutes (a restore reading the tail still finds every record of
+/// the newest checkpoint). `deploy/kafka/create-topics.sh` uses the same (checked by
+/// `tests/docs_consistency.rs`).
+pub const CHANGELOG_CONFIG: &[(&str, &str)] = &[
+    ("cleanup.policy", "compact"),
+    ("min.compaction.lag.ms", "600000"),
+];
+
+/// Topic configuration of the latest-value outputs (trend updates, restock signals, new-product
+/// forecasts): compacted, so a new subscriber reads one message per SKU, plus what the last
+/// hour published in full. The hot-products topic is not among them: its rankings come from
+/// several instances under one key, and compaction would keep only one of them.
+pub const LATEST_VALUE_CONFIG: &[(&str, &str)] = &[
+    ("cleanup.policy", "compact"),
+    ("min.compaction.lag.ms", "3600000"),
+];
+
 /// Creates `topics` (name, partitions) with replication 1 and waits until their metadata shows
 /// every partition. Used by the load test and tools; production topics are made by operators.
 pub fn create_topics(brokers: &str, topics: &[(&str, i32)]) -> Result<(), TopicError> {
@@ -137,13 +155,23 @@ pub fn create_topics(brokers: &str, topics: &[(&str, i32)]) -> Result<(), TopicE
 /// [`create_topics`] with the clients built from `base` (brokers plus, for the engine, the
 /// `[kafka.properties]` that carry TLS/SASL settings).
 pub fn create_topics_with(base: &ClientConfig, topics: &[(&str, i32)]) -> Result<(), TopicError> {
+    create_configured(base, topics, &[])
+}
+
+/// [`create_topics_with`], every topic with the topic configuration `config` (e.g.
+/// [`CHANGELOG_CONFIG`]).
+pub fn create_configured(
+    base: &ClientConfig,
+    topics: &[(&str, i32)],
+    config: &'static [(&'static str, &'static str)],
+) -> Result<(), TopicError> {
     // on a thread of its own: it runs a small runtime, which must not nest in the caller's
     let owned: Vec<(String, i32)> = topics.iter().map(|(t, p)| (t.to_string(), *p)).collect();
     let base = base.clone();
     let first = owned.first().map(|t| t.0.clone()).unwrap_or_default();
     std::thread::spawn(move || {
         let refs: Vec<(&str, i32)> = owned.iter().map(|(t, p)| (t.as_str(), *p)).collect();
-        create_topics_here(&base, &refs)
+        create_topics_here(&base, &refs, config)
     })
     .join()
     .map_err(|_| TopicError {
@@ -152,7 +180,11 @@ pub fn create_topics_with(base: &ClientConfig, topics: &[(&str, i32)]) -> Result
     })?
 }
 
-fn create_topics_here(base: &ClientConfig, topics: &[(&str, i32)]) -> Result<(), TopicError> {
+fn create_topics_here(
+    base: &ClientConfig,
+    topics: &[(&str, i32)],
+    config: &[(&str, &str)],
+) -> Result<(), TopicError> {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
     use rdkafka::client::DefaultClientContext;
     use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -167,7 +199,12 @@ fn create_topics_here(base: &ClientConfig, topics: &[(&str, i32)]) -> Result<(),
         base.create().map_err(|e| err(first, e.to_string()))?;
     let new: Vec<NewTopic> = topics
         .iter()
-        .map(|(name, parts)| NewTopic::new(name, *parts, TopicReplication::Fixed(1)))
+        .map(|(name, parts)| {
+            config.iter().fold(
+                NewTopic::new(name, *parts, TopicReplication::Fixed(1)),
+                |topic, (key, value)| topic.set(key, value),
+            )
+        })
         .collect();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -272,9 +309,32 @@ pub fn ensure_changelog(
             ),
         }),
         Err(_) => {
-            tracing::info!(topic, partitions, "creating the changelog topic");
+            tracing::info!(
+                topic,
+                partitions,
+                "creating the changelog topic (compacted)"
+            );
             // the same security properties as every other client (a SASL/TLS cluster)
-            create_topics_with(&kafka.client_config(), &[(topic, partitions as i32)])
+            let created = create_configured(
+                &kafka.client_config(),
+                &[(topic, partitions as i32)],
+                CHANGELOG_CONFIG,
+            );
+            match created {
+                Ok(()) => Ok(()),
+                // instances starting together race to create it: one wins, the others find it
+                // once its metadata shows
+                Err(e) => {
+                    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+                    while std::time::Instant::now() < deadline {
+                        if partition_count(kafka, topic).is_ok_and(|n| n == partitions) {
+                            return Ok(());
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(200));
+                    }
+                    Err(e)
+                }
+            }
         }
     }
 }

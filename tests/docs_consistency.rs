@@ -188,6 +188,41 @@ fn create_topics_makes_every_topic_the_default_and_deploy_configs_name() {
     );
 }
 
+/// The deploy script gives the changelogs and the latest-value outputs the topic configuration the
+/// engine uses when it creates a topic itself (`src/kafka.rs`).
+#[test]
+fn create_topics_configures_topics_as_the_engine_does() {
+    let script = std::fs::read_to_string(root().join("deploy/kafka/create-topics.sh"))
+        .expect("create-topics.sh");
+    let flags = |config: &[(&str, &str)]| {
+        config
+            .iter()
+            .map(|(k, v)| format!("--config {k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    for (array, config) in [
+        ("CHANGELOG", trendcast::kafka::CHANGELOG_CONFIG),
+        ("LATEST", trendcast::kafka::LATEST_VALUE_CONFIG),
+    ] {
+        let line = format!("{array}=({})", flags(config));
+        assert!(script.contains(&line), "create-topics.sh lacks `{line}`");
+    }
+    for topic in ["trend-updates", "restock-signals", "new-product-forecasts"] {
+        let line = format!("create {topic} \"$PARTITIONS\" \"${{LATEST[@]}}\"");
+        assert!(
+            script.contains(&line),
+            "{topic} is not a latest-value topic: `{line}`"
+        );
+    }
+    for topic in ["-changelog", "-signals-changelog"] {
+        let line = format!(
+            "create \"${{GROUP_ID:-trendcast}}{topic}\" \"$PARTITIONS\" \"${{CHANGELOG[@]}}\""
+        );
+        assert!(script.contains(&line), "`{line}`");
+    }
+}
+
 /// A clone stands alone: no code, script or config reads from the `shared` folder that sits
 /// beside the repository on the development machines (data is copied into `data/` with its
 /// provenance instead). Documentation may name it as a source.
