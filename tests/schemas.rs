@@ -82,13 +82,41 @@ fn schema_and_decoder_agree_on_clicks() {
         ),
         (r#"{"sku":"A","ts":1433116800000,"kind":"purchase"}"#, false),
         (r#"{"sku":"A","ts":1433116800000}"#, false),
+        // a field the schema does not name: skipped (ingest.strict_schema = false, the default)
         (
             r#"{"sku":"A","ts":1433116800000,"kind":"view","qty":1}"#,
-            false,
+            true,
         ),
     ];
     for (body, valid) in cases {
         assert_eq!(both(Source::Clicks, body), (valid, valid), "{body}");
+    }
+}
+
+/// With `ingest.strict_schema`, the decoder refuses what the schemas only allow as additional
+/// properties: the behaviour before input schemas could grow.
+#[test]
+fn strict_schema_refuses_fields_the_schema_does_not_name() {
+    let strict = ValidationLimits {
+        strict_schema: true,
+        ..ValidationLimits::default()
+    };
+    for (source, body) in [
+        (
+            Source::Sales,
+            r#"{"sku":"A","ts":1294221600000,"qty":6,"extra":1}"#,
+        ),
+        (
+            Source::Clicks,
+            r#"{"sku":"A","ts":1433116800000,"kind":"view","qty":1}"#,
+        ),
+    ] {
+        let got = decode(source, Some(b"A"), Some(body.as_bytes()), &strict, NOW);
+        assert_eq!(
+            got.map(|_| ()).map_err(|r| r.reason),
+            Err(trendcast::ingest::RejectReason::UnknownField),
+            "{body}"
+        );
     }
 }
 

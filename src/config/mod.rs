@@ -205,4 +205,25 @@ mod tests {
         assert!(!shown.contains("hunter2"));
         assert!(shown.contains("SASL_SSL"));
     }
+
+    #[test]
+    fn the_query_api_listens_apart_from_the_metrics() {
+        let mut raw = RawConfig::default();
+        raw.api.listen = "127.0.0.1:8080".into();
+        let settings = Settings::resolve(&raw).expect("a separate address resolves");
+        assert_eq!(
+            settings.api_listen.map(|a| a.to_string()).as_deref(),
+            Some("127.0.0.1:8080")
+        );
+        raw.api.listen = raw.telemetry.metrics_listen.clone();
+        let err = Settings::resolve(&raw).expect_err("the metrics address is taken");
+        assert!(err.to_string().contains("api.listen"), "{err}");
+        raw.api.listen = "not an address".into();
+        let err = Settings::resolve(&raw).expect_err("not an address");
+        assert!(err.to_string().contains("api.listen"), "{err}");
+        assert!(Settings::resolve(&RawConfig::default())
+            .expect("defaults")
+            .api_listen
+            .is_none());
+    }
 }

@@ -105,6 +105,12 @@ impl Settings {
         );
         let signals = resolve_signals(&raw.signals, &kafka, &validation, &checkpoint, &scoring)?;
         let api_listen = listen_address("api.listen", &raw.api.listen)?;
+        if api_listen.is_some() && api_listen == telemetry.metrics_listen {
+            return Err(invalid(
+                "api.listen",
+                "must differ from telemetry.metrics_listen (two listeners cannot share an address)",
+            ));
+        }
         Ok(Self {
             signals,
             api_listen,

@@ -452,6 +452,14 @@ mod tests {
             counted(Source::Sales, trailing, false).is_err(),
             "trailing characters"
         );
+        let positional = r#"["A",1294221600000,2]"#;
+        assert_eq!(
+            counted(Source::Sales, positional, false)
+                .unwrap_err()
+                .reason,
+            RejectReason::WrongType,
+            "an event is an object (serde's derived decoder also took arrays)"
+        );
         let escaped = r#"{"s\u006bu":"A","ts":1294221600000,"qty":2}"#;
         assert_eq!(
             counted(Source::Sales, escaped, true),

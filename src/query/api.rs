@@ -202,7 +202,19 @@ struct HotQuery {
     limit: Option<usize>,
 }
 
-async fn hot_products(State(state): State<ApiState>, Query(q): Query<HotQuery>) -> Response {
+async fn hot_products(
+    State(state): State<ApiState>,
+    query: Result<Query<HotQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let q = match query {
+        Ok(Query(q)) => q,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("category is text, limit a whole number: {e}"),
+            )
+        }
+    };
     if !state.outputs.contains(&Output::HotProducts) {
         return error(
             StatusCode::NOT_IMPLEMENTED,

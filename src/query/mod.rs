@@ -111,10 +111,20 @@ impl QueryService {
             reader: state.clone(),
             outputs,
         });
-        let server = std::thread::Builder::new()
+        let server = match std::thread::Builder::new()
             .name("query-http".into())
             .spawn(move || serve(listener, app, signal))
-            .map_err(QueryError::Thread)?;
+        {
+            Ok(server) => server,
+            Err(e) => {
+                // the reader must not outlive a service that failed to start
+                stop.store(true, Ordering::Release);
+                if reader.join().is_err() {
+                    tracing::error!("the query view's reader panicked");
+                }
+                return Err(QueryError::Thread(e));
+            }
+        };
         tracing::info!(%addr, "query API listening");
         Ok(Self {
             addr,

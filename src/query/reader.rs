@@ -7,7 +7,10 @@
 //! message; the compacted latest-value topics keep that to one message per SKU at start.
 //!
 //! A topic that does not exist yet (the signals topics appear once the signals component runs)
-//! is looked for again every few seconds.
+//! is looked for again every few seconds, and its partitions are added to the assignment
+//! incrementally, so those already being read keep their place. Readiness needs the
+//! trend-update topic read to where it ended at assignment; the signals topics join when they
+//! appear.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -49,6 +52,7 @@ struct Reader {
     missing: Vec<(String, Output)>,
     progress: Progress,
     last_lookup: Instant,
+    last_position_check: Instant,
 }
 
 /// What each topic holds, and how far the reader still has to go to catch up.
@@ -85,6 +89,8 @@ fn read(
         .set("group.id", format!("{}-query-view", kafka.group_id))
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false");
+    // it assigns partitions itself and joins no group: no static member identity
+    config.remove("group.instance.id");
     let mut reader = Reader {
         consumer: config.create()?,
         kafka: kafka.clone(),
@@ -94,17 +100,18 @@ fn read(
         },
         missing: topics,
         last_lookup: Instant::now() - RETRY_TOPICS,
+        last_position_check: Instant::now(),
     };
     while !stop.load(Ordering::Acquire) {
         if !reader.missing.is_empty() && reader.last_lookup.elapsed() >= RETRY_TOPICS {
-            reader.assign_found()?;
+            reader.assign_found();
         }
         match reader.consumer.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => reader.progress.take(&m, view),
-            Some(Err(e)) => tracing::warn!(error = %e, "query view reader"),
+            Some(Err(e)) => tracing::debug!(error = %e, "query view reader"),
             None => {}
         }
-        if reader.missing.is_empty() && reader.progress.pending.is_empty() && !state.caught_up() {
+        if !state.caught_up() && reader.caught_up() {
             tracing::info!("query view caught up with the output topics");
             state.caught_up.store(true, Ordering::Release);
         }
@@ -113,31 +120,96 @@ fn read(
 }
 
 impl Reader {
-    /// Adds every partition of the topics that now exist to the assignment, from the beginning.
-    fn assign_found(&mut self) -> Result<(), rdkafka::error::KafkaError> {
+    /// Adds the partitions of the topics that now exist to the assignment, from the beginning
+    /// (incrementally: partitions already assigned keep their place). A topic whose partitions
+    /// or end offsets cannot be read now is tried again later.
+    fn assign_found(&mut self) {
         self.last_lookup = Instant::now();
-        let mut assignment = self.consumer.assignment()?;
+        let mut added = rdkafka::TopicPartitionList::new();
         let mut still_missing = Vec::new();
         for (topic, output) in std::mem::take(&mut self.missing) {
-            let Ok(partitions) = crate::kafka::partition_count(&self.kafka, &topic) else {
-                tracing::debug!(topic, "query view: topic not found yet");
-                still_missing.push((topic, output));
-                continue;
-            };
-            for p in 0..partitions as i32 {
-                assignment.add_partition_offset(&topic, p, Offset::Beginning)?;
-                let (low, high) =
-                    self.consumer
-                        .fetch_watermarks(&topic, p, Duration::from_secs(10))?;
-                if high > low {
-                    self.progress.pending.insert((topic.clone(), p), high);
+            match self.topic_ends(&topic) {
+                Ok(ends) => {
+                    for (p, start, end) in ends {
+                        let assigned = added.add_partition_offset(&topic, p, Offset::Beginning);
+                        // an empty partition has nothing to catch up with
+                        if assigned.is_ok() && end > start {
+                            self.progress.pending.insert((topic.clone(), p), end);
+                        }
+                    }
+                }
+                Err(reason) => {
+                    tracing::debug!(topic, reason, "query view: topic not readable yet");
+                    still_missing.push((topic, output));
                 }
             }
         }
         self.missing = still_missing;
-        self.consumer.assign(&assignment)?;
-        drop(assignment);
-        Ok(())
+        if added.count() > 0 {
+            if let Err(e) = self.consumer.incremental_assign(&added) {
+                tracing::warn!(error = %e, "query view: assigning partitions failed; retrying");
+                for e in added.elements() {
+                    let topic = e.topic().to_string();
+                    self.progress
+                        .pending
+                        .remove(&(topic.clone(), e.partition()));
+                    if let Some(output) = self.progress.outputs.get(&topic).copied() {
+                        if !self.missing.iter().any(|(t, _)| *t == topic) {
+                            self.missing.push((topic, output));
+                        }
+                    }
+                }
+            }
+        }
+        drop(added);
+    }
+
+    /// `(partition, start offset, end offset)` of every partition of `topic`.
+    fn topic_ends(&self, topic: &str) -> Result<Vec<(i32, i64, i64)>, String> {
+        let partitions =
+            crate::kafka::partition_count(&self.kafka, topic).map_err(|e| e.to_string())?;
+        (0..partitions as i32)
+            .map(|p| {
+                self.consumer
+                    .fetch_watermarks(topic, p, Duration::from_secs(10))
+                    .map(|(low, high)| (p, low, high))
+                    .map_err(|e| e.to_string())
+            })
+            .collect()
+    }
+
+    /// True once every assigned partition has been read to the end it had at assignment, and
+    /// the trend-update topic is among them (the others may not exist in this deployment). The
+    /// consumer's position counts, not only messages seen: it also moves past control records
+    /// and over a tail that retention removed.
+    fn caught_up(&mut self) -> bool {
+        if self
+            .missing
+            .iter()
+            .any(|(_, output)| *output == Output::Forecasts)
+        {
+            return false;
+        }
+        if self.progress.pending.is_empty() {
+            return true;
+        }
+        if self.last_position_check.elapsed() >= Duration::from_millis(500) {
+            self.last_position_check = Instant::now();
+            if let Ok(positions) = self.consumer.position() {
+                for e in positions.elements() {
+                    let key = (e.topic().to_string(), e.partition());
+                    let reached = match (e.offset(), self.progress.pending.get(&key)) {
+                        (Offset::Offset(at), Some(end)) => at >= *end,
+                        _ => false,
+                    };
+                    if reached {
+                        self.progress.pending.remove(&key);
+                    }
+                }
+                drop(positions);
+            }
+        }
+        self.progress.pending.is_empty()
     }
 }
 

@@ -92,22 +92,24 @@ pub struct HotAnswer {
 }
 
 impl LatestView {
-    /// Takes one message of `output` into the view.
+    /// Takes one message of `output` into the view. The message is decoded before the table is
+    /// locked, so a slow or bad message never holds up the readers.
     pub fn apply(&self, output: Output, payload: &[u8]) -> Result<(), ViewError> {
         let err = |e: serde_json::Error| ViewError {
             output: output.as_str(),
             reason: e.to_string(),
         };
-        let mut tables = self.tables.write().unwrap_or_else(|p| p.into_inner());
         match output {
             Output::HotProducts => {
                 let ranking: HotProducts = serde_json::from_slice(payload).map_err(err)?;
+                let at = time_ms(&ranking.generated_at);
                 let ranking = Arc::new(ranking);
+                let mut tables = self.write();
                 for p in &ranking.partitions {
                     let newer = tables
                         .rankings
                         .get(p)
-                        .is_none_or(|held| ranking.generated_at >= held.generated_at);
+                        .is_none_or(|held| at >= time_ms(&held.generated_at));
                     if newer {
                         tables.rankings.insert(*p, ranking.clone());
                     }
@@ -115,22 +117,27 @@ impl LatestView {
             }
             Output::Catalog => {
                 let entry: CatalogEntry = serde_json::from_slice(payload).map_err(err)?;
-                tables.categories.insert(entry.sku, entry.category);
+                self.write().categories.insert(entry.sku, entry.category);
             }
             _ => {
                 let keyed: Keyed = serde_json::from_slice(payload).map_err(err)?;
+                let held = Held {
+                    seq: keyed.seq,
+                    payload: Arc::from(payload),
+                };
+                let mut tables = self.write();
                 let table = tables.per_sku.entry(output).or_default();
-                let newer = table.get(&keyed.sku).is_none_or(|h| keyed.seq > h.seq);
-                if newer {
-                    let held = Held {
-                        seq: keyed.seq,
-                        payload: Arc::from(payload),
-                    };
+                if table.get(&keyed.sku).is_none_or(|h| keyed.seq > h.seq) {
                     table.insert(keyed.sku, held);
                 }
             }
         }
         Ok(())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Tables> {
+        // a panic elsewhere while holding the lock leaves whole entries: keep serving them
+        self.tables.write().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The newest message of `sku` on `output`, as published.
@@ -172,17 +179,31 @@ impl LatestView {
             })
             .collect();
         top.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.sku.cmp(&b.sku)));
-        top.dedup_by(|a, b| a.sku == b.sku);
+        // a SKU in two held rankings (one from before a rebalance): its best row only
+        let mut seen = std::collections::HashSet::new();
+        top.retain(|p| seen.insert(p.sku.clone()));
         top.truncate(limit);
         for (i, p) in top.iter_mut().enumerate() {
             p.rank = i + 1;
         }
         HotAnswer {
-            generated_at: rankings.iter().map(|r| r.generated_at.clone()).max(),
-            as_of: rankings.iter().map(|r| r.as_of.clone()).max(),
+            generated_at: rankings
+                .iter()
+                .max_by_key(|r| time_ms(&r.generated_at))
+                .map(|r| r.generated_at.clone()),
+            as_of: rankings
+                .iter()
+                .max_by_key(|r| time_ms(&r.as_of))
+                .map(|r| r.as_of.clone()),
             top,
         }
     }
+}
+
+/// An RFC 3339 time as epoch ms (`i64::MIN` when it does not parse), so that "…00Z" and
+/// "…00.500Z" compare as times, not as text.
+fn time_ms(text: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(text).map_or(i64::MIN, |t| t.timestamp_millis())
 }
 
 #[cfg(test)]
@@ -254,6 +275,11 @@ mod tests {
         );
         assert_eq!(hot.generated_at.as_deref(), Some("2026-01-02T00:00:01Z"));
         assert_eq!(view.hot(None, 1).top.len(), 1);
+        // after a rebalance partition 2's ranking still names "a" (now on partition 0)
+        let moved = ranking(&[2], "2026-01-02T00:00:00.500Z", &[("c", 0.1), ("a", 0.2)]);
+        view.apply(Output::HotProducts, &moved).expect("apply");
+        let skus: Vec<_> = view.hot(None, 10).top.into_iter().map(|p| p.sku).collect();
+        assert_eq!(skus, ["a", "c", "b"], "each SKU once, its best row");
         let entry = br#"{"sku":"b","title":"Blue mug","category":"kitchen"}"#;
         view.apply(Output::Catalog, entry).expect("catalog");
         let kitchen: Vec<_> = view

@@ -23,9 +23,8 @@ pub fn run(settings: Settings) -> Result<()> {
     runtime.block_on(async move {
         let health = Arc::new(telemetry::Health::new());
         telemetry::serve_endpoint(&settings.telemetry, health.clone()).await?;
-        let engine = RunningEngine::start_with_health(&settings, None, health)
-            .context("engine failed to start")?;
-        // answers while the engine drains at shutdown; stopped after it
+        // before the engine, so that a listen address in use fails the start with nothing to undo;
+        // it answers while the engine drains at shutdown and is stopped after it
         let query = match settings.api_listen {
             Some(listen) => Some(QueryService::start(
                 &settings.kafka,
@@ -34,6 +33,8 @@ pub fn run(settings: Settings) -> Result<()> {
             )?),
             None => None,
         };
+        let engine = RunningEngine::start_with_health(&settings, None, health)
+            .context("engine failed to start")?;
         let failed = tokio::select! {
             r = wait_for_signal() => { r?; None }
             thread = watch_threads(&engine) => Some(thread),
