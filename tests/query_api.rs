@@ -239,3 +239,50 @@ fn every_instance_answers_for_every_sku_with_its_newest_update() {
         assert!(doc["components"]["schemas"]["trend_update"]["properties"]["sku"].is_object());
     }
 }
+
+/// A topic that does not exist when the view starts (a signals topic before the signals
+/// component first publishes) is picked up when it appears, without the topics already being
+/// read starting over, and readiness waits only for the trend-update topic.
+#[test]
+fn a_topic_that_appears_later_joins_the_view() {
+    use trendcast::query::{Output, QueryService};
+    let brokers = brokers();
+    let topics = Topics::create("query-late", 2);
+    let restock = unique("query-late-restock");
+    let update = |sku: &str, seq: u64| -> Msg {
+        let v = format!(r#"{{"sku":"{sku}","seq":{seq},"note":"scripted"}}"#);
+        (Some(sku.as_bytes().to_vec()), Some(v.into_bytes()))
+    };
+    produce(&brokers, &topics.output, &[update("A", 1), update("B", 1)]);
+    let kafka = settings(&topics).kafka;
+    let service = QueryService::start(
+        &kafka,
+        vec![
+            (topics.output.clone(), Output::Forecasts),
+            (restock.clone(), Output::Restock),
+        ],
+        "127.0.0.1:0".parse().expect("address"),
+    )
+    .expect("query service starts");
+    let api = service.addr().to_string();
+    let wait = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !done() {
+            assert!(Instant::now() < deadline, "{what} within 30 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait("ready without the restock topic", &|| service.ready());
+    assert_eq!(http_get(&api, "/v1/restock/A").map(|r| r.0), Some(404));
+    create_topics(&brokers, &[(&restock, 2)]);
+    produce(&brokers, &restock, &[update("A", 7)]);
+    wait("the restock signal", &|| {
+        http_get(&api, "/v1/restock/A")
+            .is_some_and(|(status, body)| status == 200 && body.contains(r#""seq":7"#))
+    });
+    produce(&brokers, &topics.output, &[update("A", 2)]);
+    wait("a new update on the topic read all along", &|| {
+        http_get(&api, "/v1/forecasts/A").is_some_and(|(_, body)| body.contains(r#""seq":2"#))
+    });
+    assert!(!service.failed());
+}
