@@ -32,52 +32,64 @@ const OFFLINE: &[&str] = &[
 
 type Graph = BTreeMap<String, BTreeMap<String, BTreeSet<String>>>;
 
-/// module → imported module → files that import it.
-fn module_graph() -> Graph {
+/// `(path under src/, code before the first test module)` of every Rust file in `src/`,
+/// `src/bin/` included when `with_bin`.
+fn sources(with_bin: bool) -> Vec<(String, String)> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut graph = Graph::new();
+    let mut out = Vec::new();
     let mut stack = vec![src.clone()];
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir).expect("read src") {
             let path = entry.expect("dir entry").path();
             if path.is_dir() {
-                // src/bin/: the binary, a client of the library, not part of its module graph
-                if path != src.join("bin") {
+                if with_bin || path != src.join("bin") {
                     stack.push(path);
                 }
                 continue;
             }
-            let rel = path.strip_prefix(&src).expect("under src");
-            let rel_text = rel.display().to_string();
-            if !rel_text.ends_with(".rs") || rel_text == "lib.rs" {
+            if path.extension().is_none_or(|e| e != "rs") {
                 continue;
             }
-            let module = rel_text
-                .split('/')
-                .next()
-                .unwrap_or_default()
-                .trim_end_matches(".rs")
-                .to_string();
+            let rel = path.strip_prefix(&src).expect("under src");
             let text = std::fs::read_to_string(&path).expect("read source");
             let code = text.split("#[cfg(test)]").next().unwrap_or_default();
-            for line in code.lines().filter(|l| !l.trim_start().starts_with("//")) {
-                for (i, _) in line.match_indices("crate::") {
-                    let name: String = line[i + 7..]
-                        .chars()
-                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                        .collect();
-                    if !name.is_empty() && name != module {
-                        graph
-                            .entry(module.clone())
-                            .or_default()
-                            .entry(name)
-                            .or_default()
-                            .insert(rel_text.clone());
-                    }
+            out.push((rel.display().to_string(), code.to_string()));
+        }
+    }
+    out
+}
+
+/// module → imported module → files that import it. `src/bin/` is left out: the binary is a
+/// client of the library, not part of its module graph.
+fn module_graph() -> Graph {
+    let mut graph = Graph::new();
+    for (rel_text, code) in sources(false) {
+        if rel_text == "lib.rs" {
+            continue;
+        }
+        let module = rel_text
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .trim_end_matches(".rs")
+            .to_string();
+        for line in code.lines().filter(|l| !l.trim_start().starts_with("//")) {
+            for (i, _) in line.match_indices("crate::") {
+                let name: String = line[i + 7..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                if !name.is_empty() && name != module {
+                    graph
+                        .entry(module.clone())
+                        .or_default()
+                        .entry(name)
+                        .or_default()
+                        .insert(rel_text.clone());
                 }
             }
-            graph.entry(module).or_default();
         }
+        graph.entry(module).or_default();
     }
     graph
 }
@@ -187,47 +199,24 @@ const FLAT_TABLES: &[&str] = &["telemetry/stats.rs::describe"];
 /// from its `fn` line to the first line after it that closes at the same indentation
 /// (rustfmt's layout).
 fn function_lengths() -> Vec<(String, usize)> {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut out = Vec::new();
-    let mut stack = vec![src.clone()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).expect("read src") {
-            let path = entry.expect("dir entry").path();
-            if path.is_dir() {
-                stack.push(path);
+    for (rel, code) in sources(true) {
+        let lines: Vec<&str> = code.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            let trimmed = line.trim_start();
+            let indent = &line[..line.len() - trimmed.len()];
+            let Some(name) = fn_name(trimmed) else {
                 continue;
+            };
+            if trimmed.ends_with(';') {
+                continue; // a declaration without a body
             }
-            if path.extension().is_none_or(|e| e != "rs") {
-                continue;
-            }
-            let rel = path
-                .strip_prefix(&src)
-                .expect("under src")
-                .display()
-                .to_string();
-            let text = std::fs::read_to_string(&path).expect("read source");
-            let lines: Vec<&str> = text
-                .split("\n#[cfg(test)]")
-                .next()
-                .unwrap_or_default()
-                .lines()
-                .collect();
-            for (i, line) in lines.iter().enumerate() {
-                let trimmed = line.trim_start();
-                let indent = &line[..line.len() - trimmed.len()];
-                let Some(name) = fn_name(trimmed) else {
-                    continue;
-                };
-                if trimmed.ends_with(';') {
-                    continue; // a declaration without a body
-                }
-                let close = format!("{indent}}}");
-                let end = lines[i..]
-                    .iter()
-                    .position(|l| *l == close)
-                    .map_or(lines.len() - i, |n| n + 1);
-                out.push((format!("{rel}::{name}"), end));
-            }
+            let close = format!("{indent}}}");
+            let end = lines[i..]
+                .iter()
+                .position(|l| *l == close)
+                .map_or(lines.len() - i, |n| n + 1);
+            out.push((format!("{rel}::{name}"), end));
         }
     }
     out
