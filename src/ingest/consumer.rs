@@ -78,13 +78,14 @@ impl ClientContext for IngestContext {
                 }
             }
         }
-        let lag: i64 = statistics
-            .topics
-            .values()
-            .flat_map(|t| t.partitions.values())
-            .filter(|p| p.partition >= 0 && p.consumer_lag >= 0)
-            .map(|p| p.consumer_lag)
-            .sum();
+        let mut lag = 0i64;
+        for (name, t) in &statistics.topics {
+            for p in t.partitions.values().filter(|p| p.partition >= 0) {
+                self.stats
+                    .set_partition_lag(name, p.partition, p.consumer_lag);
+                lag += p.consumer_lag.max(0);
+            }
+        }
         self.stats.set_lag(lag);
     }
 }

@@ -45,6 +45,9 @@ pub const CONSUMER_PAUSED: &str = "trendcast_consumer_paused";
 pub const CONSUMER_PAUSES: &str = "trendcast_consumer_pauses_total";
 /// Consumer lag summed over assigned partitions (from librdkafka statistics).
 pub const CONSUMER_LAG: &str = "trendcast_consumer_lag_messages";
+/// Consumer lag of one assigned input partition (labels `topic`, `partition`: bounded by the
+/// topics' partition counts, never a SKU).
+pub const PARTITION_LAG: &str = "trendcast_consumer_partition_lag_messages";
 /// Replayed input messages skipped because restored state already held them.
 pub const REPLAY_SKIPPED: &str = "trendcast_replay_skipped_messages_total";
 /// Seeks back over an input gap or stall (see `ingest::offset_guard`).
@@ -172,6 +175,11 @@ pub fn describe() {
         CONSUMER_LAG,
         Unit::Count,
         "Consumer lag over assigned partitions."
+    );
+    describe_gauge!(
+        PARTITION_LAG,
+        Unit::Count,
+        "Consumer lag of one input partition (0 while not assigned here)."
     );
     describe_counter!(
         REPLAY_SKIPPED,
@@ -405,6 +413,12 @@ impl EngineStats {
     /// Sets the consumer lag gauge.
     pub fn set_lag(&self, lag: i64) {
         self.lag.set(lag as f64);
+    }
+
+    /// Sets one input partition's lag (negative, i.e. unknown or not assigned here, reads 0).
+    pub fn set_partition_lag(&self, topic: &str, partition: i32, lag: i64) {
+        metrics::gauge!(PARTITION_LAG, "topic" => topic.to_string(), "partition" => partition.to_string())
+            .set(lag.max(0) as f64);
     }
 
     /// Records one model call.
