@@ -9,7 +9,8 @@
 //! [`query`] (the HTTP query API over a global view of the output topics) —
 //! with [`config`], [`telemetry`] and [`kafka`] beside it, [`vocab`] (sources, events, reject
 //! reasons) below everything, [`engine`] wiring them together, and
-//! [`datasets`] / [`demo`] for the bundled real data.
+//! [`datasets`] / [`demo`] for the bundled real data, and [`report`] for the trend report people
+//! read.
 
 #![warn(missing_docs)]
 
@@ -27,6 +28,7 @@ pub mod loadtest;
 pub mod publish;
 pub mod query;
 pub mod replay;
+pub mod report;
 pub mod scoring;
 pub mod signals;
 pub mod telemetry;

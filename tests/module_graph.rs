@@ -27,7 +27,7 @@ const LIVE: &[&str] = &[
 
 /// Offline tools: datasets, replay, export, evaluation, demo and load test.
 const OFFLINE: &[&str] = &[
-    "datasets", "replay", "export", "evaluate", "demo", "loadtest",
+    "datasets", "replay", "export", "evaluate", "demo", "loadtest", "report",
 ];
 
 type Graph = BTreeMap<String, BTreeMap<String, BTreeSet<String>>>;

@@ -10,7 +10,8 @@
 //! - at least 80 % of every kind of flat series flat;
 //! - mean `p_up` risers > flat > fallers;
 //!
-//! and the last hot-products ranking must hold a riser and no faller.
+//! and the last hot-products ranking must hold a riser and no faller. The trend report made from
+//! the topics (`trendcast report --from-topics`) lists risers as rising and fallers as falling.
 
 mod common;
 
@@ -268,7 +269,60 @@ fn planted_trends_are_called_right_by_the_shipped_model() {
         "a faller ranked: {ranked:?}"
     );
     println!("ranked kinds: {kinds:?}");
+    report_names_the_planted_trends(&settings, &kind_of, sales.len() as u64);
     engine
         .shutdown(Duration::from_secs(30))
         .expect("engine stops");
+}
+
+/// The trend report made from the topics lists only planted risers as rising and only planted
+/// fallers as falling, and its calibration panel judged the calls of four past weeks.
+fn report_names_the_planted_trends(
+    settings: &Settings,
+    kind_of: &HashMap<String, Kind>,
+    sales: u64,
+) {
+    use trendcast::report::{self, collect, ReportOptions};
+    let inputs = collect::from_topics(settings).expect("report inputs read from the topics");
+    assert_eq!(inputs.sales_events, sales, "every sale read back");
+    assert!(inputs.not_read.is_empty(), "{:?}", inputs.not_read);
+    let options = ReportOptions {
+        top: 10,
+        ..ReportOptions::default()
+    };
+    let built = report::build(&inputs, &options);
+    let kinds = |rows: &[report::tables::ProductRow]| -> Vec<Option<Kind>> {
+        rows.iter().map(|r| kind_of.get(&r.sku).copied()).collect()
+    };
+    assert_eq!(built.rising.len(), 10, "{:?}", kinds(&built.rising));
+    assert!(
+        kinds(&built.rising)
+            .iter()
+            .all(|k| *k == Some(Kind::Rising)),
+        "rising table: {:?}",
+        kinds(&built.rising)
+    );
+    assert!(!built.falling.is_empty(), "no falling table");
+    assert!(
+        kinds(&built.falling)
+            .iter()
+            .all(|k| *k == Some(Kind::Falling)),
+        "falling table: {:?}",
+        kinds(&built.falling)
+    );
+    assert_eq!(
+        built.calibration.origins.len(),
+        4,
+        "{:?}",
+        built.calibration
+    );
+    assert!(built.calibration.origins[0].skus >= kind_of.len() / 2);
+    let html = report::html::render(&built);
+    for row in built.rising.iter().chain(&built.falling) {
+        assert!(
+            html.contains(&format!("data-sku=\"{}\"", row.sku)),
+            "{} not in the HTML",
+            row.sku
+        );
+    }
 }

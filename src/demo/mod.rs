@@ -53,6 +53,17 @@ pub struct DemoOptions {
     pub top: usize,
     /// Days of mean daily demand on hand at each SKU's first sale (the simulated warehouse).
     pub initial_stock_days: f64,
+    /// Print no tables (the JSON summary goes to stderr): for `trendcast report`.
+    pub quiet: bool,
+}
+
+/// What a hook run after the replay (see [`run_then`]) gets: the settings pointing at the
+/// embedded broker, which still holds every topic, and the log's product descriptions.
+pub struct Replayed<'a> {
+    /// The demo's settings; `kafka.brokers` is the embedded broker.
+    pub settings: &'a Settings,
+    /// Description per SKU from the log.
+    pub descriptions: &'a HashMap<String, String>,
 }
 
 /// Latest update per SKU plus the month being shown, shared with the scorer's observer.
@@ -62,6 +73,7 @@ struct LatestUpdates {
     month: String,
     descriptions: HashMap<String, String>,
     top: usize,
+    quiet: bool,
 }
 
 impl LatestUpdates {
@@ -88,7 +100,9 @@ impl LatestUpdates {
     }
 
     fn print(&self, label: &str) {
-        println!("{}", self.table(label));
+        if !self.quiet {
+            println!("{}", self.table(label));
+        }
     }
 
     /// Top risers among fresh forecasts (as_of within a week of the newest): called rising,
@@ -164,20 +178,25 @@ fn expected_per_bucket(u: &TrendUpdate) -> f64 {
 }
 
 /// Runs the demo with `settings` (its `kafka.brokers` is replaced by the embedded broker).
-pub fn run(mut settings: Settings, options: &DemoOptions) -> Result<()> {
+pub fn run(settings: Settings, options: &DemoOptions) -> Result<()> {
+    run_then(settings, options, |_| Ok(()))
+}
+
+/// Runs the demo, then `after` while the embedded broker still holds every topic.
+pub fn run_then(
+    mut settings: Settings,
+    options: &DemoOptions,
+    after: impl FnOnce(Replayed<'_>) -> Result<()>,
+) -> Result<()> {
     let started = Instant::now();
-    // a self-contained run: nothing to resume from, nothing left behind
-    settings.checkpoint.dir = None;
-    settings.checkpoint.changelog_topic = None;
-    if let Some(signals) = settings.signals.as_mut() {
-        signals.changelog_topic = None;
-    }
+    self_contained(&mut settings);
     let (events, descriptions) = load_log(options)?;
     // the cluster lives until the demo returns
     let (_cluster, topics) = start_broker(&mut settings)?;
     let board = Arc::new(Mutex::new(LatestUpdates {
-        descriptions,
+        descriptions: descriptions.clone(),
         top: options.top,
+        quiet: options.quiet,
         ..LatestUpdates::default()
     }));
     let published_skus = Arc::new(Mutex::new(HashSet::new()));
@@ -199,16 +218,10 @@ pub fn run(mut settings: Settings, options: &DemoOptions) -> Result<()> {
         .shutdown(Duration::from_secs(30))
         .context("engine shutdown")?;
     let ranking = last_ranking(&settings.kafka.brokers, &topics.hot)?;
-    if let Some(r) = &ranking {
-        println!("{}", ranking_table(r, &board, options.top));
+    if !options.quiet {
+        print_outcome(options, ranking.as_ref(), &board, &feed, &topics);
     }
-    feed.print_restock(options.initial_stock_days, topics.lead_time_days);
     let total = events.len() as u64;
-    let rejected: serde_json::Map<String, serde_json::Value> = stats
-        .rejected_by_reason()
-        .into_iter()
-        .map(|(r, n)| (r.to_string(), json!(n)))
-        .collect();
     let summary = json!({
         "summary": {
             "dataset": "UCI Online Retail (CC BY 4.0)",
@@ -216,7 +229,7 @@ pub fn run(mut settings: Settings, options: &DemoOptions) -> Result<()> {
             "events_consumed": stats.total_consumed(),
             "events_applied": stats.window_updates.get(),
             "events_rejected": stats.total_rejected(),
-            "rejected_by_reason": rejected,
+            "rejected_by_reason": rejected_by_reason(&stats),
             "skus": events.iter().map(|e| e.sku.as_str()).collect::<HashSet<_>>().len(),
             "skus_held_at_end": skus_held,
             "skus_with_updates": published_skus.lock().map(|s| s.len()).unwrap_or(0),
@@ -238,8 +251,49 @@ pub fn run(mut settings: Settings, options: &DemoOptions) -> Result<()> {
             "elapsed_s": (started.elapsed().as_secs_f64() * 100.0).round() / 100.0,
         }
     });
-    println!("{summary}");
-    Ok(())
+    // with a hook (the report) stdout is left to it
+    match options.quiet {
+        true => eprintln!("{summary}"),
+        false => println!("{summary}"),
+    }
+    after(Replayed {
+        settings: &settings,
+        descriptions: &descriptions,
+    })
+}
+
+/// Rejected events per reason, as JSON.
+fn rejected_by_reason(
+    stats: &crate::telemetry::EngineStats,
+) -> serde_json::Map<String, serde_json::Value> {
+    stats
+        .rejected_by_reason()
+        .into_iter()
+        .map(|(r, n)| (r.to_string(), json!(n)))
+        .collect()
+}
+
+/// A self-contained run: nothing to resume from, nothing left behind.
+fn self_contained(settings: &mut Settings) {
+    settings.checkpoint.dir = None;
+    settings.checkpoint.changelog_topic = None;
+    if let Some(signals) = settings.signals.as_mut() {
+        signals.changelog_topic = None;
+    }
+}
+
+/// Prints the last hot-products ranking and the restock outcome.
+fn print_outcome(
+    options: &DemoOptions,
+    ranking: Option<&HotProducts>,
+    board: &Mutex<LatestUpdates>,
+    feed: &Feed,
+    topics: &DemoTopics,
+) {
+    if let Some(r) = ranking {
+        println!("{}", ranking_table(r, board, options.top));
+    }
+    feed.print_restock(options.initial_stock_days, topics.lead_time_days);
 }
 
 /// The log's sales (the first `options.limit` when set) and the product descriptions.

@@ -52,6 +52,9 @@ enum Command {
     DumpState(dump_state::DumpStateArgs),
     /// Replay the bundled Online Retail log through an embedded broker and the full engine.
     Demo(demo::DemoArgs),
+    /// Write the trend report (one HTML file; its tables as CSV on request), from a log replayed
+    /// through the engine or from a running engine's topics.
+    Report(report::ReportArgs),
 }
 
 fn settings(cli: &Cli) -> Result<(config::RawConfig, Settings)> {
@@ -87,5 +90,6 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::ColdStart(args) => cold_start::run(args, settings),
         Command::DumpState(args) => dump_state::run(args, settings),
         Command::Demo(args) => demo::run(args, &raw, settings),
+        Command::Report(args) => report::run(args, &raw, settings),
     }
 }

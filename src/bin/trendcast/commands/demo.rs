@@ -28,14 +28,28 @@ pub struct DemoArgs {
 }
 
 /// Runs the command.
-pub fn run(args: DemoArgs, raw: &config::RawConfig, mut settings: Settings) -> Result<()> {
+pub fn run(args: DemoArgs, raw: &config::RawConfig, settings: Settings) -> Result<()> {
     let DemoArgs {
         data,
         limit,
         top,
         initial_stock_days,
     } = args;
-    // the demo runs the signals component on its own topics whatever the config says
+    let settings = with_demo_signals(raw, settings)?;
+    telemetry::init_logging(&settings.telemetry);
+    let options = trendcast::demo::DemoOptions {
+        data,
+        limit,
+        top,
+        initial_stock_days,
+        quiet: false,
+    };
+    trendcast::demo::run(settings, &options)
+}
+
+/// The settings of a demo replay: the signals component on its own topics whatever the config
+/// says, no metrics endpoint, warnings only.
+pub fn with_demo_signals(raw: &config::RawConfig, mut settings: Settings) -> Result<Settings> {
     let mut with_signals = raw.clone();
     let s = &mut with_signals.signals;
     s.enabled = true;
@@ -47,12 +61,5 @@ pub fn run(args: DemoArgs, raw: &config::RawConfig, mut settings: Settings) -> R
     }
     settings.signals = Settings::resolve(&with_signals)?.signals;
     quiet(&mut settings);
-    telemetry::init_logging(&settings.telemetry);
-    let options = trendcast::demo::DemoOptions {
-        data,
-        limit,
-        top,
-        initial_stock_days,
-    };
-    trendcast::demo::run(settings, &options)
+    Ok(settings)
 }

@@ -9,6 +9,7 @@ pub mod dump_state;
 pub mod evaluate;
 pub mod export_windows;
 pub mod replay;
+pub mod report;
 pub mod run;
 pub mod serve;
 

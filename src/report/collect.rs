@@ -1,0 +1,244 @@
+//! Reads what a report is made from out of the topics: the sales input (the actuals), every trend
+//! update (the latest per SKU for the tables, all of them for the calibration panel), the latest
+//! restock signal and new-product forecast per SKU, and the catalog's product text.
+//!
+//! Each topic is read from its beginning to the high watermark seen when reading starts, outside
+//! any consumer group (nothing is committed, a running engine is not disturbed). Messages that do
+//! not decode are counted, never fatal: a report over a topic with one bad message still shows
+//! the rest.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+
+use super::{PastCall, ProductText, ReportInputs};
+use crate::catalog::CatalogEntry;
+use crate::config::Settings;
+use crate::ingest::event::decode;
+use crate::publish::TrendUpdate;
+use crate::signals::new_product::NewProductForecast;
+use crate::signals::RestockSignal;
+use crate::vocab::{EventBody, Source};
+
+/// Longest wait for the next message before a topic counts as read (a partition the broker
+/// never delivers to its end must not hang the report).
+const STALL: Duration = Duration::from_secs(20);
+
+/// Why a topic could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("could not read topic {topic}: {reason}")]
+pub struct CollectError {
+    /// The topic.
+    pub topic: String,
+    /// What failed.
+    pub reason: String,
+}
+
+/// Reads every input of a report from the topics `settings` names.
+pub fn from_topics(settings: &Settings) -> Result<ReportInputs, CollectError> {
+    let base = settings.kafka.client_config();
+    let mut inputs = ReportInputs::new(settings.window.bucket);
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    read_topic(
+        &base,
+        &settings.kafka.sales_topic,
+        |key, payload| match decode(Source::Sales, key, payload, &settings.validation, now_ms) {
+            Ok(event) => match event.body {
+                EventBody::Sale { qty, .. } => inputs.add_sale(&event.sku, event.ts_ms, qty),
+                EventBody::Click(_) => inputs.unreadable += 1,
+            },
+            Err(_) => inputs.unreadable += 1,
+        },
+    )?;
+    read_topic(
+        &base,
+        &settings.kafka.output_topic,
+        |_, payload| match payload.map(serde_json::from_slice::<TrendUpdate>) {
+            Some(Ok(update)) => inputs.add_update(update),
+            _ => inputs.unreadable += 1,
+        },
+    )?;
+    let Some(signals) = &settings.signals else {
+        return Ok(inputs);
+    };
+    // the signal outputs are optional: a report without them says which were not read
+    if signals.inventory_topic.is_some() {
+        let mut restock = HashMap::new();
+        let read = read_topic(&base, &signals.restock_topic, |_, payload| {
+            match payload.map(serde_json::from_slice::<RestockSignal>) {
+                Some(Ok(s)) => keep_newest(&mut restock, s.sku.clone(), s, |s| s.seq),
+                _ => inputs.unreadable += 1,
+            }
+        });
+        inputs.restock = restock;
+        inputs.note_missing(read);
+    }
+    if let Some(catalog) = &signals.catalog_topic {
+        let mut products = HashMap::new();
+        let read = read_topic(&base, catalog, |_, payload| {
+            match payload.map(serde_json::from_slice::<CatalogEntry>) {
+                Some(Ok(entry)) => {
+                    products.insert(entry.sku.clone(), ProductText::from_entry(&entry));
+                }
+                _ => inputs.unreadable += 1,
+            }
+        });
+        inputs.products.extend(products);
+        inputs.note_missing(read);
+        let mut forecasts = HashMap::new();
+        let read = read_topic(
+            &base,
+            &signals.new_product_topic,
+            |_, payload| match payload.map(serde_json::from_slice::<NewProductForecast>) {
+                Some(Ok(f)) => keep_newest(&mut forecasts, f.sku.clone(), f, |f| f.seq),
+                _ => inputs.unreadable += 1,
+            },
+        );
+        inputs.new_products = forecasts;
+        inputs.note_missing(read);
+    }
+    Ok(inputs)
+}
+
+impl ReportInputs {
+    /// Records an optional topic that could not be read (shown in the report), logging why.
+    fn note_missing(&mut self, read: Result<(), CollectError>) {
+        if let Err(e) = read {
+            tracing::warn!(error = %e, "report: an optional topic was not read");
+            self.not_read.push(e.to_string());
+        }
+    }
+}
+
+/// Inserts `value` unless a value with a higher or equal sequence number is held.
+fn keep_newest<T>(map: &mut HashMap<String, T>, key: String, value: T, seq: impl Fn(&T) -> u64) {
+    match map.get(&key) {
+        Some(held) if seq(held) >= seq(&value) => {}
+        _ => {
+            map.insert(key, value);
+        }
+    }
+}
+
+/// Hands every message of `topic`, up to the high watermarks seen now, to `f` (key, payload).
+pub fn read_topic(
+    base: &ClientConfig,
+    topic: &str,
+    mut f: impl FnMut(Option<&[u8]>, Option<&[u8]>),
+) -> Result<(), CollectError> {
+    let err = |reason: String| CollectError {
+        topic: topic.to_string(),
+        reason,
+    };
+    let consumer: BaseConsumer = base
+        .clone()
+        .set("group.id", "trendcast-report")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .create()
+        .map_err(|e| err(e.to_string()))?;
+    let ends = high_watermarks(&consumer, topic).map_err(err)?;
+    let mut tpl = TopicPartitionList::new();
+    for (&partition, _) in ends.iter().filter(|(_, &high)| high > 0) {
+        tpl.add_partition_offset(topic, partition, Offset::Beginning)
+            .map_err(|e| err(e.to_string()))?;
+    }
+    if tpl.count() == 0 {
+        return Ok(());
+    }
+    consumer.assign(&tpl).map_err(|e| err(e.to_string()))?;
+    let mut left: BTreeMap<i32, i64> = ends.into_iter().filter(|(_, h)| *h > 0).collect();
+    let mut last_progress = Instant::now();
+    while !left.is_empty() {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                f(m.key(), m.payload());
+                last_progress = Instant::now();
+                if left
+                    .get(&m.partition())
+                    .is_some_and(|&high| m.offset() + 1 >= high)
+                {
+                    left.remove(&m.partition());
+                }
+            }
+            Some(Err(e)) => return Err(err(e.to_string())),
+            None if read_to_end(&consumer, topic, &mut left) => {}
+            None if last_progress.elapsed() > STALL => {
+                tracing::warn!(topic, partitions = ?left.keys().collect::<Vec<_>>(),
+                    "report: partitions not read to their end within {STALL:?}; reporting what was read");
+                break;
+            }
+            None => {}
+        }
+    }
+    Ok(())
+}
+
+/// Drops from `left` the partitions whose position reached their end (a compacted topic or
+/// control records leave the last offset below the watermark); true when all are read.
+fn read_to_end(consumer: &BaseConsumer, topic: &str, left: &mut BTreeMap<i32, i64>) -> bool {
+    let Ok(positions) = consumer.position() else {
+        return false;
+    };
+    for e in positions.elements_for_topic(topic) {
+        if let Offset::Offset(at) = e.offset() {
+            if left.get(&e.partition()).is_some_and(|&high| at >= high) {
+                left.remove(&e.partition());
+            }
+        }
+    }
+    drop(positions);
+    left.is_empty()
+}
+
+/// Each partition's high watermark (an error names a missing topic).
+fn high_watermarks(consumer: &BaseConsumer, topic: &str) -> Result<BTreeMap<i32, i64>, String> {
+    let timeout = Duration::from_secs(10);
+    let metadata = consumer
+        .fetch_metadata(Some(topic), timeout)
+        .map_err(|e| format!("metadata request failed: {e}"))?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.error().is_none())
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    if partitions.is_empty() {
+        return Err("no partitions (does the topic exist?)".into());
+    }
+    partitions
+        .into_iter()
+        .map(|p| {
+            consumer
+                .fetch_watermarks(topic, p, timeout)
+                .map(|(_, high)| (p, high))
+                .map_err(|e| format!("watermarks of partition {p}: {e}"))
+        })
+        .collect()
+}
+
+impl PastCall {
+    /// The parts of `update` the calibration panel needs; `None` when `as_of` is not a time.
+    pub fn of(update: &TrendUpdate) -> Option<PastCall> {
+        let as_of_ms = chrono::DateTime::parse_from_rfc3339(&update.as_of)
+            .ok()?
+            .timestamp_millis();
+        let quantile = |q: &str| -> Vec<f32> {
+            update
+                .horizon
+                .iter()
+                .map(|h| h.quantiles.get(q).copied().unwrap_or(f32::NAN))
+                .collect()
+        };
+        Some(PastCall {
+            as_of_ms,
+            direction: update.trend.direction,
+            p_up: update.trend.p_up,
+            expected: super::expected_per_step(update),
+            low: quantile("0.1"),
+            high: quantile("0.9"),
+        })
+    }
+}
