@@ -98,21 +98,33 @@ impl LaunchLibrary {
         Ok(library)
     }
 
-    /// Forecast of days `from_day .. from_day + days` since launch for a product whose text
-    /// embeds to `embedding`.
-    pub fn forecast(&self, embedding: &[f32], from_day: usize, days: usize) -> TextForecast {
+    /// Forecast of days `from_day .. from_day + days` since launch for product `sku`, whose text
+    /// embeds to `embedding`. The product's own launch curve is never used: a library made from
+    /// the same log may hold it, and a product's future is not its own neighbour.
+    pub fn forecast(
+        &self,
+        sku: &str,
+        embedding: &[f32],
+        from_day: usize,
+        days: usize,
+    ) -> TextForecast {
+        let mut others: Vec<&LibraryProduct> =
+            self.products.iter().filter(|p| p.sku != sku).collect();
+        if others.is_empty() {
+            others = self.products.iter().collect();
+        }
         let ranked = nearest(
             embedding,
-            self.products.iter().map(|p| p.embedding.as_slice()),
+            others.iter().map(|p| p.embedding.as_slice()),
             self.k,
         );
-        let weights = text_weights(self.products.len(), &ranked, self.k, self.mix);
-        let curves: Vec<&[f64]> = self.products.iter().map(|p| p.curve.as_slice()).collect();
+        let weights = text_weights(others.len(), &ranked, self.k, self.mix);
+        let curves: Vec<&[f64]> = others.iter().map(|p| p.curve.as_slice()).collect();
         let neighbours = ranked
             .iter()
             .take(5)
             .map(|&i| {
-                let p = &self.products[i];
+                let p = others[i];
                 let cos = p.embedding.iter().zip(embedding).map(|(a, b)| a * b).sum();
                 (p.sku.clone(), cos)
             })
@@ -148,18 +160,23 @@ mod tests {
                 product("bag-1", 1.0, [0.0, 1.0]),
             ],
         };
-        let f = lib.forecast(&[1.0, 0.0], 0, 3);
+        let f = lib.forecast("new", &[1.0, 0.0], 0, 3);
         assert_eq!(f.days, vec![(5.0, [5.0, 5.0, 5.0]); 3]);
         assert_eq!(f.neighbours[0].0, "mug-1");
+        // mug-1 itself is forecast from the others, never from its own curve
+        let own = lib.forecast("mug-1", &[1.0, 0.0], 0, 1);
+        assert_eq!(own.neighbours[0].0, "mug-2");
+        assert!(own.neighbours.iter().all(|n| n.0 != "mug-1"));
         // days past the 14-day curves continue at their last week's mean
-        assert_eq!(lib.forecast(&[0.0, 1.0], 20, 1).neighbours.len(), 2);
+        assert_eq!(lib.forecast("new", &[0.0, 1.0], 20, 1).neighbours.len(), 2);
         let half = LaunchLibrary {
             mix: 0.5,
             ..lib.clone()
         };
         // 0.5 · 5 (neighbours) + 0.5 · mean(5, 5, 1)
         assert!(
-            (half.forecast(&[1.0, 0.0], 0, 1).days[0].0 - (2.5 + 0.5 * 11.0 / 3.0)).abs() < 1e-9
+            (half.forecast("new", &[1.0, 0.0], 0, 1).days[0].0 - (2.5 + 0.5 * 11.0 / 3.0)).abs()
+                < 1e-9
         );
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("lib.bin");

@@ -294,7 +294,12 @@ fn blend_new_product(
         return None;
     }
     let history = u32::try_from(history).unwrap_or(0);
-    let t = library.forecast(&text.embedding, history as usize, update.horizon.len());
+    let t = library.forecast(
+        &update.sku,
+        &text.embedding,
+        history as usize,
+        update.horizon.len(),
+    );
     let seq = sku.new_product_seq + 1;
     let blended = new_product::blend(update, hot.as_of_ms, history, blend_days, &t, seq)?;
     sku.new_product_seq = seq;
@@ -649,7 +654,7 @@ impl SignalsState {
             let day = DAY_MS;
             let as_of = as_of
                 .unwrap_or_else(|| chrono::Utc::now().timestamp_millis().div_euclid(day) * day);
-            let t = library.forecast(&text.embedding, 0, self.settings.horizon_days);
+            let t = library.forecast(&entry.sku, &text.embedding, 0, self.settings.horizon_days);
             sku.new_product_seq += 1;
             out.new_product = Some(new_product::text_only(
                 &entry.sku,
