@@ -443,6 +443,32 @@ fn new_products_get_text_forecasts_then_blends_and_embeddings_survive_a_restart(
         .unwrap_or(0.0);
     assert!((q - (10.0 / 28.0 + 6.0 * 27.0 / 28.0)).abs() < 1e-4, "{q}");
     assert_eq!(blend["seq"], json!(2));
+    report_shows_the_new_product(&s);
+}
+
+/// The trend report made from these topics (`trendcast report --from-topics`) shows the new
+/// product's newest forecast, with its catalog title and its nearest neighbours.
+fn report_shows_the_new_product(s: &Setup) {
+    use trendcast::report::{self, collect, ReportOptions};
+    // the report reads the sales topic for the actuals (none here)
+    create_topics(&brokers(), &[(&s.topics.sales, 1)]);
+    let inputs = collect::from_topics(&s.settings).expect("report inputs from the topics");
+    assert!(inputs.not_read.is_empty(), "{:?}", inputs.not_read);
+    let built = report::build(&inputs, &ReportOptions::default());
+    assert_eq!(built.new_products.len(), 1, "{:?}", built.new_products);
+    let row = &built.new_products[0];
+    assert_eq!(row.sku, "NEW-MUG");
+    assert_eq!(
+        row.title, "BLUE CERAMIC COFFEE MUG",
+        "title from the catalog topic"
+    );
+    assert_eq!(row.days_of_history, 1, "the newest forecast (the blend)");
+    assert!(
+        row.neighbours.iter().all(|n| n.0.starts_with("mug-")),
+        "{row:?}"
+    );
+    let html = report::html::render(&built);
+    assert!(html.contains(r#"<tr class="new-product" data-sku="NEW-MUG">"#));
 }
 
 /// The signals component finds a SKU's state partition with `murmur2_partition`; it must be

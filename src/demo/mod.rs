@@ -25,7 +25,9 @@ use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedPr
 use rdkafka::{ClientConfig, Message};
 use serde_json::json;
 
+use crate::catalog::CatalogEntry;
 use crate::config::Settings;
+use crate::datasets::catalog::online_retail_catalog;
 use crate::datasets::{online_retail, SaleRecord};
 use crate::engine::RunningEngine;
 use crate::publish::{Direction, TrendUpdate};
@@ -203,7 +205,13 @@ pub fn run_then(
     let observer = observe_into(board.clone(), published_skus.clone());
     let engine =
         RunningEngine::start(&settings, Some(observer)).context("engine failed to start")?;
-    let mut feed = Feed::new(&settings, &topics, &events, options.initial_stock_days)?;
+    let mut feed = Feed::new(
+        &settings,
+        &topics,
+        &events,
+        &descriptions,
+        options.initial_stock_days,
+    )?;
     let consume_elapsed = feed.replay(&engine, &events, &settings.kafka.sales_topic)?;
     feed.finish(&engine)?;
     if let Ok(b) = board.lock() {
@@ -325,6 +333,8 @@ struct DemoTopics {
     inventory: String,
     restock: String,
     hot: String,
+    /// The catalog input and the new-product output, when the signals read a catalog.
+    catalog: Option<(String, String)>,
     lead_time_days: f64,
 }
 
@@ -349,8 +359,13 @@ fn start_broker(
             .hot_topic
             .clone()
             .context("the demo needs signals.hot_products_topic")?,
+        catalog: signals
+            .catalog_topic
+            .clone()
+            .map(|c| (c, signals.new_product_topic.clone())),
         lead_time_days: signals.policy.lead_time_days,
     };
+    let catalog = topics.catalog.iter().flat_map(|(c, n)| [c, n]);
     for topic in [
         &k.sales_topic,
         &k.clicks_topic,
@@ -359,7 +374,10 @@ fn start_broker(
         &topics.inventory,
         &topics.restock,
         &topics.hot,
-    ] {
+    ]
+    .into_iter()
+    .chain(catalog)
+    {
         cluster
             .create_topic(topic, PARTITIONS, 1)
             .with_context(|| format!("could not create topic {topic}"))?;
@@ -402,6 +420,9 @@ struct Feed {
     restock: BaseConsumer,
     orders: OrderBook,
     sent_snapshots: u64,
+    /// The catalog topic and each SKU's entry, sent just before the SKU's first sale (its
+    /// launch), when the signals read a catalog.
+    catalog: Option<(String, HashMap<String, CatalogEntry>)>,
 }
 
 impl Feed {
@@ -409,6 +430,7 @@ impl Feed {
         settings: &Settings,
         topics: &DemoTopics,
         events: &[SaleRecord],
+        descriptions: &HashMap<String, String>,
         initial_stock_days: f64,
     ) -> Result<Self> {
         let producer = ClientConfig::new()
@@ -430,7 +452,24 @@ impl Feed {
             restock: reader(&settings.kafka.brokers, &topics.restock)?,
             orders: OrderBook::default(),
             sent_snapshots: 0,
+            catalog: topics.catalog.as_ref().map(|(topic, _)| {
+                let entries = online_retail_catalog(descriptions);
+                let by_sku = entries.into_iter().map(|e| (e.sku.clone(), e)).collect();
+                (topic.clone(), by_sku)
+            }),
         })
+    }
+
+    /// Sends `sku`'s catalog entry the first time it is asked (nothing without a catalog).
+    fn announce(&mut self, sku: &str) -> Result<()> {
+        let Some((topic, entries)) = self.catalog.as_mut() else {
+            return Ok(());
+        };
+        if let Some(entry) = entries.remove(sku) {
+            let payload = serde_json::to_vec(&entry).context("encode catalog entry")?;
+            send_keyed(&self.producer, topic, sku, &payload);
+        }
+        Ok(())
     }
 
     /// Produces the sales day by day, settling the engine and the warehouse at each day's end;
@@ -466,6 +505,7 @@ impl Feed {
                 }
                 std::thread::sleep(Duration::from_millis(5));
             }
+            self.announce(&event.sku)?;
             let payload = serde_json::to_vec(event).context("encode event")?;
             send_keyed(&self.producer, sales_topic, &event.sku, &payload);
         }

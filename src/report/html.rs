@@ -41,7 +41,7 @@ pub fn render(report: &Report) -> String {
     );
     header(&mut out, &report.meta);
     let bucket = bucket_word(report.meta.bucket_ms);
-    let _ = write!(out, "<h2 id=\"rising\">Rising products</h2><p class=\"note\">Called rising: the next {} {bucket}s are expected to sell more than the flat band above the last {} {bucket}s' average (docs/TRENDS.md). Surest first. Blue: the last weeks' actual units; orange: the forecast, line = expected units, band = 10–90 %.</p>", report.meta.horizon, report.meta.horizon);
+    let _ = write!(out, "<h2 id=\"rising\">Rising products</h2><p class=\"note\">Called rising: the next {} {bucket}s are expected to sell more than the flat band above the last {} {bucket}s' average (docs/TRENDS.md). Surest first. Blue: the last weeks' actual units; orange: the forecast, line = expected units, band = 10–90 %. Change: the demand model's expected level against the recent level; the call and p_up are the direction classifier's, which has learnt when a move persists, so the two can disagree in sign (docs/TRENDS.md).</p>", report.meta.horizon, report.meta.horizon);
     products(&mut out, &report.rising, "rising");
     let _ = write!(out, "<h2 id=\"falling\">Falling products</h2><p class=\"note\">Called falling, lowest probability of a rise first.</p>");
     products(&mut out, &report.falling, "falling");

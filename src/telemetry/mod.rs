@@ -1,7 +1,8 @@
 //! Telemetry: `tracing` logs and Prometheus metrics.
 //!
 //! Metric names follow `trendcast_<what>_<unit>[_total]`; labels are bounded (source topic,
-//! reject reason, eviction reason), never a SKU. [`stats::EngineStats`] holds one typed handle
+//! reject reason, eviction reason, and the input partition of the per-partition lag, bounded by
+//! the topics' partition counts), never a SKU. [`stats::EngineStats`] holds one typed handle
 //! per metric plus the plain counters the demo summary and the tests read.
 
 pub mod endpoint;

@@ -38,6 +38,14 @@ pub struct ReportArgs {
     /// Weekly origins in the calibration panel
     #[arg(long, default_value_t = 4)]
     pub calibration_weeks: usize,
+    /// With a log: the converted text model (scripts/env.sh ensure_text_model), so that each
+    /// product's catalog entry goes out at its first sale and new products get text-based
+    /// forecasts (docs/COLD_START.md); needs --launch-library
+    #[arg(long, requires = "launch_library")]
+    pub text_model: Option<PathBuf>,
+    /// With a log: the launch library (`trendcast cold-start --write-library`)
+    #[arg(long, requires = "text_model")]
+    pub launch_library: Option<PathBuf>,
 }
 
 /// Runs the command.
@@ -48,7 +56,16 @@ pub fn run(args: ReportArgs, raw: &config::RawConfig, settings: Settings) -> Res
         let source = format!("topics on {}", settings.kafka.brokers);
         return write(&args, &settings, inputs, source);
     }
-    let settings = with_demo_signals(raw, settings)?;
+    let mut raw = raw.clone();
+    if let (Some(model), Some(library)) = (&args.text_model, &args.launch_library) {
+        let s = &mut raw.signals;
+        if s.catalog_topic.trim().is_empty() {
+            s.catalog_topic = "catalog".into();
+        }
+        s.text_model = model.display().to_string();
+        s.launch_library = library.display().to_string();
+    }
+    let settings = with_demo_signals(&raw, settings)?;
     telemetry::init_logging(&settings.telemetry);
     let options = trendcast::demo::DemoOptions {
         data: args.events.clone(),
