@@ -24,6 +24,9 @@ ensure_system_packages() {
   command -v cc >/dev/null 2>&1 || missing+=(build-essential)
   command -v make >/dev/null 2>&1 || missing+=(make)
   command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-venv)
+  # librdkafka is built with OpenSSL (TLS, SASL/SCRAM to the brokers)
+  command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+  pkg-config --exists openssl 2>/dev/null || missing+=(libssl-dev)
   command -v cargo >/dev/null 2>&1 || { log "cargo not found: install Rust (rustup) first"; exit 1; }
   if ((${#missing[@]})); then
     log "installing system packages: ${missing[*]}"

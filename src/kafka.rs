@@ -458,3 +458,27 @@ mod admin_tests {
         assert!(e.reason.contains("security.protocol"), "{e:?}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::consumer::BaseConsumer;
+    use rdkafka::producer::BaseProducer;
+    use rdkafka::ClientConfig;
+
+    /// librdkafka refuses `SASL_SSL` and SCRAM at client creation when it was built without
+    /// OpenSSL ("OpenSSL not available at build time"): deployments behind SASL need both.
+    #[test]
+    fn clients_can_be_made_for_sasl_ssl_with_scram() {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", "127.0.0.1:1")
+            .set("security.protocol", "SASL_SSL")
+            .set("sasl.mechanisms", "SCRAM-SHA-512")
+            .set("sasl.username", "trendcast")
+            .set("sasl.password", "secret");
+        let producer: Result<BaseProducer, _> = config.create();
+        assert!(producer.is_ok(), "{:?}", producer.err());
+        let consumer: Result<BaseConsumer, _> = config.clone().set("group.id", "g").create();
+        assert!(consumer.is_ok(), "{:?}", consumer.err());
+    }
+}

@@ -48,19 +48,26 @@ fn broken_copy(dir: &Path, path: &str, from: &str, to: &str) -> std::path::PathB
     copy
 }
 
-#[test]
-fn the_dockerfile_passes_hadolint_and_a_careless_one_does_not() {
-    let (ok, out) = check("dockerfile", None);
+/// `which` passes on the repository's file `path`, and fails with `expected` in its output on a
+/// copy with `from` replaced by `to`.
+fn passes_and_a_broken_copy_fails(which: &str, path: &str, from: &str, to: &str, expected: &str) {
+    let (ok, out) = check(which, None);
     assert!(ok, "{out}");
     let dir = tempfile::tempdir().expect("tempdir");
-    let bad = broken_copy(
-        dir.path(),
+    let bad = broken_copy(dir.path(), path, from, to);
+    let (ok, out) = check(which, Some(&bad));
+    assert!(!ok && out.contains(expected), "{out}");
+}
+
+#[test]
+fn the_dockerfile_passes_hadolint_and_a_careless_one_does_not() {
+    passes_and_a_broken_copy_fails(
+        "dockerfile",
         "Dockerfile",
         "apt-get install -y --no-install-recommends",
         "apt-get install",
+        "DL3014",
     );
-    let (ok, out) = check("dockerfile", Some(&bad));
-    assert!(!ok && out.contains("DL3014"), "{out}");
 }
 
 #[test]
@@ -84,32 +91,24 @@ fn the_kubernetes_manifests_validate_strictly_and_a_misspelt_field_does_not() {
 
 #[test]
 fn the_alert_rules_parse_and_a_broken_expression_does_not() {
-    let (ok, out) = check("rules", None);
-    assert!(ok, "{out}");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let bad = broken_copy(
-        dir.path(),
+    passes_and_a_broken_copy_fails(
+        "rules",
         "deploy/prometheus/alerts.yml",
         "[15m]))) > 30",
         "[15m]))) >",
+        "does not parse",
     );
-    let (ok, out) = check("rules", Some(&bad));
-    assert!(!ok && out.contains("does not parse"), "{out}");
 }
 
 #[test]
 fn the_dashboard_queries_parse_and_a_broken_one_does_not() {
-    let (ok, out) = check("dashboard", None);
-    assert!(ok, "{out}");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let bad = broken_copy(
-        dir.path(),
+    passes_and_a_broken_copy_fails(
+        "dashboard",
         "deploy/grafana/trendcast.json",
         "sum by (source) (rate(",
         "sum by (source) (rate((",
+        "does not parse",
     );
-    let (ok, out) = check("dashboard", Some(&bad));
-    assert!(!ok && out.contains("does not parse"), "{out}");
 }
 
 #[test]

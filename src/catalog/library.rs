@@ -99,8 +99,9 @@ impl LaunchLibrary {
     }
 
     /// Forecast of days `from_day .. from_day + days` since launch for product `sku`, whose text
-    /// embeds to `embedding`. The product's own launch curve is never used: a library made from
-    /// the same log may hold it, and a product's future is not its own neighbour.
+    /// embeds to `embedding`. The product's own launch curve is not used (a library made from
+    /// the same log may hold it, and a product's future is not its own neighbour), unless the
+    /// library holds nothing else.
     pub fn forecast(
         &self,
         sku: &str,

@@ -205,13 +205,7 @@ pub fn run_then(
     let observer = observe_into(board.clone(), published_skus.clone());
     let engine =
         RunningEngine::start(&settings, Some(observer)).context("engine failed to start")?;
-    let mut feed = Feed::new(
-        &settings,
-        &topics,
-        &events,
-        &descriptions,
-        options.initial_stock_days,
-    )?;
+    let mut feed = Feed::new(&settings, &topics, (&events, &descriptions), options)?;
     let consume_elapsed = feed.replay(&engine, &events, &settings.kafka.sales_topic)?;
     feed.finish(&engine)?;
     if let Ok(b) = board.lock() {
@@ -426,13 +420,14 @@ struct Feed {
 }
 
 impl Feed {
+    /// `log`: the sales and the descriptions (for the catalog entries).
     fn new(
         settings: &Settings,
         topics: &DemoTopics,
-        events: &[SaleRecord],
-        descriptions: &HashMap<String, String>,
-        initial_stock_days: f64,
+        log: (&[SaleRecord], &HashMap<String, String>),
+        options: &DemoOptions,
     ) -> Result<Self> {
+        let (events, descriptions) = log;
         let producer = ClientConfig::new()
             .set("bootstrap.servers", &settings.kafka.brokers)
             .set("linger.ms", "10")
@@ -443,7 +438,7 @@ impl Feed {
             .context("could not create the demo's producer")?;
         let initial = Warehouse::initial_stock(
             events.iter().map(|e| (e.sku.as_str(), e.qty, e.ts)),
-            initial_stock_days,
+            options.initial_stock_days,
         );
         Ok(Self {
             producer,

@@ -26,9 +26,10 @@ pub struct OriginRow {
     pub rising_precision: f64,
     /// Brier score of `p_up` against "rose".
     pub brier: f64,
-    /// Brier score of the base rate of rising at this origin (what `p_up` should beat).
+    /// Brier score of always saying this origin's own base rate of rising: a reference known
+    /// only in hindsight (no forecast had it), so beating it is hard.
     pub brier_base_rate: f64,
-    /// Share of (SKU, step) actuals inside the published 10–90 % interval.
+    /// Share of (SKU, step) actuals inside the published 10–90 % interval (NaN without one).
     pub coverage80: f64,
     /// Σ|expected − actual| over Σ actual, per SKU's horizon totals.
     pub wape: f64,
@@ -62,20 +63,14 @@ struct Judged {
     realised: Direction,
     p_up: f64,
     inside: usize,
-    steps: usize,
+    bounded_steps: usize,
     expected_total: f64,
     actual_total: f64,
 }
 
 /// Judges the calls at the last `options.calibration_weeks` weekly origins.
 pub fn measure(inputs: &ReportInputs, options: &ReportOptions) -> Calibration {
-    let Some(last_bucket) = inputs
-        .units
-        .values()
-        .filter_map(|m| m.keys().next_back())
-        .max()
-        .copied()
-    else {
+    let Some((first_bucket, last_bucket)) = observed_buckets(inputs) else {
         return Calibration::default();
     };
     let horizon = inputs
@@ -84,19 +79,24 @@ pub fn measure(inputs: &ReportInputs, options: &ReportOptions) -> Calibration {
         .map(|u| u.horizon.len())
         .max()
         .unwrap_or(0) as i64;
-    let width = inputs.bucket.width_ms();
-    let week = (7 * crate::vocab::DAY_MS / width).max(1);
+    let recent = horizon.min(options.window_buckets as i64);
+    let week = (7 * crate::vocab::DAY_MS / inputs.bucket.width_ms()).max(1);
     let mut all: Vec<Judged> = Vec::new();
     let mut origins = Vec::new();
     for k in 0..options.calibration_weeks as i64 {
-        // the last origin whose horizon ends at or before the last bucket with sales
+        // the last origin whose horizon ends at or before the last complete bucket
         let origin = last_bucket + 1 - horizon - k * week;
+        // judged only where every bucket it reads was observed (a trimmed sales topic would
+        // otherwise read as zero sales)
+        if origin - week - recent < first_bucket {
+            break;
+        }
         let judged: Vec<Judged> = inputs
             .history
             .iter()
             .filter_map(|(sku, calls)| {
                 let call = newest_in(calls, inputs, origin - week, origin)?;
-                judge(inputs, sku, call, options)
+                judge(inputs, sku, call, recent, options)
             })
             .collect();
         if judged.is_empty() {
@@ -109,6 +109,21 @@ pub fn measure(inputs: &ReportInputs, options: &ReportOptions) -> Calibration {
         origins,
         reliability: reliability(&all),
     }
+}
+
+/// The first bucket with sales and the last complete one: the bucket before the newest
+/// forecast's first bucket (the newest sale's bucket may still be open), and no later than the
+/// newest sale's.
+fn observed_buckets(inputs: &ReportInputs) -> Option<(i64, i64)> {
+    let (first_ms, last_ms) = inputs.span_ms?;
+    let newest_as_of = inputs
+        .history
+        .values()
+        .flatten()
+        .map(|c| inputs.bucket.index_of(c.as_of_ms))
+        .max()?;
+    let last = inputs.bucket.index_of(last_ms).min(newest_as_of - 1);
+    Some((inputs.bucket.index_of(first_ms), last))
 }
 
 /// The newest call whose first forecast bucket lies in `(from, to]`.
@@ -131,6 +146,7 @@ fn judge(
     inputs: &ReportInputs,
     sku: &str,
     call: &PastCall,
+    recent_buckets: i64,
     options: &ReportOptions,
 ) -> Option<Judged> {
     let steps = call.expected.len();
@@ -139,23 +155,29 @@ fn judge(
     }
     let first = inputs.bucket.index_of(call.as_of_ms);
     let future = actuals(inputs, sku, first, first + steps as i64);
-    let recent: Vec<f32> = actuals(inputs, sku, first - steps as i64, first)
+    let recent: Vec<f32> = actuals(inputs, sku, first - recent_buckets, first)
         .into_iter()
         .map(|u| u as f32)
         .collect();
     let actual_mean = future.iter().map(|u| u.max(0.0)).sum::<f64>() / steps as f64;
     let realised = trend::realised(actual_mean, trend::recent_level(&recent), &options.trend);
-    let inside = future
+    // steps without a finite interval (a model without q0.1 / q0.9) are not counted
+    let bounded: Vec<(f64, f64, f64)> = future
         .iter()
         .zip(call.low.iter().zip(&call.high))
-        .filter(|(&a, (&lo, &hi))| f64::from(lo) <= a && a <= f64::from(hi))
+        .filter(|(_, (lo, hi))| lo.is_finite() && hi.is_finite())
+        .map(|(&a, (&lo, &hi))| (a, f64::from(lo), f64::from(hi)))
+        .collect();
+    let inside = bounded
+        .iter()
+        .filter(|(a, lo, hi)| lo <= a && a <= hi)
         .count();
     Some(Judged {
         call: call.direction,
         realised,
         p_up: call.p_up,
         inside,
-        steps,
+        bounded_steps: bounded.len(),
         expected_total: call.expected.iter().sum(),
         actual_total: future.iter().map(|u| u.max(0.0)).sum(),
     })
@@ -189,8 +211,10 @@ fn origin_row(origin: String, judged: &[Judged]) -> OriginRow {
             .map(|j| (base_rate - rose(j)).powi(2))
             .sum::<f64>()
             / n,
-        coverage80: judged.iter().map(|j| j.inside).sum::<usize>() as f64
-            / judged.iter().map(|j| j.steps).sum::<usize>().max(1) as f64,
+        coverage80: ratio(
+            judged.iter().map(|j| j.inside).sum::<usize>() as f64,
+            judged.iter().map(|j| j.bounded_steps).sum::<usize>() as f64,
+        ),
         wape: if actual > 0.0 {
             judged
                 .iter()
@@ -200,6 +224,15 @@ fn origin_row(origin: String, judged: &[Judged]) -> OriginRow {
         } else {
             f64::NAN
         },
+    }
+}
+
+/// `num / den`, NaN when `den` is 0.
+fn ratio(num: f64, den: f64) -> f64 {
+    if den > 0.0 {
+        num / den
+    } else {
+        f64::NAN
     }
 }
 
@@ -279,6 +312,8 @@ mod tests {
             inputs.add_sale("flat", ts, 4.0);
         }
         inputs.add_update(update("up", 28, 6.0, Direction::Rising, 0.9));
+        // the engine's newest forecast (day 42) says days up to 41 are complete
+        inputs.add_update(update("clock", 42, 1.0, Direction::Flat, 0.1));
         // called rising with p_up 0.8, but it stayed flat
         inputs.add_update(update("flat", 28, 4.0, Direction::Rising, 0.8));
         let options = ReportOptions {

@@ -41,7 +41,7 @@ pub fn from_topics(settings: &Settings) -> Result<ReportInputs, CollectError> {
     let base = settings.kafka.client_config();
     let mut inputs = ReportInputs::new(settings.window.bucket);
     let now_ms = chrono::Utc::now().timestamp_millis();
-    read_topic(
+    let unread = read_topic(
         &base,
         &settings.kafka.sales_topic,
         |key, payload| match decode(Source::Sales, key, payload, &settings.validation, now_ms) {
@@ -52,7 +52,8 @@ pub fn from_topics(settings: &Settings) -> Result<ReportInputs, CollectError> {
             Err(_) => inputs.unreadable += 1,
         },
     )?;
-    read_topic(
+    inputs.note_partial(&settings.kafka.sales_topic, unread);
+    let unread = read_topic(
         &base,
         &settings.kafka.output_topic,
         |_, payload| match payload.map(serde_json::from_slice::<TrendUpdate>) {
@@ -60,6 +61,7 @@ pub fn from_topics(settings: &Settings) -> Result<ReportInputs, CollectError> {
             _ => inputs.unreadable += 1,
         },
     )?;
+    inputs.note_partial(&settings.kafka.output_topic, unread);
     let Some(signals) = &settings.signals else {
         return Ok(inputs);
     };
@@ -73,7 +75,7 @@ pub fn from_topics(settings: &Settings) -> Result<ReportInputs, CollectError> {
             }
         });
         inputs.restock = restock;
-        inputs.note_missing(read);
+        inputs.note_optional(&signals.restock_topic, read);
     }
     if let Some(catalog) = &signals.catalog_topic {
         let mut products = HashMap::new();
@@ -82,11 +84,13 @@ pub fn from_topics(settings: &Settings) -> Result<ReportInputs, CollectError> {
                 Some(Ok(entry)) => {
                     products.insert(entry.sku.clone(), ProductText::from_entry(&entry));
                 }
-                _ => inputs.unreadable += 1,
+                // a tombstone: the product left the catalog
+                None => {}
+                Some(Err(_)) => inputs.unreadable += 1,
             }
         });
         inputs.products.extend(products);
-        inputs.note_missing(read);
+        inputs.note_optional(catalog, read);
         let mut forecasts = HashMap::new();
         let read = read_topic(
             &base,
@@ -97,17 +101,29 @@ pub fn from_topics(settings: &Settings) -> Result<ReportInputs, CollectError> {
             },
         );
         inputs.new_products = forecasts;
-        inputs.note_missing(read);
+        inputs.note_optional(&signals.new_product_topic, read);
     }
     Ok(inputs)
 }
 
 impl ReportInputs {
+    /// Records partitions of `topic` not read to their end (shown in the report).
+    fn note_partial(&mut self, topic: &str, unread: Vec<i32>) {
+        if !unread.is_empty() {
+            self.not_read.push(format!(
+                "{topic}: partitions {unread:?} not read to their end within {STALL:?}"
+            ));
+        }
+    }
+
     /// Records an optional topic that could not be read (shown in the report), logging why.
-    fn note_missing(&mut self, read: Result<(), CollectError>) {
-        if let Err(e) = read {
-            tracing::warn!(error = %e, "report: an optional topic was not read");
-            self.not_read.push(e.to_string());
+    fn note_optional(&mut self, topic: &str, read: Result<Vec<i32>, CollectError>) {
+        match read {
+            Ok(unread) => self.note_partial(topic, unread),
+            Err(e) => {
+                tracing::warn!(error = %e, "report: an optional topic was not read");
+                self.not_read.push(e.to_string());
+            }
         }
     }
 }
@@ -123,11 +139,13 @@ fn keep_newest<T>(map: &mut HashMap<String, T>, key: String, value: T, seq: impl
 }
 
 /// Hands every message of `topic`, up to the high watermarks seen now, to `f` (key, payload).
+/// Returns the partitions the broker did not deliver to their end within [`STALL`] (empty when
+/// the topic was read in full).
 pub fn read_topic(
     base: &ClientConfig,
     topic: &str,
     mut f: impl FnMut(Option<&[u8]>, Option<&[u8]>),
-) -> Result<(), CollectError> {
+) -> Result<Vec<i32>, CollectError> {
     let err = |reason: String| CollectError {
         topic: topic.to_string(),
         reason,
@@ -139,41 +157,49 @@ pub fn read_topic(
         .set("enable.partition.eof", "false")
         .create()
         .map_err(|e| err(e.to_string()))?;
-    let ends = high_watermarks(&consumer, topic).map_err(err)?;
+    // partitions with messages (retention may have emptied a partition whose watermark is > 0)
+    let mut left: BTreeMap<i32, i64> = high_watermarks(&consumer, topic)
+        .map_err(err)?
+        .into_iter()
+        .filter(|(_, (low, high))| high > low)
+        .map(|(p, (_, high))| (p, high))
+        .collect();
     let mut tpl = TopicPartitionList::new();
-    for (&partition, _) in ends.iter().filter(|(_, &high)| high > 0) {
+    for &partition in left.keys() {
         tpl.add_partition_offset(topic, partition, Offset::Beginning)
             .map_err(|e| err(e.to_string()))?;
     }
     if tpl.count() == 0 {
-        return Ok(());
+        return Ok(Vec::new());
     }
     consumer.assign(&tpl).map_err(|e| err(e.to_string()))?;
-    let mut left: BTreeMap<i32, i64> = ends.into_iter().filter(|(_, h)| *h > 0).collect();
     let mut last_progress = Instant::now();
     while !left.is_empty() {
         match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(m)) => {
-                f(m.key(), m.payload());
                 last_progress = Instant::now();
-                if left
-                    .get(&m.partition())
-                    .is_some_and(|&high| m.offset() + 1 >= high)
-                {
+                let Some(&high) = left.get(&m.partition()) else {
+                    continue;
+                };
+                if m.offset() < high {
+                    f(m.key(), m.payload());
+                }
+                if m.offset() + 1 >= high {
                     left.remove(&m.partition());
                 }
             }
-            Some(Err(e)) => return Err(err(e.to_string())),
+            // librdkafka reports transport trouble here and retries by itself
+            Some(Err(e)) => tracing::debug!(topic, error = %e, "report: consumer error"),
             None if read_to_end(&consumer, topic, &mut left) => {}
             None if last_progress.elapsed() > STALL => {
                 tracing::warn!(topic, partitions = ?left.keys().collect::<Vec<_>>(),
                     "report: partitions not read to their end within {STALL:?}; reporting what was read");
-                break;
+                return Ok(left.into_keys().collect());
             }
             None => {}
         }
     }
-    Ok(())
+    Ok(Vec::new())
 }
 
 /// Drops from `left` the partitions whose position reached their end (a compacted topic or
@@ -193,8 +219,11 @@ fn read_to_end(consumer: &BaseConsumer, topic: &str, left: &mut BTreeMap<i32, i6
     left.is_empty()
 }
 
-/// Each partition's high watermark (an error names a missing topic).
-fn high_watermarks(consumer: &BaseConsumer, topic: &str) -> Result<BTreeMap<i32, i64>, String> {
+/// Each partition's low and high watermarks (an error names a missing topic).
+fn high_watermarks(
+    consumer: &BaseConsumer,
+    topic: &str,
+) -> Result<BTreeMap<i32, (i64, i64)>, String> {
     let timeout = Duration::from_secs(10);
     let metadata = consumer
         .fetch_metadata(Some(topic), timeout)
@@ -213,7 +242,7 @@ fn high_watermarks(consumer: &BaseConsumer, topic: &str) -> Result<BTreeMap<i32,
         .map(|p| {
             consumer
                 .fetch_watermarks(topic, p, timeout)
-                .map(|(_, high)| (p, high))
+                .map(|(low, high)| (p, (low, high)))
                 .map_err(|e| format!("watermarks of partition {p}: {e}"))
         })
         .collect()

@@ -39,10 +39,22 @@ fn write(
     let mut w = csv::Writer::from_path(&path).map_err(err)?;
     w.write_record(header).map_err(err)?;
     for row in rows {
-        w.write_record(&row).map_err(err)?;
+        w.write_record(row.iter().map(|f| defused(f).into_owned()))
+            .map_err(err)?;
     }
     w.flush().map_err(|e| err(e.into()))?;
     Ok(path)
+}
+
+/// A text field that a spreadsheet would run as a formula (`=`, `+`, `-`, `@` first) gets a
+/// leading apostrophe; numbers stay as they are.
+fn defused(field: &str) -> std::borrow::Cow<'_, str> {
+    let formula = field.starts_with(['=', '+', '-', '@']);
+    if formula && field.parse::<f64>().is_err() {
+        format!("'{field}").into()
+    } else {
+        field.into()
+    }
 }
 
 /// One CSV table: file name, header, rows.
@@ -216,4 +228,17 @@ fn calibration(report: &Report) -> Table {
         })
         .collect();
     ("calibration.csv", header, rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::defused;
+
+    #[test]
+    fn formulas_from_the_data_are_defused_and_numbers_are_not() {
+        assert_eq!(defused("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
+        assert_eq!(defused("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(defused("-0.25"), "-0.25");
+        assert_eq!(defused("BAG"), "BAG");
+    }
 }

@@ -42,15 +42,24 @@ pub fn render(report: &Report) -> String {
     header(&mut out, &report.meta);
     let bucket = bucket_word(report.meta.bucket_ms);
     let _ = write!(out, "<h2 id=\"rising\">Rising products</h2><p class=\"note\">Called rising: the next {} {bucket}s are expected to sell more than the flat band above the last {} {bucket}s' average (docs/TRENDS.md). Surest first. Blue: the last weeks' actual units; orange: the forecast, line = expected units, band = 10–90 %. Change: the demand model's expected level against the recent level; the call and p_up are the direction classifier's, which has learnt when a move persists, so the two can disagree in sign (docs/TRENDS.md).</p>", report.meta.horizon, report.meta.horizon);
-    products(&mut out, &report.rising, "rising");
+    products(&mut out, &report.rising, "rising", bucket);
     let _ = write!(out, "<h2 id=\"falling\">Falling products</h2><p class=\"note\">Called falling, lowest probability of a rise first.</p>");
-    products(&mut out, &report.falling, "falling");
-    categories(&mut out, &report.categories);
+    products(&mut out, &report.falling, "falling", bucket);
+    categories(&mut out, &report.categories, bucket);
     new_products(&mut out, &report.new_products);
     restock(&mut out, &report.restock);
     calibration(&mut out, &report.calibration);
     out.push_str("</body></html>\n");
     out
+}
+
+/// `v` with `digits` decimals, "–" when it is not a number (no call to judge, no actuals).
+fn num(v: f64, digits: usize) -> String {
+    if v.is_finite() {
+        format!("{v:.digits$}")
+    } else {
+        "–".into()
+    }
 }
 
 fn bucket_word(bucket_ms: i64) -> &'static str {
@@ -66,7 +75,13 @@ fn header(out: &mut String, m: &Meta) {
     let span = m
         .span
         .as_ref()
-        .map(|(a, b)| format!("{} to {}", &a[..a.len().min(10)], &b[..b.len().min(10)]))
+        .map(|(a, b)| {
+            format!(
+                "{} to {}",
+                a.get(..10).unwrap_or(a),
+                b.get(..10).unwrap_or(b)
+            )
+        })
         .unwrap_or_else(|| "no sales read".into());
     let _ = write!(
         out,
@@ -95,7 +110,7 @@ fn call(direction: Direction) -> &'static str {
     }
 }
 
-fn products(out: &mut String, rows: &[ProductRow], kind: &str) {
+fn products(out: &mut String, rows: &[ProductRow], kind: &str, per: &str) {
     if rows.is_empty() {
         let _ = write!(
             out,
@@ -103,7 +118,7 @@ fn products(out: &mut String, rows: &[ProductRow], kind: &str) {
         );
         return;
     }
-    out.push_str("<table><tr><th>SKU</th><th>Product</th><th>Category</th><th>Last weeks and forecast</th><th>Call</th><th>p_up</th><th>Change</th><th>Recent / day</th><th>Expected / day</th></tr>");
+    let _ = write!(out, "<table><tr><th>SKU</th><th>Product</th><th>Category</th><th>Last weeks and forecast</th><th>Call</th><th>p_up</th><th>Change</th><th>Recent / {per}</th><th>Expected / {per}</th></tr>");
     for r in rows {
         let _ = write!(
             out,
@@ -122,15 +137,15 @@ fn products(out: &mut String, rows: &[ProductRow], kind: &str) {
     out.push_str("</table>");
 }
 
-fn categories(out: &mut String, rows: &[CategoryRow]) {
-    out.push_str("<h2 id=\"categories\">Category trends</h2><p class=\"note\">Sums over each category's SKUs with a current forecast: expected units per day over the horizon against the recent level, the 20 biggest categories by expected volume.</p>");
+fn categories(out: &mut String, rows: &[CategoryRow], per: &str) {
+    out.push_str("<h2 id=\"categories\">Category trends</h2><p class=\"note\">Sums over each category's SKUs with a current forecast: expected units per bucket over the horizon against the recent level, the 20 biggest categories by expected volume.</p>");
     if rows.is_empty() {
         out.push_str("<p>No categories.</p>");
         return;
     }
     let shown = &rows[..rows.len().min(20)];
     let _ = write!(out, "<div class=\"panel\">{}", svg::category_bars(shown));
-    out.push_str("<table style=\"width:auto\"><tr><th>Category</th><th>SKUs</th><th>Rising</th><th>Falling</th><th>Recent / day</th><th>Expected / day</th><th>Change</th></tr>");
+    let _ = write!(out, "<table style=\"width:auto\"><tr><th>Category</th><th>SKUs</th><th>Rising</th><th>Falling</th><th>Recent / {per}</th><th>Expected / {per}</th><th>Change</th></tr>");
     for c in shown {
         let _ = write!(
             out,
@@ -183,7 +198,7 @@ fn restock(out: &mut String, rows: &[RestockRow]) {
 }
 
 fn calibration(out: &mut String, c: &Calibration) {
-    out.push_str("<h2 id=\"calibration\">How past forecasts turned out</h2><p class=\"note\">At each weekly origin whose horizon has passed, every SKU's newest forecast of the week before is judged against what sold. Accuracy: calls equal to what happened (docs/TRENDS.md). Brier: squared error of p_up against \"rose\" (lower is better), beside that of always saying the week's base rate. Coverage: share of daily actuals inside the 10–90 % band (0.80 is right). WAPE: error of the horizon totals over their sum.</p>");
+    out.push_str("<h2 id=\"calibration\">How past forecasts turned out</h2><p class=\"note\">At each weekly origin whose horizon has passed, every SKU's newest forecast of the week before is judged against what sold. Accuracy: calls equal to what happened (docs/TRENDS.md). Brier: squared error of p_up against \"rose\" (lower is better), beside that of always saying the week's own base rate, a reference known only in hindsight. Coverage: share of the actuals inside the 10–90 % band (0.80 is right). With a compacted trend-update topic only each SKU's newest update is left, so fewer SKUs are judged. WAPE: error of the horizon totals over their sum.</p>");
     if c.origins.is_empty() {
         out.push_str("<p>No origin with a full horizon of actuals yet.</p>");
         return;
@@ -192,8 +207,15 @@ fn calibration(out: &mut String, c: &Calibration) {
     for o in &c.origins {
         let _ = write!(
             out,
-            "<tr class=\"origin\"><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{:.2}</td><td class=\"n\">{:.2}</td><td class=\"n\">{:.3}</td><td class=\"n\">{:.3}</td><td class=\"n\">{:.2}</td><td class=\"n\">{:.2}</td></tr>",
-            escape(&o.origin[..o.origin.len().min(10)]), o.skus, o.accuracy, o.rising_precision, o.brier, o.brier_base_rate, o.coverage80, o.wape
+            "<tr class=\"origin\"><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+            escape(o.origin.get(..10).unwrap_or(&o.origin)),
+            o.skus,
+            num(o.accuracy, 2),
+            num(o.rising_precision, 2),
+            num(o.brier, 3),
+            num(o.brier_base_rate, 3),
+            num(o.coverage80, 2),
+            num(o.wape, 2)
         );
     }
     let _ = write!(out, "</table><div>{}<p class=\"note\">Reliability of p_up: each dot is a bin of calls, at its mean p_up (across) and the share that rose (up); on the diagonal is calibrated.</p></div></div>", svg::reliability(&c.reliability));

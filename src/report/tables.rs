@@ -19,6 +19,9 @@ pub struct ReportOptions {
     pub history_buckets: usize,
     /// Weekly origins in the calibration panel.
     pub calibration_weeks: usize,
+    /// Buckets of the model's window W: the recent level is over min(H, W) buckets
+    /// (docs/TRENDS.md).
+    pub window_buckets: usize,
     /// Least expected units over the horizon for a product to be listed as rising, and least
     /// recent units over as many buckets to be listed as falling.
     pub min_volume: f64,
@@ -34,6 +37,7 @@ impl Default for ReportOptions {
             top: 20,
             history_buckets: 56,
             calibration_weeks: 4,
+            window_buckets: 28,
             min_volume: 5.0,
             trend: TrendSettings {
                 flat_band: trend::DEFAULT_FLAT_BAND,
@@ -254,7 +258,7 @@ fn product_row(
     let recent: Vec<f32> = history
         .iter()
         .rev()
-        .take(horizon as usize)
+        .take((horizon as usize).min(options.window_buckets))
         .map(|&u| u as f32)
         .collect();
     let expected = expected_per_step(update);
@@ -414,7 +418,9 @@ fn restock_alerts(inputs: &ReportInputs) -> Vec<RestockRow> {
         .filter(|s| s.action == RestockAction::Reorder)
         .filter_map(|s| {
             let stockout = s.stockout_at.as_deref()?;
-            let arrives = ms(&s.ts)? + (s.lead_time_days * crate::vocab::DAY_MS as f64) as i64;
+            // `as` saturates on a huge lead time; the sum must not overflow either
+            let lead_ms = (s.lead_time_days * crate::vocab::DAY_MS as f64) as i64;
+            let arrives = ms(&s.ts)?.saturating_add(lead_ms);
             (ms(stockout)? < arrives).then(|| RestockRow {
                 sku: s.sku.clone(),
                 title: inputs

@@ -49,7 +49,7 @@ def service_monitor_problems(doc):
     if not isinstance(endpoints, list) or not endpoints:
         problems.append("ServiceMonitor: spec.endpoints must be a non-empty list")
     for e in endpoints or []:
-        unknown = set(e) - {"port", "path", "interval", "scrapeTimeout", "scheme"}
+        unknown = set(e) - {"port", "path", "interval", "scrapeTimeout", "scheme", "relabelings"}
         if unknown or "port" not in e:
             problems.append(f"ServiceMonitor endpoint {e}: needs port, unknown keys {sorted(unknown)}")
     return problems
@@ -61,8 +61,10 @@ def check_k8s(folder):
     kustomization = yaml.safe_load((folder / "kustomization.yaml").read_text())
     listed = set(kustomization.get("resources", []))
     present = {p.name for p in folder.glob("*.yaml")} - {"kustomization.yaml"}
-    if listed != present:
-        problems.append(f"kustomization.yaml lists {sorted(listed)}, the folder holds {sorted(present)}")
+    # examples (placeholders for secrets) are validated but not applied by the kustomization
+    examples = {name for name in present if name.endswith(".example.yaml")}
+    if listed != present - examples:
+        problems.append(f"kustomization.yaml lists {sorted(listed)}, the folder holds {sorted(present - examples)}")
     kinds = []
     for name in sorted(present):
         for doc in yaml.safe_load_all((folder / name).read_text()):
@@ -116,7 +118,9 @@ def check_rules(path):
 def check_dashboard(path):
     doc = json.loads(pathlib.Path(path).read_text())
     problems = []
-    panels = doc.get("panels", [])
+    # panels, and those folded inside rows
+    panels = [q for p in doc.get("panels", []) for q in [p] + p.get("panels", [])]
+    panels = [p for p in panels if p.get("type") != "row"]
     if not doc.get("uid") or not panels:
         return [f"{path}: needs a uid and panels"]
     cells = set()
@@ -149,13 +153,14 @@ def check_compose(path):
         if "image" not in s and "build" not in s:
             problems.append(f"compose {name}: neither image nor build")
         for volume in s.get("volumes", []):
-            source = volume.split(":")[0]
+            source = volume.get("source", "") if isinstance(volume, dict) else volume.split(":")[0]
             if source.startswith("."):
                 if not (path.parent / source).exists():
                     problems.append(f"compose {name}: mounts {source}, which does not exist")
         build = s.get("build")
-        if build and not (path.parent / build["context"] / "Dockerfile").exists():
-            problems.append(f"compose {name}: no Dockerfile in {build['context']}")
+        context = build.get("context", ".") if isinstance(build, dict) else build
+        if build and not (path.parent / context / "Dockerfile").exists():
+            problems.append(f"compose {name}: no Dockerfile in {context}")
     return problems
 
 

@@ -100,6 +100,7 @@ fn write(
     let options = ReportOptions {
         top: args.top,
         calibration_weeks: args.calibration_weeks,
+        window_buckets: settings.window.buckets,
         min_volume: settings.signals.as_ref().map_or(5.0, |s| s.hot.min_volume),
         trend: TrendSettings {
             flat_band: settings.trend.flat_band.unwrap_or(DEFAULT_FLAT_BAND),
