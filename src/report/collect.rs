@@ -25,6 +25,10 @@ use crate::vocab::{EventBody, Source};
 /// Longest wait for the next message before a topic counts as read (a partition the broker
 /// never delivers to its end must not hang the report).
 const STALL: Duration = Duration::from_secs(20);
+/// Quiet time after every partition reached its watermark before a topic counts as read.
+const IDLE: Duration = Duration::from_secs(1);
+/// Fetch size limits of the report's reader (librdkafka's default fetch.max.bytes, 50 MiB).
+const FETCH_BYTES: &str = "52428800";
 
 /// Why a topic could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -155,6 +159,10 @@ pub fn read_topic(
         .set("group.id", "trendcast-report")
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false")
+        // whole record batches per fetch: a fetch cut inside a batch makes the next one start
+        // inside it, which Tansu 0.6.0 answers with the next batch or nothing (offset_guard.rs)
+        .set("max.partition.fetch.bytes", FETCH_BYTES)
+        .set("fetch.max.bytes", FETCH_BYTES)
         .create()
         .map_err(|e| err(e.to_string()))?;
     // partitions with messages (retention may have emptied a partition whose watermark is > 0)
@@ -173,25 +181,36 @@ pub fn read_topic(
         return Ok(Vec::new());
     }
     consumer.assign(&tpl).map_err(|e| err(e.to_string()))?;
+    // Every partition is read past its watermark, then until nothing more comes for [`IDLE`]:
+    // Tansu's high watermark is its last batch's first offset + 1, so the rest of that batch
+    // lies past it, and messages produced meanwhile are welcome.
     let mut last_progress = Instant::now();
-    while !left.is_empty() {
-        match consumer.poll(Duration::from_millis(200)) {
+    let mut all_reached: Option<Instant> = None;
+    loop {
+        // a live topic never goes quiet: past every watermark it is read for 5 × IDLE at most
+        if left.is_empty() {
+            let since = *all_reached.get_or_insert_with(Instant::now);
+            if since.elapsed() > 5 * IDLE {
+                return Ok(Vec::new());
+            }
+        }
+        match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
                 last_progress = Instant::now();
-                let Some(&high) = left.get(&m.partition()) else {
-                    continue;
-                };
-                if m.offset() < high {
-                    f(m.key(), m.payload());
-                }
-                if m.offset() + 1 >= high {
+                f(m.key(), m.payload());
+                if left
+                    .get(&m.partition())
+                    .is_some_and(|&high| m.offset() + 1 >= high)
+                {
                     left.remove(&m.partition());
                 }
             }
             // librdkafka reports transport trouble here and retries by itself
             Some(Err(e)) => tracing::debug!(topic, error = %e, "report: consumer error"),
-            None if read_to_end(&consumer, topic, &mut left) => {}
-            None if last_progress.elapsed() > STALL => {
+            None if read_to_end(&consumer, topic, &mut left) && last_progress.elapsed() > IDLE => {
+                return Ok(Vec::new());
+            }
+            None if !left.is_empty() && last_progress.elapsed() > STALL => {
                 tracing::warn!(topic, partitions = ?left.keys().collect::<Vec<_>>(),
                     "report: partitions not read to their end within {STALL:?}; reporting what was read");
                 return Ok(left.into_keys().collect());
@@ -199,7 +218,6 @@ pub fn read_topic(
             None => {}
         }
     }
-    Ok(Vec::new())
 }
 
 /// Drops from `left` the partitions whose position reached their end (a compacted topic or
