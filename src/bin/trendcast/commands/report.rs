@@ -9,7 +9,8 @@ use super::demo::with_demo_signals;
 use trendcast::config::{self, Settings};
 use trendcast::datasets::catalog::online_retail_catalog;
 use trendcast::report::{self, collect, ProductText, ReportInputs, ReportOptions};
-use trendcast::scoring::trend::{TrendSettings, DEFAULT_FLAT_BAND, DEFAULT_LEVEL_FLOOR};
+use trendcast::scoring::manifest::ResolvedManifest;
+use trendcast::scoring::trend::{TrendRule, TrendSettings, DEFAULT_FLAT_BAND, DEFAULT_LEVEL_FLOOR};
 use trendcast::telemetry;
 
 /// Write the trend report (one HTML file; its tables as CSV on request)
@@ -102,10 +103,7 @@ fn write(
         calibration_weeks: args.calibration_weeks,
         window_buckets: settings.window.buckets,
         min_volume: settings.signals.as_ref().map_or(5.0, |s| s.hot.min_volume),
-        trend: TrendSettings {
-            flat_band: settings.trend.flat_band.unwrap_or(DEFAULT_FLAT_BAND),
-            level_floor: settings.trend.level_floor.unwrap_or(DEFAULT_LEVEL_FLOOR),
-        },
+        trend: trend_definition(settings),
         source,
         ..ReportOptions::default()
     };
@@ -129,4 +127,20 @@ fn write(
         eprintln!("report: {} CSV files in {}", files.len(), dir.display());
     }
     Ok(())
+}
+
+/// The trend definition the engine applies (docs/TRENDS.md): `[trend]` where set, else the one
+/// the configured model's direction classifier was trained for. Without a readable manifest
+/// (a report made elsewhere than the engine runs), `[trend]` or the defaults, with a warning.
+fn trend_definition(settings: &Settings) -> TrendSettings {
+    match ResolvedManifest::load(&settings.scoring.manifest, &settings.window) {
+        Ok(resolved) => TrendRule::for_model(&settings.trend, &resolved.manifest).settings,
+        Err(e) => {
+            tracing::warn!(error = %e, "report: judging calls with [trend] or the default definition");
+            TrendSettings {
+                flat_band: settings.trend.flat_band.unwrap_or(DEFAULT_FLAT_BAND),
+                level_floor: settings.trend.level_floor.unwrap_or(DEFAULT_LEVEL_FLOOR),
+            }
+        }
+    }
 }
