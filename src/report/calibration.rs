@@ -116,12 +116,7 @@ pub fn measure(inputs: &ReportInputs, options: &ReportOptions) -> Calibration {
 /// newest sale's.
 fn observed_buckets(inputs: &ReportInputs) -> Option<(i64, i64)> {
     let (first_ms, last_ms) = inputs.span_ms?;
-    let newest_as_of = inputs
-        .history
-        .values()
-        .flatten()
-        .map(|c| inputs.bucket.index_of(c.as_of_ms))
-        .max()?;
+    let newest_as_of = inputs.bucket.index_of(inputs.newest_as_of_ms()?);
     let last = inputs.bucket.index_of(last_ms).min(newest_as_of - 1);
     Some((inputs.bucket.index_of(first_ms), last))
 }

@@ -131,6 +131,12 @@ impl ReportInputs {
         });
     }
 
+    /// Start of the newest forecast's first bucket (epoch ms): where the engine's event time
+    /// stood when it last published.
+    pub fn newest_as_of_ms(&self) -> Option<i64> {
+        self.history.values().flatten().map(|c| c.as_of_ms).max()
+    }
+
     /// Takes one trend update: into the history, and as the latest when its `seq` is newer.
     pub fn add_update(&mut self, update: TrendUpdate) {
         match PastCall::of(&update) {

@@ -182,11 +182,7 @@ pub struct Report {
 
 /// Builds the report's tables.
 pub fn build(inputs: &ReportInputs, options: &ReportOptions) -> Report {
-    let newest_ms = inputs
-        .latest
-        .values()
-        .filter_map(|u| super::PastCall::of(u).map(|c| c.as_of_ms))
-        .max();
+    let newest_ms = inputs.newest_as_of_ms();
     // a product is current when its latest update is within a week of the newest one
     let stale_before = newest_ms.map_or(i64::MIN, |t| t - 7 * crate::vocab::DAY_MS);
     let rows: Vec<ProductRow> = inputs
