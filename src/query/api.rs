@@ -3,7 +3,8 @@
 //! Per-SKU answers are the bytes the engine published, so a client parses them with the same
 //! schema as a topic subscriber (`schemas/`). Errors are JSON `{"error": "..."}` with the status
 //! that says what went wrong: 404 for a SKU nothing is known of, 400 for a request that cannot be
-//! answered as asked, 501 for an output this deployment does not produce.
+//! answered as asked, and 404 too for an output this deployment does not publish (the error
+//! says which): a 5xx would tell clients and monitors the server failed, and it did not.
 
 use std::sync::Arc;
 
@@ -21,9 +22,10 @@ use super::ReaderState;
 
 /// Most SKUs one batch request may ask for.
 pub const MAX_BATCH: usize = 1_000;
-/// Products in a hot-products answer when no `limit` is given, and the most it may ask for.
+/// Products in a hot-products answer when no `limit` is given.
 pub const DEFAULT_HOT_LIMIT: usize = 20;
-const MAX_HOT_LIMIT: usize = 1_000;
+/// The most products a hot-products answer may ask for.
+pub const MAX_HOT_LIMIT: usize = 1_000;
 
 /// What the routes share.
 #[derive(Clone)]
@@ -32,7 +34,7 @@ pub struct ApiState {
     pub view: LatestView,
     /// The reader feeding it.
     pub reader: Arc<ReaderState>,
-    /// Outputs this deployment reads (others answer 501).
+    /// Outputs this deployment reads (others answer 404, saying so).
     pub outputs: Vec<Output>,
 }
 
@@ -44,8 +46,25 @@ pub struct Route {
     pub path: &'static str,
     /// One line on what it answers.
     pub summary: &'static str,
-    /// Schema file (under `schemas/`) of a successful answer, when it is one published message.
-    pub schema: Option<&'static str>,
+    /// What a successful answer holds.
+    pub answer: Answer,
+    /// The error statuses it can answer with (a JSON `{"error": ...}` body each).
+    pub errors: &'static [u16],
+}
+
+/// The body of a route's successful (200) answer, for the OpenAPI document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// One published message, valid against this schema of `schemas/` (a component name).
+    Published(&'static str),
+    /// `{"forecasts": {sku: trend update}, "missing": [sku]}`.
+    Batch,
+    /// The merged ranking: `{"generated_at", "as_of", "top": [hot product]}`.
+    Hot,
+    /// `{"ok": true, ...}`.
+    Status,
+    /// This document.
+    Document,
 }
 
 /// Every route of the API.
@@ -54,49 +73,57 @@ pub const ROUTES: &[Route] = &[
         method: "GET",
         path: "/v1/forecasts/{sku}",
         summary: "The latest trend update of a SKU, exactly as published (404 when none)",
-        schema: Some("trend_update"),
+        answer: Answer::Published("trend_update"),
+        errors: &[404],
     },
     Route {
         method: "POST",
         path: "/v1/forecasts:batch",
         summary: "The latest trend updates of up to 1,000 SKUs: {\"skus\": [...]} -> {\"forecasts\": {sku: update}, \"missing\": [...]}",
-        schema: None,
+        answer: Answer::Batch,
+        errors: &[400],
     },
     Route {
         method: "GET",
         path: "/v1/hot-products",
         summary: "The hot products of every partition's newest ranking, best first; ?category=&limit=",
-        schema: None,
+        answer: Answer::Hot,
+        errors: &[400, 404],
     },
     Route {
         method: "GET",
         path: "/v1/restock/{sku}",
         summary: "The latest restock signal of a SKU, with its inventory position",
-        schema: Some("restock_signal"),
+        answer: Answer::Published("restock_signal"),
+        errors: &[404],
     },
     Route {
         method: "GET",
         path: "/v1/new-products/{sku}",
         summary: "The latest new-product forecast of a SKU",
-        schema: Some("new_product_forecast"),
+        answer: Answer::Published("new_product_forecast"),
+        errors: &[404],
     },
     Route {
         method: "GET",
         path: "/healthz",
         summary: "Liveness: 200 while the view's reader runs",
-        schema: None,
+        answer: Answer::Status,
+        errors: &[503],
     },
     Route {
         method: "GET",
         path: "/readyz",
         summary: "Readiness: 200 once the view has read what the topics held at start",
-        schema: None,
+        answer: Answer::Status,
+        errors: &[503],
     },
     Route {
         method: "GET",
         path: "/openapi.json",
         summary: "This API as an OpenAPI 3.1 document",
-        schema: None,
+        answer: Answer::Document,
+        errors: &[],
     },
 ];
 
@@ -130,7 +157,7 @@ fn published(payload: Arc<[u8]>) -> Response {
 fn latest(state: &ApiState, output: Output, sku: &str) -> Response {
     if !state.outputs.contains(&output) {
         return error(
-            StatusCode::NOT_IMPLEMENTED,
+            StatusCode::NOT_FOUND,
             format!("this deployment publishes no {} topic", output.as_str()),
         );
     }
@@ -217,7 +244,7 @@ async fn hot_products(
     };
     if !state.outputs.contains(&Output::HotProducts) {
         return error(
-            StatusCode::NOT_IMPLEMENTED,
+            StatusCode::NOT_FOUND,
             "this deployment publishes no hot-products topic",
         );
     }

@@ -5,7 +5,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::api::ROUTES;
+use super::api::{Answer, Route, DEFAULT_HOT_LIMIT, MAX_BATCH, MAX_HOT_LIMIT, ROUTES};
 
 /// `(component name, schema text)` of every message schema.
 const SCHEMAS: &[(&str, &str)] = &[
@@ -58,31 +58,21 @@ pub fn document() -> Value {
     })
 }
 
-fn operation(route: &super::api::Route) -> Value {
-    let ok = match route.schema {
-        Some(name) => json!({
-            "description": "the latest message, as published",
-            "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{name}")}}},
-        }),
-        None => json!({
-            "description": "OK",
-            "content": {"application/json": {"schema": {"type": "object"}}},
-        }),
-    };
-    let error = json!({
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/error"}}},
+fn operation(route: &Route) -> Value {
+    let ok = json!({
+        "description": "OK",
+        "content": {"application/json": {"schema": answer_schema(route.answer)}},
     });
     let mut responses = Map::new();
     responses.insert("200".into(), ok);
-    for (code, why) in [
-        ("400", "the request cannot be answered as asked"),
-        ("404", "nothing is known of this SKU"),
-        ("501", "this deployment does not publish that output"),
-        ("503", "not live or not ready"),
-    ] {
-        let mut e = error.clone();
-        e["description"] = json!(why);
-        responses.insert(code.into(), e);
+    for code in route.errors {
+        responses.insert(
+            code.to_string(),
+            json!({
+                "description": error_meaning(*code),
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/error"}}},
+            }),
+        );
     }
     let mut op = json!({"summary": route.summary, "responses": responses});
     if route.path.contains("{sku}") {
@@ -90,16 +80,65 @@ fn operation(route: &super::api::Route) -> Value {
             "name": "sku", "in": "path", "required": true, "schema": {"type": "string"}
         }]);
     }
+    if route.answer == Answer::Hot {
+        op["parameters"] = json!([
+            {"name": "category", "in": "query", "required": false, "schema": {"type": "string"},
+             "description": "only products of this catalog category (needs the catalog topic)"},
+            {"name": "limit", "in": "query", "required": false,
+             "schema": {"type": "integer", "minimum": 1, "maximum": MAX_HOT_LIMIT, "default": DEFAULT_HOT_LIMIT}},
+        ]);
+    }
     if route.method == "POST" {
         op["requestBody"] = json!({
             "required": true,
             "content": {"application/json": {"schema": {
                 "type": "object", "required": ["skus"],
-                "properties": {"skus": {"type": "array", "maxItems": super::api::MAX_BATCH, "items": {"type": "string"}}}
+                "properties": {"skus": {"type": "array", "maxItems": MAX_BATCH, "items": {"type": "string"}}}
             }}}
         });
     }
     op
+}
+
+/// The schema of a successful answer's body.
+fn answer_schema(answer: Answer) -> Value {
+    match answer {
+        Answer::Published(name) => json!({"$ref": format!("#/components/schemas/{name}")}),
+        Answer::Batch => json!({
+            "type": "object",
+            "required": ["forecasts", "missing"],
+            "additionalProperties": false,
+            "properties": {
+                "forecasts": {"type": "object", "additionalProperties": {"$ref": "#/components/schemas/trend_update"}},
+                "missing": {"type": "array", "items": {"type": "string"}},
+            },
+        }),
+        Answer::Hot => json!({
+            "type": "object",
+            "required": ["generated_at", "as_of", "top"],
+            "additionalProperties": false,
+            "properties": {
+                "generated_at": {"type": ["string", "null"], "format": "date-time"},
+                "as_of": {"type": ["string", "null"], "format": "date-time"},
+                "top": {"$ref": "#/components/schemas/hot_products/properties/top"},
+            },
+        }),
+        Answer::Status => json!({
+            "type": "object",
+            "required": ["ok"],
+            "properties": {"ok": {"const": true}, "forecasts": {"type": "integer", "minimum": 0}},
+        }),
+        Answer::Document => json!({"type": "object", "required": ["openapi", "paths"]}),
+    }
+}
+
+fn error_meaning(code: u16) -> &'static str {
+    match code {
+        400 => "the request cannot be answered as asked",
+        404 => "nothing is known of this SKU, or this deployment does not publish that output (the error says which)",
+        503 => "not live or not ready",
+        _ => "error",
+    }
 }
 
 #[cfg(test)]
@@ -113,7 +152,7 @@ mod tests {
         for route in ROUTES {
             let op = &doc["paths"][route.path][route.method.to_ascii_lowercase()];
             assert!(op.is_object(), "{} {}", route.method, route.path);
-            if let Some(name) = route.schema {
+            if let Answer::Published(name) = route.answer {
                 assert!(
                     doc["components"]["schemas"][name]["properties"].is_object(),
                     "{name} parsed"

@@ -16,6 +16,11 @@ use rdkafka::{ClientConfig, Message};
 
 use trendcast::config::{RawConfig, Settings};
 
+pub mod durable_broker;
+// not every test binary uses it
+#[allow(unused_imports)]
+pub use durable_broker::DurableBroker;
+
 /// Bootstrap servers of the test broker.
 pub fn brokers() -> String {
     std::env::var("TRENDCAST_TEST_BROKERS").unwrap_or_else(|_| {
