@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::view::{LatestView, Output};
 use super::ReaderState;
@@ -206,21 +206,43 @@ async fn forecast_batch(State(state): State<ApiState>, body: Bytes) -> Response 
             ),
         );
     }
-    let mut forecasts = serde_json::Map::new();
+    match batch_body(&state.view, &request.skus) {
+        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the answer could not be written: {e}"),
+        ),
+    }
+}
+
+/// `{"forecasts": {sku: update}, "missing": [sku]}`, each update spliced in as the bytes the
+/// engine published (they were parsed whole when taken into the view, so they are valid JSON):
+/// the same bytes a single lookup answers, and no parse and re-encode per SKU.
+fn batch_body(view: &LatestView, skus: &[String]) -> Result<Vec<u8>, serde_json::Error> {
+    let mut out = Vec::with_capacity(64 + skus.len() * 1_024);
+    out.extend_from_slice(br#"{"forecasts":{"#);
     let mut missing = Vec::new();
-    for sku in request.skus {
-        let update = state
-            .view
-            .latest(Output::Forecasts, &sku)
-            .and_then(|p| serde_json::from_slice::<Value>(&p).ok());
-        match update {
-            Some(u) => {
-                forecasts.insert(sku, u);
+    let mut first = true;
+    let mut asked = std::collections::HashSet::new();
+    // a SKU asked for twice is answered once (an object's keys are unique)
+    for sku in skus.iter().filter(|s| asked.insert(s.as_str())) {
+        match view.latest(Output::Forecasts, sku) {
+            Some(payload) => {
+                if !first {
+                    out.push(b',');
+                }
+                first = false;
+                serde_json::to_writer(&mut out, sku)?;
+                out.push(b':');
+                out.extend_from_slice(&payload);
             }
             None => missing.push(sku),
         }
     }
-    Json(json!({ "forecasts": forecasts, "missing": missing })).into_response()
+    out.extend_from_slice(br#"},"missing":"#);
+    serde_json::to_writer(&mut out, &missing)?;
+    out.push(b'}');
+    Ok(out)
 }
 
 #[derive(Deserialize)]
@@ -283,4 +305,29 @@ async fn readyz(State(state): State<ApiState>) -> Response {
 
 async fn openapi() -> Response {
     Json(super::openapi::document()).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_answer_splices_the_published_bytes_once_per_sku() {
+        let view = LatestView::default();
+        let published = br#"{"sku":"a\"b","seq":3,"horizon":[1.5,2]}"#;
+        view.apply(Output::Forecasts, published).expect("apply");
+        let skus: Vec<String> = ["a\"b", "x", "a\"b", "x"].map(String::from).to_vec();
+        let body = batch_body(&view, &skus).expect("body");
+        let answer: serde_json::Value = serde_json::from_slice(&body).expect("valid JSON");
+        let expected: serde_json::Value = serde_json::from_slice(published).expect("published");
+        assert_eq!(answer["forecasts"]["a\"b"], expected);
+        assert_eq!(answer["forecasts"].as_object().map(|o| o.len()), Some(1));
+        assert_eq!(answer["missing"], json!(["x"]));
+        let text = String::from_utf8(body).expect("UTF-8");
+        assert!(
+            text.contains(std::str::from_utf8(published).expect("text")),
+            "{text}"
+        );
+        assert_eq!(text.matches(r#""a\"b":"#).count(), 1, "{text}");
+    }
 }

@@ -4,9 +4,18 @@
 //! Messages are kept as the bytes the engine published, so an answer is exactly the message a
 //! subscriber would have read. Redeliveries and reordering across restarts are resolved by the
 //! `seq` each message carries: a message replaces the held one only with a higher `seq`.
+//!
+//! The per-SKU tables are sharded maps, not one map behind one lock: the reader writes every
+//! message the engines publish (thousands a second under load) while the API reads, and on a
+//! busy machine a writer holding a single lock gets descheduled and stalls every reader behind
+//! it (the bench's API phase measured batch lookups at 48 requests/s that way). A lookup locks
+//! one shard for the time of an `Arc` clone.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
+
+use dashmap::mapref::entry::Entry;
+use dashmap::DashMap;
 
 use serde::Deserialize;
 
@@ -65,9 +74,29 @@ struct Held {
     payload: Arc<[u8]>,
 }
 
+/// The newest message per SKU of each per-SKU output.
+#[derive(Default)]
+struct PerSku {
+    forecasts: DashMap<String, Held>,
+    restock: DashMap<String, Held>,
+    new_products: DashMap<String, Held>,
+}
+
+impl PerSku {
+    /// The table of `output`, when it is a per-SKU output.
+    fn of(&self, output: Output) -> Option<&DashMap<String, Held>> {
+        match output {
+            Output::Forecasts => Some(&self.forecasts),
+            Output::Restock => Some(&self.restock),
+            Output::NewProducts => Some(&self.new_products),
+            Output::HotProducts | Output::Catalog => None,
+        }
+    }
+}
+
+/// The tables that are not per SKU.
 #[derive(Default)]
 struct Tables {
-    per_sku: HashMap<Output, HashMap<String, Held>>,
     /// The newest ranking covering each partition (rankings are made per signals instance, over
     /// the partitions it owns).
     rankings: BTreeMap<u16, Arc<HotProducts>>,
@@ -77,6 +106,7 @@ struct Tables {
 /// The global table; cheap to clone and share between the reader and the API.
 #[derive(Clone, Default)]
 pub struct LatestView {
+    per_sku: Arc<PerSku>,
     tables: Arc<RwLock<Tables>>,
 }
 
@@ -119,16 +149,22 @@ impl LatestView {
                 let entry: CatalogEntry = serde_json::from_slice(payload).map_err(err)?;
                 self.write().categories.insert(entry.sku, entry.category);
             }
-            _ => {
+            Output::Forecasts | Output::Restock | Output::NewProducts => {
                 let keyed: Keyed = serde_json::from_slice(payload).map_err(err)?;
                 let held = Held {
                     seq: keyed.seq,
                     payload: Arc::from(payload),
                 };
-                let mut tables = self.write();
-                let table = tables.per_sku.entry(output).or_default();
-                if table.get(&keyed.sku).is_none_or(|h| keyed.seq > h.seq) {
-                    table.insert(keyed.sku, held);
+                if let Some(table) = self.per_sku.of(output) {
+                    match table.entry(keyed.sku) {
+                        Entry::Occupied(mut e) if keyed.seq > e.get().seq => {
+                            e.insert(held);
+                        }
+                        Entry::Occupied(_) => {}
+                        Entry::Vacant(e) => {
+                            e.insert(held);
+                        }
+                    }
                 }
             }
         }
@@ -142,15 +178,13 @@ impl LatestView {
 
     /// The newest message of `sku` on `output`, as published.
     pub fn latest(&self, output: Output, sku: &str) -> Option<Arc<[u8]>> {
-        let tables = self.tables.read().unwrap_or_else(|p| p.into_inner());
-        let held = tables.per_sku.get(&output)?.get(sku)?;
+        let held = self.per_sku.of(output)?.get(sku)?;
         Some(held.payload.clone())
     }
 
     /// SKUs held for `output`.
     pub fn len(&self, output: Output) -> usize {
-        let tables = self.tables.read().unwrap_or_else(|p| p.into_inner());
-        tables.per_sku.get(&output).map_or(0, HashMap::len)
+        self.per_sku.of(output).map_or(0, DashMap::len)
     }
 
     /// True when nothing of `output` is held.
