@@ -6,7 +6,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 ensure_system_packages
 ensure_python
 ensure_tansu
-ensure_wrk
+# wrk only for the API phase (not among the default phases)
+if [[ " $* " == *api* ]]; then ensure_wrk; fi
 bench_venv="$TRENDCAST_CACHE/bench-venv-$(sha256sum "$TRENDCAST_ROOT/bench/requirements.txt" | cut -c1-12)"
 if [[ ! -f "$bench_venv/.complete" ]]; then
   log "creating the Python peer's venv $bench_venv (confluent-kafka, statsforecast)"

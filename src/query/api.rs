@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -74,14 +75,14 @@ pub const ROUTES: &[Route] = &[
         path: "/v1/forecasts/{sku}",
         summary: "The latest trend update of a SKU, exactly as published (404 when none)",
         answer: Answer::Published("trend_update"),
-        errors: &[404],
+        errors: &[400, 404],
     },
     Route {
         method: "POST",
         path: "/v1/forecasts:batch",
         summary: "The latest trend updates of up to 1,000 SKUs: {\"skus\": [...]} -> {\"forecasts\": {sku: update}, \"missing\": [...]}",
         answer: Answer::Batch,
-        errors: &[400],
+        errors: &[400, 413],
     },
     Route {
         method: "GET",
@@ -95,14 +96,14 @@ pub const ROUTES: &[Route] = &[
         path: "/v1/restock/{sku}",
         summary: "The latest restock signal of a SKU, with its inventory position",
         answer: Answer::Published("restock_signal"),
-        errors: &[404],
+        errors: &[400, 404],
     },
     Route {
         method: "GET",
         path: "/v1/new-products/{sku}",
         summary: "The latest new-product forecast of a SKU",
         answer: Answer::Published("new_product_forecast"),
-        errors: &[404],
+        errors: &[400, 404],
     },
     Route {
         method: "GET",
@@ -138,7 +139,21 @@ pub fn router(state: ApiState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/openapi.json", get(openapi))
+        .fallback(no_route)
         .with_state(state)
+}
+
+/// A SKU path segment axum could not decode (percent-encoded bytes that are not UTF-8).
+fn bad_path(e: PathRejection) -> Response {
+    error(
+        StatusCode::BAD_REQUEST,
+        format!("the SKU in the path cannot be read: {}", e.body_text()),
+    )
+}
+
+/// Any path no route takes, answered in the API's error form.
+async fn no_route() -> Response {
+    error(StatusCode::NOT_FOUND, "no such path (see /openapi.json)")
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -170,16 +185,34 @@ fn latest(state: &ApiState, output: Output, sku: &str) -> Response {
     }
 }
 
-async fn forecast(State(state): State<ApiState>, Path(sku): Path<String>) -> Response {
-    latest(&state, Output::Forecasts, &sku)
+async fn forecast(
+    State(state): State<ApiState>,
+    sku: Result<Path<String>, PathRejection>,
+) -> Response {
+    match sku {
+        Ok(Path(sku)) => latest(&state, Output::Forecasts, &sku),
+        Err(e) => bad_path(e),
+    }
 }
 
-async fn restock(State(state): State<ApiState>, Path(sku): Path<String>) -> Response {
-    latest(&state, Output::Restock, &sku)
+async fn restock(
+    State(state): State<ApiState>,
+    sku: Result<Path<String>, PathRejection>,
+) -> Response {
+    match sku {
+        Ok(Path(sku)) => latest(&state, Output::Restock, &sku),
+        Err(e) => bad_path(e),
+    }
 }
 
-async fn new_product(State(state): State<ApiState>, Path(sku): Path<String>) -> Response {
-    latest(&state, Output::NewProducts, &sku)
+async fn new_product(
+    State(state): State<ApiState>,
+    sku: Result<Path<String>, PathRejection>,
+) -> Response {
+    match sku {
+        Ok(Path(sku)) => latest(&state, Output::NewProducts, &sku),
+        Err(e) => bad_path(e),
+    }
 }
 
 #[derive(Deserialize)]
@@ -187,7 +220,15 @@ struct BatchRequest {
     skus: Vec<String>,
 }
 
-async fn forecast_batch(State(state): State<ApiState>, body: Bytes) -> Response {
+async fn forecast_batch(
+    State(state): State<ApiState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        // a body over axum's limit (413) or one that could not be read
+        Err(e) => return error(e.status(), e.body_text()),
+    };
     let request: BatchRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {

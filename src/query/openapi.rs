@@ -136,6 +136,7 @@ fn error_meaning(code: u16) -> &'static str {
     match code {
         400 => "the request cannot be answered as asked",
         404 => "nothing is known of this SKU, or this deployment does not publish that output (the error says which)",
+        413 => "the request body is larger than the API reads",
         503 => "not live or not ready",
         _ => "error",
     }

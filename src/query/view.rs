@@ -150,7 +150,20 @@ impl LatestView {
                 self.write().categories.insert(entry.sku, entry.category);
             }
             Output::Forecasts | Output::Restock | Output::NewProducts => {
-                let keyed: Keyed = serde_json::from_slice(payload).map_err(err)?;
+                // held bytes are answered as they are, and spliced into batch answers: only a
+                // UTF-8 JSON object is taken (serde skips the fields `Keyed` ignores without
+                // checking their UTF-8, and would take an array for the struct)
+                let text = std::str::from_utf8(payload).map_err(|e| ViewError {
+                    output: output.as_str(),
+                    reason: format!("not UTF-8: {e}"),
+                })?;
+                if !text.trim_start().starts_with('{') {
+                    return Err(ViewError {
+                        output: output.as_str(),
+                        reason: "not a JSON object".into(),
+                    });
+                }
+                let keyed: Keyed = serde_json::from_str(text).map_err(err)?;
                 let held = Held {
                     seq: keyed.seq,
                     payload: Arc::from(payload),
@@ -246,6 +259,18 @@ mod tests {
 
     fn update(sku: &str, seq: u64, tag: &str) -> Vec<u8> {
         format!(r#"{{"sku":"{sku}","seq":{seq},"tag":"{tag}"}}"#).into_bytes()
+    }
+
+    #[test]
+    fn takes_only_utf8_json_objects() {
+        let view = LatestView::default();
+        let bad_utf8 = b"{\"sku\":\"a\",\"seq\":1,\"note\":\"\xff\"}";
+        assert!(view.apply(Output::Forecasts, bad_utf8).is_err());
+        assert!(view.apply(Output::Forecasts, br#"["a", 1]"#).is_err());
+        assert!(view.latest(Output::Forecasts, "a").is_none());
+        view.apply(Output::Forecasts, br#" {"sku":"a","seq":1}"#)
+            .expect("an object");
+        assert!(view.latest(Output::Forecasts, "a").is_some());
     }
 
     #[test]
