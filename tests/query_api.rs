@@ -25,6 +25,21 @@ fn sku(i: usize) -> String {
     format!("Q{i:02}")
 }
 
+/// A trend-update-shaped message the view takes (it reads only `sku` and `seq`).
+fn scripted_update(sku: &str, seq: u64) -> Msg {
+    let v = format!(r#"{{"sku":"{sku}","seq":{seq},"note":"scripted"}}"#);
+    (Some(sku.as_bytes().to_vec()), Some(v.into_bytes()))
+}
+
+/// Waits up to `secs` seconds for `done`, failing the test with `what` after that.
+fn wait_until(what: &str, secs: u64, done: &dyn Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !done() {
+        assert!(Instant::now() < deadline, "{what} within {secs} s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// `POST path` with a JSON body: (status code, body).
 fn http_post(addr: &str, path: &str, body: &str) -> Option<(u16, String)> {
     let mut s = std::net::TcpStream::connect(addr).ok()?;
@@ -250,11 +265,11 @@ fn a_topic_that_appears_later_joins_the_view() {
     let brokers = brokers();
     let topics = Topics::create("query-late", 2);
     let restock = unique("query-late-restock");
-    let update = |sku: &str, seq: u64| -> Msg {
-        let v = format!(r#"{{"sku":"{sku}","seq":{seq},"note":"scripted"}}"#);
-        (Some(sku.as_bytes().to_vec()), Some(v.into_bytes()))
-    };
-    produce(&brokers, &topics.output, &[update("A", 1), update("B", 1)]);
+    produce(
+        &brokers,
+        &topics.output,
+        &[scripted_update("A", 1), scripted_update("B", 1)],
+    );
     let kafka = settings(&topics).kafka;
     let service = QueryService::start(
         &kafka,
@@ -266,22 +281,16 @@ fn a_topic_that_appears_later_joins_the_view() {
     )
     .expect("query service starts");
     let api = service.addr().to_string();
-    let wait = |what: &str, done: &dyn Fn() -> bool| {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !done() {
-            assert!(Instant::now() < deadline, "{what} within 30 s");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    };
+    let wait = |what: &str, done: &dyn Fn() -> bool| wait_until(what, 30, done);
     wait("ready without the restock topic", &|| service.ready());
     assert_eq!(http_get(&api, "/v1/restock/A").map(|r| r.0), Some(404));
     create_topics(&brokers, &[(&restock, 2)]);
-    produce(&brokers, &restock, &[update("A", 7)]);
+    produce(&brokers, &restock, &[scripted_update("A", 7)]);
     wait("the restock signal", &|| {
         http_get(&api, "/v1/restock/A")
             .is_some_and(|(status, body)| status == 200 && body.contains(r#""seq":7"#))
     });
-    produce(&brokers, &topics.output, &[update("A", 2)]);
+    produce(&brokers, &topics.output, &[scripted_update("A", 2)]);
     wait("a new update on the topic read all along", &|| {
         http_get(&api, "/v1/forecasts/A").is_some_and(|(_, body)| body.contains(r#""seq":2"#))
     });
@@ -297,14 +306,10 @@ fn the_api_keeps_answering_while_the_broker_restarts() {
     let mut broker = DurableBroker::start();
     let topics = Topics::new("query-restart");
     create_topics(&broker.brokers(), &[(&topics.output, 2)]);
-    let update = |sku: &str, seq: u64| -> Msg {
-        let v = format!(r#"{{"sku":"{sku}","seq":{seq},"note":"scripted"}}"#);
-        (Some(sku.as_bytes().to_vec()), Some(v.into_bytes()))
-    };
     produce(
         &broker.brokers(),
         &topics.output,
-        &[update("A", 1), update("B", 1)],
+        &[scripted_update("A", 1), scripted_update("B", 1)],
     );
     let mut kafka = settings(&topics).kafka;
     kafka.brokers = broker.brokers();
@@ -315,13 +320,7 @@ fn the_api_keeps_answering_while_the_broker_restarts() {
     )
     .expect("query service starts");
     let api = service.addr().to_string();
-    let wait = |what: &str, done: &dyn Fn() -> bool| {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !done() {
-            assert!(Instant::now() < deadline, "{what} within 60 s");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    };
+    let wait = |what: &str, done: &dyn Fn() -> bool| wait_until(what, 60, done);
     let answers = |sku: &str, seq: u64| {
         http_get(&api, &format!("/v1/forecasts/{sku}")).is_some_and(|(status, body)| {
             status == 200 && body.contains(&format!(r#""seq":{seq}"#))
@@ -347,7 +346,11 @@ fn the_api_keeps_answering_while_the_broker_restarts() {
     }
 
     broker.up();
-    produce(&broker.brokers(), &topics.output, &[update("A", 2)]);
+    produce(
+        &broker.brokers(),
+        &topics.output,
+        &[scripted_update("A", 2)],
+    );
     wait("the update published after the restart", &|| {
         answers("A", 2)
     });

@@ -143,6 +143,14 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
+/// The latest message of the SKU in the path, or why there is none.
+fn lookup(state: &ApiState, output: Output, sku: Result<Path<String>, PathRejection>) -> Response {
+    match sku {
+        Ok(Path(sku)) => latest(state, output, &sku),
+        Err(e) => bad_path(e),
+    }
+}
+
 /// A SKU path segment axum could not decode (percent-encoded bytes that are not UTF-8).
 fn bad_path(e: PathRejection) -> Response {
     error(
@@ -189,30 +197,21 @@ async fn forecast(
     State(state): State<ApiState>,
     sku: Result<Path<String>, PathRejection>,
 ) -> Response {
-    match sku {
-        Ok(Path(sku)) => latest(&state, Output::Forecasts, &sku),
-        Err(e) => bad_path(e),
-    }
+    lookup(&state, Output::Forecasts, sku)
 }
 
 async fn restock(
     State(state): State<ApiState>,
     sku: Result<Path<String>, PathRejection>,
 ) -> Response {
-    match sku {
-        Ok(Path(sku)) => latest(&state, Output::Restock, &sku),
-        Err(e) => bad_path(e),
-    }
+    lookup(&state, Output::Restock, sku)
 }
 
 async fn new_product(
     State(state): State<ApiState>,
     sku: Result<Path<String>, PathRejection>,
 ) -> Response {
-    match sku {
-        Ok(Path(sku)) => latest(&state, Output::NewProducts, &sku),
-        Err(e) => bad_path(e),
-    }
+    lookup(&state, Output::NewProducts, sku)
 }
 
 #[derive(Deserialize)]
