@@ -25,6 +25,14 @@ fn sku(i: usize) -> String {
     format!("Q{i:02}")
 }
 
+/// Thirty days of sales of every test SKU, on the sales topic.
+fn produce_sales(brokers: &str, topics: &Topics) {
+    let input: Vec<Msg> = (0..30)
+        .flat_map(|day| (0..SKUS).map(move |i| sale(&sku(i), day, 1 + (i + day as usize) % 5)))
+        .collect();
+    produce(brokers, &topics.sales, &input);
+}
+
 /// A trend-update-shaped message the view takes (it reads only `sku` and `seq`).
 fn scripted_update(sku: &str, seq: u64) -> Msg {
     let v = format!(r#"{{"sku":"{sku}","seq":{seq},"note":"scripted"}}"#);
@@ -151,10 +159,7 @@ fn newest_updates(brokers: &str, topic: &str) -> HashMap<String, (u64, Vec<u8>)>
 fn every_instance_answers_for_every_sku_with_its_newest_update() {
     let brokers = brokers();
     let topics = Topics::create("query", 2);
-    let input: Vec<Msg> = (0..30)
-        .flat_map(|day| (0..SKUS).map(move |i| sale(&sku(i), day, 1 + (i + day as usize) % 5)))
-        .collect();
-    produce(&brokers, &topics.sales, &input);
+    produce_sales(&brokers, &topics);
     let group = unique("query-group");
     let states = [
         tempfile::tempdir().expect("state"),
@@ -370,10 +375,7 @@ fn the_api_answers_as_its_openapi_document_says() {
     });
     let brokers = brokers();
     let topics = Topics::create("query-openapi", 2);
-    let input: Vec<Msg> = (0..30)
-        .flat_map(|day| (0..SKUS).map(move |i| sale(&sku(i), day, 1 + (i + day as usize) % 5)))
-        .collect();
-    produce(&brokers, &topics.sales, &input);
+    produce_sales(&brokers, &topics);
     let state = tempfile::tempdir().expect("state");
     let api = free_addr();
     let mut children = Children(Vec::new(), Vec::new());
