@@ -23,6 +23,7 @@ use super::{phase_settings, wait_ready};
 use crate::config::Settings;
 use crate::datasets::EventRecord;
 use crate::engine::RunningEngine;
+use crate::kafka::KafkaSettings;
 use crate::query::{self, Output, QueryService};
 use crate::replay::{self, clone_sku, ReplayOptions};
 
@@ -88,17 +89,7 @@ pub(super) fn api_run(base: &Settings, events: &[EventRecord], load: &ApiLoad) -
     // prime with 40 % of the log (enough closed days that most SKUs have a forecast), then the
     // steady part: three windows and a margin
     let prime = events.len() * 2 / 5;
-    // three windows, the 2 s settling, each wrk run's start and end, and a margin
-    let steady_secs = 3.0 * load.secs + 10.0;
-    let steady_real = ((load.rate * steady_secs) as u64).div_ceil(clones) as usize;
-    let steady_end = prime + steady_real;
-    if steady_end > events.len() {
-        bail!(
-            "the input holds {} events after priming; {steady_real} are needed for {steady_secs} s at {} events/s (fewer --api-secs or a lower rate)",
-            events.len() - prime,
-            load.rate
-        );
-    }
+    let steady_end = steady_end(events.len(), prime, clones, load)?;
     let fast = ReplayOptions {
         speed: None,
         rate: None,
@@ -115,23 +106,7 @@ pub(super) fn api_run(base: &Settings, events: &[EventRecord], load: &ApiLoad) -
         );
     }
     let list = tempfile_with(&skus.join("\n"))?;
-    let steady = {
-        let (k, part, clones, rate) = (
-            k.clone(),
-            events[prime..steady_end].to_vec(),
-            load.clones,
-            load.rate,
-        );
-        std::thread::spawn(move || {
-            let options = ReplayOptions {
-                speed: None,
-                rate: Some(rate),
-                clones,
-                progress: false,
-            };
-            replay::run(&k, part, &options)
-        })
-    };
+    let steady = spawn_steady(&k, events[prime..steady_end].to_vec(), load);
     // let the steady stream reach the engine and settle before the first window
     wait_for(&engine, primed.events + 1, Duration::from_secs(60))?;
     std::thread::sleep(Duration::from_secs(2));
@@ -167,6 +142,37 @@ pub(super) fn api_run(base: &Settings, events: &[EventRecord], load: &ApiLoad) -
         "single": single.1,
         "batch": batch.1,
     }))
+}
+
+/// The end (in `events`) of the steady stream after `prime` primed events: three windows, the
+/// 2 s settling, each wrk run's start and end, and a margin.
+fn steady_end(len: usize, prime: usize, clones: u64, load: &ApiLoad) -> Result<usize> {
+    let steady_secs = 3.0 * load.secs + 10.0;
+    let steady_real = ((load.rate * steady_secs) as u64).div_ceil(clones) as usize;
+    if prime + steady_real > len {
+        bail!(
+            "the input holds {} events after priming; {steady_real} are needed for {steady_secs} s at {} events/s (fewer --api-secs or a lower rate)",
+            len - prime,
+            load.rate
+        );
+    }
+    Ok(prime + steady_real)
+}
+
+/// Replays `part` at the steady rate on a thread of its own.
+fn spawn_steady(
+    kafka: &KafkaSettings,
+    part: Vec<EventRecord>,
+    load: &ApiLoad,
+) -> std::thread::JoinHandle<Result<replay::ReplaySummary, replay::ReplayError>> {
+    let kafka = kafka.clone();
+    let options = ReplayOptions {
+        speed: None,
+        rate: Some(load.rate),
+        clones: load.clones,
+        progress: false,
+    };
+    std::thread::spawn(move || replay::run(&kafka, part, &options))
 }
 
 /// Waits until the engine has consumed `n` events.

@@ -604,6 +604,30 @@ fn latency_phase(
     Ok(runs)
 }
 
+/// (e): the query API under load, at the first `--latency-rates` rate or half of `engine_rate`.
+fn api_phase(
+    base: &Settings,
+    options: &BenchOptions,
+    input: &BenchInput,
+    engine_rate: f64,
+) -> Result<Value> {
+    let load = api::ApiLoad {
+        rate: options
+            .latency_rates
+            .first()
+            .copied()
+            .unwrap_or(engine_rate / 2.0),
+        secs: options.api_secs,
+        wrk: &options.wrk,
+        connections: options.api_connections,
+        clones: input.clones,
+        partitions: options.partitions,
+    };
+    let a = api::api_run(base, &input.events, &load)?;
+    eprintln!("bench: (e) {a}");
+    Ok(a)
+}
+
 /// Runs every phase and returns the report.
 pub fn run(base: &Settings, options: &BenchOptions) -> Result<Value> {
     // Measures the streaming path: checkpoints go to a changelog only (local files off).
@@ -631,21 +655,7 @@ pub fn run(base: &Settings, options: &BenchOptions) -> Result<Value> {
         Vec::new()
     };
     let api = if want("api") {
-        let load = api::ApiLoad {
-            rate: options
-                .latency_rates
-                .first()
-                .copied()
-                .unwrap_or(t.engine / 2.0),
-            secs: options.api_secs,
-            wrk: &options.wrk,
-            connections: options.api_connections,
-            clones: input.clones,
-            partitions: options.partitions,
-        };
-        let a = api::api_run(base, &input.events, &load)?;
-        eprintln!("bench: (e) {a}");
-        a
+        api_phase(base, options, &input, t.engine)?
     } else {
         Value::Null
     };
