@@ -7,10 +7,11 @@
 //! smallest event time over the (source, partition) pairs being read; pairs that are caught up
 //! (nothing left to read) do not hold it back, which is how an idle input is handled.
 //!
-//! Reading too far ahead of the frontier would slide windows past buckets not yet scored, so the
-//! messages of a pair whose event time runs more than `lead` ahead of the frontier are held back
-//! (`holdback`) while the frontier's pair has messages waiting, and applied once it is back
-//! within `lead`; a pair is paused in the consumer only when too much of it is held. The same lag
+//! Reading too far ahead of the frontier would slide windows past buckets not yet scored, so a
+//! pair whose event time runs more than `lead` ahead of the frontier is not read from its own
+//! queue (`partition_queues`), and its messages that still come through the consumer queue are
+//! held back (`holdback`), while the frontier's pair has messages waiting; both resume once it
+//! is back within `lead`. A pair is paused in the consumer only when too much of it is held. The same lag
 //! test decides "caught up": librdkafka's cached high watermark against the next offset.
 
 //! A caught-up pair keeps holding the frontier for `idle_hold` after it last had messages

@@ -3,6 +3,8 @@
 //!
 //! It runs on a dedicated OS thread with a `BaseConsumer`: decoding and window updates are CPU
 //! work, and a blocking poll loop keeps them off the async reactor without a hop per message.
+//! Each input partition is read from its own queue, the one furthest behind in event time first
+//! (see [`super::partition_queues`]); the consumer queue serves rebalances and statistics.
 //! Being the only writer of window contents, it is also where checkpoints are cut (see
 //! [`crate::checkpoint`]): periodically, when partitions are revoked, and at shutdown. Offsets are
 //! committed only after a checkpoint, so a crash replays (never skips) input, and replayed
@@ -10,18 +12,17 @@
 //!
 //! Buckets close by the event-time frontier of all input partitions still being read (see
 //! [`super::alignment`]), and before an event that closes a bucket is applied, ingest waits
-//! until the scorer has scored everything closed so far: the scorer then never falls more than
-//! one close behind, every closed bucket with data gets its own update, and no window slides
-//! past a bucket still to be scored.
+//! until the scorer has copied every window closed so far (`FlushPoint::Copied`): every closed
+//! bucket with data gets its own update, and no window slides past a bucket still to be scored.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::TopicPartitionList;
@@ -32,6 +33,7 @@ use super::dead_letter;
 use super::event::{decode_counting, Source, ValidationLimits};
 use super::holdback::{HoldBack, HOLD_LIMIT};
 use super::offset_guard::{OffsetGuard, Verdict, STALL_AFTER};
+use super::partition_queues::{Pair, PartitionQueues};
 use crate::checkpoint::checkpointer::{FINAL_PATIENCE, PERIODIC_PATIENCE};
 use crate::checkpoint::{CheckpointError, CheckpointSettings, Checkpointer};
 use crate::kafka::KafkaSettings;
@@ -48,6 +50,10 @@ const CLOSE_BARRIER_TIMEOUT: Duration = Duration::from_secs(60);
 /// many held-back messages are paused or resumed.
 const ALIGN_EVERY: Duration = Duration::from_millis(100);
 
+/// How long ingest waits on the consumer queue when no partition queue has a message: the most
+/// a message arriving meanwhile in a partition queue waits to be read.
+const IDLE_WAIT: Duration = Duration::from_millis(2);
+
 /// Consumer context: rebalances (checkpoint revoked partitions, restore assigned ones) and
 /// librdkafka statistics (the lag gauge).
 pub struct IngestContext {
@@ -56,6 +62,10 @@ pub struct IngestContext {
     shared: Arc<Mutex<IngestState>>,
     /// High watermark per (topic, partition) from the latest statistics.
     highs: Mutex<HashMap<(String, i32), i64>>,
+    /// The consumer itself, for splitting its partition queues in the rebalance callback.
+    consumer: OnceLock<Weak<BaseConsumer<IngestContext>>>,
+    /// Each assigned input partition's own queue (`partition_queues`).
+    queues: Mutex<PartitionQueues>,
 }
 
 impl IngestContext {
@@ -63,6 +73,21 @@ impl IngestContext {
     fn high(&self, topic: &str, partition: i32) -> Option<i64> {
         let highs = self.highs.lock().unwrap_or_else(|e| e.into_inner());
         highs.get(&(topic.to_string(), partition)).copied()
+    }
+
+    fn queues(&self) -> MutexGuard<'_, PartitionQueues> {
+        self.queues.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Splits the assigned input partitions into their own queues.
+    fn split_queues(&self) {
+        let Some(consumer) = self.consumer.get().and_then(Weak::upgrade) else {
+            return;
+        };
+        // the queues first, then the state: the order ingest's loop takes them in
+        let mut queues = self.queues();
+        let a = lock(&self.shared);
+        queues.split(&consumer, |topic, partition| a.pair_of(topic, partition));
     }
 }
 
@@ -114,6 +139,8 @@ impl ConsumerContext for IngestContext {
     }
 
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        // before the restore: fetching has hardly begun, so little reaches the consumer queue
+        self.split_queues();
         if let Rebalance::Assign(tpl) = rebalance {
             let parts = partitions_of(tpl);
             let mut a = lock(&self.shared);
@@ -172,7 +199,7 @@ pub enum IngestError {
 
 /// The ingest loop: the consumer plus the per-message logic.
 pub struct Ingest {
-    consumer: BaseConsumer<IngestContext>,
+    consumer: Arc<BaseConsumer<IngestContext>>,
     shared: Arc<Mutex<IngestState>>,
     backpressure: Backpressure,
     paused: bool,
@@ -211,6 +238,8 @@ struct IngestState {
     released_at: Option<HoldLine>,
     /// Expected next offset per input partition: gaps and stalls become rewinds.
     guard: OffsetGuard,
+    /// The input pairs to read next, furthest behind first (`fill_read_order`).
+    read_order: Vec<Pair>,
 }
 
 impl Ingest {
@@ -259,6 +288,7 @@ impl Ingest {
             held: HoldBack::default(),
             released_at: None,
             guard: OffsetGuard::default(),
+            read_order: Vec::new(),
         }));
         let consumer: BaseConsumer<IngestContext> = config
             .create_with_context(IngestContext {
@@ -266,11 +296,16 @@ impl Ingest {
                 health: health.clone(),
                 shared: shared.clone(),
                 highs: Mutex::new(HashMap::new()),
+                consumer: OnceLock::new(),
+                queues: Mutex::new(PartitionQueues::default()),
             })
             .map_err(IngestError::Consumer)?;
         consumer
             .subscribe(&[&kafka.sales_topic, &kafka.clicks_topic])
             .map_err(IngestError::Consumer)?;
+        let consumer = Arc::new(consumer);
+        // set once, on a context made just above: it cannot be set already
+        let _ = consumer.context().consumer.set(Arc::downgrade(&consumer));
         Ok(Self {
             consumer,
             shared,
@@ -288,19 +323,8 @@ impl Ingest {
         let mut aligned = Instant::now();
         let mut stall_watch = Instant::now();
         while !stop.load(Ordering::Acquire) {
-            let polled = self.consumer.poll(Duration::from_millis(100));
-            self.health.polled();
+            self.read_once()?;
             let mut a = lock(&self.shared);
-            if let Some(e) = a.failed.take() {
-                return Err(e);
-            }
-            match polled {
-                Some(Ok(msg)) => a.offer(&msg, &self.consumer)?,
-                Some(Err(e)) => {
-                    tracing::warn!(error = %e, "consumer error (librdkafka retries on its own)")
-                }
-                None => {}
-            }
             if housekeeping.elapsed() >= Duration::from_secs(5) {
                 a.housekeeping();
                 housekeeping = Instant::now();
@@ -338,12 +362,64 @@ impl Ingest {
         let owned = a.checkpoints.owned();
         a.checkpoints.release(&owned);
         drop(a);
+        // the partition queues go before the consumer leaves the group
+        self.consumer.context().queues().clear();
         self.consumer.unsubscribe();
         Ok(())
     }
 }
 
+impl Drop for Ingest {
+    /// The partition queues hold the consumer: drop them so that the consumer can go.
+    fn drop(&mut self) {
+        self.consumer.context().queues().clear();
+    }
+}
+
 impl Ingest {
+    /// Reads one message from the queue of the input partition furthest behind in event time
+    /// that has one waiting, then polls the consumer queue: it serves rebalances and
+    /// statistics, and delivers what was fetched before a split and partitions not split. It
+    /// waits there (up to [`IDLE_WAIT`], or 100 ms before any partition is assigned) when no
+    /// partition queue had a message.
+    fn read_once(&mut self) -> Result<(), IngestError> {
+        let mut from_queue = false;
+        let (split, draining) = {
+            let queues = self.consumer.context().queues();
+            if !queues.is_empty() && !queues.draining() {
+                let mut a = lock(&self.shared);
+                a.fill_read_order();
+                if let Some(polled) = queues.poll_first(&a.read_order) {
+                    from_queue = true;
+                    a.take(polled, &self.consumer)?;
+                }
+            }
+            (!queues.is_empty(), queues.draining())
+        };
+        let wait = if from_queue || draining {
+            Duration::ZERO
+        } else if !split {
+            Duration::from_millis(100)
+        } else {
+            IDLE_WAIT
+        };
+        let polled = self.consumer.poll(wait);
+        self.health.polled();
+        let mut a = lock(&self.shared);
+        if let Some(e) = a.failed.take() {
+            return Err(e);
+        }
+        match polled {
+            Some(polled) => a.take(polled, &self.consumer)?,
+            None if draining => {
+                drop(a);
+                self.consumer.context().queues().drained();
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
     /// Pauses every assigned partition while the scorer or the producer is behind, and resumes
     /// once both are below half their bound. Polling goes on while paused, so the group session
     /// and rebalances are served; partitions assigned while paused are paused too.
@@ -411,6 +487,49 @@ impl IngestState {
         }
     }
 
+    /// The input pair of `topic`'s `partition` (`None`: not an input topic).
+    fn pair_of(&self, topic: &str, partition: i32) -> Option<Pair> {
+        let source = if topic == self.sales_topic {
+            Source::Sales
+        } else if topic == self.clicks_topic {
+            Source::Clicks
+        } else {
+            return None;
+        };
+        Some((source, u16::try_from(partition).ok()?))
+    }
+
+    /// Fills `read_order` with the owned input pairs to read, furthest behind in event time
+    /// first (one that has delivered nothing before all), leaving out those the frontier
+    /// holds back and those with held messages still to apply.
+    fn fill_read_order(&mut self) {
+        self.fill_pairs();
+        self.pairs.sort_unstable_by_key(|(_, wm)| *wm);
+        let (line, held) = (self.hold_line, &self.held);
+        self.read_order.clear();
+        self.read_order.extend(
+            self.pairs
+                .iter()
+                .filter(|(key, wm)| !line.holds(*wm) && !held.holding(*key))
+                .map(|(key, _)| *key),
+        );
+    }
+
+    /// Takes one polled result: a message is offered, an error logged (librdkafka retries).
+    fn take(
+        &mut self,
+        polled: KafkaResult<BorrowedMessage<'_>>,
+        consumer: &BaseConsumer<IngestContext>,
+    ) -> Result<(), IngestError> {
+        match polled {
+            Ok(msg) => self.offer(&msg, consumer),
+            Err(e) => {
+                tracing::warn!(error = %e, "consumer error (librdkafka retries on its own)");
+                Ok(())
+            }
+        }
+    }
+
     /// Takes one delivered message: the offset guard first (it judges the broker's delivery
     /// order, so it sees every message as it arrives), then applies it, or holds it back while
     /// its pair is ahead of the frontier (`holdback`); then applies what the frontier now reaches.
@@ -439,6 +558,7 @@ impl IngestState {
             .holds(self.admission.watermark(source, msg.partition()));
         if self.held.holding(key) || ahead {
             self.held.push(key, msg.detach());
+            self.stats.held_back.add(1);
             // the partition is delivering: alignment must not take it for idle
             self.alignment.touch(source, partition);
         } else {

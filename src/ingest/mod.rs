@@ -8,6 +8,7 @@ pub mod dead_letter;
 pub mod event;
 pub mod holdback;
 pub mod offset_guard;
+pub mod partition_queues;
 
 pub use crate::window::Admission;
 pub use consumer::Backpressure;

@@ -52,6 +52,8 @@ pub const PARTITION_LAG: &str = "trendcast_consumer_partition_lag_messages";
 pub const REPLAY_SKIPPED: &str = "trendcast_replay_skipped_messages_total";
 /// Seeks back over an input gap or stall (see `ingest::offset_guard`).
 pub const INPUT_REWINDS: &str = "trendcast_input_rewinds_total";
+/// Input messages held back in memory because their partition ran ahead of the frontier.
+pub const INPUT_HELD_BACK: &str = "trendcast_input_held_back_total";
 /// Input messages delivered again by a rewind and dropped.
 pub const REWIND_DUPLICATES: &str = "trendcast_input_rewind_duplicates_total";
 /// Input offsets the log did not hold (gaps accepted after rewinding).
@@ -192,6 +194,11 @@ pub fn describe() {
         "Seeks back over an input gap or a stalled input partition."
     );
     describe_counter!(
+        INPUT_HELD_BACK,
+        Unit::Count,
+        "Input messages held back in memory: their partition ran ahead of the event-time frontier."
+    );
+    describe_counter!(
         REWIND_DUPLICATES,
         Unit::Count,
         "Input messages delivered again by a rewind and dropped."
@@ -278,6 +285,8 @@ pub struct EngineStats {
     pub replay_skipped: ReadableCounter,
     /// Rewinds over input gaps and stalls.
     pub rewinds: ReadableCounter,
+    /// Input messages held back in memory (their partition ahead of the frontier).
+    pub held_back: ReadableCounter,
     /// Messages a rewind delivered again (dropped).
     pub rewind_duplicates: ReadableCounter,
     /// Offsets accepted as missing from the log.
@@ -345,6 +354,7 @@ impl EngineStats {
             pauses: ReadableCounter::new(metrics::counter!(CONSUMER_PAUSES)),
             replay_skipped: ReadableCounter::new(metrics::counter!(REPLAY_SKIPPED)),
             rewinds: ReadableCounter::new(metrics::counter!(INPUT_REWINDS)),
+            held_back: ReadableCounter::new(metrics::counter!(INPUT_HELD_BACK)),
             rewind_duplicates: ReadableCounter::new(metrics::counter!(REWIND_DUPLICATES)),
             offsets_missing: ReadableCounter::new(metrics::counter!(OFFSETS_MISSING)),
             checkpoints: ReadableCounter::new(metrics::counter!(CHECKPOINTS)),
