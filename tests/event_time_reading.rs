@@ -38,11 +38,7 @@ fn produce_log(topic: &str) {
 fn partitions_are_read_together_in_event_time() {
     let topics = Topics::create("event-time", 4);
     produce_log(&topics.sales);
-    let settings = {
-        let mut raw = raw_config(&topics);
-        raw.checkpoint.dir = String::new();
-        trendcast::config::Settings::resolve(&raw).expect("settings")
-    };
+    let settings = settings_without_checkpoints(&topics);
     let engine = RunningEngine::start(&settings, None).expect("engine starts");
     wait_consumed(&engine, MESSAGES as u64, Duration::from_secs(90));
     std::thread::sleep(Duration::from_secs(1));

@@ -59,11 +59,7 @@ fn commit(group: &str, topic: &str, offset: i64) {
 fn reads_everything_from(start: i64) {
     let topics = Topics::create("mid-batch", 1);
     produce_batches(&topics.sales);
-    let settings = {
-        let mut raw = raw_config(&topics);
-        raw.checkpoint.dir = String::new();
-        trendcast::config::Settings::resolve(&raw).expect("settings")
-    };
+    let settings = settings_without_checkpoints(&topics);
     commit(&settings.kafka.group_id, &topics.sales, start);
     let want = (BATCH * BATCHES) as u64 - start as u64;
     let engine = RunningEngine::start(&settings, None).expect("engine starts");

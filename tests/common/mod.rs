@@ -145,6 +145,13 @@ pub fn settings(topics: &Topics) -> Settings {
     Settings::resolve(&raw_config(topics)).expect("test settings resolve")
 }
 
+/// [`settings`] with checkpoints off: the engine starts from the group's committed offsets.
+pub fn settings_without_checkpoints(topics: &Topics) -> Settings {
+    let mut raw = raw_config(topics);
+    raw.checkpoint.dir = String::new();
+    Settings::resolve(&raw).expect("test settings resolve")
+}
+
 /// The raw configuration behind [`settings`], for tests that change more keys.
 pub fn raw_config(topics: &Topics) -> RawConfig {
     let mut raw = RawConfig::default();
