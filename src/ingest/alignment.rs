@@ -109,7 +109,7 @@ impl Alignment {
     }
 
     /// Whether the pair has messages waiting (unknown counts as waiting).
-    fn waiting(&self, key: (Source, u16)) -> bool {
+    pub fn waiting(&self, key: (Source, u16)) -> bool {
         self.lag.get(&key).copied().unwrap_or(true)
     }
 

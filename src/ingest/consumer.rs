@@ -142,6 +142,14 @@ impl ConsumerContext for IngestContext {
         // before the restore: fetching has hardly begun, so little reaches the consumer queue
         self.split_queues();
         if let Rebalance::Assign(tpl) = rebalance {
+            // librdkafka keeps a partition's pause across unassign and assign (only the
+            // application resumes it), while ingest forgets the pauses of revoked partitions:
+            // without this, a partition paused when its assignment was lost (backpressure while
+            // the broker was down) came back paused and was never read again. Backpressure
+            // pauses the whole assignment again on ingest's next turn when it still applies.
+            if let Err(e) = consumer.resume(tpl) {
+                tracing::warn!(error = %e, "could not resume newly assigned partitions");
+            }
             let parts = partitions_of(tpl);
             let mut a = lock(&self.shared);
             let new: Vec<u16> = parts
@@ -710,14 +718,21 @@ impl IngestState {
     }
 
     /// Rewinds input partitions that deliver nothing although the broker holds messages past
-    /// their expected offset (asked of the broker for idle partitions only). Paused ones wait.
+    /// their expected offset (asked of the broker for idle partitions only). Paused ones wait,
+    /// and so do those alignment does not read now ([`Self::quiet_on_purpose`]).
     fn rewind_stalled(&mut self, consumer: &BaseConsumer<IngestContext>, all_paused: bool) {
         let idle = self.guard.idle();
         if all_paused || idle.is_empty() {
             return;
         }
+        self.report_waiting(&idle);
         let mut highs = HashMap::new();
+        let mut quiet = Vec::new();
         for (source, p) in idle {
+            if self.quiet_on_purpose(source, p) {
+                quiet.push((source, p));
+                continue;
+            }
             let topic = self.topic_of(source);
             if let Ok((_, high)) =
                 consumer.fetch_watermarks(topic, i32::from(p), Duration::from_secs(1))
@@ -725,14 +740,48 @@ impl IngestState {
                 highs.insert((source, p), high);
             }
         }
-        let paused = self.alignment.paused();
         let stalled = self.guard.stalled(
             |s, p| highs.get(&(s, p)).copied(),
-            |s, p| paused.contains(&(s, p)),
+            |s, p| quiet.contains(&(s, p)),
         );
         for (source, partition, to) in stalled {
             self.rewind(source, partition, to, consumer);
         }
+    }
+
+    /// True when ingest itself keeps `source`'s `partition` from delivering: paused for
+    /// alignment, ahead of the hold line (its queue is not read), or with held messages to
+    /// apply first. Such a pair is not stalled, and a rewind would only cost broker requests.
+    fn quiet_on_purpose(&self, source: Source, partition: u16) -> bool {
+        let key = (source, partition);
+        self.alignment.paused().contains(&key)
+            || self.held.holding(key)
+            || self
+                .hold_line
+                .holds(self.admission.watermark(source, i32::from(partition)))
+    }
+
+    /// Logs why nothing is read when every owned input pair has been quiet for [`STALL_AFTER`]
+    /// while some are marked as having messages waiting: their event times, the hold line and
+    /// which pairs may be read (a stall in alignment shows here, not as an error).
+    fn report_waiting(&self, idle: &[Pair]) {
+        let waiting: Vec<Pair> = self
+            .pairs
+            .iter()
+            .map(|(key, _)| *key)
+            .filter(|key| self.alignment.waiting(*key))
+            .collect();
+        if waiting.is_empty() || idle.len() < self.pairs.len() {
+            return;
+        }
+        tracing::info!(
+            pairs = ?self.pairs,
+            ?waiting,
+            line = ?self.hold_line,
+            readable = ?self.read_order,
+            held = self.held.total(),
+            "no input partition delivered for a while, though some have messages waiting"
+        );
     }
 
     /// Fills `pairs` with (source, partition) of every owned input partition and its event time

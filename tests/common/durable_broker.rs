@@ -10,6 +10,9 @@ pub struct DurableBroker {
     dir: tempfile::TempDir,
     port: u16,
     child: Option<Child>,
+    log: std::path::PathBuf,
+    /// Length of the log when the running broker started: what it wrote is past this.
+    started_at: u64,
 }
 
 impl DurableBroker {
@@ -18,10 +21,17 @@ impl DurableBroker {
             .and_then(|l| l.local_addr())
             .expect("free port")
             .port();
+        let dir = tempfile::tempdir().expect("broker dir");
+        // under TRENDCAST_TEST_LOG_DIR when set, where it outlives the temporary folder
+        let log = std::env::var_os("TRENDCAST_TEST_LOG_DIR")
+            .map_or_else(|| dir.path().to_path_buf(), std::path::PathBuf::from)
+            .join(format!("tansu-{port}.log"));
         let mut broker = Self {
-            dir: tempfile::tempdir().expect("broker dir"),
+            dir,
             port,
             child: None,
+            log,
+            started_at: 0,
         };
         broker.up();
         broker
@@ -40,8 +50,9 @@ impl DurableBroker {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.dir.path().join("tansu.log"))
+            .open(&self.log)
             .expect("broker log");
+        self.started_at = log.metadata().map_or(0, |m| m.len());
         let child = Command::new(tansu)
             .current_dir(self.dir.path())
             .args([
@@ -53,6 +64,12 @@ impl DurableBroker {
             ])
             // Tansu resolves the path against its working directory
             .args(["--storage-engine", "sqlite://tansu.db"])
+            // not the test's own RUST_LOG: at `info` Tansu logs every request (4 GB in a
+            // ten-minute run), which slows it down enough to change what the test sees
+            .env(
+                "RUST_LOG",
+                std::env::var("TRENDCAST_TEST_TANSU_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()
@@ -66,6 +83,19 @@ impl DurableBroker {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Tansu's panic when the running broker's storage died (Tansu 0.6.0 on `sqlite://` can
+    /// panic while updating a consumer group on a heartbeat; every later request then fails:
+    /// docs/RELIABILITY.md). A run on such a broker cannot pass, whatever the engine does.
+    /// Only what the running broker wrote counts: a stopped one panics the same way when a
+    /// heartbeat arrives after SIGTERM has shut its storage down.
+    pub fn storage_died(&self) -> Option<String> {
+        let bytes = std::fs::read(&self.log).ok()?;
+        let start = usize::try_from(self.started_at).ok()?.min(bytes.len());
+        let text = String::from_utf8_lossy(&bytes[start..]);
+        let at = text.find("panicked at")?;
+        Some(text[at..].lines().take(2).collect::<Vec<_>>().join(" "))
     }
 
     /// Stops the broker with SIGTERM (SIGKILL after 10 s) and waits for it to exit.
