@@ -1033,7 +1033,12 @@ fn restart_mid_replay(events: &[EventRecord], reference: &str) -> Option<String>
     produce_events(&brokers, &topics, &events[first..]);
     let died = || broker.storage_died().is_some();
     let timeout = Duration::from_secs(600);
-    if !wait_caught_up_unless(&brokers, &run, &topics, &mut child, timeout, &died) {
+    // the engine's warnings go with a timeout here, as `finish_and_check` prints them with its own
+    let warnings = WarningsAtEnd(&log, &run.name);
+    let caught_up = wait_caught_up_unless(&brokers, &run, &topics, &mut child, timeout, &died);
+    // not printed twice: it holds only references, so forgetting it leaks nothing
+    std::mem::forget(warnings);
+    if !caught_up {
         // how the engine ends on a broker that answers nothing is not this test's subject
         kill(&mut child);
         return broker.storage_died();
