@@ -179,10 +179,8 @@ compact_every = 5
             .expect("spawn trendcast run");
         if let Some(err) = child.stderr.take() {
             let log = log.clone();
-            // also on disk while the test runs, for a look at a run that hangs; under
-            // TRENDCAST_TEST_LOG_DIR when set, where it outlives the test's temporary directory
-            let dir = std::env::var_os("TRENDCAST_TEST_LOG_DIR")
-                .map_or_else(|| self.state.path().to_path_buf(), std::path::PathBuf::from);
+            // also on disk while the test runs, for a look at a run that hangs
+            let dir = test_log_dir(self.state.path());
             let mut file = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)

@@ -165,6 +165,12 @@ impl ConsumerContext for IngestContext {
     }
 }
 
+/// True when ingest does not read `key` (event time `wm`) now: it is ahead of the hold `line`,
+/// or has `held` messages to apply first.
+fn held_back(line: HoldLine, held: &HoldBack, key: Pair, wm: Option<i64>) -> bool {
+    line.holds(wm) || held.holding(key)
+}
+
 fn lock(shared: &Mutex<IngestState>) -> MutexGuard<'_, IngestState> {
     shared.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -518,7 +524,7 @@ impl IngestState {
         self.read_order.extend(
             self.pairs
                 .iter()
-                .filter(|(key, wm)| !line.holds(*wm) && !held.holding(*key))
+                .filter(|(key, wm)| !held_back(line, held, *key, *wm))
                 .map(|(key, _)| *key),
         );
     }
@@ -754,11 +760,8 @@ impl IngestState {
     /// apply first. Such a pair is not stalled, and a rewind would only cost broker requests.
     fn quiet_on_purpose(&self, source: Source, partition: u16) -> bool {
         let key = (source, partition);
-        self.alignment.paused().contains(&key)
-            || self.held.holding(key)
-            || self
-                .hold_line
-                .holds(self.admission.watermark(source, i32::from(partition)))
+        let wm = self.admission.watermark(source, i32::from(partition));
+        self.alignment.paused().contains(&key) || held_back(self.hold_line, &self.held, key, wm)
     }
 
     /// Logs why nothing is read when every owned input pair has been quiet for [`STALL_AFTER`]

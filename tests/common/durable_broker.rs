@@ -22,10 +22,7 @@ impl DurableBroker {
             .expect("free port")
             .port();
         let dir = tempfile::tempdir().expect("broker dir");
-        // under TRENDCAST_TEST_LOG_DIR when set, where it outlives the temporary folder
-        let log = std::env::var_os("TRENDCAST_TEST_LOG_DIR")
-            .map_or_else(|| dir.path().to_path_buf(), std::path::PathBuf::from)
-            .join(format!("tansu-{port}.log"));
+        let log = super::test_log_dir(dir.path()).join(format!("tansu-{port}.log"));
         let mut broker = Self {
             dir,
             port,

@@ -69,6 +69,12 @@ pub fn shipped_model() -> (String, String) {
 }
 
 /// A name no other test run uses.
+/// Where a test keeps a log it writes: `TRENDCAST_TEST_LOG_DIR` when set (it outlives the
+/// test's temporary folders, for a look at a failed run), else `default`.
+pub fn test_log_dir(default: &Path) -> PathBuf {
+    std::env::var_os("TRENDCAST_TEST_LOG_DIR").map_or_else(|| default.to_path_buf(), PathBuf::from)
+}
+
 pub fn unique(prefix: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
     let nanos = std::time::SystemTime::now()
