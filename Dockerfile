@@ -11,6 +11,7 @@ FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+COPY crates ./crates
 COPY benches ./benches
 COPY schemas ./schemas
 RUN cargo build --release --locked --bin trendcast

@@ -1,36 +1,20 @@
 //! trendcast: a streaming demand- and trend-forecast engine.
 //!
-//! Retail platforms publish sales and click events to Kafka; trendcast keeps a sliding window
-//! of event-time buckets per SKU, scores changed windows in batches with an ONNX model, and
-//! publishes per-SKU trend updates (quantile forecasts, direction, strength).
+//! This package is the `trendcast` binary and a thin facade over the two library crates of the
+//! workspace, so that one name reaches every module:
 //!
-//! The modules follow the data path — [`ingest`] → [`window`] → [`scoring`] → [`publish`] →
-//! [`signals`] (restock signals and hot-product rankings derived from the published updates) →
-//! [`query`] (the HTTP query API over a global view of the output topics) —
-//! with [`config`], [`telemetry`] and [`kafka`] beside it, [`vocab`] (sources, events, reject
-//! reasons) below everything, [`engine`] wiring them together, and
-//! [`datasets`] / [`demo`] for the bundled real data, and [`report`] for the trend report people
-//! read.
+//! * `trendcast-engine` (the live path): [`ingest`] → [`window`] → [`scoring`] → [`publish`] →
+//!   [`signals`] → [`query`], with [`checkpoint`], [`config`], [`telemetry`] and [`kafka`] beside
+//!   it, [`vocab`] below everything, [`catalog`] for product text, and [`engine`] wiring them;
+//! * `trendcast-tools` (offline): [`datasets`], [`replay`], [`export`], [`evaluate`], [`demo`],
+//!   [`loadtest`] and [`report`].
+//!
+//! Each module's documentation lives in its crate.
 
 #![warn(missing_docs)]
 
-pub mod catalog;
-pub mod checkpoint;
-pub mod config;
-pub mod datasets;
-pub mod demo;
-pub mod engine;
-pub mod evaluate;
-pub mod export;
-pub mod ingest;
-pub mod kafka;
-pub mod loadtest;
-pub mod publish;
-pub mod query;
-pub mod replay;
-pub mod report;
-pub mod scoring;
-pub mod signals;
-pub mod telemetry;
-pub mod vocab;
-pub mod window;
+pub use trendcast_engine::{
+    catalog, checkpoint, config, engine, ingest, kafka, publish, query, scoring, signals,
+    telemetry, vocab, window,
+};
+pub use trendcast_tools::{datasets, demo, evaluate, export, loadtest, replay, report};

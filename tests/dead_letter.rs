@@ -148,7 +148,7 @@ fn each_bad_message_is_dead_lettered_with_its_reason() {
         .collect();
 
     // strict schemas, so that an unknown field is one of the reasons exercised (by default it is
-    // skipped and counted: src/ingest/event.rs, tests/schemas.rs)
+    // skipped and counted: crates/engine/src/ingest/event.rs, tests/schemas.rs)
     let mut raw = raw_config(&topics);
     raw.ingest.strict_schema = true;
     let settings = trendcast::config::Settings::resolve(&raw).expect("settings");

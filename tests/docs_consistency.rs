@@ -24,6 +24,7 @@ const PREFIXES: &[&str] = &[
     "benches/",
     "examples/",
     "src/",
+    "crates/",
 ];
 
 /// Paths in `text` that start with a known top-level folder: runs of path characters, trimmed
@@ -60,7 +61,7 @@ fn named_paths(text: &str) -> BTreeSet<String> {
 
 fn files_to_check() -> Vec<std::path::PathBuf> {
     let mut files = vec![root().join("README.md"), root().join("training/README.md")];
-    for dir in ["docs", "config", "src"] {
+    for dir in ["docs", "config", "src", "crates"] {
         let mut stack = vec![root().join(dir)];
         while let Some(d) = stack.pop() {
             for entry in std::fs::read_dir(&d).expect("readable folder").flatten() {
@@ -189,7 +190,7 @@ fn create_topics_makes_every_topic_the_default_and_deploy_configs_name() {
 }
 
 /// The deploy script gives the changelogs and the latest-value outputs the topic configuration the
-/// engine uses when it creates a topic itself (`src/kafka.rs`).
+/// engine uses when it creates a topic itself (`crates/engine/src/kafka.rs`).
 #[test]
 fn create_topics_configures_topics_as_the_engine_does() {
     let script = std::fs::read_to_string(root().join("deploy/kafka/create-topics.sh"))
@@ -236,8 +237,8 @@ fn no_code_script_or_config_reads_outside_the_repository() {
     let mut offenders = Vec::new();
     let mut scanned = 0;
     let mut stack: Vec<std::path::PathBuf> = [
-        "src", "tests", "scripts", "training", "benches", "examples", "config", "deploy", "bench",
-        "fuzz", "models", ".ci",
+        "src", "crates", "tests", "scripts", "training", "benches", "examples", "config", "deploy",
+        "bench", "fuzz", "models", ".ci",
     ]
     .iter()
     .map(|d| root().join(d))

@@ -1,14 +1,16 @@
 //! The shape of the library, checked: its top-level modules import each other without a cycle,
-//! the live engine path imports none of the offline tools, and no function is longer than a
-//! screen (flat tables aside).
+//! each workspace crate holds the modules it should (the live engine path in `crates/engine`, the
+//! offline tools in `crates/tools`, which the engine crate cannot import), and no function is
+//! longer than a screen (flat tables aside).
 //!
-//! A module "imports" another when its non-test code names `crate::<other>`. Test modules (from
-//! the first `#[cfg(test)]` of a file on) and comments are left out: tests may reach anywhere.
+//! A module "imports" another when its non-test code names `crate::<other>` or, from the tools
+//! crate, `trendcast_engine::<other>`. Test modules (from the first `#[cfg(test)]` of a file on)
+//! and comments are left out: tests may reach anywhere.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-/// Modules a running engine needs (`trendcast run`); they must not import the offline tools.
+/// Modules a running engine needs (`trendcast run`): the `trendcast-engine` crate.
 const LIVE: &[&str] = &[
     "vocab",
     "telemetry",
@@ -25,73 +27,140 @@ const LIVE: &[&str] = &[
     "query",
 ];
 
-/// Offline tools: datasets, replay, export, evaluation, demo and load test.
+/// Offline tools: datasets, replay, export, evaluation, demo, load test and the trend report: the
+/// `trendcast-tools` crate.
 const OFFLINE: &[&str] = &[
     "datasets", "replay", "export", "evaluate", "demo", "loadtest", "report",
 ];
 
+/// The library crates: (name, source folder under the repository root, modules it must hold).
+const CRATES: &[(&str, &str, &[&str])] = &[
+    ("engine", "crates/engine/src", LIVE),
+    ("tools", "crates/tools/src", OFFLINE),
+];
+
 type Graph = BTreeMap<String, BTreeMap<String, BTreeSet<String>>>;
 
-/// `(path under src/, code before the first test module)` of every Rust file in `src/`,
-/// `src/bin/` included when `with_bin`.
-fn sources(with_bin: bool) -> Vec<(String, String)> {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut out = Vec::new();
-    let mut stack = vec![src.clone()];
+/// One Rust file of the tree, its test modules cut off.
+struct Source {
+    /// the crate it belongs to ("engine", "tools" or "bin")
+    krate: &'static str,
+    /// its path under the crate's source folder (`bin/…` for the binary)
+    rel: String,
+    /// the code before its first test module
+    code: String,
+}
+
+/// Every Rust file under `dir`, paths relative to `base`.
+fn rust_files(base: &Path, dir: &Path, krate: &'static str, out: &mut Vec<Source>) {
+    let mut stack = vec![dir.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).expect("read src") {
+        for entry in std::fs::read_dir(&dir).expect("read a source folder") {
             let path = entry.expect("dir entry").path();
             if path.is_dir() {
-                if with_bin || path != src.join("bin") {
-                    stack.push(path);
-                }
+                stack.push(path);
                 continue;
             }
             if path.extension().is_none_or(|e| e != "rs") {
                 continue;
             }
-            let rel = path.strip_prefix(&src).expect("under src");
+            let rel = path.strip_prefix(base).expect("under its crate");
             let text = std::fs::read_to_string(&path).expect("read source");
             let code = text.split("#[cfg(test)]").next().unwrap_or_default();
-            out.push((rel.display().to_string(), code.to_string()));
+            out.push(Source {
+                krate,
+                rel: rel.display().to_string(),
+                code: code.to_string(),
+            });
+        }
+    }
+}
+
+/// Every Rust file of the library crates, and of the binary (`src/bin/`) when `with_bin`.
+fn sources(with_bin: bool) -> Vec<Source> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut out = Vec::new();
+    for (krate, dir, _) in CRATES {
+        let dir = root.join(dir);
+        rust_files(&dir, &dir, krate, &mut out);
+    }
+    if with_bin {
+        rust_files(&root.join("src"), &root.join("src/bin"), "bin", &mut out);
+    }
+    out
+}
+
+/// The modules a line of code names through `crate::` or `trendcast_engine::`.
+fn named_modules(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for prefix in ["crate::", "trendcast_engine::"] {
+        for (i, _) in line.match_indices(prefix) {
+            let before = line[..i].chars().next_back();
+            if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
+                continue; // the tail of a longer name
+            }
+            let name: String = line[i + prefix.len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if !name.is_empty() {
+                out.push(name);
+            }
         }
     }
     out
 }
 
-/// module → imported module → files that import it. `src/bin/` is left out: the binary is a
-/// client of the library, not part of its module graph.
+/// module → imported module → files that import it, over both library crates (module names are
+/// unique across them). The binary is left out: it is a client of the libraries.
 fn module_graph() -> Graph {
     let mut graph = Graph::new();
-    for (rel_text, code) in sources(false) {
-        if rel_text == "lib.rs" {
+    for source in sources(false) {
+        if source.rel == "lib.rs" {
             continue;
         }
-        let module = rel_text
+        let module = source
+            .rel
             .split('/')
             .next()
             .unwrap_or_default()
             .trim_end_matches(".rs")
             .to_string();
-        for line in code.lines().filter(|l| !l.trim_start().starts_with("//")) {
-            for (i, _) in line.match_indices("crate::") {
-                let name: String = line[i + 7..]
-                    .chars()
-                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                    .collect();
-                if !name.is_empty() && name != module {
+        for line in source
+            .code
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+        {
+            for name in named_modules(line) {
+                if name != module {
+                    let file = format!("{}/{}", source.krate, source.rel);
                     graph
                         .entry(module.clone())
                         .or_default()
                         .entry(name)
                         .or_default()
-                        .insert(rel_text.clone());
+                        .insert(file);
                 }
             }
         }
         graph.entry(module).or_default();
     }
     graph
+}
+
+/// crate → the top-level modules its source folder holds.
+fn modules_by_crate() -> BTreeMap<&'static str, BTreeSet<String>> {
+    let mut out: BTreeMap<&'static str, BTreeSet<String>> = BTreeMap::new();
+    for source in sources(false) {
+        if source.rel == "lib.rs" {
+            continue;
+        }
+        let module = source.rel.split('/').next().unwrap_or_default();
+        out.entry(source.krate)
+            .or_default()
+            .insert(module.trim_end_matches(".rs").to_string());
+    }
+    out
 }
 
 /// A cycle of the graph, as the modules on it (the first repeated at the end), if there is one.
@@ -170,6 +239,27 @@ fn the_live_path_imports_no_offline_tool() {
 }
 
 #[test]
+fn each_crate_holds_its_side_of_the_data_path() {
+    let found = modules_by_crate();
+    for (krate, dir, expected) in CRATES {
+        let expected: BTreeSet<String> = expected.iter().map(|m| m.to_string()).collect();
+        assert_eq!(
+            found.get(krate),
+            Some(&expected),
+            "{dir} should hold exactly these modules (move the module, or reclassify it)"
+        );
+    }
+    let engine_manifest = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/engine/Cargo.toml"),
+    )
+    .expect("the engine crate's manifest");
+    assert!(
+        !engine_manifest.contains("trendcast-tools"),
+        "the engine crate must not depend on the offline tools"
+    );
+}
+
+#[test]
 fn the_checker_finds_a_planted_cycle() {
     let mut graph = Graph::new();
     for (a, b) in [
@@ -195,12 +285,13 @@ const MAX_FUNCTION_LINES: usize = 80;
 /// Flat tables: long only because they list things, one entry after another.
 const FLAT_TABLES: &[&str] = &["telemetry/stats.rs::describe"];
 
-/// `(file::function, lines)` of every function in `src/` outside test modules. A function runs
+/// `(file::function, lines)` of every function in the crates and the binary outside test
+/// modules. A function runs
 /// from its `fn` line to the first line after it that closes at the same indentation
 /// (rustfmt's layout).
 fn function_lengths() -> Vec<(String, usize)> {
     let mut out = Vec::new();
-    for (rel, code) in sources(true) {
+    for Source { rel, code, .. } in sources(true) {
         let lines: Vec<&str> = code.lines().collect();
         for (i, line) in lines.iter().enumerate() {
             let trimmed = line.trim_start();

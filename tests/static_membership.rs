@@ -1,6 +1,6 @@
 //! A SIGKILLed instance restarted with the default configuration takes its partitions back
 //! within 10 s: it rejoins its group under the same static identity (`kafka.group_instance_id =
-//! "auto"`, see `src/kafka.rs`) instead of waiting out its dead predecessor's 45 s session.
+//! "auto"`, see `crates/engine/src/kafka.rs`) instead of waiting out its dead predecessor's 45 s session.
 //!
 //! Runs on the test broker (Tansu). `TRENDCAST_TEST_GROUP_INSTANCE_ID` overrides the identity
 //! setting (`""` shows the dynamic-membership wait this test guards against).

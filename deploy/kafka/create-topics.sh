@@ -14,7 +14,7 @@ create() {
 create sales "$PARTITIONS"
 create clicks "$PARTITIONS"
 # Latest-value outputs (trend updates, restock signals, new-product forecasts): compacted, so a
-# new subscriber reads one message per SKU plus the last hour in full (src/kafka.rs,
+# new subscriber reads one message per SKU plus the last hour in full (crates/engine/src/kafka.rs,
 # LATEST_VALUE_CONFIG). Not the hot-products topic: its rankings share one key.
 LATEST=(--config cleanup.policy=compact --config min.compaction.lag.ms=3600000)
 create trend-updates "$PARTITIONS" "${LATEST[@]}"
@@ -30,7 +30,7 @@ create new-product-forecasts "$PARTITIONS" "${LATEST[@]}"
 create trendcast-dead-letter 1 --config retention.ms=1209600000 --config max.message.bytes=4194304
 # The checkpoint changelog (checkpoint.changelog_topic = "{group_id}-changelog"): same partition
 # count as the inputs; compaction keeps only the newest record per SKU, which bounds it.
-# The engine creates a missing changelog with the same configuration (src/kafka.rs,
+# The engine creates a missing changelog with the same configuration (crates/engine/src/kafka.rs,
 # CHANGELOG_CONFIG).
 CHANGELOG=(--config cleanup.policy=compact --config min.compaction.lag.ms=600000)
 create "${GROUP_ID:-trendcast}-changelog" "$PARTITIONS" "${CHANGELOG[@]}"

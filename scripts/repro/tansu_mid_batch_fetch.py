@@ -6,7 +6,7 @@ the broker reports, then reads from offsets 0, 500, 1000 and 1500 with a fresh c
 Apache Kafka gives 2000, 1500, 1000 and 500 messages and a high watermark of 2000. Tansu 0.6.0
 (2026-11-30): 2000, 1000 (offsets 1000-1999: the rest of the first batch skipped), 1000 and 0,
 high watermark 1001 (the last batch's first offset + 1). The engine's offset guard
-(src/ingest/offset_guard.rs) works around it.
+(crates/engine/src/ingest/offset_guard.rs) works around it.
 Usage (needs confluent-kafka, e.g. the bench venv): tansu_mid_batch_fetch.py HOST:PORT
 """
 import sys

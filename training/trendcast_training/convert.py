@@ -1,6 +1,6 @@
 """Convert the public logs to the engine's JSONL event schema (schemas/sales_event.schema.json,
 schemas/click_event.schema.json), with the same rules as the engine's own readers
-(src/datasets/online_retail.rs, retailrocket.rs). The engine reads both logs directly
+(crates/tools/src/datasets/online_retail.rs, retailrocket.rs). The engine reads both logs directly
 (`--format online-retail|retailrocket`); this is for feeding other tools / Kafka producers.
 
     python -m trendcast_training.convert online-retail IN.csv[.gz] OUT.jsonl [--limit N]

@@ -1,7 +1,7 @@
 """Direction calls (docs/TRENDS.md): the trend definition, its training target, a calibrated
 classifier exported into every shipped model, and the call metrics.
 
-Definition (the engine's `src/scoring/trend.rs` implements the same):
+Definition (the engine's `crates/engine/src/scoring/trend.rs` implements the same):
 
 * recent level r = mean of max(0, units) over the last min(H, W) buckets of the window;
 * future level f = mean of the H horizon buckets' units (realised), or of the model's `mean`

@@ -6,7 +6,7 @@ forecaster's expected units when it has a mean output.
 Point forecasts: each loss is scored with the point that minimises it in expectation: the squared-
 error metrics (WRMSSE, RMSSE, RMSE) and the bias use the mean when there is one, else q0.5; the
 absolute-error metrics (MASE, MAE) use q0.5, the median; trend calls follow docs/TRENDS.md. For a forecaster
-without a mean (every baseline) both are q0.5. The engine's `src/evaluate/metrics.rs` does the same.
+without a mean (every baseline) both are q0.5. The engine's `crates/tools/src/evaluate/metrics.rs` does the same.
 history [P, T] is each pair's in-sample daily units up to the origin (NaN before the SKU's first
 sale); weights [P] is revenue in the 28 days before the origin; recent [P] is the trend's recent
 level (mean units of the last min(H, W) days before the origin).

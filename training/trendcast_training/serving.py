@@ -3,7 +3,7 @@ shipped model, with the Python forecast tables read back as baselines.
 
 The engine replays the log through its admission and window store, copies the windows out as the
 scorer does, scores them with its Rust ONNX Runtime path and computes the metrics in Rust
-(`src/evaluate/`); the same numbers as the Python evaluation mean that what was trained is what is
+(`crates/tools/src/evaluate/`); the same numbers as the Python evaluation mean that what was trained is what is
 served. It picks its origins from the log itself (the last horizon ends on the day before the
 latest event's date, origins 7 days apart), which are the Online Retail eval origins; with other
 origins the tables do not cover its pairs and the section says so instead.
@@ -43,7 +43,7 @@ def section(events: str, fmt: str, manifest: Path, tables: dict, horizon: int, o
     head = ["## Through the serving code (`trendcast evaluate`)", "",
             "The same protocol run by the engine itself: the log replayed through its admission and window "
             "store, windows copied out as the scorer copies them, scored by the Rust ONNX Runtime path (mean "
-            "output included), metrics computed in Rust (`src/evaluate/`), the Python forecast tables "
+            "output included), metrics computed in Rust (`crates/tools/src/evaluate/`), the Python forecast tables "
             "(`$RUN` = this run's work folder) read back as baselines. Written by `train.py` "
             f"({secs:.1f} s, the binary `{Path(binary).name}`):", "", "```sh", " \\\n  ".join(shown), "```", ""]
     if r.returncode != 0:
