@@ -213,6 +213,7 @@ pub mod v1 {
     use serde::{Deserialize, Serialize};
 
     use super::{BucketIndex, PartitionCut, SkuWindow};
+    use crate::vocab::EngineMs;
     use crate::window::BucketFeatures;
 
     /// The version-1 window: a revision counter per close, no count of applied events, no
@@ -283,7 +284,7 @@ pub mod v1 {
                         window.heads.into(),
                         window.dirty_from,
                         window.scored_close,
-                        window.last_scored_ms,
+                        EngineMs::from_millis(window.last_scored_ms),
                         window.ring,
                         partition,
                     ),

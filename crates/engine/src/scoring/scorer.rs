@@ -21,6 +21,7 @@ use crate::publish::{
     HorizonStep, MessageKind, Publisher, Trend, TrendUpdate, SCHEMA_HEADER, TREND_UPDATE_SCHEMA,
 };
 use crate::telemetry::EngineStats;
+use crate::vocab::EngineMs;
 use crate::window::{rfc3339, BucketIndex, Feature, ScoreDecision, WindowStore};
 
 /// Batches copied per call of `copy_ready` (and scored before the loop reads the channel again).
@@ -83,7 +84,7 @@ pub struct Scorer {
     /// SKUs waiting for bucket `key` to close.
     pending: BTreeMap<BucketIndex, Vec<Arc<str>>>,
     /// SKUs throttled until an engine-clock time.
-    deferred: BinaryHeap<Reverse<(i64, Arc<str>)>>,
+    deferred: BinaryHeap<Reverse<(EngineMs, Arc<str>)>>,
     /// SKUs whose bucket has closed, waiting to be scored (duplicates are harmless: a second
     /// look finds the SKU clean).
     ready: VecDeque<Arc<str>>,
@@ -181,10 +182,9 @@ impl Scorer {
         })
     }
 
-    /// The engine clock: milliseconds since this scorer started. It paces rescoring only and
-    /// is never compared with event or wall-clock times (nor with another process's clock).
-    fn engine_ms(&self) -> i64 {
-        self.clock.elapsed().as_millis() as i64
+    /// The engine clock's reading: milliseconds since this scorer started (see [`EngineMs`]).
+    fn now(&self) -> EngineMs {
+        EngineMs::from_millis(self.clock.elapsed().as_millis() as i64)
     }
 
     fn enqueue(&mut self, sku: Arc<str>, from: BucketIndex) {
@@ -284,7 +284,7 @@ impl Scorer {
         let Some(closed) = self.store.closed_index() else {
             return;
         };
-        let now = self.engine_ms();
+        let now = self.now();
         while let Some(entry) = self.pending.first_entry() {
             if *entry.key() > closed {
                 break;
@@ -308,7 +308,7 @@ impl Scorer {
         let Some(mut closed) = self.store.closed_index() else {
             return;
         };
-        let mut now = self.engine_ms();
+        let mut now = self.now();
         let min_interval = self.settings.min_rescore_interval.as_millis() as i64;
         let per = self.model.window_values();
         let limit = self.batch.len() + self.settings.batch_size * BATCHES_PER_TURN;
@@ -318,7 +318,7 @@ impl Scorer {
                 // collected now is judged by the clock and the close that let it through (never
                 // older ones, or a SKU could bounce between the queues)
                 self.collect_ready();
-                now = self.engine_ms();
+                now = self.now();
                 closed = self.store.closed_index().unwrap_or(closed);
                 if self.ready.is_empty() {
                     break;
@@ -344,9 +344,7 @@ impl Scorer {
                     }
                     self.batch.push((sku, seq, at));
                 }
-                ScoreDecision::Defer { retry_at_ms } => {
-                    self.deferred.push(Reverse((retry_at_ms, sku)))
-                }
+                ScoreDecision::Defer { retry_at } => self.deferred.push(Reverse((retry_at, sku))),
                 ScoreDecision::Clean => {
                     if let Some(from) = still_dirty {
                         self.enqueue(sku, from);

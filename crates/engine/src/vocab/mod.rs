@@ -1,5 +1,5 @@
-//! The core vocabulary every part of the engine speaks: input sources, event bodies and the
-//! reasons input is rejected.
+//! The core vocabulary every part of the engine speaks: input sources, event bodies, the
+//! reasons input is rejected and the engine clock.
 //!
 //! It sits below everything else on purpose. Window state, checkpoints, telemetry and the
 //! offline tools all need these types, and they used to import them from `ingest`, which itself
@@ -7,8 +7,10 @@
 //! every other. Here they depend on nothing but `serde` and `serde_json`
 //! (`tests/module_graph.rs` keeps the module graph acyclic).
 
+pub mod clock;
 pub mod event;
 
+pub use clock::EngineMs;
 pub use event::{
     classify, ClickKind, Event, EventBody, PerSource, RejectReason, Rejection, Source,
 };

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::bucket::BucketIndex;
 use super::features::{apply, slots_of, BucketFeatures, Feature, FEATURE_COUNT};
-use crate::vocab::{EventBody, PerSource, Source};
+use crate::vocab::{EngineMs, EventBody, PerSource, Source};
 
 /// Result of applying one event to a window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,10 +30,10 @@ pub enum ScoreDecision {
         /// two updates with one `seq` were made from the same window (see [`SkuWindow::seq`]).
         seq: u64,
     },
-    /// Scored too recently at this bucket; try again at `retry_at_ms` (engine clock).
+    /// Scored too recently at this bucket; try again at `retry_at`.
     Defer {
-        /// Engine-clock time after which scoring is allowed.
-        retry_at_ms: i64,
+        /// Engine-clock reading after which scoring is allowed.
+        retry_at: EngineMs,
     },
     /// Nothing to score: no unscored change reaches a closed bucket.
     Clean,
@@ -68,8 +68,8 @@ pub struct SkuWindow {
     dirty_from: BucketIndex,
     /// Bucket of the last scoring.
     scored_close: BucketIndex,
-    /// Engine-clock time of the last scoring (ms).
-    last_scored_ms: i64,
+    /// Engine-clock reading of the last scoring.
+    last_scored: EngineMs,
     /// Ring of buckets; bucket `b` lives at `b mod capacity`.
     ring: Box<[BucketFeatures]>,
     /// Events applied to this window so far (saturating); the low half of `seq`.
@@ -107,7 +107,7 @@ impl SkuWindow {
             heads: PerSource::both(i64::MIN),
             dirty_from: CLEAN,
             scored_close: i64::MIN,
-            last_scored_ms: i64::MIN,
+            last_scored: EngineMs::NEVER,
             ring: vec![[0.0; FEATURE_COUNT]; capacity.max(1)].into_boxed_slice(),
             applied: 0,
             partition,
@@ -144,7 +144,7 @@ impl SkuWindow {
         heads: PerSource<BucketIndex>,
         dirty_from: BucketIndex,
         scored_close: BucketIndex,
-        last_scored_ms: i64,
+        last_scored: EngineMs,
         ring: Box<[BucketFeatures]>,
         partition: u16,
     ) -> Self {
@@ -152,7 +152,7 @@ impl SkuWindow {
             heads,
             dirty_from,
             scored_close,
-            last_scored_ms,
+            last_scored,
             ring,
             applied: 0,
             partition,
@@ -216,7 +216,7 @@ impl SkuWindow {
     /// late change after a restart would wait until this process's clock caught up.
     pub fn mark_restored(&mut self) {
         self.unsaved = false;
-        self.last_scored_ms = i64::MIN;
+        self.last_scored = EngineMs::NEVER;
     }
 
     /// The sequence number of an update made from this window ending at bucket `at`.
@@ -299,14 +299,14 @@ impl SkuWindow {
                 })
     }
 
-    /// Decides whether to score now, given the closed-bucket index `closed`, the engine clock
-    /// `engine_ms` and the shortest interval between two scorings of one bucket. `force` ignores
+    /// Decides whether to score now, given the closed-bucket index `closed`, the engine clock's
+    /// reading `now` and the shortest interval between two scorings of one bucket. `force` ignores
     /// that interval (used before a checkpoint). On `Score` the dirty mark moves past the scored
     /// bucket.
     pub fn decide(
         &mut self,
         closed: BucketIndex,
-        engine_ms: i64,
+        now: EngineMs,
         min_interval_ms: i64,
         force: bool,
     ) -> ScoreDecision {
@@ -322,10 +322,10 @@ impl SkuWindow {
                 // a late change to an older bucket rides along with the next bucket's scoring
                 Some(next) => at = next,
                 None => {
-                    let retry_at_ms = self.last_scored_ms.saturating_add(min_interval_ms);
-                    if !force && engine_ms < retry_at_ms {
+                    let retry_at = self.last_scored.after(min_interval_ms);
+                    if !force && now < retry_at {
                         return ScoreDecision::Defer {
-                            retry_at_ms: retry_at_ms.max(engine_ms + 1),
+                            retry_at: retry_at.max(now.after(1)),
                         };
                     }
                 }
@@ -333,10 +333,10 @@ impl SkuWindow {
         } else if !self.held(at) {
             // ingest ran so far ahead of the closes that the bucket slid out of the ring
             self.dirty_from = self.next_with_data(at).unwrap_or(CLEAN);
-            return self.decide(closed, engine_ms, min_interval_ms, force);
+            return self.decide(closed, now, min_interval_ms, force);
         }
         self.scored_close = at;
-        self.last_scored_ms = engine_ms;
+        self.last_scored = now;
         // Changes to later buckets stay pending: the next scoring is at the next bucket with data.
         self.dirty_from = self.next_with_data(at).unwrap_or(CLEAN);
         ScoreDecision::Score {
@@ -390,21 +390,25 @@ mod tests {
         let mut w = SkuWindow::new(6, 0);
         w.apply(5, &sale(1.0));
         assert_eq!(
-            w.decide(4, 0, 1000, false),
+            w.decide(4, EngineMs::from_millis(0), 1000, false),
             ScoreDecision::Clean,
             "bucket 5 still open"
         );
-        let ScoreDecision::Score { at: 5, seq: s1 } = w.decide(5, 0, 1000, false) else {
+        let ScoreDecision::Score { at: 5, seq: s1 } =
+            w.decide(5, EngineMs::from_millis(0), 1000, false)
+        else {
             panic!("bucket 5 closed: must score at 5")
         };
         w.apply(5, &sale(1.0));
-        assert!(matches!(
-            w.decide(5, 10, 1000, false),
-            ScoreDecision::Defer { retry_at_ms: 1000 }
-        ));
+        assert_eq!(
+            w.decide(5, EngineMs::from_millis(10), 1000, false),
+            ScoreDecision::Defer {
+                retry_at: EngineMs::from_millis(1000)
+            }
+        );
         assert!(
             matches!(
-                w.decide(5, 10, 1000, true),
+                w.decide(5, EngineMs::from_millis(10), 1000, true),
                 ScoreDecision::Score { at: 5, .. }
             ),
             "force ignores the interval"
@@ -414,7 +418,9 @@ mod tests {
         // closes jumped to 8: one scoring per bucket with data, 6 and 8 (7 has none)
         let mut ats = Vec::new();
         let mut last = s1;
-        while let ScoreDecision::Score { at, seq } = w.decide(8, 2000, 1000, false) {
+        while let ScoreDecision::Score { at, seq } =
+            w.decide(8, EngineMs::from_millis(2000), 1000, false)
+        {
             assert!(seq > last, "seq grows");
             last = seq;
             ats.push(at);
@@ -422,12 +428,17 @@ mod tests {
         assert_eq!(ats, vec![6, 8]);
         // a late change to bucket 6 is folded into a rescoring at 8, never back at 6
         w.apply(6, &sale(1.0));
-        let ScoreDecision::Score { at, seq } = w.decide(8, 5000, 1000, false) else {
+        let ScoreDecision::Score { at, seq } =
+            w.decide(8, EngineMs::from_millis(5000), 1000, false)
+        else {
             panic!("late change must be scored")
         };
         assert_eq!(at, 8);
         assert!(seq > last);
-        assert_eq!(w.decide(8, 9000, 1000, false), ScoreDecision::Clean);
+        assert_eq!(
+            w.decide(8, EngineMs::from_millis(9000), 1000, false),
+            ScoreDecision::Clean
+        );
     }
 
     #[test]
@@ -436,7 +447,7 @@ mod tests {
         w.apply(5, &sale(1.0));
         // scored 500 s into the process that checkpointed it
         assert!(matches!(
-            w.decide(5, 500_000, 1000, false),
+            w.decide(5, EngineMs::from_millis(500_000), 1000, false),
             ScoreDecision::Score { at: 5, .. }
         ));
         let mut restored = w.clone();
@@ -446,11 +457,14 @@ mod tests {
         w.apply(5, &sale(1.0));
         restored.apply(5, &sale(1.0));
         assert!(
-            matches!(w.decide(5, 10, 1000, false), ScoreDecision::Defer { .. }),
+            matches!(
+                w.decide(5, EngineMs::from_millis(10), 1000, false),
+                ScoreDecision::Defer { .. }
+            ),
             "the old clock defers it by some 500 s"
         );
         assert!(matches!(
-            restored.decide(5, 10, 1000, false),
+            restored.decide(5, EngineMs::from_millis(10), 1000, false),
             ScoreDecision::Score { at: 5, .. }
         ));
     }
@@ -463,7 +477,9 @@ mod tests {
             w.apply(b, &sale(1.0));
         }
         let mut ats = Vec::new();
-        while let ScoreDecision::Score { at, .. } = w.decide(30, 0, 1000, false) {
+        while let ScoreDecision::Score { at, .. } =
+            w.decide(30, EngineMs::from_millis(0), 1000, false)
+        {
             ats.push(at);
         }
         assert_eq!(
@@ -476,10 +492,13 @@ mod tests {
         w.apply(22, &sale(1.0));
         w.apply(25, &sale(1.0));
         assert!(matches!(
-            w.decide(22, 5000, 1000, false),
+            w.decide(22, EngineMs::from_millis(5000), 1000, false),
             ScoreDecision::Score { at: 22, .. }
         ));
-        assert_eq!(w.decide(22, 5000, 1000, false), ScoreDecision::Clean);
+        assert_eq!(
+            w.decide(22, EngineMs::from_millis(5000), 1000, false),
+            ScoreDecision::Clean
+        );
         assert_eq!(w.dirty_from(), Some(25), "next bucket with data");
     }
 

@@ -14,7 +14,7 @@ use super::bucket::{BucketIndex, BucketSpec};
 use super::features::Feature;
 use super::sku_window::{Applied, ScoreDecision, SkuWindow};
 use super::WindowSettings;
-use crate::vocab::EventBody;
+use crate::vocab::{EngineMs, EventBody};
 
 /// Outcome of offering one event to the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -248,7 +248,7 @@ impl WindowStore {
         &self,
         sku: &str,
         closed: BucketIndex,
-        engine_ms: i64,
+        now: EngineMs,
         min_interval_ms: i64,
         force: bool,
         features: &[Feature],
@@ -257,7 +257,7 @@ impl WindowStore {
         let Some(mut window) = self.map.get_mut(sku) else {
             return (ScoreDecision::Clean, None);
         };
-        let decision = window.decide(closed, engine_ms, min_interval_ms, force);
+        let decision = window.decide(closed, now, min_interval_ms, force);
         if let ScoreDecision::Score { at, .. } = decision {
             window.write_window(at, self.settings.buckets, features, out);
         }
