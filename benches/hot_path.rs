@@ -52,7 +52,9 @@ fn bench_window(c: &mut Criterion) {
                 for i in 0..10_000_i64 {
                     let event = Event {
                         sku: skus[(i % 1000) as usize].as_str().into(),
-                        ts_ms: 1_294_000_000_000 + i * 60_000,
+                        ts: trendcast::vocab::EventTime::from_millis(
+                            1_294_000_000_000 + i * 60_000,
+                        ),
                         body: EventBody::Sale {
                             qty: 1.0,
                             unit_price: Some(2.0),
@@ -83,7 +85,9 @@ fn bench_contention(c: &mut Criterion) {
                     for i in 0..per_thread {
                         let event = Event {
                             sku: skus[((i * 7 + t) % 2000) as usize].as_str().into(),
-                            ts_ms: 1_294_000_000_000 + i * 10_000,
+                            ts: trendcast::vocab::EventTime::from_millis(
+                                1_294_000_000_000 + i * 10_000,
+                            ),
                             body: EventBody::Sale {
                                 qty: 1.0,
                                 unit_price: Some(2.0),
@@ -116,7 +120,7 @@ fn bench_batch_assembly(c: &mut Criterion) {
         for sku in &skus {
             let event = Event {
                 sku: sku.as_str().into(),
-                ts_ms: 1_294_000_000_000 + day * 86_400_000,
+                ts: trendcast::vocab::EventTime::from_millis(1_294_000_000_000 + day * 86_400_000),
                 body: EventBody::Sale {
                     qty: 3.0,
                     unit_price: Some(2.0),
@@ -153,7 +157,7 @@ fn bench_checkpoint_codec(c: &mut Criterion) {
             let sku = format!("SKU{i:05}");
             let event = Event {
                 sku: sku.as_str().into(),
-                ts_ms: 1_294_000_000_000 + day * 86_400_000,
+                ts: trendcast::vocab::EventTime::from_millis(1_294_000_000_000 + day * 86_400_000),
                 body: EventBody::Sale {
                     qty: 1.0 + i as f64,
                     unit_price: Some(2.0),

@@ -4,6 +4,7 @@
 use trendcast::checkpoint::format::{encode, v1};
 use trendcast::checkpoint::{PartitionCut, Record, WindowRecord};
 use trendcast::ingest::{ClickKind, EventBody};
+use trendcast::vocab::EventTime;
 use trendcast::window::SkuWindow;
 
 fn main() -> std::io::Result<()> {
@@ -37,7 +38,7 @@ fn main() -> std::io::Result<()> {
             checkpoint: 9,
             partition: 3,
             next_offsets: [120, 40].into(),
-            watermarks: [1_296_000_000_000, i64::MIN].into(),
+            watermarks: [EventTime::from_millis(1_296_000_000_000), EventTime::MIN].into(),
         }),
     ];
     for (i, r) in records.iter().enumerate() {

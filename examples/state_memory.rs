@@ -28,7 +28,7 @@ fn main() {
     for (i, sku) in skus.iter().enumerate() {
         let event = Event {
             sku: sku.as_str().into(),
-            ts_ms: 1_294_000_000_000 + (i as i64 % 1000),
+            ts: trendcast::vocab::EventTime::from_millis(1_294_000_000_000 + (i as i64 % 1000)),
             body: EventBody::Sale {
                 qty: 1.0,
                 unit_price: Some(1.0),

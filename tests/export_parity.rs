@@ -71,7 +71,7 @@ fn exported_windows_equal_live_windows() {
     trendcast::export::export(records, &settings.window, 7, dir.path()).expect("export");
     let windows = read_npy(&dir.path().join("windows.npy"));
     let index = std::fs::read_to_string(dir.path().join("index.csv")).expect("index");
-    let origin = trendcast::window::rfc3339(settings.window.bucket.end_ms(closed));
+    let origin = trendcast::window::rfc3339(settings.window.bucket.end(closed));
     let per = t * FEATURE_COUNT;
     let mut exported: HashMap<String, Vec<f32>> = HashMap::new();
     for line in index.lines().skip(1) {

@@ -48,7 +48,7 @@ fn parity(manifest: &str) {
     for e in data.events.iter().filter(|e| e.ts < until) {
         let event = Event {
             sku: e.sku.as_str().into(),
-            ts_ms: e.ts,
+            ts: trendcast::vocab::EventTime::from_millis(e.ts),
             body: EventBody::Sale {
                 qty: e.qty,
                 unit_price: e.unit_price,
@@ -74,7 +74,7 @@ fn parity(manifest: &str) {
         );
     }
     assert!(input.iter().any(|v| *v > 0.0), "windows hold real data");
-    let day = trendcast::window::epoch_day(settings.window.bucket.start_ms(closed + 1));
+    let day = trendcast::window::epoch_day(settings.window.bucket.start(closed + 1));
     let days = vec![day; n];
     let forecast = model.score(&input, &days, n).expect("rust scoring");
     let rust = forecast.quantiles;

@@ -397,7 +397,7 @@ fn applied_buckets(
                 continue;
             };
             if admission.admit(source, m.partition(), &event).is_ok() {
-                applied.insert((event.sku.to_string(), spec.index_of(event.ts_ms)));
+                applied.insert((event.sku.to_string(), spec.index_of(event.ts)));
             }
         }
     }
@@ -469,7 +469,7 @@ fn assert_every_closed_bucket_updated(
     let missing: Vec<_> = applied
         .iter()
         .filter(|(_, b)| *b <= closed)
-        .map(|(sku, b)| (sku.clone(), rfc3339(spec.end_ms(*b))))
+        .map(|(sku, b)| (sku.clone(), rfc3339(spec.end(*b))))
         .filter(|k| !got.contains(k))
         .collect();
     let want = applied.iter().filter(|(_, b)| *b <= closed).count();
@@ -482,21 +482,21 @@ fn assert_every_closed_bucket_updated(
         let buckets: Vec<_> = applied
             .iter()
             .filter(|(s, _)| s == sku)
-            .map(|(_, b)| rfc3339(spec.end_ms(*b)))
+            .map(|(_, b)| rfc3339(spec.end(*b)))
             .collect();
         panic!(
             "{}: {} of {want} closed (sku, bucket) pairs have no update, e.g. {:?}\n{sku}: updates as of {theirs:?}\n{sku}: applied buckets ending {buckets:?}; newest closed ends {}",
             run.name,
             missing.len(),
             &missing[..missing.len().min(5)],
-            rfc3339(spec.end_ms(closed))
+            rfc3339(spec.end(closed))
         );
     }
     // and none for a bucket without data: a scorer that lags (restarts, catch-up) must not
     // walk the empty buckets in between
     let with_data: BTreeSet<(String, String)> = applied
         .iter()
-        .map(|(sku, b)| (sku.clone(), rfc3339(spec.end_ms(*b))))
+        .map(|(sku, b)| (sku.clone(), rfc3339(spec.end(*b))))
         .collect();
     let extra: Vec<_> = got.difference(&with_data).collect();
     assert!(

@@ -122,7 +122,7 @@ proptest! {
         for e in &evs {
             let source = if e.click { Source::Clicks } else { Source::Sales };
             let sku = format!("S{}", e.sku);
-            let event = Event { sku: sku.as_str().into(), ts_ms: BASE + e.hours * HOUR, body: body(e) };
+            let event = Event { sku: sku.as_str().into(), ts: trendcast::vocab::EventTime::from_millis(BASE + e.hours * HOUR), body: body(e) };
             let got = admission.admit(source, e.partition, &event).is_ok();
             let want = reference.offer(e, lateness * HOUR, capacity);
             prop_assert_eq!(got, want, "acceptance of {:?}", e);
@@ -152,7 +152,7 @@ proptest! {
         let mut admission = Admission::new(store.clone());
         for e in &evs {
             let sku = format!("S{}", e.sku);
-            let event = Event { sku: sku.as_str().into(), ts_ms: BASE + e.hours * HOUR, body: body(e) };
+            let event = Event { sku: sku.as_str().into(), ts: trendcast::vocab::EventTime::from_millis(BASE + e.hours * HOUR), body: body(e) };
             let _ = admission.admit(Source::Sales, 0, &event);
             prop_assert!(store.len() <= max_skus, "{} SKUs > bound {}", store.len(), max_skus);
         }

@@ -22,6 +22,7 @@ use anyhow::{Context, Result};
 use serde_json::json;
 
 use crate::datasets::EventRecord;
+use trendcast_engine::vocab::EventTime;
 use trendcast_engine::vocab::{ClickKind, Event, EventBody, Source};
 use trendcast_engine::window::Admission;
 use trendcast_engine::window::{
@@ -97,7 +98,7 @@ pub(crate) fn event_of(record: &EventRecord) -> Option<(Source, Event<'_>)> {
             Source::Sales,
             Event {
                 sku: s.sku.as_str().into(),
-                ts_ms: s.ts,
+                ts: EventTime::from_millis(s.ts),
                 body: EventBody::Sale {
                     qty: s.qty,
                     unit_price: s.unit_price,
@@ -115,7 +116,7 @@ pub(crate) fn event_of(record: &EventRecord) -> Option<(Source, Event<'_>)> {
                 Source::Clicks,
                 Event {
                     sku: c.sku.as_str().into(),
-                    ts_ms: c.ts,
+                    ts: EventTime::from_millis(c.ts),
                     body: EventBody::Click(kind),
                 },
             )
@@ -159,7 +160,7 @@ fn write_targets(
             index,
             "{i},{},{},{}",
             o.sku,
-            rfc3339(window.bucket.end_ms(o.bucket)),
+            rfc3339(window.bucket.end(o.bucket)),
             complete
         )?;
     }
@@ -237,11 +238,8 @@ pub fn export(
             continue;
         };
         // Buckets this event closes are written before it lands (in a later bucket).
-        if let (Some(prev), Some(wm)) = (store.closed_index(), store.watermark_ms()) {
-            let next = window
-                .bucket
-                .index_of(wm.max(event.ts_ms) - window.lateness_ms)
-                - 1;
+        if let (Some(prev), Some(wm)) = (store.closed_index(), store.watermark()) {
+            let next = store.closed_for(wm.max(event.ts));
             if next > prev {
                 on_close(prev + 1, next)?;
             }

@@ -16,7 +16,7 @@ use super::{CheckpointSettings, StateSource};
 use crate::kafka::KafkaSettings;
 use crate::publish::Publisher;
 use crate::scoring::{flush_scorer, FlushPoint, ScorerMsg};
-use crate::vocab::{PerSource, Source};
+use crate::vocab::{EventTime, PerSource, Source};
 use crate::window::Admission;
 
 /// How long a checkpoint waits for the scorer and the broker.
@@ -234,7 +234,7 @@ impl Checkpointer {
         let (watermarks, checkpoint) = restored
             .cut
             .as_ref()
-            .map_or((PerSource::both(i64::MIN), 0), |c| {
+            .map_or((PerSource::both(EventTime::MIN), 0), |c| {
                 (c.watermarks, c.checkpoint)
             });
         for s in Source::ALL {
@@ -249,7 +249,11 @@ impl Checkpointer {
             .into_iter()
             .map(|(sku, (w, _))| (sku, w))
             .collect();
-        let wm = watermarks.iter().copied().max().filter(|w| *w != i64::MIN);
+        let wm = watermarks
+            .iter()
+            .copied()
+            .max()
+            .filter(|w| *w != EventTime::MIN);
         for (sku, from_bucket) in admission.store().restore(windows, wm) {
             scorer
                 .send(ScorerMsg::Dirty(sku, from_bucket))
@@ -439,7 +443,9 @@ fn partition_records(
         partition: p,
         next_offsets: cut,
         watermarks: PerSource::from_fn(|s| {
-            admission.watermark(s, i32::from(p)).unwrap_or(i64::MIN)
+            admission
+                .watermark(s, i32::from(p))
+                .unwrap_or(EventTime::MIN)
         }),
     });
     delta.push(end.clone());

@@ -14,7 +14,7 @@ use serde_json::json;
 use super::format::CheckpointError;
 use super::local::LocalLog;
 use super::restore::fold;
-use crate::vocab::Source;
+use crate::vocab::{EventTime, Source};
 use crate::window::{rfc3339, Feature, WindowSettings};
 
 /// Writes the state in `dir` (one consumer group's checkpoint folder) to `out`; returns the
@@ -33,7 +33,7 @@ pub fn dump(
     let log = LocalLog::open(dir)?;
     let capacity = window.ring_capacity();
     let mut skus = BTreeMap::new();
-    let mut newest = i64::MIN;
+    let mut newest = EventTime::MIN;
     for p in log.partitions()? {
         let (records, problem) = log.read(p, capacity)?;
         if let Some(e) = problem {
@@ -41,14 +41,14 @@ pub fn dump(
         }
         let restored = fold(p, records);
         if let Some(c) = &restored.cut {
-            newest = newest.max(c.watermarks.iter().copied().max().unwrap_or(i64::MIN));
+            newest = newest.max(c.watermarks.iter().copied().max().unwrap_or(EventTime::MIN));
         }
         for (sku, (w, _)) in restored.windows {
             skus.insert(sku, w);
         }
     }
     let spec = window.bucket;
-    let last = if newest == i64::MIN {
+    let last = if newest == EventTime::MIN {
         0
     } else {
         spec.index_of(newest)
@@ -67,7 +67,7 @@ pub fn dump(
                         .iter()
                         .map(|x| (x.name(), f[*x as usize]))
                         .collect();
-                    json!({"start": rfc3339(spec.start_ms(b)), "features": features})
+                    json!({"start": rfc3339(spec.start(b)), "features": features})
                 })
             })
             .collect();
@@ -78,8 +78,8 @@ pub fn dump(
             "sku": sku,
             "partition": w.partition(),
             "heads": {
-                "sales": w.source_head(Source::Sales).map(|b| rfc3339(spec.start_ms(b))),
-                "clicks": w.source_head(Source::Clicks).map(|b| rfc3339(spec.start_ms(b))),
+                "sales": w.source_head(Source::Sales).map(|b| rfc3339(spec.start(b))),
+                "clicks": w.source_head(Source::Clicks).map(|b| rfc3339(spec.start(b))),
             },
             "buckets": buckets,
         });

@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::vocab::PerSource;
+use crate::vocab::{EventTime, PerSource};
 use crate::window::{BucketIndex, SkuWindow, WindowCheckError};
 
 /// The version written.
@@ -43,9 +43,9 @@ pub struct PartitionCut {
     pub partition: u16,
     /// Next offsets to consume (sales, clicks); -1 = nothing consumed yet.
     pub next_offsets: PerSource<i64>,
-    /// Largest admitted event time per source of this partition (lateness state); `i64::MIN`
-    /// when none.
-    pub watermarks: PerSource<i64>,
+    /// Largest admitted event time per source of this partition (lateness state);
+    /// `EventTime::MIN` when none.
+    pub watermarks: PerSource<EventTime>,
 }
 
 /// One record of a checkpoint log.
@@ -349,7 +349,7 @@ mod tests {
                 checkpoint: 7,
                 partition: 3,
                 next_offsets: [10, -1].into(),
-                watermarks: [1_000, i64::MIN].into(),
+                watermarks: [EventTime::from_millis(1_000), EventTime::MIN].into(),
             }),
         ];
         for r in records {

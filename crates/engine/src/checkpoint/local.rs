@@ -136,13 +136,14 @@ impl LocalLog {
 mod tests {
     use super::*;
     use crate::checkpoint::PartitionCut;
+    use crate::vocab::{EventTime, PerSource};
 
     fn cut(checkpoint: u64) -> Record {
         Record::Cut(PartitionCut {
             checkpoint,
             partition: 0,
             next_offsets: [checkpoint as i64, 0].into(),
-            watermarks: [0, 0].into(),
+            watermarks: PerSource::both(EventTime::from_millis(0)),
         })
     }
 

@@ -66,6 +66,7 @@ pub fn fold(partition: u16, records: impl IntoIterator<Item = Record>) -> Restor
 mod tests {
     use super::*;
     use crate::checkpoint::WindowRecord;
+    use crate::vocab::EventTime;
 
     fn win(sku: &str, checkpoint: u64, cut: [i64; 2]) -> Record {
         Record::Window(WindowRecord {
@@ -82,7 +83,7 @@ mod tests {
             checkpoint,
             partition: 1,
             next_offsets: next.into(),
-            watermarks: PerSource::both(0),
+            watermarks: PerSource::both(EventTime::from_millis(0)),
         })
     }
 

@@ -33,6 +33,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use super::event::Source;
+use crate::vocab::EventTime;
 
 /// Per (source, partition): largest admitted event time and whether messages are waiting.
 #[derive(Debug, Default)]
@@ -50,14 +51,14 @@ pub enum HoldLine {
     /// None: no pair holds the frontier.
     Nothing,
     /// Event times past this one.
-    Above(i64),
+    Above(EventTime),
     /// Every pair with an event time (a pair with messages waiting has delivered none).
     All,
 }
 
 impl HoldLine {
     /// Whether a pair whose event time is `wm` is held back.
-    pub fn holds(self, wm: Option<i64>) -> bool {
+    pub fn holds(self, wm: Option<EventTime>) -> bool {
         match (self, wm) {
             (HoldLine::Above(line), Some(w)) => w > line,
             (HoldLine::All, Some(_)) => true,
@@ -128,8 +129,8 @@ impl Alignment {
     /// smallest event time of the lagging pairs; when none is lagging, the largest of all.
     /// A pair with messages waiting but no event yet holds the frontier back entirely (`None`);
     /// one only held by the idle hold with no event yet is skipped.
-    pub fn frontier(&self, pairs: &[((Source, u16), Option<i64>)]) -> Option<i64> {
-        let mut min: Option<i64> = None;
+    pub fn frontier(&self, pairs: &[((Source, u16), Option<EventTime>)]) -> Option<EventTime> {
+        let mut min: Option<EventTime> = None;
         let mut any_lagging = false;
         for ((s, p), wm) in pairs {
             if !self.lagging(*s, *p) {
@@ -152,13 +153,17 @@ impl Alignment {
     /// Which event times are held back (see `holdback`): those more than `lead_ms` ahead of
     /// the frontier while a lagging pair holds it, and every one while a pair with messages
     /// waiting has delivered none (there is no frontier yet, and it may hold the oldest buckets).
-    pub fn hold_line(&self, pairs: &[((Source, u16), Option<i64>)], lead_ms: i64) -> HoldLine {
+    pub fn hold_line(
+        &self,
+        pairs: &[((Source, u16), Option<EventTime>)],
+        lead_ms: i64,
+    ) -> HoldLine {
         let held = pairs.iter().any(|((s, p), _)| self.lagging(*s, *p));
         if !held {
             return HoldLine::Nothing;
         }
         match self.frontier(pairs) {
-            Some(f) => HoldLine::Above(f.saturating_add(lead_ms)),
+            Some(f) => HoldLine::Above(f.plus_ms(lead_ms)),
             None if pairs.iter().any(|(_, wm)| wm.is_some()) => HoldLine::All,
             None => HoldLine::Nothing,
         }
@@ -168,7 +173,7 @@ impl Alignment {
     /// least `limit`), and which paused ones to resume (down to half of it).
     pub fn plan(
         &mut self,
-        pairs: &[((Source, u16), Option<i64>)],
+        pairs: &[((Source, u16), Option<EventTime>)],
         held: impl Fn((Source, u16)) -> usize,
         limit: usize,
     ) -> Plan {
@@ -219,25 +224,36 @@ impl Alignment {
 mod tests {
     use super::*;
 
+    fn t(ms: i64) -> EventTime {
+        EventTime::from_millis(ms)
+    }
+
     #[test]
     fn frontier_is_the_slowest_partition_still_being_read() {
         let mut a = Alignment::default();
         let pairs = [
-            ((Source::Sales, 0), Some(500)),
-            ((Source::Clicks, 0), Some(100)),
+            ((Source::Sales, 0), Some(t(500))),
+            ((Source::Clicks, 0), Some(t(100))),
         ];
-        assert_eq!(a.frontier(&pairs), Some(100));
+        assert_eq!(a.frontier(&pairs), Some(t(100)));
         a.set_lagging(Source::Clicks, 0, false);
         a.set_lagging(Source::Sales, 0, true);
         assert_eq!(
             a.frontier(&pairs),
-            Some(500),
+            Some(t(500)),
             "caught-up clicks do not hold it back"
         );
         a.set_lagging(Source::Sales, 0, false);
-        assert_eq!(a.frontier(&pairs), Some(500), "nothing lagging: the newest");
+        assert_eq!(
+            a.frontier(&pairs),
+            Some(t(500)),
+            "nothing lagging: the newest"
+        );
         a.set_lagging(Source::Clicks, 0, true);
-        let fresh = [((Source::Sales, 0), Some(500)), ((Source::Clicks, 0), None)];
+        let fresh = [
+            ((Source::Sales, 0), Some(t(500))),
+            ((Source::Clicks, 0), None),
+        ];
         assert_eq!(
             a.frontier(&fresh),
             None,
@@ -249,27 +265,27 @@ mod tests {
     fn a_caught_up_pair_holds_the_frontier_for_the_idle_hold() {
         let mut a = Alignment::new(Duration::from_secs(3600));
         let pairs = [
-            ((Source::Sales, 0), Some(500)),
-            ((Source::Clicks, 0), Some(100)),
+            ((Source::Sales, 0), Some(t(500))),
+            ((Source::Clicks, 0), Some(t(100))),
         ];
         a.set_lagging(Source::Sales, 0, false);
         a.set_lagging(Source::Clicks, 0, true);
         a.set_lagging(Source::Clicks, 0, false);
         assert_eq!(
             a.frontier(&pairs),
-            Some(100),
+            Some(t(100)),
             "clicks were busy a moment ago"
         );
         a.drop_idle_hold();
-        assert_eq!(a.frontier(&pairs), Some(500));
+        assert_eq!(a.frontier(&pairs), Some(t(500)));
     }
 
     #[test]
     fn a_just_assigned_pair_holds_the_frontier_though_it_looks_caught_up() {
         let mut a = Alignment::new(Duration::from_secs(3600));
         let pairs = [
-            ((Source::Sales, 0), Some(500)),
-            ((Source::Clicks, 0), Some(100)),
+            ((Source::Sales, 0), Some(t(500))),
+            ((Source::Clicks, 0), Some(t(100))),
             ((Source::Clicks, 1), None),
         ];
         a.assign(0);
@@ -279,7 +295,11 @@ mod tests {
         a.set_lagging(Source::Clicks, 0, false);
         a.set_lagging(Source::Sales, 1, false);
         a.set_lagging(Source::Clicks, 1, false);
-        assert_eq!(a.frontier(&pairs), Some(100), "clicks 0 was just assigned");
+        assert_eq!(
+            a.frontier(&pairs),
+            Some(t(100)),
+            "clicks 0 was just assigned"
+        );
         a.set_lagging(Source::Clicks, 1, true);
         assert_eq!(
             a.frontier(&pairs),
@@ -294,18 +314,18 @@ mod tests {
         a.set_lagging(Source::Sales, 0, true);
         a.set_lagging(Source::Sales, 1, true);
         let pairs = [
-            ((Source::Sales, 0), Some(1_000_000)),
+            ((Source::Sales, 0), Some(t(1_000_000))),
             ((Source::Sales, 1), None),
         ];
         assert_eq!(a.hold_line(&pairs, 500), HoldLine::All);
-        assert!(HoldLine::All.holds(Some(1)) && !HoldLine::All.holds(None));
+        assert!(HoldLine::All.holds(Some(t(1))) && !HoldLine::All.holds(None));
         let delivered = [
-            ((Source::Sales, 0), Some(1_000_000)),
-            ((Source::Sales, 1), Some(999_000)),
+            ((Source::Sales, 0), Some(t(1_000_000))),
+            ((Source::Sales, 1), Some(t(999_000))),
         ];
-        assert_eq!(a.hold_line(&delivered, 500), HoldLine::Above(999_500));
-        assert!(HoldLine::Above(999_500).holds(Some(1_000_000)));
-        assert!(!HoldLine::Above(999_500).holds(Some(999_500)));
+        assert_eq!(a.hold_line(&delivered, 500), HoldLine::Above(t(999_500)));
+        assert!(HoldLine::Above(t(999_500)).holds(Some(t(1_000_000))));
+        assert!(!HoldLine::Above(t(999_500)).holds(Some(t(999_500))));
         // an empty input (nothing waiting, no event) holds nothing back
         a.set_lagging(Source::Sales, 1, false);
         a.set_lagging(Source::Sales, 0, false);
@@ -317,8 +337,8 @@ mod tests {
     fn pairs_holding_too_much_pause_and_resume() {
         let mut a = Alignment::default();
         let pairs = [
-            ((Source::Sales, 0), Some(1_000)),
-            ((Source::Clicks, 0), Some(100)),
+            ((Source::Sales, 0), Some(t(1_000))),
+            ((Source::Clicks, 0), Some(t(100))),
         ];
         let held = |n: usize| move |k: (Source, u16)| if k.0 == Source::Sales { n } else { 0 };
         assert_eq!(a.plan(&pairs, held(10), 10).pause, vec![(Source::Sales, 0)]);

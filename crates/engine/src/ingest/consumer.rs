@@ -40,7 +40,7 @@ use crate::kafka::KafkaSettings;
 use crate::publish::{PublishError, Publisher};
 use crate::scoring::{flush_scorer, FlushPoint, ScorerMsg, ScoringBacklog};
 use crate::telemetry::{EngineStats, Health};
-use crate::vocab::PerSource;
+use crate::vocab::{EventTime, PerSource};
 use crate::window::{Admission, WindowStore};
 
 /// How long ingest waits for the scorer at a bucket close before going on regardless.
@@ -167,7 +167,7 @@ impl ConsumerContext for IngestContext {
 
 /// True when ingest does not read `key` (event time `wm`) now: it is ahead of the hold `line`,
 /// or has `held` messages to apply first.
-fn held_back(line: HoldLine, held: &HoldBack, key: Pair, wm: Option<i64>) -> bool {
+fn held_back(line: HoldLine, held: &HoldBack, key: Pair, wm: Option<EventTime>) -> bool {
     line.holds(wm) || held.holding(key)
 }
 
@@ -241,7 +241,7 @@ struct IngestState {
     /// How far (ms) a partition may run ahead of the frontier before it is paused.
     lead_ms: i64,
     /// (source, partition) pairs with their event times, refilled for each frontier update.
-    pairs: Vec<((Source, u16), Option<i64>)>,
+    pairs: Vec<((Source, u16), Option<EventTime>)>,
     /// Event times held back rather than applied, as of the last frontier update.
     hold_line: HoldLine,
     /// Messages of pairs ahead of the frontier, waiting for it (`holdback`).
@@ -366,7 +366,7 @@ impl Ingest {
         a.advance_frontier(None);
         a.release_held()?;
         tracing::info!(
-            frontier_ms = a.admission.store().frontier_ms(),
+            frontier_ms = a.admission.store().frontier().map(EventTime::millis),
             closed = a.admission.store().closed_index(),
             pairs = ?a.pairs,
             lagging = ?a.alignment.lagging_pairs(),
@@ -625,7 +625,7 @@ impl IngestState {
                     self.stats.unknown_fields(source).add(u64::from(unknown));
                 }
                 self.admission
-                    .judge(source, msg.partition(), event.ts_ms)
+                    .judge(source, msg.partition(), event.ts)
                     .map(|()| event)
             });
         let event = match outcome {
@@ -641,9 +641,9 @@ impl IngestState {
             self.stats.replay_skipped.add(1);
             return Ok(());
         }
-        self.admission.store().advance_watermark(event.ts_ms);
+        self.admission.store().advance_watermark(event.ts);
         // only a partition at (or below) the frontier can move it
-        let at_frontier = match (self.admission.store().frontier_ms(), wm_before) {
+        let at_frontier = match (self.admission.store().frontier(), wm_before) {
             (Some(f), Some(w)) => w <= f,
             _ => true,
         };
@@ -808,7 +808,7 @@ impl IngestState {
             return;
         };
         let store = self.admission.store();
-        if store.frontier_ms().is_some_and(|f| f >= frontier) {
+        if store.frontier().is_some_and(|f| f >= frontier) {
             return;
         }
         let before = store.closed_index();

@@ -9,6 +9,7 @@ use std::fmt;
 
 use chrono::DateTime;
 
+use crate::vocab::EventTime;
 pub use crate::vocab::{classify, ClickKind, Event, EventBody, RejectReason, Rejection, Source};
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
@@ -309,7 +310,8 @@ pub fn decode_counting<'a>(
         ));
     }
     check_key(key, &sku)?;
-    Ok((Event { sku, ts_ms, body }, unknown))
+    let ts = EventTime::from_millis(ts_ms);
+    Ok((Event { sku, ts, body }, unknown))
 }
 
 /// The message value as text: present, within the size limit, not empty, UTF-8.
@@ -476,7 +478,7 @@ mod tests {
         )
         .expect("valid");
         let b = sales("A1", r#"{"sku":"A1","ts":1294221600000,"qty":3}"#).expect("valid");
-        assert_eq!(a.ts_ms, b.ts_ms);
+        assert_eq!(a.ts, b.ts);
         assert_eq!(
             a.body,
             EventBody::Sale {

@@ -392,7 +392,7 @@ impl Scorer {
         let rows = start..start + n;
         let origin_days: Vec<f32> = self.batch[rows.clone()]
             .iter()
-            .map(|(_, _, at)| crate::window::epoch_day(spec.start_ms(at + 1)))
+            .map(|(_, _, at)| crate::window::epoch_day(spec.start(at + 1)))
             .collect();
         let forecast =
             self.model
@@ -565,12 +565,12 @@ impl Scorer {
     fn labels(&self, closed: BucketIndex) -> Result<BatchLabels, ScorerError> {
         let spec = self.store.spec();
         let horizon = self.model.manifest().manifest.horizon as i64;
-        let as_of = rfc3339(spec.end_ms(closed));
+        let as_of = rfc3339(spec.end(closed));
         let steps: Vec<(String, String)> = (1..=horizon)
             .map(|h| {
                 (
-                    rfc3339(spec.start_ms(closed + h)),
-                    rfc3339(spec.end_ms(closed + h)),
+                    rfc3339(spec.start(closed + h)),
+                    rfc3339(spec.end(closed + h)),
                 )
             })
             .collect();

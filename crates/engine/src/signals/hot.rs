@@ -10,7 +10,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::window::rfc3339;
+use crate::vocab::EventTime;
+use crate::window::{rfc3339, wall_clock_rfc3339};
 
 use crate::publish::{Direction, Trend, TrendUpdate};
 
@@ -175,7 +176,7 @@ pub fn rank<'a>(
             growth: e.growth,
             p_up: e.p_up,
             forecast_units: e.forecast_units,
-            as_of: rfc3339(e.as_of_ms),
+            as_of: rfc3339(EventTime::from_millis(e.as_of_ms)),
         })
         .collect()
 }
@@ -189,8 +190,8 @@ impl HotProducts {
     ) -> Self {
         let newest = entries.clone().map(|(_, e)| e.as_of_ms).max().unwrap_or(0);
         Self {
-            generated_at: rfc3339(chrono::Utc::now().timestamp_millis()),
-            as_of: rfc3339(newest),
+            generated_at: wall_clock_rfc3339(chrono::Utc::now().timestamp_millis()),
+            as_of: rfc3339(EventTime::from_millis(newest)),
             partitions,
             skus_considered: entries.clone().count(),
             top: rank(entries, settings),

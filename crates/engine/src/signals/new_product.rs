@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::vocab::EventTime;
 use crate::window::rfc3339;
 
 use crate::catalog::library::TextForecast;
@@ -60,8 +61,8 @@ fn steps(as_of_ms: i64, quantiles: &[[f64; 3]]) -> Vec<HorizonStep> {
         .iter()
         .enumerate()
         .map(|(i, q)| HorizonStep {
-            start: rfc3339(as_of_ms + i as i64 * DAY_MS),
-            end: rfc3339(as_of_ms + (i as i64 + 1) * DAY_MS),
+            start: rfc3339(EventTime::from_millis(as_of_ms + i as i64 * DAY_MS)),
+            end: rfc3339(EventTime::from_millis(as_of_ms + (i as i64 + 1) * DAY_MS)),
             quantiles: LABELS
                 .iter()
                 .zip(q)
@@ -87,7 +88,7 @@ pub fn text_only(sku: &str, as_of_ms: i64, text: &TextForecast, seq: u64) -> New
     let q: Vec<[f64; 3]> = text.days.iter().map(|(_, q)| *q).collect();
     NewProductForecast {
         sku: sku.to_string(),
-        as_of: rfc3339(as_of_ms),
+        as_of: rfc3339(EventTime::from_millis(as_of_ms)),
         model: "cold-start-text@1".into(),
         days_of_history: 0,
         own_weight: 0.0,
@@ -125,7 +126,7 @@ pub fn blend(
     }
     Some(NewProductForecast {
         sku: update.sku.clone(),
-        as_of: rfc3339(as_of_ms),
+        as_of: rfc3339(EventTime::from_millis(as_of_ms)),
         model: "cold-start-blend@1".into(),
         days_of_history: history_days,
         own_weight: (w * 1e4).round() / 1e4,
@@ -149,7 +150,7 @@ mod tests {
         };
         let update = TrendUpdate {
             sku: "A".into(),
-            as_of: rfc3339(t0),
+            as_of: rfc3339(EventTime::from_millis(t0)),
             model: "m@1".into(),
             seq: 9,
             horizon: steps(t0, &[[2.0, 10.0, 20.0]; 2]),
@@ -170,7 +171,7 @@ mod tests {
         assert_eq!(only.horizon[0].quantiles["0.9"], 8.0);
         // hourly buckets are not blended
         let mut hourly = update.clone();
-        hourly.horizon[0].end = rfc3339(t0 + 3_600_000);
+        hourly.horizon[0].end = rfc3339(EventTime::from_millis(t0 + 3_600_000));
         assert!(blend(&hourly, t0, 7, 28.0, &text, 3).is_none());
     }
 }

@@ -20,6 +20,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::vocab::EventTime;
 use crate::window::rfc3339;
 
 use super::forecast::{z_of, DemandForecast};
@@ -244,7 +245,7 @@ impl RestockSignal {
         let round = |v: f64| (v * 1000.0).round() / 1000.0;
         Self {
             sku: sku.to_string(),
-            ts: rfc3339(rec.at_ms),
+            ts: rfc3339(EventTime::from_millis(rec.at_ms)),
             action,
             reason,
             order_qty: if action == RestockAction::Reorder {
@@ -264,8 +265,10 @@ impl RestockSignal {
                 sd: round(rec.lead_demand_sd),
                 at_service_level: round(rec.reorder_point),
             },
-            stockout_at: rec.stockout_ms.map(rfc3339),
-            forecast_as_of: rfc3339(forecast.as_of_ms),
+            stockout_at: rec
+                .stockout_ms
+                .map(|ms| rfc3339(EventTime::from_millis(ms))),
+            forecast_as_of: rfc3339(EventTime::from_millis(forecast.as_of_ms)),
             model: forecast.model.clone(),
             seq,
         }

@@ -5,6 +5,8 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
+use super::EventTime;
+
 /// Which input topic an event came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Source {
@@ -136,8 +138,8 @@ impl EventBody {
 pub struct Event<'a> {
     /// Stock-keeping unit (also the Kafka key).
     pub sku: Cow<'a, str>,
-    /// Event time, epoch milliseconds.
-    pub ts_ms: i64,
+    /// When it happened.
+    pub ts: EventTime,
     /// Contribution to the bucket.
     pub body: EventBody,
 }

@@ -1,5 +1,5 @@
 //! The core vocabulary every part of the engine speaks: input sources, event bodies, the
-//! reasons input is rejected and the engine clock.
+//! reasons input is rejected, event time and the engine clock.
 //!
 //! It sits below everything else on purpose. Window state, checkpoints, telemetry and the
 //! offline tools all need these types, and they used to import them from `ingest`, which itself
@@ -10,7 +10,7 @@
 pub mod clock;
 pub mod event;
 
-pub use clock::EngineMs;
+pub use clock::{EngineMs, EventTime};
 pub use event::{
     classify, ClickKind, Event, EventBody, PerSource, RejectReason, Rejection, Source,
 };

@@ -9,14 +9,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::{is_late, BucketIndex, StoreOutcome, WindowStore};
-use crate::vocab::{Event, RejectReason, Rejection, Source};
+use crate::vocab::{Event, EventTime, RejectReason, Rejection, Source};
 
 /// Applies events to a store, judging lateness per input partition.
 #[derive(Debug)]
 pub struct Admission {
     store: Arc<WindowStore>,
     /// Largest event time seen per (source, partition).
-    watermarks: HashMap<(Source, i32), i64>,
+    watermarks: HashMap<(Source, i32), EventTime>,
 }
 
 impl Admission {
@@ -34,16 +34,16 @@ impl Admission {
     }
 
     /// Largest admitted event time of `source`'s `partition`.
-    pub fn watermark(&self, source: Source, partition: i32) -> Option<i64> {
+    pub fn watermark(&self, source: Source, partition: i32) -> Option<EventTime> {
         self.watermarks.get(&(source, partition)).copied()
     }
 
     /// Sets the lateness state of one input partition (restoring a checkpoint).
-    pub fn set_watermark(&mut self, source: Source, partition: i32, ts_ms: i64) {
-        if ts_ms == i64::MIN {
+    pub fn set_watermark(&mut self, source: Source, partition: i32, ts: EventTime) {
+        if ts == EventTime::MIN {
             self.watermarks.remove(&(source, partition));
         } else {
-            self.watermarks.insert((source, partition), ts_ms);
+            self.watermarks.insert((source, partition), ts);
         }
     }
 
@@ -55,28 +55,34 @@ impl Admission {
         partition: i32,
         event: &Event<'_>,
     ) -> Result<Option<(Arc<str>, BucketIndex)>, Rejection> {
-        self.judge(source, partition, event.ts_ms)?;
+        self.judge(source, partition, event.ts)?;
         self.apply(partition, event)
     }
 
     /// The lateness rule alone: refuses an event whose bucket closed for its input partition,
     /// and otherwise advances that partition's event time.
-    pub fn judge(&mut self, source: Source, partition: i32, ts_ms: i64) -> Result<(), Rejection> {
+    pub fn judge(
+        &mut self,
+        source: Source,
+        partition: i32,
+        ts: EventTime,
+    ) -> Result<(), Rejection> {
         let settings = self.store.settings();
         let wm = self
             .watermarks
             .entry((source, partition))
-            .or_insert(i64::MIN);
-        if *wm != i64::MIN && is_late(settings.bucket, settings.lateness_ms, *wm, ts_ms) {
+            .or_insert(EventTime::MIN);
+        if *wm != EventTime::MIN && is_late(settings.bucket, settings.lateness_ms, *wm, ts) {
             return Err(Rejection::new(
                 RejectReason::Late,
                 format!(
-                    "event time {ts_ms} ms is past its bucket's allowed lateness (partition event time {} ms)",
-                    *wm
+                    "event time {} ms is past its bucket's allowed lateness (partition event time {} ms)",
+                    ts.millis(),
+                    wm.millis()
                 ),
             ));
         }
-        *wm = (*wm).max(ts_ms);
+        *wm = (*wm).max(ts);
         Ok(())
     }
 
@@ -87,7 +93,7 @@ impl Admission {
         event: &Event<'_>,
     ) -> Result<Option<(Arc<str>, BucketIndex)>, Rejection> {
         let tag = u16::try_from(partition).unwrap_or(u16::MAX);
-        match self.store.apply(&event.sku, tag, event.ts_ms, &event.body) {
+        match self.store.apply(&event.sku, tag, event.ts, &event.body) {
             StoreOutcome::Applied { notify } => Ok(notify),
             StoreOutcome::Expired => Err(Rejection::new(
                 RejectReason::Late,

@@ -10,10 +10,12 @@ pub mod sku_window;
 pub mod store;
 
 pub use admission::Admission;
-pub use bucket::{rfc3339, BucketIndex, BucketSpec};
+pub use bucket::{rfc3339, wall_clock_rfc3339, BucketIndex, BucketSpec};
 pub use features::{BucketFeatures, Feature, FEATURE_COUNT};
 pub use sku_window::{Applied, ScoreDecision, SkuWindow, WindowCheckError};
 pub use store::{EvictionReason, StoreOutcome, WindowStore};
+
+use crate::vocab::EventTime;
 
 /// Bucketing and state bounds (from `[window]`).
 #[derive(Debug, Clone)]
@@ -40,18 +42,23 @@ impl WindowSettings {
     }
 }
 
-/// True when an event at `ts_ms` arrives too late: its bucket closed for the input it came from,
-/// whose largest event time so far is `source_watermark_ms`.
+/// True when an event at `ts` arrives too late: its bucket closed for the input it came from,
+/// whose largest event time so far is `source_watermark`.
 ///
 /// Lateness is judged per input partition, so the decision depends only on that partition's
 /// order of events, never on how partitions interleave.
-pub fn is_late(spec: BucketSpec, lateness_ms: i64, source_watermark_ms: i64, ts_ms: i64) -> bool {
-    spec.index_of(ts_ms) < spec.index_of(source_watermark_ms.saturating_sub(lateness_ms))
+pub fn is_late(
+    spec: BucketSpec,
+    lateness_ms: i64,
+    source_watermark: EventTime,
+    ts: EventTime,
+) -> bool {
+    spec.index_of(ts) < spec.index_of(source_watermark.minus_ms(lateness_ms))
 }
 
-/// Whole days since 1970-01-01 UTC of the instant `ms` (what a model's calendar input takes).
-pub fn epoch_day(ms: i64) -> f32 {
-    ms.div_euclid(crate::vocab::DAY_MS) as f32
+/// Whole days since 1970-01-01 UTC of the moment `t` (what a model's calendar input takes).
+pub fn epoch_day(t: EventTime) -> f32 {
+    t.millis().div_euclid(crate::vocab::DAY_MS) as f32
 }
 
 #[cfg(test)]
@@ -63,18 +70,25 @@ mod tests {
     fn lateness_boundary() {
         let spec = BucketSpec::new(DAY_MS);
         let hour = 3_600_000;
+        let t = EventTime::from_millis;
         let day1 = DAY_MS; // start of bucket 1
                            // an event of bucket 0 is on time until the source passes end(0) + 1h
-        assert!(!is_late(spec, hour, day1 + hour - 1, day1 - 1));
-        assert!(is_late(spec, hour, day1 + hour, day1 - 1));
-        assert!(!is_late(spec, hour, day1 + hour, day1));
+        assert!(!is_late(spec, hour, t(day1 + hour - 1), t(day1 - 1)));
+        assert!(is_late(spec, hour, t(day1 + hour), t(day1 - 1)));
+        assert!(!is_late(spec, hour, t(day1 + hour), t(day1)));
     }
 
     #[test]
     fn epoch_days_are_exact() {
         // 2011-11-04T00:00:00Z is day 15282; one ms earlier is still day 15281
-        assert_eq!(epoch_day(1_320_364_800_000), 15282.0);
-        assert_eq!(epoch_day(1_320_364_799_999), 15281.0);
-        assert_eq!(epoch_day(-1), -1.0);
+        assert_eq!(
+            epoch_day(EventTime::from_millis(1_320_364_800_000)),
+            15282.0
+        );
+        assert_eq!(
+            epoch_day(EventTime::from_millis(1_320_364_799_999)),
+            15281.0
+        );
+        assert_eq!(epoch_day(EventTime::from_millis(-1)), -1.0);
     }
 }

@@ -14,7 +14,7 @@ use super::bucket::{BucketIndex, BucketSpec};
 use super::features::Feature;
 use super::sku_window::{Applied, ScoreDecision, SkuWindow};
 use super::WindowSettings;
-use crate::vocab::{EngineMs, EventBody};
+use crate::vocab::{EngineMs, EventBody, EventTime};
 
 /// Outcome of offering one event to the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,10 +56,11 @@ pub struct WindowStore {
     map: DashMap<Arc<str>, SkuWindow>,
     settings: WindowSettings,
     capacity: usize,
-    /// Largest event time applied so far (ms), or `i64::MIN`.
+    /// Largest event time applied so far (its millis), or `i64::MIN`.
     watermark_ms: AtomicI64,
     /// Event-time frontier set by ingest: the smallest event time of the input partitions still
-    /// being read (ms), never decreasing; `i64::MIN` until set (then the watermark is used).
+    /// being read (its millis), never decreasing; `i64::MIN` until set (then the watermark is
+    /// used).
     frontier_ms: AtomicI64,
     /// Set when ingest manages the frontier: until it sets one, nothing is closed.
     frontier_managed: std::sync::atomic::AtomicBool,
@@ -125,22 +126,21 @@ impl WindowStore {
     }
 
     /// Largest event time applied, if any.
-    pub fn watermark_ms(&self) -> Option<i64> {
+    pub fn watermark(&self) -> Option<EventTime> {
         let wm = self.watermark_ms.load(Ordering::Acquire);
-        (wm != i64::MIN).then_some(wm)
+        (wm != i64::MIN).then_some(EventTime::from_millis(wm))
     }
 
     /// Index of the newest closed bucket: bucket `b` is closed once the watermark has passed
     /// `end(b) + allowed_lateness`. After [`WindowStore::flush`], the newest bucket held counts
     /// as closed too.
     pub fn closed_index(&self) -> Option<BucketIndex> {
-        let wm = self.watermark_ms()?;
+        let wm = self.watermark()?;
         let spec = self.spec();
         if self.flushed.load(Ordering::Acquire) {
             return Some(spec.index_of(wm));
         }
-        let frontier = self.frontier_ms.load(Ordering::Acquire);
-        let at = if frontier != i64::MIN {
+        let at = if let Some(frontier) = self.frontier() {
             frontier.min(wm)
         } else if self.frontier_managed.load(Ordering::Acquire) {
             return None;
@@ -158,14 +158,14 @@ impl WindowStore {
     /// Raises the event-time frontier (see [`WindowStore::closed_index`]); ingest keeps it at the
     /// smallest event time of the input partitions that still have messages to read, so a bucket
     /// closes only once every such partition has passed it.
-    pub fn raise_frontier(&self, ms: i64) {
-        self.frontier_ms.fetch_max(ms, Ordering::AcqRel);
+    pub fn raise_frontier(&self, to: EventTime) {
+        self.frontier_ms.fetch_max(to.millis(), Ordering::AcqRel);
     }
 
     /// The frontier, when ingest has set one.
-    pub fn frontier_ms(&self) -> Option<i64> {
+    pub fn frontier(&self) -> Option<EventTime> {
         let f = self.frontier_ms.load(Ordering::Acquire);
-        (f != i64::MIN).then_some(f)
+        (f != i64::MIN).then_some(EventTime::from_millis(f))
     }
 
     /// Closes every bucket up to the newest event (used when a finite replay has ended).
@@ -199,16 +199,22 @@ impl WindowStore {
         t[i].1
     }
 
-    /// Raises the event-time watermark to `ts_ms` (no-op when it is already past it).
-    pub fn advance_watermark(&self, ts_ms: i64) {
-        self.watermark_ms.fetch_max(ts_ms, Ordering::AcqRel);
+    /// Raises the event-time watermark to `ts` (no-op when it is already past it).
+    pub fn advance_watermark(&self, ts: EventTime) {
+        self.watermark_ms.fetch_max(ts.millis(), Ordering::AcqRel);
     }
 
     /// Applies one validated event of `sku`, read from input partition `partition`, at event
-    /// time `ts_ms`.
-    pub fn apply(&self, sku: &str, partition: u16, ts_ms: i64, body: &EventBody) -> StoreOutcome {
-        let bucket = self.spec().index_of(ts_ms);
-        self.watermark_ms.fetch_max(ts_ms, Ordering::AcqRel);
+    /// time `ts`.
+    pub fn apply(
+        &self,
+        sku: &str,
+        partition: u16,
+        ts: EventTime,
+        body: &EventBody,
+    ) -> StoreOutcome {
+        let bucket = self.spec().index_of(ts);
+        self.advance_watermark(ts);
         let (key, applied) = match self.map.get_mut(sku) {
             Some(mut window) => {
                 let applied = window.apply(bucket, body);
@@ -298,11 +304,9 @@ impl WindowStore {
         all
     }
 
-    /// Newest closed bucket of one input partition whose largest event time is `wm_ms`.
-    pub fn closed_for(&self, wm_ms: i64) -> BucketIndex {
-        self.spec()
-            .index_of(wm_ms.saturating_sub(self.settings.lateness_ms))
-            - 1
+    /// Newest closed bucket of one input partition whose largest event time is `wm`.
+    pub fn closed_for(&self, wm: EventTime) -> BucketIndex {
+        self.spec().index_of(wm.minus_ms(self.settings.lateness_ms)) - 1
     }
 
     /// Drops SKUs whose window can no longer change a forecast, judged against the largest event
@@ -311,7 +315,7 @@ impl WindowStore {
     /// (a checkpoint records them as removed).
     pub fn evict_idle_by(
         &self,
-        partition_wm: impl Fn(crate::vocab::Source, u16) -> Option<i64>,
+        partition_wm: impl Fn(crate::vocab::Source, u16) -> Option<EventTime>,
     ) -> Vec<(Arc<str>, u16)> {
         let len = self.settings.buckets;
         let mut gone = Vec::new();
@@ -357,7 +361,7 @@ impl WindowStore {
     /// Drops SKUs idle against the engine-wide watermark (offline tools, where every source is
     /// one partition). Returns how many went.
     pub fn evict_idle(&self) -> usize {
-        let Some(wm) = self.watermark_ms() else {
+        let Some(wm) = self.watermark() else {
             return 0;
         };
         self.evict_idle_by(|_, _| Some(wm)).len()
@@ -385,9 +389,9 @@ impl WindowStore {
     pub fn restore(
         &self,
         windows: Vec<(String, SkuWindow)>,
-        watermark_ms: Option<i64>,
+        watermark: Option<EventTime>,
     ) -> Vec<(Arc<str>, BucketIndex)> {
-        if let Some(wm) = watermark_ms {
+        if let Some(wm) = watermark {
             self.advance_watermark(wm);
         }
         let mut dirty = Vec::new();

@@ -159,7 +159,7 @@ fn history_of(events: &mut [EventRecord], window: &WindowSettings) -> DailyHisto
             continue;
         };
         if admission.admit(source, 0, &event).is_ok() {
-            history.add(record.sku(), event.ts_ms, &event.body);
+            history.add(record.sku(), event.ts.millis(), &event.body);
         }
     }
     history

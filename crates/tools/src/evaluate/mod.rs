@@ -30,6 +30,7 @@ use trendcast_engine::publish::{Direction, Trend};
 use trendcast_engine::scoring::trend::{self, RowForecast, TrendRule, TrendSettings};
 use trendcast_engine::scoring::{Model, ResolvedManifest};
 use trendcast_engine::signals::hot::HotSettings;
+use trendcast_engine::vocab::EventTime;
 use trendcast_engine::vocab::DAY_MS;
 use trendcast_engine::window::Admission;
 use trendcast_engine::window::{BucketSpec, WindowSettings, WindowStore};
@@ -511,7 +512,10 @@ fn replay(
         if out.is_empty() {
             series = history.series(origin, protocol.min_sale_days);
         }
-        let last = window.bucket.index_of(origin * DAY_MS) - 1;
+        let last = window
+            .bucket
+            .index_of(EventTime::from_millis(origin * DAY_MS))
+            - 1;
         let mut rows = vec![0.0_f32; series.len() * per];
         for (i, sku) in series.iter().enumerate() {
             // a SKU the store does not hold has an all-zero window, as in the engine
@@ -527,7 +531,7 @@ fn replay(
             continue;
         };
         if admission.admit(source, 0, &event).is_ok() {
-            history.add(record.sku(), event.ts_ms, &event.body);
+            history.add(record.sku(), event.ts.millis(), &event.body);
         }
     }
     for origin in next {

@@ -11,6 +11,7 @@ use super::tables::{actuals, ReportOptions};
 use super::{PastCall, ReportInputs};
 use trendcast_engine::publish::Direction;
 use trendcast_engine::scoring::trend;
+use trendcast_engine::vocab::EventTime;
 use trendcast_engine::window::rfc3339;
 
 /// How the calls made at one origin turned out.
@@ -102,7 +103,7 @@ pub fn measure(inputs: &ReportInputs, options: &ReportOptions) -> Calibration {
         if judged.is_empty() {
             continue;
         }
-        origins.push(origin_row(rfc3339(inputs.bucket.start_ms(origin)), &judged));
+        origins.push(origin_row(rfc3339(inputs.bucket.start(origin)), &judged));
         all.extend(judged);
     }
     Calibration {
@@ -116,9 +117,17 @@ pub fn measure(inputs: &ReportInputs, options: &ReportOptions) -> Calibration {
 /// newest sale's.
 fn observed_buckets(inputs: &ReportInputs) -> Option<(i64, i64)> {
     let (first_ms, last_ms) = inputs.span_ms?;
-    let newest_as_of = inputs.bucket.index_of(inputs.newest_as_of_ms()?);
-    let last = inputs.bucket.index_of(last_ms).min(newest_as_of - 1);
-    Some((inputs.bucket.index_of(first_ms), last))
+    let newest_as_of = inputs
+        .bucket
+        .index_of(EventTime::from_millis(inputs.newest_as_of_ms()?));
+    let last = inputs
+        .bucket
+        .index_of(EventTime::from_millis(last_ms))
+        .min(newest_as_of - 1);
+    Some((
+        inputs.bucket.index_of(EventTime::from_millis(first_ms)),
+        last,
+    ))
 }
 
 /// The newest call whose first forecast bucket lies in `(from, to]`.
@@ -131,7 +140,7 @@ fn newest_in<'a>(
     calls
         .iter()
         .filter(|c| {
-            let b = inputs.bucket.index_of(c.as_of_ms);
+            let b = inputs.bucket.index_of(EventTime::from_millis(c.as_of_ms));
             b > from && b <= to
         })
         .max_by_key(|c| c.as_of_ms)
@@ -148,7 +157,9 @@ fn judge(
     if steps == 0 {
         return None;
     }
-    let first = inputs.bucket.index_of(call.as_of_ms);
+    let first = inputs
+        .bucket
+        .index_of(EventTime::from_millis(call.as_of_ms));
     let future = actuals(inputs, sku, first, first + steps as i64);
     let recent: Vec<f32> = actuals(inputs, sku, first - recent_buckets, first)
         .into_iter()
@@ -274,8 +285,8 @@ mod tests {
         p_up: f64,
     ) -> TrendUpdate {
         let step = |d: i64| HorizonStep {
-            start: rfc3339((as_of_day + d) * DAY_MS),
-            end: rfc3339((as_of_day + d + 1) * DAY_MS),
+            start: rfc3339(EventTime::from_millis((as_of_day + d) * DAY_MS)),
+            end: rfc3339(EventTime::from_millis((as_of_day + d + 1) * DAY_MS)),
             quantiles: BTreeMap::from([
                 ("0.1".to_string(), 0.5 * level),
                 ("0.5".to_string(), level),
@@ -285,7 +296,7 @@ mod tests {
         };
         TrendUpdate {
             sku: sku.into(),
-            as_of: rfc3339(as_of_day * DAY_MS),
+            as_of: rfc3339(EventTime::from_millis(as_of_day * DAY_MS)),
             model: "m@1".into(),
             seq: as_of_day as u64,
             horizon: (0..14).map(step).collect(),
@@ -318,7 +329,7 @@ mod tests {
         let c = measure(&inputs, &options);
         assert_eq!(c.origins.len(), 1, "{c:?}");
         let o = &c.origins[0];
-        assert_eq!(o.origin, rfc3339(28 * DAY_MS));
+        assert_eq!(o.origin, rfc3339(EventTime::from_millis(28 * DAY_MS)));
         assert_eq!(o.skus, 2);
         assert!((o.accuracy - 0.5).abs() < 1e-9, "{o:?}");
         assert!((o.rising_precision - 0.5).abs() < 1e-9, "{o:?}");

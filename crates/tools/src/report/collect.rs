@@ -50,7 +50,7 @@ pub fn from_topics(settings: &Settings) -> Result<ReportInputs, CollectError> {
         &settings.kafka.sales_topic,
         |key, payload| match decode(Source::Sales, key, payload, &settings.validation, now_ms) {
             Ok(event) => match event.body {
-                EventBody::Sale { qty, .. } => inputs.add_sale(&event.sku, event.ts_ms, qty),
+                EventBody::Sale { qty, .. } => inputs.add_sale(&event.sku, event.ts.millis(), qty),
                 EventBody::Click(_) => inputs.unreadable += 1,
             },
             Err(_) => inputs.unreadable += 1,

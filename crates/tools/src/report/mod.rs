@@ -25,6 +25,7 @@ use trendcast_engine::catalog::CatalogEntry;
 use trendcast_engine::publish::{Direction, TrendUpdate};
 use trendcast_engine::signals::new_product::NewProductForecast;
 use trendcast_engine::signals::RestockSignal;
+use trendcast_engine::vocab::EventTime;
 use trendcast_engine::window::BucketSpec;
 
 pub use tables::{build, Report, ReportOptions};
@@ -117,7 +118,7 @@ impl ReportInputs {
 
     /// Counts one sale.
     pub fn add_sale(&mut self, sku: &str, ts_ms: i64, qty: f64) {
-        let bucket = self.bucket.index_of(ts_ms);
+        let bucket = self.bucket.index_of(EventTime::from_millis(ts_ms));
         *self
             .units
             .entry(sku.to_string())

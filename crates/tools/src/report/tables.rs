@@ -8,6 +8,7 @@ use super::{expected_per_step, ReportInputs};
 use trendcast_engine::publish::{Direction, TrendUpdate};
 use trendcast_engine::scoring::trend::{self, TrendSettings};
 use trendcast_engine::signals::restock::RestockAction;
+use trendcast_engine::vocab::EventTime;
 use trendcast_engine::window::rfc3339;
 
 /// What to put in a report.
@@ -207,8 +208,15 @@ fn meta(inputs: &ReportInputs, options: &ReportOptions, newest_ms: Option<i64>) 
     models.dedup();
     Meta {
         models,
-        span: inputs.span_ms.map(|(lo, hi)| (rfc3339(lo), rfc3339(hi))),
-        newest_as_of: newest_ms.map(rfc3339).unwrap_or_default(),
+        span: inputs.span_ms.map(|(lo, hi)| {
+            (
+                rfc3339(EventTime::from_millis(lo)),
+                rfc3339(EventTime::from_millis(hi)),
+            )
+        }),
+        newest_as_of: newest_ms
+            .map(|ms| rfc3339(EventTime::from_millis(ms)))
+            .unwrap_or_default(),
         sales_events: inputs.sales_events,
         skus_with_updates: inputs.latest.len(),
         updates: inputs.history.values().map(Vec::len).sum(),
@@ -243,7 +251,9 @@ fn product_row(
     if call.as_of_ms < stale_before || update.horizon.is_empty() {
         return None;
     }
-    let first = inputs.bucket.index_of(call.as_of_ms);
+    let first = inputs
+        .bucket
+        .index_of(EventTime::from_millis(call.as_of_ms));
     let horizon = update.horizon.len() as i64;
     let history = actuals(
         inputs,
