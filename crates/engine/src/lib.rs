@@ -8,8 +8,8 @@
 //! [`signals`] (restock signals, hot-product rankings and, with [`catalog`], new-product
 //! forecasts derived from the published updates) → [`query`] (the HTTP query API over a global
 //! view of the output topics) — with [`checkpoint`], [`config`], [`telemetry`] and [`kafka`]
-//! beside it, [`vocab`] (sources, events, reject reasons, event time and the engine clock) below everything, and
-//! [`engine`] wiring them together.
+//! beside it, [`vocab`] (sources, events, reject reasons, event time and the engine clock)
+//! below everything, and [`engine`] wiring them together.
 //!
 //! The offline tools (datasets, replay, export, evaluate, demo, load test, trend report) live in
 //! the `trendcast-tools` crate on top of this one; this crate cannot import them, so a running
