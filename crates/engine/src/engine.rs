@@ -27,7 +27,7 @@ use crate::scoring::{
 };
 use crate::signals::processor::SignalStats;
 use crate::signals::{Signals, SignalsError};
-use crate::telemetry::{EngineStats, Health};
+use crate::telemetry::{EngineStats, Health, LatencySamples};
 use crate::window::WindowStore;
 
 /// Errors starting or stopping the engine.
@@ -237,6 +237,12 @@ impl RunningEngine {
     /// Execution provider in use.
     pub fn provider(&self) -> &'static str {
         self.provider
+    }
+
+    /// From now on, keeps each trend update's latency for a load test to read back (see
+    /// [`LatencySamples`]; the same recorder on every call).
+    pub fn keep_latency_samples(&self) -> Arc<LatencySamples> {
+        self.publisher.keep_latency_samples()
     }
 
     /// Messages the producer has not had acknowledged yet.

@@ -19,7 +19,7 @@
 //! nothing while looking alive; a restart resumes from the last commit, so nothing is lost.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -29,7 +29,7 @@ use rdkafka::ClientContext;
 use rdkafka::Message;
 
 use crate::kafka::KafkaSettings;
-use crate::telemetry::EngineStats;
+use crate::telemetry::{EngineStats, LatencySample, LatencySamples};
 
 /// What a produced message was, for the delivery callback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +80,8 @@ pub struct PublishContext {
     pending: Mutex<Vec<Resend>>,
     /// `pending.len()`, readable without the lock (checked on every send).
     waiting: AtomicUsize,
+    /// Where each update's latency goes once a load test asked for the samples.
+    latency_samples: OnceLock<Arc<LatencySamples>>,
 }
 
 /// Whether no retry can deliver a message that failed with `code`.
@@ -109,10 +111,14 @@ impl ProducerContext for PublishContext {
                     let send_to_ack = tag.sent_at.elapsed();
                     self.stats.published(send_to_ack);
                     if let Some(t) = trigger_ms {
-                        self.stats.event_to_update(
-                            chrono::Utc::now().timestamp_millis() - t,
-                            send_to_ack,
-                        );
+                        let ms = chrono::Utc::now().timestamp_millis() - t;
+                        self.stats.event_to_update(ms);
+                        if let Some(samples) = self.latency_samples.get() {
+                            samples.record(LatencySample {
+                                event_to_ack_ms: ms as f32,
+                                send_to_ack_ms: send_to_ack.as_secs_f32() * 1000.0,
+                            });
+                        }
                     }
                 }
                 MessageKind::DeadLetter => self.stats.dead_letters.add(1),
@@ -197,6 +203,7 @@ impl Publisher {
             resent: AtomicU64::new(0),
             pending: Mutex::new(Vec::new()),
             waiting: AtomicUsize::new(0),
+            latency_samples: OnceLock::new(),
         };
         let producer = config
             .create_with_context(context)
@@ -205,6 +212,16 @@ impl Publisher {
             producer,
             last_resend: Arc::new(Mutex::new(Instant::now())),
         })
+    }
+
+    /// From now on, keeps each acknowledged update's latency in the returned recorder (the same
+    /// one on every call). For load tests; a running engine only feeds the metrics histogram.
+    pub fn keep_latency_samples(&self) -> Arc<LatencySamples> {
+        self.producer
+            .context()
+            .latency_samples
+            .get_or_init(Arc::default)
+            .clone()
     }
 
     /// Sends the copies of failed messages again, at most every [`RESEND_BACKOFF`].

@@ -7,6 +7,7 @@
 
 pub mod endpoint;
 pub mod health;
+pub mod latency;
 pub mod stats;
 
 use std::net::SocketAddr;
@@ -14,7 +15,8 @@ use std::net::SocketAddr;
 use tracing_subscriber::EnvFilter;
 
 pub use health::Health;
-pub use stats::{EngineStats, LatencySample};
+pub use latency::{LatencySample, LatencySamples};
+pub use stats::EngineStats;
 
 /// Resident set size of this process in bytes (Linux `/proc/self/statm`; 0 elsewhere).
 pub fn rss_bytes() -> u64 {

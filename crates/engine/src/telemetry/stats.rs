@@ -295,21 +295,7 @@ pub struct EngineStats {
     pub checkpoints: ReadableCounter,
     checkpoint_duration: Histogram,
     restore_duration: Histogram,
-    /// Recent event→update latencies, for load tests (bounded).
-    latency_samples: std::sync::Mutex<Vec<LatencySample>>,
 }
-
-/// One trend update's latency, split where the engine hands it to the producer.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct LatencySample {
-    /// Input event that closed the bucket (its producer create time) → update acknowledged, ms.
-    pub event_to_ack_ms: f32,
-    /// Update handed to the producer → acknowledged by the broker, ms.
-    pub send_to_ack_ms: f32,
-}
-
-/// Most latency samples kept for [`EngineStats::take_latency_samples`].
-const MAX_LATENCY_SAMPLES: usize = 1 << 20;
 
 impl Default for EngineStats {
     fn default() -> Self {
@@ -360,7 +346,6 @@ impl EngineStats {
             checkpoints: ReadableCounter::new(metrics::counter!(CHECKPOINTS)),
             checkpoint_duration: metrics::histogram!(CHECKPOINT_DURATION),
             restore_duration: metrics::histogram!(RESTORE_DURATION),
-            latency_samples: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -451,26 +436,9 @@ impl EngineStats {
         }
     }
 
-    /// Records one event→update latency (`ms`, to the acknowledgement), of which `send_to_ack`
-    /// passed between handing the update to the producer and its acknowledgement.
-    pub fn event_to_update(&self, ms: i64, send_to_ack: Duration) {
+    /// Records one event→update latency (`ms`, to the acknowledgement).
+    pub fn event_to_update(&self, ms: i64) {
         self.event_to_update.record(ms as f64 / 1000.0);
-        if let Ok(mut s) = self.latency_samples.lock() {
-            if s.len() < MAX_LATENCY_SAMPLES {
-                s.push(LatencySample {
-                    event_to_ack_ms: ms as f32,
-                    send_to_ack_ms: send_to_ack.as_secs_f32() * 1000.0,
-                });
-            }
-        }
-    }
-
-    /// Takes the recorded event→update latencies, leaving none.
-    pub fn take_latency_samples(&self) -> Vec<LatencySample> {
-        self.latency_samples
-            .lock()
-            .map(|mut s| std::mem::take(&mut *s))
-            .unwrap_or_default()
     }
 
     /// Records one acknowledged publish.

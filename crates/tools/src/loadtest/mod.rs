@@ -289,6 +289,7 @@ fn latency_run(
     let settings = phase_settings(base, "latency", partitions)?;
     let k = settings.kafka.clone();
     let engine = RunningEngine::start(&settings, None).context("engine start")?;
+    let kept = engine.keep_latency_samples();
     let stop = Arc::new(AtomicBool::new(false));
     let broker_lat = Arc::new(Mutex::new(Vec::<f64>::new()));
     let update_lat = Arc::new(Mutex::new(Vec::<f64>::new()));
@@ -329,7 +330,7 @@ fn latency_run(
     stop.store(true, Ordering::Release);
     let _ = probe.join();
     let _ = reader.join();
-    let samples = engine.stats().take_latency_samples();
+    let (samples, not_kept) = kept.take();
     let sorted = |part: &dyn Fn(&LatencySample) -> f32| {
         let mut v: Vec<f64> = samples.iter().map(|x| f64::from(part(x))).collect();
         v.sort_by(f64::total_cmp);
@@ -349,7 +350,7 @@ fn latency_run(
         "events": produced.events,
         "achieved_rate_events_per_s": produced.rate_per_s,
         "broker_produce_to_consume_ms": {"p50": percentile(&b, 0.5), "p99": percentile(&b, 0.99), "samples": b.len()},
-        "event_to_update_acked_ms": {"p50": percentile(&acked, 0.5), "p99": percentile(&acked, 0.99), "samples": acked.len()},
+        "event_to_update_acked_ms": {"p50": percentile(&acked, 0.5), "p99": percentile(&acked, 0.99), "samples": acked.len(), "not_kept": not_kept},
         "event_to_update_sent_ms": {"p50": percentile(&event_to_send, 0.5), "p99": percentile(&event_to_send, 0.99)},
         "update_sent_to_acked_ms": {"p50": percentile(&send_to_ack, 0.5), "p99": percentile(&send_to_ack, 0.99)},
         "event_to_update_read_ms": {"p50": percentile(&u, 0.5), "p99": percentile(&u, 0.99), "samples": u.len()},
