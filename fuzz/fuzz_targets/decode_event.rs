@@ -20,7 +20,8 @@ fuzz_target!(|data: &[u8]| {
     let now = 1_800_000_000_000;
     if let Ok(event) = decode(source, Some(key), Some(payload), &limits, now) {
         assert!(!event.sku.is_empty() && event.sku.len() <= limits.max_sku_bytes);
-        assert!(event.ts_ms >= limits.min_ts_ms && event.ts_ms <= now + limits.max_future_ms);
+        let ts = event.ts.millis();
+        assert!(ts >= limits.min_ts_ms && ts <= now + limits.max_future_ms);
         assert_eq!(event.sku.as_bytes(), key);
         assert_eq!(event.body.source(), source);
     }
