@@ -90,6 +90,15 @@ fn sources(with_bin: bool) -> Vec<Source> {
     out
 }
 
+/// The top-level module a file under a crate's source folder belongs to (`ingest/event.rs` →
+/// `ingest`, `kafka.rs` → `kafka`).
+fn top_module(rel: &str) -> &str {
+    rel.split('/')
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches(".rs")
+}
+
 /// The modules a line of code names through `crate::` or `trendcast_engine::`.
 fn named_modules(line: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -119,13 +128,7 @@ fn module_graph() -> Graph {
         if source.rel == "lib.rs" {
             continue;
         }
-        let module = source
-            .rel
-            .split('/')
-            .next()
-            .unwrap_or_default()
-            .trim_end_matches(".rs")
-            .to_string();
+        let module = top_module(&source.rel).to_string();
         for line in source
             .code
             .lines()
@@ -155,10 +158,9 @@ fn modules_by_crate() -> BTreeMap<&'static str, BTreeSet<String>> {
         if source.rel == "lib.rs" {
             continue;
         }
-        let module = source.rel.split('/').next().unwrap_or_default();
         out.entry(source.krate)
             .or_default()
-            .insert(module.trim_end_matches(".rs").to_string());
+            .insert(top_module(&source.rel).to_string());
     }
     out
 }
