@@ -1,4 +1,4 @@
-//! With a deliberately slow model, ingest pauses its partitions instead of piling up work,
+//! With a deliberately slow model, ingest stops reading its input instead of piling up work,
 //! memory stays under a stated bound, and no event or update is lost.
 
 mod common;

@@ -23,7 +23,7 @@ pub struct Settings {
     /// Input validation limits (`[ingest]`'s limits on payloads, SKUs, times, quantities and
     /// prices).
     pub validation: ValidationLimits,
-    /// When ingest pauses its partitions.
+    /// When ingest stops reading its partitions.
     pub backpressure: Backpressure,
     /// Bucketing and window bounds.
     pub window: WindowSettings,

@@ -67,6 +67,15 @@ impl HoldLine {
     }
 }
 
+/// Where the frontier stands, from [`Alignment::assess`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Assessment {
+    /// The event time every bucket before which may close (`None`: not known yet).
+    pub frontier: Option<EventTime>,
+    /// Which event times to hold back.
+    pub hold_line: HoldLine,
+}
+
 /// What to change after [`Alignment::plan`].
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Plan {
@@ -114,58 +123,65 @@ impl Alignment {
         self.lag.get(&key).copied().unwrap_or(true)
     }
 
-    /// Whether the pair holds the frontier: messages waiting (or unknown), or caught up for
-    /// less than `idle_hold`.
-    fn lagging(&self, source: Source, partition: u16) -> bool {
-        let key = (source, partition);
+    /// Whether the pair holds the frontier at `now`: messages waiting (or unknown), or caught
+    /// up for less than `idle_hold`.
+    fn lagging(&self, key: (Source, u16), now: Instant) -> bool {
         self.waiting(key)
             || self
                 .busy_at
                 .get(&key)
-                .is_some_and(|t| t.elapsed() < self.idle_hold)
+                .is_some_and(|t| now.saturating_duration_since(*t) < self.idle_hold)
     }
 
-    /// The frontier over `pairs` (each with its event time, `None` when it has had none): the
-    /// smallest event time of the lagging pairs; when none is lagging, the largest of all.
-    /// A pair with messages waiting but no event yet holds the frontier back entirely (`None`);
-    /// one only held by the idle hold with no event yet is skipped.
-    pub fn frontier(&self, pairs: &[((Source, u16), Option<EventTime>)]) -> Option<EventTime> {
-        let mut min: Option<EventTime> = None;
-        let mut any_lagging = false;
-        for ((s, p), wm) in pairs {
-            if !self.lagging(*s, *p) {
-                continue;
-            }
-            match wm {
-                Some(w) => min = Some(min.map_or(*w, |m| m.min(*w))),
-                None if self.waiting((*s, *p)) => return None,
-                None => continue,
-            }
-            any_lagging = true;
-        }
-        if any_lagging {
-            min
-        } else {
-            pairs.iter().filter_map(|(_, wm)| *wm).max()
-        }
-    }
-
-    /// Which event times are held back (see `holdback`): those more than `lead_ms` ahead of
-    /// the frontier while a lagging pair holds it, and every one while a pair with messages
-    /// waiting has delivered none (there is no frontier yet, and it may hold the oldest buckets).
-    pub fn hold_line(
+    /// The frontier and the hold line over `pairs` (each with its event time, `None` when it
+    /// has had none), judged at `now` in one pass: ingest asks after every message, so each
+    /// pair's lag is looked up once and the clock read once by the caller.
+    ///
+    /// The frontier is the smallest event time of the lagging pairs; when none is lagging, the
+    /// largest of all. A pair with messages waiting but no event yet leaves no frontier
+    /// (`None`); one only held by the idle hold with no event yet is skipped. The hold line
+    /// (see `holdback`) is `lead_ms` past the frontier while a pair lags; every event time
+    /// while there is no frontier but some pair has one; nothing when no pair lags.
+    pub fn assess(
         &self,
         pairs: &[((Source, u16), Option<EventTime>)],
         lead_ms: i64,
-    ) -> HoldLine {
-        let held = pairs.iter().any(|((s, p), _)| self.lagging(*s, *p));
-        if !held {
-            return HoldLine::Nothing;
+        now: Instant,
+    ) -> Assessment {
+        let mut slowest: Option<EventTime> = None;
+        let mut newest: Option<EventTime> = None;
+        let (mut any_lagging, mut lagging_with_event, mut blocked) = (false, false, false);
+        for (key, wm) in pairs {
+            newest = newest.max(*wm);
+            if !self.lagging(*key, now) {
+                continue;
+            }
+            any_lagging = true;
+            match wm {
+                Some(w) => {
+                    slowest = Some(slowest.map_or(*w, |m| m.min(*w)));
+                    lagging_with_event = true;
+                }
+                None if self.waiting(*key) => blocked = true,
+                None => {}
+            }
         }
-        match self.frontier(pairs) {
-            Some(f) => HoldLine::Above(f.plus_ms(lead_ms)),
-            None if pairs.iter().any(|(_, wm)| wm.is_some()) => HoldLine::All,
-            None => HoldLine::Nothing,
+        let frontier = if blocked {
+            None
+        } else if lagging_with_event {
+            slowest
+        } else {
+            newest
+        };
+        let hold_line = match (any_lagging, frontier) {
+            (false, _) => HoldLine::Nothing,
+            (true, Some(f)) => HoldLine::Above(f.plus_ms(lead_ms)),
+            (true, None) if newest.is_some() => HoldLine::All,
+            (true, None) => HoldLine::Nothing,
+        };
+        Assessment {
+            frontier,
+            hold_line,
         }
     }
 
@@ -198,9 +214,9 @@ impl Alignment {
             .collect()
     }
 
-    /// Notes that a message of `source`'s `partition` was just read.
-    pub fn touch(&mut self, source: Source, partition: u16) {
-        self.busy_at.insert((source, partition), Instant::now());
+    /// Notes that a message of `source`'s `partition` was read at `now`.
+    pub fn touch(&mut self, source: Source, partition: u16, now: Instant) {
+        self.busy_at.insert((source, partition), now);
     }
 
     /// Stops holding the frontier for caught-up pairs (at shutdown: what has been read is all
@@ -228,6 +244,18 @@ mod tests {
         EventTime::from_millis(ms)
     }
 
+    fn frontier(a: &Alignment, pairs: &[((Source, u16), Option<EventTime>)]) -> Option<EventTime> {
+        a.assess(pairs, 0, Instant::now()).frontier
+    }
+
+    fn hold_line(
+        a: &Alignment,
+        pairs: &[((Source, u16), Option<EventTime>)],
+        lead_ms: i64,
+    ) -> HoldLine {
+        a.assess(pairs, lead_ms, Instant::now()).hold_line
+    }
+
     #[test]
     fn frontier_is_the_slowest_partition_still_being_read() {
         let mut a = Alignment::default();
@@ -235,17 +263,17 @@ mod tests {
             ((Source::Sales, 0), Some(t(500))),
             ((Source::Clicks, 0), Some(t(100))),
         ];
-        assert_eq!(a.frontier(&pairs), Some(t(100)));
+        assert_eq!(frontier(&a, &pairs), Some(t(100)));
         a.set_lagging(Source::Clicks, 0, false);
         a.set_lagging(Source::Sales, 0, true);
         assert_eq!(
-            a.frontier(&pairs),
+            frontier(&a, &pairs),
             Some(t(500)),
             "caught-up clicks do not hold it back"
         );
         a.set_lagging(Source::Sales, 0, false);
         assert_eq!(
-            a.frontier(&pairs),
+            frontier(&a, &pairs),
             Some(t(500)),
             "nothing lagging: the newest"
         );
@@ -255,7 +283,7 @@ mod tests {
             ((Source::Clicks, 0), None),
         ];
         assert_eq!(
-            a.frontier(&fresh),
+            frontier(&a, &fresh),
             None,
             "a lagging input with no event yet"
         );
@@ -272,12 +300,12 @@ mod tests {
         a.set_lagging(Source::Clicks, 0, true);
         a.set_lagging(Source::Clicks, 0, false);
         assert_eq!(
-            a.frontier(&pairs),
+            frontier(&a, &pairs),
             Some(t(100)),
             "clicks were busy a moment ago"
         );
         a.drop_idle_hold();
-        assert_eq!(a.frontier(&pairs), Some(t(500)));
+        assert_eq!(frontier(&a, &pairs), Some(t(500)));
     }
 
     #[test]
@@ -296,13 +324,13 @@ mod tests {
         a.set_lagging(Source::Sales, 1, false);
         a.set_lagging(Source::Clicks, 1, false);
         assert_eq!(
-            a.frontier(&pairs),
+            frontier(&a, &pairs),
             Some(t(100)),
             "clicks 0 was just assigned"
         );
         a.set_lagging(Source::Clicks, 1, true);
         assert_eq!(
-            a.frontier(&pairs),
+            frontier(&a, &pairs),
             None,
             "messages wait on a pair with no event yet"
         );
@@ -317,20 +345,20 @@ mod tests {
             ((Source::Sales, 0), Some(t(1_000_000))),
             ((Source::Sales, 1), None),
         ];
-        assert_eq!(a.hold_line(&pairs, 500), HoldLine::All);
+        assert_eq!(hold_line(&a, &pairs, 500), HoldLine::All);
         assert!(HoldLine::All.holds(Some(t(1))) && !HoldLine::All.holds(None));
         let delivered = [
             ((Source::Sales, 0), Some(t(1_000_000))),
             ((Source::Sales, 1), Some(t(999_000))),
         ];
-        assert_eq!(a.hold_line(&delivered, 500), HoldLine::Above(t(999_500)));
+        assert_eq!(hold_line(&a, &delivered, 500), HoldLine::Above(t(999_500)));
         assert!(HoldLine::Above(t(999_500)).holds(Some(t(1_000_000))));
         assert!(!HoldLine::Above(t(999_500)).holds(Some(t(999_500))));
         // an empty input (nothing waiting, no event) holds nothing back
         a.set_lagging(Source::Sales, 1, false);
         a.set_lagging(Source::Sales, 0, false);
         a.drop_idle_hold();
-        assert_eq!(a.hold_line(&pairs, 500), HoldLine::Nothing);
+        assert_eq!(hold_line(&a, &pairs, 500), HoldLine::Nothing);
     }
 
     #[test]

@@ -53,6 +53,11 @@ const ALIGN_EVERY: Duration = Duration::from_millis(100);
 /// How long ingest waits on the consumer queue when no partition queue has a message: the most
 /// a message arriving meanwhile in a partition queue waits to be read.
 const IDLE_WAIT: Duration = Duration::from_millis(2);
+/// Messages read from the partition queues per turn of ingest's loop. The read order is
+/// recomputed before each one, and a queue found empty is not polled again in the batch; the
+/// turn's fixed costs (a poll of the consumer queue, the backpressure check, the clock reads of
+/// the loop's timers, each taking locks inside librdkafka or ingest) are paid once per batch.
+const READ_BATCH: usize = 64;
 
 /// Consumer context: rebalances (checkpoint revoked partitions, restore assigned ones) and
 /// librdkafka statistics (the lag gauge).
@@ -348,7 +353,7 @@ impl Ingest {
             }
             if aligned.elapsed() >= ALIGN_EVERY {
                 a.align(&self.consumer, self.paused);
-                a.release_held()?;
+                a.release_held(Instant::now())?;
                 aligned = Instant::now();
             }
             if stall_watch.elapsed() >= STALL_AFTER {
@@ -363,8 +368,9 @@ impl Ingest {
         // which partitions are caught up, so the frontier reaches every bucket it can
         a.refresh_lag_from_broker(&self.consumer, None);
         a.alignment.drop_idle_hold();
-        a.advance_frontier(None);
-        a.release_held()?;
+        let now = Instant::now();
+        a.advance_frontier(None, now);
+        a.release_held(now)?;
         tracing::info!(
             frontier_ms = a.admission.store().frontier().map(EventTime::millis),
             closed = a.admission.store().closed_index(),
@@ -391,19 +397,24 @@ impl Drop for Ingest {
 }
 
 impl Ingest {
-    /// Reads one message from the queue of the input partition furthest behind in event time
-    /// that has one waiting, then polls the consumer queue: it serves rebalances and
-    /// statistics, and delivers what was fetched before a split and partitions not split. It
-    /// waits there (up to [`IDLE_WAIT`], or 100 ms before any partition is assigned) when no
-    /// partition queue had a message.
+    /// Reads up to [`READ_BATCH`] messages, each from the queue of the input partition furthest
+    /// behind in event time that has one waiting, then polls the consumer queue: it serves
+    /// rebalances and statistics, and delivers what was fetched before a split and partitions
+    /// not split. It waits there (up to [`IDLE_WAIT`], or 100 ms before any partition is
+    /// assigned) when no partition queue had a message.
     fn read_once(&mut self) -> Result<(), IngestError> {
         let mut from_queue = false;
         let (split, draining) = {
             let queues = self.consumer.context().queues();
-            if !queues.is_empty() && !queues.draining() {
+            // under backpressure the partition queues are left unread (`apply_backpressure`)
+            if !queues.is_empty() && !queues.draining() && !self.paused {
                 let mut a = lock(&self.shared);
-                a.fill_read_order();
-                if let Some(polled) = queues.poll_first(&a.read_order) {
+                let mut empty = Vec::new();
+                for _ in 0..READ_BATCH {
+                    a.fill_read_order();
+                    let Some(polled) = queues.poll_first(&a.read_order, &mut empty) else {
+                        break;
+                    };
                     from_queue = true;
                     a.take(polled, &self.consumer)?;
                 }
@@ -434,9 +445,18 @@ impl Ingest {
         Ok(())
     }
 
-    /// Pauses every assigned partition while the scorer or the producer is behind, and resumes
-    /// once both are below half their bound. Polling goes on while paused, so the group session
-    /// and rebalances are served; partitions assigned while paused are paused too.
+    /// Stops reading the input while the scorer or the producer is behind, and reads again
+    /// once both are below half their bound.
+    ///
+    /// With the partitions split into their own queues, ingest simply leaves those queues
+    /// unread (`read_once`): librdkafka stops fetching a partition once its queue holds
+    /// `queued.min.messages` or `queued.max.messages.kbytes`, and fetching goes on from where it
+    /// stopped. Pausing and resuming in the consumer would restart the partition's fetch at the
+    /// application's position, which on Tansu 0.6.0 may be inside a record batch and return
+    /// nothing until the offset guard rewinds (the load run's slow rounds: 12 backpressure
+    /// turns and 73 rewinds in one run). Without split queues every assigned partition is
+    /// paused instead. Either way polling goes on, so the group session and rebalances are
+    /// served.
     fn apply_backpressure(&mut self) {
         let (backlog, in_flight) = {
             let a = lock(&self.shared);
@@ -456,32 +476,42 @@ impl Ingest {
         } else {
             None
         };
-        if self.paused || change.is_some() {
-            let Ok(assignment) = self.consumer.assignment() else {
-                return;
-            };
-            let pause = change.unwrap_or(true);
-            let result = if pause {
-                self.consumer.pause(&assignment)
-            } else {
-                self.consumer.resume(&assignment)
-            };
-            if let Err(e) = result {
-                tracing::warn!(error = %e, "could not pause/resume partitions");
-                return;
-            }
-            if let Some(p) = change {
-                self.paused = p;
-                let mut a = lock(&self.shared);
-                a.stats.set_paused(p);
-                if !p {
+        let split = !self.consumer.context().queues().is_empty();
+        if !split && (self.paused || change.is_some()) && !self.pause_consumer(change) {
+            return;
+        }
+        if let Some(p) = change {
+            self.paused = p;
+            let mut a = lock(&self.shared);
+            a.stats.set_paused(p);
+            if !p {
+                if !split {
                     // everything was resumed: alignment pauses again what is still ahead
                     a.alignment.forget_pauses();
-                    a.guard.touch_all();
                 }
-                tracing::debug!(paused = p, backlog, in_flight, "backpressure");
+                a.guard.touch_all();
             }
+            tracing::debug!(paused = p, split, backlog, in_flight, "backpressure");
         }
+    }
+
+    /// Pauses (or, when `change` is `Some(false)`, resumes) the whole assignment in the
+    /// consumer; partitions assigned while paused are paused again on each turn. False when the
+    /// consumer refused.
+    fn pause_consumer(&self, change: Option<bool>) -> bool {
+        let Ok(assignment) = self.consumer.assignment() else {
+            return false;
+        };
+        let result = if change.unwrap_or(true) {
+            self.consumer.pause(&assignment)
+        } else {
+            self.consumer.resume(&assignment)
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "could not pause/resume partitions");
+            return false;
+        }
+        true
     }
 }
 
@@ -563,7 +593,9 @@ impl IngestState {
                 return Err(e);
             }
         }
-        if !self.guard_admits(source, partition, msg, consumer) {
+        // one clock read per message: alignment and the offset guard judge idleness by it
+        let now = Instant::now();
+        if !self.guard_admits(source, partition, msg, consumer, now) {
             return Ok(());
         }
         let key = (source, partition);
@@ -574,15 +606,15 @@ impl IngestState {
             self.held.push(key, msg.detach());
             self.stats.held_back.add(1);
             // the partition is delivering: alignment must not take it for idle
-            self.alignment.touch(source, partition);
+            self.alignment.touch(source, partition, now);
         } else {
-            self.apply_message(source, partition, msg)?;
+            self.apply_message(source, partition, msg, now)?;
         }
-        self.release_held()
+        self.release_held(now)
     }
 
     /// Applies held messages of every pair back within reach of the frontier, in order.
-    fn release_held(&mut self) -> Result<(), IngestError> {
+    fn release_held(&mut self, now: Instant) -> Result<(), IngestError> {
         while self.held.total() > 0 && self.released_at != Some(self.hold_line) {
             // applying may move the line again: then look once more
             self.released_at = Some(self.hold_line);
@@ -594,7 +626,7 @@ impl IngestState {
                     let Some(msg) = self.held.pop(key) else {
                         break;
                     };
-                    self.apply_message(key.0, key.1, &msg)?;
+                    self.apply_message(key.0, key.1, &msg, now)?;
                 }
             }
         }
@@ -607,6 +639,7 @@ impl IngestState {
         source: Source,
         partition: u16,
         msg: &M,
+        now: Instant,
     ) -> Result<(), IngestError> {
         if !self
             .checkpoints
@@ -616,7 +649,7 @@ impl IngestState {
             return Ok(());
         }
         self.stats.consumed(source).add(1);
-        self.alignment.touch(source, partition);
+        self.alignment.touch(source, partition, now);
         let now_ms = chrono::Utc::now().timestamp_millis();
         let wm_before = self.admission.watermark(source, msg.partition());
         let outcome = decode_counting(source, msg.key(), msg.payload(), &self.limits, now_ms)
@@ -648,7 +681,7 @@ impl IngestState {
             _ => true,
         };
         if at_frontier {
-            self.advance_frontier(msg.timestamp().to_millis());
+            self.advance_frontier(msg.timestamp().to_millis(), now);
         }
         match self.admission.apply(msg.partition(), &event) {
             Ok(notify) => {
@@ -675,8 +708,9 @@ impl IngestState {
         partition: u16,
         msg: &M,
         consumer: &BaseConsumer<IngestContext>,
+        now: Instant,
     ) -> bool {
-        match self.guard.check(source, partition, msg.offset()) {
+        match self.guard.check(source, partition, msg.offset(), now) {
             Verdict::Apply => true,
             Verdict::ApplyAfterGap { missing } => {
                 self.stats.offsets_missing.add(missing.unsigned_abs());
@@ -801,10 +835,11 @@ impl IngestState {
 
     /// Recomputes the frontier; when that closes a bucket, waits for the scorer to finish the
     /// previous close first. `created_ms` is the producer time of the message that moved it.
-    fn advance_frontier(&mut self, created_ms: Option<i64>) {
+    fn advance_frontier(&mut self, created_ms: Option<i64>, now: Instant) {
         self.fill_pairs();
-        self.hold_line = self.alignment.hold_line(&self.pairs, self.lead_ms);
-        let Some(frontier) = self.alignment.frontier(&self.pairs) else {
+        let assessment = self.alignment.assess(&self.pairs, self.lead_ms, now);
+        self.hold_line = assessment.hold_line;
+        let Some(frontier) = assessment.frontier else {
             return;
         };
         let store = self.admission.store();
@@ -834,7 +869,7 @@ impl IngestState {
     fn align(&mut self, consumer: &BaseConsumer<IngestContext>, backpressure_paused: bool) {
         // statistics not in yet keep the mark the broker gave at assignment
         self.mark_lag(None, |topic, p| consumer.context().high(topic, p));
-        self.advance_frontier(None);
+        self.advance_frontier(None, Instant::now());
         let held = &self.held;
         let plan = self
             .alignment

@@ -106,12 +106,12 @@ impl OffsetGuard {
         self.tracks.retain(|(_, p), _| !partitions.contains(p));
     }
 
-    /// Judges a message at `offset`.
-    pub fn check(&mut self, source: Source, partition: u16, offset: i64) -> Verdict {
+    /// Judges a message at `offset`, delivered at `now`.
+    pub fn check(&mut self, source: Source, partition: u16, offset: i64, now: Instant) -> Verdict {
         let Some(t) = self.tracks.get_mut(&(source, partition)) else {
             return Verdict::Apply;
         };
-        t.last_activity = Instant::now();
+        t.last_activity = now;
         let Some(expected) = t.expected else {
             t.expected = Some(offset + 1);
             return Verdict::Apply;
@@ -235,50 +235,68 @@ mod tests {
     #[test]
     fn in_order_messages_are_applied_and_repeats_dropped() {
         let mut g = guard_at(10);
-        assert_eq!(g.check(S, 0, 10), Verdict::Apply);
-        assert_eq!(g.check(S, 0, 11), Verdict::Apply);
-        assert_eq!(g.check(S, 0, 5), Verdict::Duplicate);
-        assert_eq!(g.check(S, 0, 12), Verdict::Apply);
+        assert_eq!(g.check(S, 0, 10, Instant::now()), Verdict::Apply);
+        assert_eq!(g.check(S, 0, 11, Instant::now()), Verdict::Apply);
+        assert_eq!(g.check(S, 0, 5, Instant::now()), Verdict::Duplicate);
+        assert_eq!(g.check(S, 0, 12, Instant::now()), Verdict::Apply);
     }
 
     #[test]
     fn an_unknown_start_is_learnt_from_the_first_message() {
         let mut g = OffsetGuard::default();
         g.track(S, 0, None);
-        assert_eq!(g.check(S, 0, 700), Verdict::Apply);
-        assert_eq!(g.check(S, 0, 702), Verdict::Rewind { to: 701 - 64 });
+        assert_eq!(g.check(S, 0, 700, Instant::now()), Verdict::Apply);
+        assert_eq!(
+            g.check(S, 0, 702, Instant::now()),
+            Verdict::Rewind { to: 701 - 64 }
+        );
     }
 
     #[test]
     fn a_skipped_batch_rewinds_further_until_a_duplicate_comes_back() {
         // batch [0, 1000): the consumer resumes at 500 and the broker sends [1000, ...)
         let mut g = guard_at(500);
-        assert_eq!(g.check(S, 0, 1000), Verdict::Rewind { to: 436 });
+        assert_eq!(
+            g.check(S, 0, 1000, Instant::now()),
+            Verdict::Rewind { to: 436 }
+        );
         // the seek to 436 is inside the same batch: the next batch again
-        assert_eq!(g.check(S, 0, 1000), Verdict::Rewind { to: 0 });
+        assert_eq!(
+            g.check(S, 0, 1000, Instant::now()),
+            Verdict::Rewind { to: 0 }
+        );
         // the seek to 0 brings the whole batch: duplicates, then the missing messages
-        assert_eq!(g.check(S, 0, 0), Verdict::Duplicate);
-        assert_eq!(g.check(S, 0, 499), Verdict::Duplicate);
-        assert_eq!(g.check(S, 0, 500), Verdict::Apply);
-        assert_eq!(g.check(S, 0, 501), Verdict::Apply);
+        assert_eq!(g.check(S, 0, 0, Instant::now()), Verdict::Duplicate);
+        assert_eq!(g.check(S, 0, 499, Instant::now()), Verdict::Duplicate);
+        assert_eq!(g.check(S, 0, 500, Instant::now()), Verdict::Apply);
+        assert_eq!(g.check(S, 0, 501, Instant::now()), Verdict::Apply);
     }
 
     #[test]
     fn a_real_gap_is_accepted_once_the_stretch_before_it_came_back_whole() {
         // a transaction marker at 500: the log really has no message there
         let mut g = guard_at(500);
-        assert_eq!(g.check(S, 0, 501), Verdict::Rewind { to: 436 });
-        assert_eq!(g.check(S, 0, 436), Verdict::Duplicate);
-        assert_eq!(g.check(S, 0, 501), Verdict::ApplyAfterGap { missing: 1 });
-        assert_eq!(g.check(S, 0, 502), Verdict::Apply);
+        assert_eq!(
+            g.check(S, 0, 501, Instant::now()),
+            Verdict::Rewind { to: 436 }
+        );
+        assert_eq!(g.check(S, 0, 436, Instant::now()), Verdict::Duplicate);
+        assert_eq!(
+            g.check(S, 0, 501, Instant::now()),
+            Verdict::ApplyAfterGap { missing: 1 }
+        );
+        assert_eq!(g.check(S, 0, 502, Instant::now()), Verdict::Apply);
     }
 
     #[test]
     fn a_gap_at_the_log_start_is_accepted_after_rewinding_to_zero() {
         // retention removed [0, 30): nothing before 30 can come back
         let mut g = guard_at(0);
-        assert_eq!(g.check(S, 0, 30), Verdict::Rewind { to: 0 });
-        assert_eq!(g.check(S, 0, 30), Verdict::ApplyAfterGap { missing: 30 });
+        assert_eq!(g.check(S, 0, 30, Instant::now()), Verdict::Rewind { to: 0 });
+        assert_eq!(
+            g.check(S, 0, 30, Instant::now()),
+            Verdict::ApplyAfterGap { missing: 30 }
+        );
     }
 
     #[test]
@@ -286,7 +304,7 @@ mod tests {
         let mut g = guard_at(10_000_000);
         let mut rewinds = 0;
         loop {
-            match g.check(S, 0, 20_000_000) {
+            match g.check(S, 0, 20_000_000, Instant::now()) {
                 Verdict::Rewind { .. } => rewinds += 1,
                 Verdict::ApplyAfterGap { missing } => {
                     assert_eq!(missing, 10_000_000);
@@ -313,8 +331,8 @@ mod tests {
         );
         // just rewound: it has STALL_AFTER to deliver
         assert!(g.stalled(|_, _| Some(2000), |_, _| false).is_empty());
-        assert_eq!(g.check(S, 0, 1436), Verdict::Duplicate);
-        assert_eq!(g.check(S, 0, 1500), Verdict::Apply);
+        assert_eq!(g.check(S, 0, 1436, Instant::now()), Verdict::Duplicate);
+        assert_eq!(g.check(S, 0, 1500, Instant::now()), Verdict::Apply);
     }
 
     fn idle_since_long_ago(g: &mut OffsetGuard) {
@@ -335,8 +353,8 @@ mod tests {
         idle_since_long_ago(&mut g);
         assert_eq!(g.stalled(tansu, |_, _| false), vec![(S, 0, 988)]);
         // 988 is in the first batch: Tansu sends the second whole
-        assert_eq!(g.check(S, 0, 1000), Verdict::Duplicate);
-        assert_eq!(g.check(S, 0, 1500), Verdict::Apply);
+        assert_eq!(g.check(S, 0, 1000, Instant::now()), Verdict::Duplicate);
+        assert_eq!(g.check(S, 0, 1500, Instant::now()), Verdict::Apply);
     }
 
     #[test]
@@ -350,8 +368,8 @@ mod tests {
         idle_since_long_ago(&mut g);
         assert_eq!(g.stalled(tansu, |_, _| false), vec![(S, 0, 0)]);
         // the seek to 0 brings both batches back, then nothing
-        assert_eq!(g.check(S, 0, 0), Verdict::Duplicate);
-        assert_eq!(g.check(S, 0, 1999), Verdict::Duplicate);
+        assert_eq!(g.check(S, 0, 0, Instant::now()), Verdict::Duplicate);
+        assert_eq!(g.check(S, 0, 1999, Instant::now()), Verdict::Duplicate);
         idle_since_long_ago(&mut g);
         assert!(g.stalled(tansu, |_, _| false).is_empty());
         idle_since_long_ago(&mut g);

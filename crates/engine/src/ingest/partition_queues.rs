@@ -111,12 +111,30 @@ impl PartitionQueues {
         tracing::debug!(queues = self.queues.len(), "partition queues split");
     }
 
-    /// The first message waiting in the queues of `order`, tried in that order without waiting.
-    pub fn poll_first(&self, order: &[Pair]) -> Option<KafkaResult<BorrowedMessage<'_>>> {
-        order
-            .iter()
-            .filter_map(|pair| self.queue(*pair))
-            .find_map(|q| q.poll(Duration::ZERO))
+    /// The first message waiting in the queues of `order`, tried in that order without waiting
+    /// and skipping the pairs in `empty`; each queue found empty is added to `empty`. A caller
+    /// reading a batch passes the same `empty` for the whole batch, so a queue with nothing
+    /// (an input with no traffic, a partition whose next fetch is in flight) is polled once per
+    /// batch rather than before every message: each poll reads the clock twice and takes
+    /// librdkafka's queue lock.
+    pub fn poll_first(
+        &self,
+        order: &[Pair],
+        empty: &mut Vec<Pair>,
+    ) -> Option<KafkaResult<BorrowedMessage<'_>>> {
+        for pair in order {
+            if empty.contains(pair) {
+                continue;
+            }
+            let Some(queue) = self.queue(*pair) else {
+                continue;
+            };
+            match queue.poll(Duration::ZERO) {
+                Some(polled) => return Some(polled),
+                None => empty.push(*pair),
+            }
+        }
+        None
     }
 
     /// Waits up to `timeout` for a message of `pair`.

@@ -39,9 +39,9 @@ pub const PUBLISH_LATENCY: &str = "trendcast_publish_latency_seconds";
 pub const EVENT_TO_UPDATE: &str = "trendcast_event_to_update_seconds";
 /// SKUs whose bucket closed and that wait to be scored.
 pub const SCORING_BACKLOG: &str = "trendcast_scoring_backlog_windows";
-/// 1 while ingest has paused its partitions for backpressure.
+/// 1 while ingest has stopped reading its input for backpressure.
 pub const CONSUMER_PAUSED: &str = "trendcast_consumer_paused";
-/// Times ingest paused its partitions for backpressure.
+/// Times ingest stopped reading its input for backpressure.
 pub const CONSUMER_PAUSES: &str = "trendcast_consumer_pauses_total";
 /// Consumer lag summed over assigned partitions (from librdkafka statistics).
 pub const CONSUMER_LAG: &str = "trendcast_consumer_lag_messages";
@@ -166,12 +166,12 @@ pub fn describe() {
     describe_gauge!(
         CONSUMER_PAUSED,
         Unit::Count,
-        "1 while ingest pauses its partitions for backpressure."
+        "1 while ingest has stopped reading its input for backpressure."
     );
     describe_counter!(
         CONSUMER_PAUSES,
         Unit::Count,
-        "Backpressure pauses of the input partitions."
+        "Times ingest stopped reading its input for backpressure."
     );
     describe_gauge!(
         CONSUMER_LAG,
