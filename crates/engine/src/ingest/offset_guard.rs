@@ -186,7 +186,8 @@ impl OffsetGuard {
             .collect()
     }
 
-    /// Marks every partition active now (all resumed after backpressure).
+    /// Marks every partition active now, after a spell in which ingest itself read nothing
+    /// (backpressure, a close barrier, a checkpoint): each gets [`STALL_AFTER`] to deliver again.
     pub fn touch_all(&mut self) {
         let now = Instant::now();
         for t in self.tracks.values_mut() {
