@@ -180,8 +180,8 @@ fn lock(shared: &Mutex<IngestState>) -> MutexGuard<'_, IngestState> {
     shared.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// When ingest pauses its partitions (from `[ingest]`): while the scorer or the producer is
-/// behind, consuming more would only grow memory. Resumes below half of each bound.
+/// When ingest stops reading its partitions (from `[ingest]`): while the scorer or the producer
+/// is behind, consuming more would only grow memory. Reads again below half of each bound.
 #[derive(Debug, Clone, Copy)]
 pub struct Backpressure {
     /// Windows waiting to be scored.

@@ -279,7 +279,7 @@ pub struct EngineStats {
     event_to_update: Histogram,
     backlog_gauge: Gauge,
     paused_gauge: Gauge,
-    /// Backpressure pauses.
+    /// Times ingest stopped reading for backpressure.
     pub pauses: ReadableCounter,
     /// Replayed messages skipped because restored state held them.
     pub replay_skipped: ReadableCounter,
