@@ -233,7 +233,10 @@ pub struct Ingest {
     consumer: Arc<BaseConsumer<IngestContext>>,
     shared: Arc<Mutex<IngestState>>,
     backpressure: Backpressure,
-    paused: bool,
+    /// Backpressure holds off reading: queues left unread, or the consumer paused.
+    backpressured: bool,
+    /// Partition queues found empty in this turn of the loop (reused, not reallocated).
+    empty_queues: Vec<Pair>,
     health: Arc<Health>,
     /// The scorer's backlog, for backpressure.
     backlog: ScoringBacklog,
@@ -345,7 +348,8 @@ impl Ingest {
             consumer,
             shared,
             backpressure,
-            paused: false,
+            backpressured: false,
+            empty_queues: Vec::new(),
             health,
             backlog,
         })
@@ -368,12 +372,12 @@ impl Ingest {
                 a.checkpoint(&[], &self.consumer, PERIODIC_PATIENCE);
             }
             if aligned.elapsed() >= ALIGN_EVERY {
-                a.align(&self.consumer, self.paused);
+                a.align(&self.consumer, self.backpressured);
                 a.release_held(Instant::now())?;
                 aligned = Instant::now();
             }
             if stall_watch.elapsed() >= STALL_AFTER {
-                a.rewind_stalled(&self.consumer, self.paused);
+                a.rewind_stalled(&self.consumer, self.backpressured);
                 stall_watch = Instant::now();
             }
             drop(a);
@@ -423,12 +427,13 @@ impl Ingest {
         let (split, draining) = {
             let queues = self.consumer.context().queues();
             // under backpressure the partition queues are left unread (`apply_backpressure`)
-            if !queues.is_empty() && !queues.draining() && !self.paused {
+            if !queues.is_empty() && !queues.draining() && !self.backpressured {
                 let mut a = lock(&self.shared);
-                let mut empty = Vec::new();
+                self.empty_queues.clear();
                 for _ in 0..READ_BATCH {
                     a.fill_read_order();
-                    let Some(polled) = queues.poll_first(&a.read_order, &mut empty) else {
+                    let Some(polled) = queues.poll_first(&a.read_order, &mut self.empty_queues)
+                    else {
                         break;
                     };
                     from_queue = true;
@@ -486,19 +491,21 @@ impl Ingest {
         let max_backlog = b.scoring_backlog_bound(skus);
         let over = backlog > max_backlog || in_flight > b.max_publish_in_flight;
         let under = backlog <= max_backlog / 2 && in_flight <= b.max_publish_in_flight / 2;
-        let change = if !self.paused && over {
+        let change = if !self.backpressured && over {
             Some(true)
-        } else if self.paused && under {
+        } else if self.backpressured && under {
             Some(false)
         } else {
             None
         };
         let split = !self.consumer.context().queues().is_empty();
-        if !split && (self.paused || change.is_some()) && !self.pause_consumer(change) {
+        // while held off, partitions assigned meanwhile are paused on each turn too
+        let pause = change.unwrap_or(true);
+        if !split && (self.backpressured || change.is_some()) && !self.pause_consumer(pause) {
             return;
         }
         if let Some(p) = change {
-            self.paused = p;
+            self.backpressured = p;
             let mut a = lock(&self.shared);
             a.stats.set_paused(p);
             if !p {
@@ -512,14 +519,13 @@ impl Ingest {
         }
     }
 
-    /// Pauses (or, when `change` is `Some(false)`, resumes) the whole assignment in the
-    /// consumer; partitions assigned while paused are paused again on each turn. False when the
+    /// Pauses (`pause`) or resumes the whole assignment in the consumer. False when the
     /// consumer refused.
-    fn pause_consumer(&self, change: Option<bool>) -> bool {
+    fn pause_consumer(&self, pause: bool) -> bool {
         let Ok(assignment) = self.consumer.assignment() else {
             return false;
         };
-        let result = if change.unwrap_or(true) {
+        let result = if pause {
             self.consumer.pause(&assignment)
         } else {
             self.consumer.resume(&assignment)
