@@ -30,6 +30,80 @@ pub const PERIODIC_PATIENCE: Duration = Duration::from_secs(5);
 /// How long a checkpoint at revocation or shutdown waits for the scorer and the broker.
 pub const FINAL_PATIENCE: Duration = FLUSH_TIMEOUT;
 
+/// What the pipeline behind ingest still has to do before a checkpoint can be written: a
+/// checkpoint waits (ingest reading nothing) until the scorer has scored every closed window and
+/// the broker has acknowledged every update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Behind {
+    /// Windows waiting for the scorer.
+    pub scoring_backlog: usize,
+    /// Windows held back by the rescore throttle, which a checkpoint scores before it is
+    /// written.
+    pub throttled: usize,
+    /// A bucket has closed whose windows the scorer has not yet counted into its backlog.
+    pub close_uncounted: bool,
+    /// Messages waiting for the broker's acknowledgement.
+    pub in_flight: usize,
+}
+
+impl Behind {
+    /// Windows to score (backlog and throttled together) at or under which a due checkpoint
+    /// starts at once: 16 batches of 256, tens of milliseconds of scoring.
+    pub const QUIET_BACKLOG: usize = 4_096;
+    /// Unacknowledged messages at or under which a due checkpoint starts at once.
+    pub const QUIET_IN_FLIGHT: usize = 20_000;
+
+    /// Little enough that a checkpoint would wait only briefly.
+    pub fn is_quiet(&self) -> bool {
+        !self.close_uncounted
+            && self.scoring_backlog.saturating_add(self.throttled) <= Self::QUIET_BACKLOG
+            && self.in_flight <= Self::QUIET_IN_FLIGHT
+    }
+}
+
+/// What the ingest loop does about the periodic checkpoint on this turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckpointCall {
+    /// Not due, or due and waiting for a quiet moment while ingest reads on.
+    NotYet,
+    /// Overdue: ingest stops reading (as under backpressure) so that the scorer and the
+    /// broker catch up and the checkpoint can start.
+    HoldInput,
+    /// Start the checkpoint now.
+    Now,
+}
+
+/// How long input is held for an overdue checkpoint before it starts anyway (and, if the
+/// pipeline still has not drained in [`PERIODIC_PATIENCE`], is skipped as before).
+const HOLD_LIMIT: Duration = FLUSH_TIMEOUT;
+
+/// What to do about the periodic checkpoint, `elapsed` after the last one.
+///
+/// Why it waits for a quiet moment: the checkpoint's barrier stops ingest until the scorer has
+/// drained. With a million SKUs a daily close leaves about 545,000 windows to score (3–4 s), and
+/// a checkpoint that fell due then held ingest for all of it, or gave up after
+/// [`PERIODIC_PATIENCE`] with nothing saved, so ingest and scorer took turns instead of
+/// working side by side (`docs/PERFORMANCE.md`). Started once the backlog has drained, the
+/// barrier costs milliseconds.
+///
+/// A pipeline that never goes quiet on its own (the scorer the bottleneck, ingest refilling its
+/// backlog) is made quiet: one interval late, input is held as under backpressure, so the
+/// scorer drains while ingest keeps polling (group session, rebalances), and the checkpoint
+/// starts once the backlog is small, instead of timing out mid-drain. Holding input costs no
+/// throughput there, since the scorer it waits for is the slower side. Only a pipeline that
+/// cannot drain at all (the broker unreachable) falls back, after [`HOLD_LIMIT`], to a barrier
+/// that may be skipped.
+pub fn checkpoint_call(elapsed: Duration, interval: Duration, behind: Behind) -> CheckpointCall {
+    let overdue_at = interval.saturating_mul(2);
+    if elapsed < interval || (elapsed < overdue_at && !behind.is_quiet()) {
+        CheckpointCall::NotYet
+    } else if behind.is_quiet() || elapsed >= overdue_at.saturating_add(HOLD_LIMIT) {
+        CheckpointCall::Now
+    } else {
+        CheckpointCall::HoldInput
+    }
+}
+
 /// Where one owned partition stands.
 #[derive(Debug, Clone)]
 pub struct Progress {
@@ -139,9 +213,9 @@ impl Checkpointer {
             .map_or(PerSource::both(-1), |p| p.next)
     }
 
-    /// True when a periodic checkpoint is due.
-    pub fn due(&self) -> bool {
-        self.last.elapsed() >= self.settings.interval
+    /// What to do about the periodic checkpoint now ([`checkpoint_call`]).
+    pub fn due(&self, behind: Behind) -> CheckpointCall {
+        checkpoint_call(self.last.elapsed(), self.settings.interval, behind)
     }
 
     /// Decides what to do with a message at `offset` of `source`'s `partition`: false when it is
@@ -451,4 +525,87 @@ fn partition_records(
     delta.push(end.clone());
     whole.push(end);
     (delta, whole)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use CheckpointCall::{HoldInput, NotYet, Now};
+
+    const INTERVAL: Duration = Duration::from_secs(5);
+
+    fn behind(scoring_backlog: usize, in_flight: usize) -> Behind {
+        Behind {
+            scoring_backlog,
+            throttled: 0,
+            close_uncounted: false,
+            in_flight,
+        }
+    }
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    #[test]
+    fn a_checkpoint_waits_for_its_interval_even_when_quiet() {
+        assert_eq!(checkpoint_call(secs(4), INTERVAL, behind(0, 0)), NotYet);
+        assert_eq!(checkpoint_call(INTERVAL, INTERVAL, behind(0, 0)), Now);
+    }
+
+    #[test]
+    fn a_due_checkpoint_waits_while_the_scorer_or_the_broker_is_behind() {
+        let at = secs(6);
+        assert_eq!(checkpoint_call(at, INTERVAL, behind(545_000, 0)), NotYet);
+        assert_eq!(checkpoint_call(at, INTERVAL, behind(0, 400_000)), NotYet);
+        let edge = behind(Behind::QUIET_BACKLOG, Behind::QUIET_IN_FLIGHT);
+        assert_eq!(checkpoint_call(at, INTERVAL, edge), Now);
+        let over = behind(Behind::QUIET_BACKLOG + 1, 0);
+        assert_eq!(checkpoint_call(at, INTERVAL, over), NotYet);
+    }
+
+    #[test]
+    fn windows_the_throttle_holds_back_count_as_behind() {
+        // a checkpoint scores them all first: 500,000 of them are seconds of scoring
+        let throttled = Behind {
+            throttled: 500_000,
+            ..behind(0, 0)
+        };
+        assert_eq!(checkpoint_call(secs(6), INTERVAL, throttled), NotYet);
+        assert_eq!(checkpoint_call(secs(10), INTERVAL, throttled), HoldInput);
+        let half_each = Behind {
+            throttled: Behind::QUIET_BACKLOG / 2 + 1,
+            ..behind(Behind::QUIET_BACKLOG / 2, 0)
+        };
+        assert_eq!(checkpoint_call(secs(6), INTERVAL, half_each), NotYet);
+    }
+
+    #[test]
+    fn a_close_the_scorer_has_not_counted_yet_is_not_quiet() {
+        // the backlog read is from before the close: a million windows may be on their way
+        let uncounted = Behind {
+            close_uncounted: true,
+            ..behind(0, 0)
+        };
+        assert_eq!(checkpoint_call(secs(6), INTERVAL, uncounted), NotYet);
+        assert_eq!(checkpoint_call(secs(11), INTERVAL, uncounted), HoldInput);
+    }
+
+    #[test]
+    fn an_overdue_checkpoint_holds_input_until_the_pipeline_is_quiet() {
+        let busy = behind(545_000, 400_000);
+        let just_before = Duration::from_millis(9_999);
+        assert_eq!(checkpoint_call(just_before, INTERVAL, busy), NotYet);
+        assert_eq!(checkpoint_call(secs(10), INTERVAL, busy), HoldInput);
+        assert_eq!(checkpoint_call(secs(30), INTERVAL, busy), HoldInput);
+        assert_eq!(checkpoint_call(secs(30), INTERVAL, behind(10, 10)), Now);
+    }
+
+    #[test]
+    fn input_is_not_held_for_ever_when_the_pipeline_cannot_drain() {
+        let stuck = behind(0, 400_000);
+        let limit = secs(10) + HOLD_LIMIT;
+        assert_eq!(checkpoint_call(limit - secs(1), INTERVAL, stuck), HoldInput);
+        assert_eq!(checkpoint_call(limit, INTERVAL, stuck), Now);
+    }
 }

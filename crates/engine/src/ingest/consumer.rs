@@ -34,7 +34,7 @@ use super::event::{decode_counting, Source, ValidationLimits};
 use super::holdback::{HoldBack, HOLD_LIMIT};
 use super::offset_guard::{OffsetGuard, Verdict, STALL_AFTER};
 use super::partition_queues::{Pair, PartitionQueues};
-use crate::checkpoint::checkpointer::{FINAL_PATIENCE, PERIODIC_PATIENCE};
+use crate::checkpoint::checkpointer::{Behind, CheckpointCall, FINAL_PATIENCE, PERIODIC_PATIENCE};
 use crate::checkpoint::{CheckpointError, CheckpointSettings, Checkpointer};
 use crate::kafka::KafkaSettings;
 use crate::publish::{PublishError, Publisher};
@@ -235,6 +235,9 @@ pub struct Ingest {
     backpressure: Backpressure,
     /// Backpressure holds off reading: queues left unread, or the consumer paused.
     backpressured: bool,
+    /// An overdue checkpoint holds input until the scorer and the broker have caught up
+    /// ([`CheckpointCall::HoldInput`]); backpressure does the holding.
+    held_for_checkpoint: bool,
     /// Partition queues found empty in this turn of the loop (reused, not reallocated).
     empty_queues: Vec<Pair>,
     health: Arc<Health>,
@@ -349,6 +352,7 @@ impl Ingest {
             shared,
             backpressure,
             backpressured: false,
+            held_for_checkpoint: false,
             empty_queues: Vec::new(),
             health,
             backlog,
@@ -368,9 +372,17 @@ impl Ingest {
                 a.housekeeping();
                 housekeeping = Instant::now();
             }
-            if a.checkpoints.due() {
+            let behind = Behind {
+                scoring_backlog: self.backlog.get(),
+                throttled: self.backlog.throttled(),
+                close_uncounted: self.backlog.lags_close(a.admission.store().closed_index()),
+                in_flight: usize::try_from(a.publisher.in_flight()).unwrap_or(0),
+            };
+            let call = a.checkpoints.due(behind);
+            if call == CheckpointCall::Now {
                 a.checkpoint(&[], &self.consumer, PERIODIC_PATIENCE);
             }
+            self.held_for_checkpoint = call == CheckpointCall::HoldInput;
             if aligned.elapsed() >= ALIGN_EVERY {
                 a.align(&self.consumer, self.backpressured);
                 a.release_held(Instant::now())?;
@@ -466,8 +478,9 @@ impl Ingest {
         Ok(())
     }
 
-    /// Stops reading the input while the scorer or the producer is behind, and reads again
-    /// once both are below half their bound.
+    /// Stops reading the input while the scorer or the producer is behind, or while an overdue
+    /// checkpoint waits for them to catch up, and reads again once both are below half their
+    /// bound and no checkpoint waits.
     ///
     /// With the partitions split into their own queues, ingest simply leaves those queues
     /// unread (`read_once`): librdkafka stops fetching a partition once its queue holds
@@ -489,8 +502,9 @@ impl Ingest {
         };
         let b = self.backpressure;
         let max_backlog = b.scoring_backlog_bound(skus);
-        let over = backlog > max_backlog || in_flight > b.max_publish_in_flight;
-        let under = backlog <= max_backlog / 2 && in_flight <= b.max_publish_in_flight / 2;
+        let hold = self.held_for_checkpoint;
+        let over = hold || backlog > max_backlog || in_flight > b.max_publish_in_flight;
+        let under = !hold && backlog <= max_backlog / 2 && in_flight <= b.max_publish_in_flight / 2;
         let change = if !self.backpressured && over {
             Some(true)
         } else if self.backpressured && under {
@@ -515,7 +529,7 @@ impl Ingest {
                 }
                 a.guard.touch_all();
             }
-            tracing::debug!(paused = p, split, backlog, in_flight, "backpressure");
+            tracing::debug!(paused = p, split, backlog, in_flight, hold, "backpressure");
         }
     }
 

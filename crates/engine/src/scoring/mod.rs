@@ -8,29 +8,76 @@ pub mod scorer;
 pub mod trend;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+use crate::window::BucketIndex;
 
 pub use manifest::{ManifestError, ModelManifest, ResolvedManifest};
 pub use model::{BatchForecast, Model, ModelError};
 pub use scorer::{flush_scorer, FlushPoint, Scorer, ScorerMsg, UpdateObserver};
 
-/// The scorer's backlog (windows ready but not yet scored), as the scorer last published it.
-/// Ingest reads it to decide backpressure; it is a control signal, so it is a handle of its own
-/// rather than a value read back from telemetry (the gauge is set beside it). Cheap to clone.
-#[derive(Debug, Clone, Default)]
-pub struct ScoringBacklog(Arc<AtomicUsize>);
+/// The scorer's backlog (windows ready but not yet scored), as the scorer last published it,
+/// and the windows its rescore throttle holds back. Ingest reads it to decide backpressure and
+/// when a checkpoint starts; it is a control signal, so it is a handle of its own rather than a
+/// value read back from telemetry (the gauge is set beside it). Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ScoringBacklog {
+    ready: Arc<AtomicUsize>,
+    throttled: Arc<AtomicUsize>,
+    /// The newest close whose windows the backlog includes ([`NO_CLOSE`] before the first).
+    collected_close: Arc<AtomicI64>,
+}
+
+/// `collected_close` before the scorer has seen any close.
+const NO_CLOSE: i64 = i64::MIN;
+
+impl Default for ScoringBacklog {
+    fn default() -> Self {
+        Self {
+            ready: Arc::default(),
+            throttled: Arc::default(),
+            collected_close: Arc::new(AtomicI64::new(NO_CLOSE)),
+        }
+    }
+}
 
 impl ScoringBacklog {
     /// Publishes the backlog (by the scorer).
     pub fn set(&self, windows: usize) {
-        self.0.store(windows, Ordering::Relaxed);
+        self.ready.store(windows, Ordering::Relaxed);
     }
 
     /// The latest published backlog.
     pub fn get(&self) -> usize {
-        self.0.load(Ordering::Relaxed)
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    /// Publishes how many windows wait for their rescore throttle (by the scorer).
+    pub fn set_throttled(&self, windows: usize) {
+        self.throttled.store(windows, Ordering::Relaxed);
+    }
+
+    /// Windows waiting for their rescore throttle: no work for the scorer yet, but a checkpoint
+    /// scores them all before it is written.
+    pub fn throttled(&self) -> usize {
+        self.throttled.load(Ordering::Relaxed)
+    }
+
+    /// Publishes the newest close the backlog just published includes (by the scorer, after
+    /// [`ScoringBacklog::set`], so that a reader who sees this close sees that backlog too).
+    pub fn set_collected_close(&self, close: Option<BucketIndex>) {
+        let index = close.unwrap_or(NO_CLOSE);
+        self.collected_close.store(index, Ordering::Release);
+    }
+
+    /// True when bucket `closed` has closed but the published backlog does not include its
+    /// windows yet: a close's windows can be most of the SKUs held, so the backlog read now
+    /// understates the work by all of them.
+    pub fn lags_close(&self, closed: Option<BucketIndex>) -> bool {
+        let collected = self.collected_close.load(Ordering::Acquire);
+        closed.is_some_and(|c| c > collected)
     }
 }
 

@@ -83,6 +83,8 @@ pub struct Scorer {
     clock: Instant,
     /// SKUs waiting for bucket `key` to close.
     pending: BTreeMap<BucketIndex, Vec<Arc<str>>>,
+    /// The newest closed bucket `collect_ready` has moved SKUs to the ready queue for.
+    collected_close: Option<BucketIndex>,
     /// SKUs throttled until an engine-clock time.
     deferred: BinaryHeap<Reverse<(EngineMs, Arc<str>)>>,
     /// SKUs whose bucket has closed, waiting to be scored (duplicates are harmless: a second
@@ -176,6 +178,7 @@ impl Scorer {
             pending: BTreeMap::new(),
             ready: VecDeque::new(),
             deferred: BinaryHeap::new(),
+            collected_close: None,
             units_slot,
             force: false,
             waiting: Vec::new(),
@@ -222,6 +225,8 @@ impl Scorer {
             // throttles may have run out meanwhile
             self.collect_ready();
             self.backlog.set(self.ready.len());
+            self.backlog.set_throttled(self.deferred.len());
+            self.backlog.set_collected_close(self.collected_close);
             self.stats.set_scoring_backlog(self.ready.len());
             if self.ready.is_empty() {
                 self.force = false;
@@ -284,6 +289,7 @@ impl Scorer {
         let Some(closed) = self.store.closed_index() else {
             return;
         };
+        self.collected_close = Some(closed);
         let now = self.now();
         while let Some(entry) = self.pending.first_entry() {
             if *entry.key() > closed {
