@@ -15,7 +15,7 @@ use super::restore::{fold, Restored};
 use super::{CheckpointSettings, StateSource};
 use crate::kafka::KafkaSettings;
 use crate::publish::Publisher;
-use crate::scoring::{flush_scorer, FlushPoint, ScorerMsg};
+use crate::scoring::{flush_scorer, FlushPoint, ScorerMsg, ScoringWork};
 use crate::vocab::{EventTime, PerSource, Source};
 use crate::window::Admission;
 
@@ -35,13 +35,8 @@ pub const FINAL_PATIENCE: Duration = FLUSH_TIMEOUT;
 /// the broker has acknowledged every update.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Behind {
-    /// Windows waiting for the scorer.
-    pub scoring_backlog: usize,
-    /// Windows held back by the rescore throttle, which a checkpoint scores before it is
-    /// written.
-    pub throttled: usize,
-    /// A bucket has closed whose windows the scorer has not yet counted into its backlog.
-    pub close_uncounted: bool,
+    /// What the scorer still has to do.
+    pub scoring: ScoringWork,
     /// Messages waiting for the broker's acknowledgement.
     pub in_flight: usize,
 }
@@ -55,8 +50,9 @@ impl Behind {
 
     /// Little enough that a checkpoint would wait only briefly.
     pub fn is_quiet(&self) -> bool {
-        !self.close_uncounted
-            && self.scoring_backlog.saturating_add(self.throttled) <= Self::QUIET_BACKLOG
+        let scoring = self.scoring;
+        !scoring.close_uncounted
+            && scoring.ready.saturating_add(scoring.throttled) <= Self::QUIET_BACKLOG
             && self.in_flight <= Self::QUIET_IN_FLIGHT
     }
 }
@@ -75,7 +71,7 @@ pub enum CheckpointCall {
 
 /// How long input is held for an overdue checkpoint before it starts anyway (and, if the
 /// pipeline still has not drained in [`PERIODIC_PATIENCE`], is skipped as before).
-const HOLD_LIMIT: Duration = FLUSH_TIMEOUT;
+const MAX_INPUT_HOLD: Duration = FLUSH_TIMEOUT;
 
 /// What to do about the periodic checkpoint, `elapsed` after the last one.
 ///
@@ -89,15 +85,14 @@ const HOLD_LIMIT: Duration = FLUSH_TIMEOUT;
 /// A pipeline that never goes quiet on its own (the scorer the bottleneck, ingest refilling its
 /// backlog) is made quiet: one interval late, input is held as under backpressure, so the
 /// scorer drains while ingest keeps polling (group session, rebalances), and the checkpoint
-/// starts once the backlog is small, instead of timing out mid-drain. Holding input costs no
-/// throughput there, since the scorer it waits for is the slower side. Only a pipeline that
-/// cannot drain at all (the broker unreachable) falls back, after [`HOLD_LIMIT`], to a barrier
-/// that may be skipped.
-pub fn checkpoint_call(elapsed: Duration, interval: Duration, behind: Behind) -> CheckpointCall {
+/// starts once the backlog is small, instead of timing out mid-drain; the pause mostly overlaps
+/// scoring that had to be done anyway. Only a pipeline that cannot drain at all (the broker
+/// unreachable) falls back, after [`MAX_INPUT_HOLD`], to a barrier that may be skipped.
+fn checkpoint_call(elapsed: Duration, interval: Duration, behind: Behind) -> CheckpointCall {
     let overdue_at = interval.saturating_mul(2);
     if elapsed < interval || (elapsed < overdue_at && !behind.is_quiet()) {
         CheckpointCall::NotYet
-    } else if behind.is_quiet() || elapsed >= overdue_at.saturating_add(HOLD_LIMIT) {
+    } else if behind.is_quiet() || elapsed >= overdue_at.saturating_add(MAX_INPUT_HOLD) {
         CheckpointCall::Now
     } else {
         CheckpointCall::HoldInput
@@ -213,9 +208,14 @@ impl Checkpointer {
             .map_or(PerSource::both(-1), |p| p.next)
     }
 
-    /// What to do about the periodic checkpoint now ([`checkpoint_call`]).
-    pub fn due(&self, behind: Behind) -> CheckpointCall {
-        checkpoint_call(self.last.elapsed(), self.settings.interval, behind)
+    /// What to do about the periodic checkpoint now ([`checkpoint_call`]). `behind` is asked
+    /// only once the interval has passed: ingest calls this on every turn of its loop.
+    pub fn due(&self, behind: impl FnOnce() -> Behind) -> CheckpointCall {
+        let elapsed = self.last.elapsed();
+        if elapsed < self.settings.interval {
+            return CheckpointCall::NotYet;
+        }
+        checkpoint_call(elapsed, self.settings.interval, behind())
     }
 
     /// Decides what to do with a message at `offset` of `source`'s `partition`: false when it is
@@ -534,12 +534,20 @@ mod tests {
 
     const INTERVAL: Duration = Duration::from_secs(5);
 
-    fn behind(scoring_backlog: usize, in_flight: usize) -> Behind {
+    fn behind(ready: usize, in_flight: usize) -> Behind {
         Behind {
-            scoring_backlog,
-            throttled: 0,
-            close_uncounted: false,
+            scoring: ScoringWork {
+                ready,
+                ..ScoringWork::default()
+            },
             in_flight,
+        }
+    }
+
+    fn with_scoring(scoring: ScoringWork) -> Behind {
+        Behind {
+            scoring,
+            in_flight: 0,
         }
     }
 
@@ -567,26 +575,27 @@ mod tests {
     #[test]
     fn windows_the_throttle_holds_back_count_as_behind() {
         // a checkpoint scores them all first: 500,000 of them are seconds of scoring
-        let throttled = Behind {
+        let throttled = with_scoring(ScoringWork {
             throttled: 500_000,
-            ..behind(0, 0)
-        };
+            ..ScoringWork::default()
+        });
         assert_eq!(checkpoint_call(secs(6), INTERVAL, throttled), NotYet);
         assert_eq!(checkpoint_call(secs(10), INTERVAL, throttled), HoldInput);
-        let half_each = Behind {
+        let half_each = with_scoring(ScoringWork {
+            ready: Behind::QUIET_BACKLOG / 2,
             throttled: Behind::QUIET_BACKLOG / 2 + 1,
-            ..behind(Behind::QUIET_BACKLOG / 2, 0)
-        };
+            close_uncounted: false,
+        });
         assert_eq!(checkpoint_call(secs(6), INTERVAL, half_each), NotYet);
     }
 
     #[test]
     fn a_close_the_scorer_has_not_counted_yet_is_not_quiet() {
         // the backlog read is from before the close: a million windows may be on their way
-        let uncounted = Behind {
+        let uncounted = with_scoring(ScoringWork {
             close_uncounted: true,
-            ..behind(0, 0)
-        };
+            ..ScoringWork::default()
+        });
         assert_eq!(checkpoint_call(secs(6), INTERVAL, uncounted), NotYet);
         assert_eq!(checkpoint_call(secs(11), INTERVAL, uncounted), HoldInput);
     }
@@ -604,7 +613,7 @@ mod tests {
     #[test]
     fn input_is_not_held_for_ever_when_the_pipeline_cannot_drain() {
         let stuck = behind(0, 400_000);
-        let limit = secs(10) + HOLD_LIMIT;
+        let limit = secs(10) + MAX_INPUT_HOLD;
         assert_eq!(checkpoint_call(limit - secs(1), INTERVAL, stuck), HoldInput);
         assert_eq!(checkpoint_call(limit, INTERVAL, stuck), Now);
     }

@@ -372,13 +372,10 @@ impl Ingest {
                 a.housekeeping();
                 housekeeping = Instant::now();
             }
-            let behind = Behind {
-                scoring_backlog: self.backlog.get(),
-                throttled: self.backlog.throttled(),
-                close_uncounted: self.backlog.lags_close(a.admission.store().closed_index()),
+            let call = a.checkpoints.due(|| Behind {
+                scoring: self.backlog.work(a.admission.store().closed_index()),
                 in_flight: usize::try_from(a.publisher.in_flight()).unwrap_or(0),
-            };
-            let call = a.checkpoints.due(behind);
+            });
             if call == CheckpointCall::Now {
                 a.checkpoint(&[], &self.consumer, PERIODIC_PATIENCE);
             }

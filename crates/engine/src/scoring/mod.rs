@@ -66,19 +66,36 @@ impl ScoringBacklog {
     }
 
     /// Publishes the newest close the backlog just published includes (by the scorer, after
-    /// [`ScoringBacklog::set`], so that a reader who sees this close sees that backlog too).
+    /// [`ScoringBacklog::set`] and [`ScoringBacklog::set_throttled`], so that a reader who sees
+    /// this close sees those counts too).
     pub fn set_collected_close(&self, close: Option<BucketIndex>) {
         let index = close.unwrap_or(NO_CLOSE);
         self.collected_close.store(index, Ordering::Release);
     }
 
-    /// True when bucket `closed` has closed but the published backlog does not include its
-    /// windows yet: a close's windows can be most of the SKUs held, so the backlog read now
-    /// understates the work by all of them.
-    pub fn lags_close(&self, closed: Option<BucketIndex>) -> bool {
+    /// The scorer's work as last published, judged against bucket `closed`, the store's newest
+    /// close. The close is read first (acquire), so the counts are at least as new as it.
+    pub fn work(&self, closed: Option<BucketIndex>) -> ScoringWork {
         let collected = self.collected_close.load(Ordering::Acquire);
-        closed.is_some_and(|c| c > collected)
+        ScoringWork {
+            ready: self.get(),
+            throttled: self.throttled(),
+            close_uncounted: closed.is_some_and(|c| c > collected),
+        }
     }
+}
+
+/// What the scorer still has to do, as ingest reads it before a checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ScoringWork {
+    /// Windows ready and waiting to be scored.
+    pub ready: usize,
+    /// Windows held back by the rescore throttle, which a checkpoint scores before it is
+    /// written.
+    pub throttled: usize,
+    /// A bucket has closed whose windows the published counts do not include yet: a close's
+    /// windows can be most of the SKUs held, so the counts understate the work by all of them.
+    pub close_uncounted: bool,
 }
 
 /// Which ONNX Runtime execution provider to use.
@@ -107,4 +124,23 @@ pub struct ScoringSettings {
     pub min_rescore_interval: Duration,
     /// ONNX Runtime intra-op threads.
     pub intra_threads: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_close_counts_as_uncounted_until_the_scorer_publishes_it() {
+        let backlog = ScoringBacklog::default();
+        assert!(!backlog.work(None).close_uncounted);
+        assert!(backlog.work(Some(3)).close_uncounted);
+        backlog.set(500_000);
+        backlog.set_throttled(7);
+        backlog.set_collected_close(Some(3));
+        let work = backlog.work(Some(3));
+        assert_eq!((work.ready, work.throttled), (500_000, 7));
+        assert!(!work.close_uncounted);
+        assert!(backlog.work(Some(4)).close_uncounted);
+    }
 }
