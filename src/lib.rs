@@ -14,7 +14,7 @@
 #![warn(missing_docs)]
 
 pub use trendcast_engine::{
-    catalog, checkpoint, config, engine, ingest, kafka, publish, query, scoring, signals,
+    catalog, checkpoint, config, engine, ingest, kafka, publish, query, scoring, signals, state,
     telemetry, vocab, window,
 };
 pub use trendcast_tools::{datasets, demo, evaluate, export, loadtest, replay, report};

@@ -20,6 +20,7 @@ const LIVE: &[&str] = &[
     "scoring",
     "publish",
     "ingest",
+    "state",
     "checkpoint",
     "signals",
     "catalog",

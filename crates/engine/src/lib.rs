@@ -7,9 +7,10 @@
 //! The modules follow the data path — [`ingest`] → [`window`] → [`scoring`] → [`publish`] →
 //! [`signals`] (restock signals, hot-product rankings and, with [`catalog`], new-product
 //! forecasts derived from the published updates) → [`query`] (the HTTP query API over a global
-//! view of the output topics) — with [`checkpoint`], [`config`], [`telemetry`] and [`kafka`]
-//! beside it, [`vocab`] (sources, events, reject reasons, event time and the engine clock)
-//! below everything, and [`engine`] wiring them together.
+//! view of the output topics) — with [`checkpoint`] (window state in the keyed per-partition
+//! tables of [`state`], which signals use too), [`config`], [`telemetry`] and [`kafka`] beside
+//! it, [`vocab`] (sources, events, reject reasons, event time and the engine clock) below
+//! everything, and [`engine`] wiring them together.
 //!
 //! The offline tools (datasets, replay, export, evaluate, demo, load test, trend report) live in
 //! the `trendcast-tools` crate on top of this one; this crate cannot import them, so a running
@@ -27,6 +28,7 @@ pub mod publish;
 pub mod query;
 pub mod scoring;
 pub mod signals;
+pub mod state;
 pub mod telemetry;
 pub mod vocab;
 pub mod window;

@@ -8,14 +8,13 @@ use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::changelog::Changelog;
 use super::format::{CheckpointError, PartitionCut, Record, WindowRecord};
-use super::local::LocalLog;
 use super::restore::{fold, Restored};
 use super::{CheckpointSettings, StateSource};
 use crate::kafka::KafkaSettings;
 use crate::publish::Publisher;
 use crate::scoring::{flush_scorer, FlushPoint, ScorerMsg, ScoringWork};
+use crate::state::{ChangelogTopic, PartitionLog};
 use crate::vocab::{EventTime, PerSource, Source};
 use crate::window::Admission;
 
@@ -132,8 +131,8 @@ pub struct RestoreReport {
 /// Checkpoint storage plus the progress of every owned partition.
 pub struct Checkpointer {
     settings: CheckpointSettings,
-    local: Option<LocalLog>,
-    changelog: Option<Changelog>,
+    local: Option<PartitionLog>,
+    changelog: Option<ChangelogTopic>,
     kafka: KafkaSettings,
     capacity: usize,
     owned: HashMap<u16, Progress>,
@@ -168,10 +167,10 @@ impl Checkpointer {
     ) -> Result<Self> {
         // one folder per consumer group: state belongs to the group that consumed it
         let local = match &settings.dir {
-            Some(d) => Some(LocalLog::open(&d.join(folder_name(&kafka.group_id)))?),
+            Some(d) => Some(PartitionLog::open(&d.join(folder_name(&kafka.group_id)))?),
             None => None,
         };
-        let changelog = settings.changelog_topic.as_deref().map(Changelog::new);
+        let changelog = settings.changelog_topic.as_deref().map(ChangelogTopic::new);
         Ok(Self {
             settings,
             local,
@@ -255,7 +254,7 @@ impl Checkpointer {
         let mut from = StateSource::None;
         let mut restored = Restored::default();
         if let Some(local) = &self.local {
-            let (records, problem) = local.read(partition, self.capacity)?;
+            let (records, problem) = local.read(partition, &self.capacity)?;
             if let Some(p) = problem {
                 tracing::warn!(partition, error = %p, "local checkpoint log ends early");
             }
@@ -268,7 +267,7 @@ impl Checkpointer {
         if from == StateSource::None {
             if let Some(changelog) = &self.changelog {
                 let (records, bad) =
-                    changelog.read(&self.kafka, partition, self.capacity, FLUSH_TIMEOUT)?;
+                    changelog.read(&self.kafka, partition, &self.capacity, FLUSH_TIMEOUT)?;
                 if bad > 0 {
                     tracing::warn!(partition, bad, "changelog records could not be decoded");
                 }
@@ -384,7 +383,7 @@ impl Checkpointer {
         if let Some(changelog) = &self.changelog {
             // after a failed write or a restore from elsewhere, save everything again
             let records = if prog.needs_full { &whole } else { &delta };
-            if let Err(e) = changelog.write(publisher, records) {
+            if let Err(e) = changelog.write(publisher, p, records) {
                 tracing::error!(partition = p, error = %e, "changelog checkpoint failed");
                 ok = false;
             }

@@ -12,8 +12,8 @@ use std::path::Path;
 use serde_json::json;
 
 use super::format::CheckpointError;
-use super::local::LocalLog;
 use super::restore::fold;
+use crate::state::PartitionLog;
 use crate::vocab::{EventTime, Source};
 use crate::window::{rfc3339, Feature, WindowSettings};
 
@@ -30,12 +30,12 @@ pub fn dump(
             message: "no such checkpoint folder (it is <checkpoint.dir>/<group id>)".into(),
         });
     }
-    let log = LocalLog::open(dir)?;
+    let log = PartitionLog::open(dir)?;
     let capacity = window.ring_capacity();
     let mut skus = BTreeMap::new();
     let mut newest = EventTime::MIN;
     for p in log.partitions()? {
-        let (records, problem) = log.read(p, capacity)?;
+        let (records, problem) = log.read(p, &capacity)?;
         if let Some(e) = problem {
             tracing::warn!(partition = p, error = %e, "checkpoint log ends early");
         }

@@ -8,6 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::state::{StorageError, TableRecord};
 use crate::vocab::{EventTime, PerSource};
 use crate::window::{BucketIndex, SkuWindow, WindowCheckError};
 
@@ -123,11 +124,30 @@ pub enum CheckpointError {
     },
 }
 
-/// Maps any storage error (file system, Kafka) met while doing `what` to [`CheckpointError::Io`].
-pub(crate) fn storage<E: std::fmt::Display>(what: String) -> impl Fn(E) -> CheckpointError {
-    move |e| CheckpointError::Io {
-        what: what.clone(),
-        message: e.to_string(),
+impl From<StorageError> for CheckpointError {
+    fn from(e: StorageError) -> Self {
+        CheckpointError::Io {
+            what: e.what,
+            message: e.message,
+        }
+    }
+}
+
+impl TableRecord for Record {
+    /// Ring slots a restored window must have.
+    type Context = usize;
+    type DecodeError = CheckpointError;
+
+    fn key(&self) -> &[u8] {
+        Record::key(self)
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        encode(self)
+    }
+
+    fn decode(bytes: &[u8], capacity: &usize) -> Result<Self, CheckpointError> {
+        decode(bytes, *capacity)
     }
 }
 

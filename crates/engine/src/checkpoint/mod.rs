@@ -25,47 +25,18 @@
 //! the changelog grows by the changed SKUs of each checkpoint and a takeover reads it whole;
 //! with `cleanup.policy=compact` Kafka keeps the newest record per SKU, which bounds it.
 
-pub mod changelog;
 pub mod checkpointer;
 pub mod dump;
 pub mod format;
-pub mod local;
 pub mod restore;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use crate::state::StateSource;
 pub use checkpointer::{Checkpointer, Progress, RestoreReport};
 pub use format::{CheckpointError, PartitionCut, Record, WindowRecord, FORMAT_VERSION};
 pub use restore::{fold, Restored};
-
-/// Where a partition's restored state came from (window state and signal state alike).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StateSource {
-    /// Nothing was found: the partition starts empty.
-    None,
-    /// This host's checkpoint files.
-    Local,
-    /// The changelog topic (state handed over from another host).
-    Changelog,
-}
-
-impl StateSource {
-    /// The name logs use.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StateSource::None => "none",
-            StateSource::Local => "local",
-            StateSource::Changelog => "changelog",
-        }
-    }
-}
-
-impl std::fmt::Display for StateSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// Where and how often checkpoints are written (from `[checkpoint]`).
 #[derive(Debug, Clone)]

@@ -9,17 +9,19 @@
 //! own. With a catalog topic it also embeds product text (once per distinct text, kept in its
 //! state) and publishes new-product forecasts ([`new_product`]). The input topics are joined per SKU, so they must be co-partitioned: same partition count
 //! and the same key partitioner (trendcast's producer uses `murmur2_random`, the Java client's
-//! default). State and the input offsets it reflects are saved together per partition
-//! ([`state`]); offsets are committed only after the state file is written.
+//! default). State and the input offsets it reflects are saved together per partition in a
+//! state table ([`table`], the same implementation as window state); offsets are committed only
+//! after the table has taken the state.
 
-pub mod changelog;
 pub mod forecast;
 pub mod hot;
 pub mod inventory;
 pub mod new_product;
 pub mod processor;
+pub mod records;
 pub mod restock;
 pub mod state;
+pub mod table;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -29,9 +31,9 @@ pub use processor::{Signals, SignalsError};
 pub use restock::{RestockPolicy, RestockSignal};
 
 impl SignalsSettings {
-    /// Folder of the per-partition state files under the checkpoint folder (one per consumer
-    /// group, as the engine's own); `None` without one: state is then rebuilt from the start of
-    /// the input topics on every start and offsets are never committed.
+    /// Folder of the signal state table's local logs under the checkpoint folder (one per
+    /// consumer group, as the engine's own); `None` without one: state is then rebuilt from the
+    /// start of the input topics on every start and offsets are never committed.
     pub fn state_dir(&self, checkpoint_dir: Option<&std::path::Path>) -> Option<PathBuf> {
         checkpoint_dir.map(|d| d.join(crate::checkpoint::checkpointer::folder_name(&self.group_id)))
     }

@@ -4,10 +4,11 @@
 //! Like ingest it runs on its own OS thread with a blocking `BaseConsumer` (decoding and the
 //! policy arithmetic are CPU work). Partitions are checkpointed on an interval, on revocation
 //! and at shutdown: the producer is flushed first (so every signal the state implies is
-//! acknowledged), then the state files are written, then the offsets committed. A crash thus
+//! acknowledged), then the state table is written (`super::table`: the changelog, flushed,
+//! then the local log), then the offsets committed. A crash thus
 //! replays input and may repeat a signal (consumers dedupe by `sku` + `seq`), never skips one.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -18,18 +19,18 @@ use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::topic_partition_list::TopicPartitionList;
 use rdkafka::{ClientContext, Offset};
 
-use super::changelog::{progress, SignalsChangelog};
 use super::hot::HotProducts;
 use super::inventory;
 use super::new_product;
-use super::state::{self, PartitionSignals, SignalInput, SkuSignals, StateFileError};
+use super::state::{self, PartitionSignals, SignalInput, SkuSignals};
+use super::table::{SignalTable, TableError};
 use super::SignalsSettings;
 use crate::catalog::{CatalogEntry, LaunchLibrary, TextEmbedder};
-use crate::checkpoint::StateSource;
 use crate::ingest::consumer::partitions_of;
 use crate::ingest::dead_letter;
 use crate::kafka::KafkaSettings;
 use crate::publish::{MessageKind, PublishError, Publisher, TrendUpdate};
+use crate::state::ChangelogTopic;
 use crate::telemetry::stats::{
     ReadableCounter, HOT_RANKINGS, NEW_PRODUCT_FORECASTS, RESTOCK_SIGNALS, SIGNAL_INPUTS,
     SIGNAL_MISROUTED, SIGNAL_REJECTS, TEXT_EMBEDDINGS,
@@ -54,15 +55,12 @@ pub enum SignalsError {
     /// A message could not be enqueued.
     #[error(transparent)]
     Publish(#[from] PublishError),
-    /// A state file could not be read.
+    /// Signal state could not be restored.
     #[error(transparent)]
-    State(#[from] StateFileError),
+    State(#[from] TableError),
     /// A signal could not be encoded as JSON.
     #[error("a signal could not be encoded")]
     Encode(#[source] serde_json::Error),
-    /// The signals changelog could not be read.
-    #[error("signals changelog: {0}")]
-    Changelog(#[from] crate::checkpoint::CheckpointError),
     /// The inputs are not co-partitioned.
     #[error(transparent)]
     Topics(#[from] crate::kafka::TopicError),
@@ -170,13 +168,8 @@ fn send<T: serde::Serialize>(
 struct SignalsState {
     /// Partitions of the trend-update topic (the SKU → state partition map).
     partitions: usize,
-    /// Folder of the state files (see [`SignalsSettings::state_dir`]).
-    state_dir: Option<std::path::PathBuf>,
-    /// The changelog, and what reads it.
-    changelog: Option<SignalsChangelog>,
-    kafka: KafkaSettings,
-    /// SKUs changed since their partition's last changelog checkpoint (with a changelog only).
-    changed: BTreeMap<u16, HashSet<String>>,
+    /// Where state is kept (local log, changelog), and what is not yet saved.
+    table: SignalTable,
     embedder: Option<TextEmbedder>,
     library: Option<LaunchLibrary>,
     settings: SignalsSettings,
@@ -207,7 +200,7 @@ impl ConsumerContext for SignalsContext {
             shared.checkpoint(&parts, consumer, FINAL_PATIENCE);
             for p in parts {
                 shared.parts.remove(&p);
-                shared.changed.remove(&p);
+                shared.table.forget(p);
             }
             shared.ranking_changed = true;
         }
@@ -326,19 +319,17 @@ impl Signals {
         let changelog = match &settings.changelog_topic {
             Some(topic) => {
                 crate::kafka::ensure_changelog(kafka, topic, updates)?;
-                Some(SignalsChangelog::new(topic))
+                Some(ChangelogTopic::new(topic))
             }
             None => None,
         };
+        let table = SignalTable::new(settings.state_dir(checkpoint_dir), changelog, kafka.clone())?;
         let mut config = kafka.consumer_config();
         config.set("group.id", &settings.group_id);
         let stats = Arc::new(SignalStats::new());
         let shared = Arc::new(Mutex::new(SignalsState {
             partitions: updates,
-            state_dir: settings.state_dir(checkpoint_dir),
-            changelog,
-            kafka: kafka.clone(),
-            changed: BTreeMap::new(),
+            table,
             embedder,
             library,
             settings,
@@ -416,32 +407,8 @@ impl SignalsState {
         self.ranking_changed = true;
     }
 
-    /// The further along of the local state file and the changelog (empty when neither holds
-    /// the partition). A local file ahead of the changelog (written before the changelog was
-    /// configured) has all its SKUs written to the changelog at the next checkpoint.
     fn restore(&mut self, partition: u16) -> Result<PartitionSignals, SignalsError> {
-        let local = match &self.state_dir {
-            Some(dir) => state::load(dir, partition)?,
-            None => None,
-        };
-        let logged = match &self.changelog {
-            Some(c) => c.read(&self.kafka, partition, RESTORE_TIMEOUT)?,
-            None => None,
-        };
-        let logged_progress = logged.as_ref().map(progress);
-        let (state, from) = match (local, logged) {
-            (Some(l), Some(c)) if progress(&c) > progress(&l) => (c, StateSource::Changelog),
-            (Some(l), _) => (l, StateSource::Local),
-            (None, Some(c)) => (c, StateSource::Changelog),
-            (None, None) => (PartitionSignals::default(), StateSource::None),
-        };
-        if self.changelog.is_some()
-            && from == StateSource::Local
-            && logged_progress < Some(progress(&state))
-        {
-            self.changed
-                .insert(partition, state.skus.keys().cloned().collect());
-        }
+        let (state, from) = self.table.restore(partition, RESTORE_TIMEOUT)?;
         tracing::info!(partition, from = %from, skus = state.skus.len(), next = ?state.next, "signal state restored");
         Ok(state)
     }
@@ -693,26 +660,26 @@ impl SignalsState {
         Ok(())
     }
 
-    /// Remembers that `sku`'s state changed, for the next changelog checkpoint.
+    /// Remembers that `sku`'s state changed, for the next checkpoint.
     fn mark_changed(&mut self, sku: Option<String>) {
-        let (Some(sku), true) = (sku, self.changelog.is_some()) else {
+        let Some(sku) = sku else {
             return;
         };
         if let Some(home) = self.home(&sku) {
-            self.changed.entry(home).or_default().insert(sku);
+            self.table.mark(home, sku);
         }
     }
 
-    /// Flushes the producer, writes `partitions` (all owned when empty) to the changelog and
-    /// the state files, and commits their offsets. Without a state folder or a changelog
-    /// nothing is saved or committed.
+    /// Flushes the producer, writes `partitions` (all owned when empty) to the state table, and
+    /// commits their offsets. Without a state folder or a changelog nothing is saved or
+    /// committed.
     fn checkpoint(
         &mut self,
         partitions: &[u16],
         consumer: &BaseConsumer<SignalsContext>,
         patience: Duration,
     ) {
-        if self.state_dir.is_none() && self.changelog.is_none() {
+        if !self.table.enabled() {
             return;
         }
         if let Err(e) = self.publisher.flush(patience) {
@@ -736,27 +703,11 @@ impl SignalsState {
             let Some(part) = self.parts.get(&p) else {
                 continue;
             };
-            if let Some(dir) = &self.state_dir {
-                if let Err(e) = state::save(dir, p, part) {
-                    tracing::warn!(partition = p, error = %e, "signal state not saved (next checkpoint retries)");
-                    continue;
-                }
+            if let Err(e) = self.table.write_local(p, part) {
+                tracing::warn!(partition = p, error = %e, "signal state not saved (next checkpoint retries)");
+                continue;
             }
-            // in `SignalInput` order, the order of `part.next`
-            let topics = [
-                Some(&self.settings.updates_topic),
-                self.settings.inventory_topic.as_ref(),
-                self.settings.catalog_topic.as_ref(),
-            ];
-            for (topic, next) in topics.into_iter().zip(part.next) {
-                if let (Some(topic), true) = (topic, next >= 0) {
-                    if let Err(e) =
-                        tpl.add_partition_offset(topic, i32::from(p), Offset::Offset(next))
-                    {
-                        tracing::warn!(error = %e, "signal offset not committed");
-                    }
-                }
-            }
+            self.add_offsets(&mut tpl, p);
         }
         if tpl.count() > 0 {
             if let Err(e) = consumer.commit(&tpl, CommitMode::Sync) {
@@ -765,29 +716,41 @@ impl SignalsState {
         }
     }
 
+    /// Adds partition `p`'s next input offsets to `tpl`, for the commit.
+    fn add_offsets(&self, tpl: &mut TopicPartitionList, p: u16) {
+        let Some(part) = self.parts.get(&p) else {
+            return;
+        };
+        // in `SignalInput` order, the order of `part.next`
+        let topics = [
+            Some(&self.settings.updates_topic),
+            self.settings.inventory_topic.as_ref(),
+            self.settings.catalog_topic.as_ref(),
+        ];
+        for (topic, next) in topics.into_iter().zip(part.next) {
+            if let (Some(topic), true) = (topic, next >= 0) {
+                if let Err(e) = tpl.add_partition_offset(topic, i32::from(p), Offset::Offset(next))
+                {
+                    tracing::warn!(error = %e, "signal offset not committed");
+                }
+            }
+        }
+    }
+
     /// Writes the changed SKUs and a cut of each of `partitions` to the changelog and waits for
     /// the broker; false when that failed (nothing is committed then). True without a changelog.
     fn write_changelog(&mut self, partitions: &[u16], patience: Duration) -> bool {
-        let Some(changelog) = &self.changelog else {
-            return true;
-        };
-        let none = HashSet::new();
-        for p in partitions {
-            let Some(part) = self.parts.get(p) else {
-                continue;
-            };
-            let changed = self.changed.get(p).unwrap_or(&none);
-            if let Err(e) = changelog.write(&self.publisher, *p, part, changed) {
-                tracing::warn!(partition = p, error = %e, "signals changelog not written (next checkpoint retries)");
-                return false;
-            }
+        let states: Vec<(u16, &PartitionSignals)> = partitions
+            .iter()
+            .filter_map(|p| Some((*p, self.parts.get(p)?)))
+            .collect();
+        if let Err(e) = self.table.write_changelog(&self.publisher, &states) {
+            tracing::warn!(error = %e, "signals changelog not written (next checkpoint retries)");
+            return false;
         }
         if let Err(e) = self.publisher.flush(patience) {
             tracing::warn!(error = %e, "signals checkpoint skipped: the changelog was not acknowledged in time");
             return false;
-        }
-        for p in partitions {
-            self.changed.remove(p);
         }
         true
     }

@@ -1,10 +1,11 @@
-//! Signal state per input partition, how messages change it, and its checkpoint file.
+//! Signal state per input partition, and how messages change it.
 //!
 //! A partition's state is every SKU's latest inventory snapshot, latest demand forecast,
-//! ranking entry and restock edge-trigger, plus the next offset to read on each of the two
-//! input topics (trend updates, inventory). The file holds both, so a restart resumes exactly
-//! where the state stops: messages below those offsets are skipped when the group's committed
-//! offsets lag behind (a commit that failed after the file was written).
+//! ranking entry and restock edge-trigger, plus the next offset to read on each input topic.
+//! Its checkpoints hold both (`super::table`), so a restart resumes exactly where the state
+//! stops: messages below those offsets are skipped when the group's committed offsets lag
+//! behind (a commit that failed after the checkpoint was written). The one-file layout used
+//! before state tables is still read once, to carry a partition over ([`load_legacy`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -186,10 +187,10 @@ fn evaluate(name: &str, sku: &mut SkuSignals, policy: &RestockPolicy) -> Option<
     ))
 }
 
-/// Errors of the signal state files.
+/// A signal state file of the layout before state tables could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum StateFileError {
-    /// Reading or writing failed.
+    /// Reading failed.
     #[error("signal state {path}: {source}")]
     Io {
         /// The file.
@@ -208,42 +209,21 @@ pub enum StateFileError {
     },
 }
 
-/// Version 3: hot entries carry the trend call (`rising`).
+/// Version 3 of the one-file-per-partition layout, written before signal state moved into a
+/// state table (`crate::state`); read once, when a partition has no table log yet.
 const MAGIC: &[u8; 4] = b"TCS\x03";
 /// Version 2 files (before trend calls in the ranking) cannot be read.
 const MAGIC_V2: &[u8; 4] = b"TCS\x02";
 
-/// The state file of `partition` in `dir`.
-pub fn file_of(dir: &Path, partition: u16) -> PathBuf {
+/// The file of `partition` in `dir` in the layout before state tables.
+pub fn legacy_file_of(dir: &Path, partition: u16) -> PathBuf {
     dir.join(format!("partition-{partition}.bin"))
 }
 
-/// Writes `state` to its file atomically (temporary file, fsync, rename).
-pub fn save(dir: &Path, partition: u16, state: &PartitionSignals) -> Result<(), StateFileError> {
-    use std::io::Write;
-    let path = file_of(dir, partition);
-    let io = |source| StateFileError::Io {
-        path: path.clone(),
-        source,
-    };
-    std::fs::create_dir_all(dir).map_err(io)?;
-    let body = bincode::serde::encode_to_vec(state, bincode::config::standard()).map_err(|e| {
-        StateFileError::Damaged {
-            path: path.clone(),
-            reason: e.to_string(),
-        }
-    })?;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp).map_err(io)?;
-    f.write_all(MAGIC).map_err(io)?;
-    f.write_all(&body).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, &path).map_err(io)
-}
-
-/// Reads the state of `partition` from `dir`; `Ok(None)` when there is no file.
-pub fn load(dir: &Path, partition: u16) -> Result<Option<PartitionSignals>, StateFileError> {
-    let path = file_of(dir, partition);
+/// Reads the state of `partition` from a file of the layout before state tables; `Ok(None)`
+/// when there is none.
+pub fn load_legacy(dir: &Path, partition: u16) -> Result<Option<PartitionSignals>, StateFileError> {
+    let path = legacy_file_of(dir, partition);
     let bytes = match std::fs::read(&path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -331,20 +311,25 @@ mod tests {
     }
 
     #[test]
-    fn state_files_round_trip_and_damage_is_reported() {
+    fn legacy_state_files_are_read_and_damage_is_reported() {
         let dir = tempfile::tempdir().unwrap();
         let mut p = PartitionSignals::default();
         p.on_update(&update(1, 4.0), None).unwrap();
         p.advance(SignalInput::Updates, 41);
-        save(dir.path(), 3, &p).unwrap();
-        let back = load(dir.path(), 3).unwrap().unwrap();
+        let body = bincode::serde::encode_to_vec(&p, bincode::config::standard()).unwrap();
+        std::fs::write(
+            legacy_file_of(dir.path(), 3),
+            [MAGIC.as_slice(), &body].concat(),
+        )
+        .unwrap();
+        let back = load_legacy(dir.path(), 3).unwrap().unwrap();
         assert_eq!(back, p);
         assert!(back.seen(SignalInput::Updates, 41));
         assert!(!back.seen(SignalInput::Inventory, 0));
-        assert!(load(dir.path(), 4).unwrap().is_none());
-        std::fs::write(file_of(dir.path(), 5), b"TCS\x01\xff\xff").unwrap();
+        assert!(load_legacy(dir.path(), 4).unwrap().is_none());
+        std::fs::write(legacy_file_of(dir.path(), 5), b"TCS\x01\xff\xff").unwrap();
         assert!(matches!(
-            load(dir.path(), 5),
+            load_legacy(dir.path(), 5),
             Err(StateFileError::Damaged { .. })
         ));
     }

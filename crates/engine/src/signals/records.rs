@@ -1,28 +1,19 @@
-//! The signals changelog: signal state on Kafka, so that a partition moving to another host
-//! keeps its restock triggers, rankings, embeddings and input offsets.
+//! The records of the signals' state table: a SKU's whole signal state, or a cut with the next
+//! input offsets. The same records go to the local log and to the changelog topic
+//! ([`crate::state`]), so a partition moving to another host keeps its restock triggers,
+//! rankings, embeddings and input offsets.
 //!
-//! It mirrors the window changelog (`crate::checkpoint::changelog`): a topic with the inputs'
-//! partition count, best compacted; state partition `p` goes to changelog partition `p`, one
-//! record per SKU keyed by SKU (the SKUs changed since the last checkpoint), then a cut record
-//! (reserved key) with the next input offsets. Reading folds the partition in log order: the
-//! newest record of a SKU wins, the newest cut gives the offsets. SKU records written after the
-//! last cut (a checkpoint torn by a crash) are kept: signal state is idempotent under replay
-//! (snapshots are levels, updates deduplicated by `seq`, texts by hash), so input replayed from
-//! the cut changes them no further.
-//!
-//! Each checkpoint flushes these records before the local state files are written and the
-//! offsets committed, so what the group has committed is always in the changelog.
+//! Folding a partition's records in log order gives its state: the newest record of a SKU wins,
+//! the newest cut gives the offsets. SKU records written after the last cut (a checkpoint torn
+//! by a crash) are kept: signal state is idempotent under replay (snapshots are levels, updates
+//! deduplicated by `seq`, texts by hash), so input replayed from the cut changes them no further.
 
-use std::collections::{HashMap, HashSet};
-use std::time::Duration;
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 use super::state::{PartitionSignals, SkuSignals};
-use crate::checkpoint::changelog::read_to_end;
-use crate::checkpoint::CheckpointError;
-use crate::kafka::KafkaSettings;
-use crate::publish::{MessageKind, PublishError, Publisher};
+use crate::state::TableRecord;
 
 /// Key of cut records (not a valid SKU: SKUs are non-empty text without control characters).
 const CUT_KEY: &[u8] = b"\x00cut";
@@ -69,82 +60,46 @@ fn decode(bytes: &[u8]) -> Result<SignalRecord, String> {
     Ok(record)
 }
 
-/// The signals changelog on one topic.
-#[derive(Debug, Clone)]
-pub struct SignalsChangelog {
-    topic: String,
+impl TableRecord for SignalRecord {
+    type Context = ();
+    type DecodeError = String;
+
+    fn key(&self) -> &[u8] {
+        match self {
+            SignalRecord::Sku { sku, .. } => sku.as_bytes(),
+            SignalRecord::Cut { .. } => CUT_KEY,
+        }
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        encode(self)
+    }
+
+    fn decode(bytes: &[u8], _: &()) -> Result<Self, String> {
+        decode(bytes)
+    }
 }
 
-impl SignalsChangelog {
-    /// The changelog on `topic`.
-    pub fn new(topic: &str) -> Self {
-        Self {
-            topic: topic.to_string(),
-        }
-    }
-
-    /// Enqueues the state of `changed` SKUs of `partition`, then its cut. Delivery is awaited
-    /// by the caller's flush of `publisher`.
-    pub fn write(
-        &self,
-        publisher: &Publisher,
-        partition: u16,
-        state: &PartitionSignals,
-        changed: &HashSet<String>,
-    ) -> Result<(), PublishError> {
-        let p = Some(i32::from(partition));
-        for sku in changed {
-            let Some(sku_state) = state.skus.get(sku) else {
-                continue;
-            };
-            let record = SignalRecord::Sku {
+/// The records of a checkpoint of `state`: the SKUs in `skus` (those it holds), then its cut.
+pub fn checkpoint_records<'a>(
+    state: &PartitionSignals,
+    skus: impl IntoIterator<Item = &'a String>,
+) -> Vec<SignalRecord> {
+    let mut records: Vec<SignalRecord> = skus
+        .into_iter()
+        .filter_map(|sku| {
+            let sku_state = state.skus.get(sku)?;
+            Some(SignalRecord::Sku {
                 sku: sku.clone(),
                 state: Box::new(sku_state.clone()),
-            };
-            let bytes = encode(&record);
-            publisher.send_to(
-                MessageKind::Changelog,
-                &self.topic,
-                p,
-                Some(sku.as_bytes()),
-                Some(&bytes),
-                None,
-            )?;
-        }
-        let cut = encode(&SignalRecord::Cut {
-            next: state.next,
-            newest_as_of_ms: state.newest_as_of_ms,
-        });
-        publisher.send_to(
-            MessageKind::Changelog,
-            &self.topic,
-            p,
-            Some(CUT_KEY),
-            Some(&cut),
-            None,
-        )
-    }
-
-    /// Reads `partition` back; `None` when the changelog holds nothing for it. Undecodable
-    /// records are skipped with a warning.
-    pub fn read(
-        &self,
-        kafka: &KafkaSettings,
-        partition: u16,
-        timeout: Duration,
-    ) -> Result<Option<PartitionSignals>, CheckpointError> {
-        let records = read_to_end(kafka, &self.topic, partition, timeout)?;
-        let decoded = records
-            .into_iter()
-            .filter_map(|(offset, bytes)| match decode(&bytes) {
-                Ok(r) => Some(r),
-                Err(reason) => {
-                    tracing::warn!(topic = %self.topic, partition, offset, %reason, "signals changelog record skipped");
-                    None
-                }
-            });
-        Ok(fold(decoded))
-    }
+            })
+        })
+        .collect();
+    records.push(SignalRecord::Cut {
+        next: state.next,
+        newest_as_of_ms: state.newest_as_of_ms,
+    });
+    records
 }
 
 /// Folds records in log order (see the module docs); `None` when there are none.
@@ -213,6 +168,19 @@ mod tests {
         let mut extra = bytes.clone();
         extra.push(0);
         assert!(decode(&extra).is_err());
+    }
+
+    #[test]
+    fn a_checkpoint_is_the_named_skus_it_holds_then_the_cut() {
+        let mut state = PartitionSignals::default();
+        state.skus.insert("A".into(), *sku(4));
+        state.next = [9, 8, 7];
+        let names = ["A".to_string(), "gone".to_string()];
+        let records = checkpoint_records(&state, &names);
+        assert_eq!(records.len(), 2, "{records:?}");
+        assert_eq!(records[0].key(), b"A");
+        assert_eq!(records[1].key(), CUT_KEY);
+        assert_eq!(fold(records).expect("state").skus, state.skus);
     }
 
     #[test]

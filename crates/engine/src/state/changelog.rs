@@ -1,31 +1,29 @@
-//! The changelog topic: checkpoints on Kafka, for handing a partition's state to another host.
+//! The changelog topic of a state table: its checkpoints on Kafka, for handing a partition's
+//! state to another host.
 //!
-//! Records of input partition `p` go to changelog partition `p`, keyed by SKU (a reserved key for
-//! cuts), so the topic has the inputs' partition count. Writing goes through the engine's shared
-//! producer; the checkpointer flushes it before committing offsets. Reading assigns one
-//! partition from its beginning and reads to the end of the log seen at the start
-//! ([`read_to_end`], shared with the signals changelog).
+//! Records of table partition `p` go to topic partition `p`, keyed by the record's key, so the
+//! topic has the inputs' partition count and `cleanup.policy=compact` keeps the newest record
+//! per key (correctness does not depend on it: without compaction a takeover reads more).
+//! Writing goes through the engine's shared producer; the owner flushes it before it commits
+//! offsets. Reading assigns one partition from its beginning and reads to the end of the log
+//! seen at the start ([`read_to_end`]).
 
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
-use super::format::{decode, encode, storage, CheckpointError, Record};
+use super::{storage, StorageError, TableRecord};
 use crate::kafka::KafkaSettings;
 use crate::publish::{MessageKind, Publisher};
 
-/// The changelog of one engine.
+/// The changelog of one table, on one topic.
 #[derive(Debug, Clone)]
-pub struct Changelog {
+pub struct ChangelogTopic {
     topic: String,
 }
 
-fn kafka_err(what: String) -> impl Fn(rdkafka::error::KafkaError) -> CheckpointError {
-    storage(what)
-}
-
-impl Changelog {
+impl ChangelogTopic {
     /// The changelog on `topic`.
     pub fn new(topic: &str) -> Self {
         Self {
@@ -38,16 +36,21 @@ impl Changelog {
         &self.topic
     }
 
-    /// Enqueues `records` on the partition they belong to (delivery is awaited by the caller's
-    /// flush of `publisher`).
-    pub fn write(&self, publisher: &Publisher, records: &[Record]) -> Result<(), CheckpointError> {
+    /// Enqueues `records` on `partition` (delivery is awaited by the caller's flush of
+    /// `publisher`).
+    pub fn write<R: TableRecord>(
+        &self,
+        publisher: &Publisher,
+        partition: u16,
+        records: &[R],
+    ) -> Result<(), StorageError> {
         for r in records {
-            let bytes = encode(r);
+            let bytes = r.encode();
             publisher
                 .send_to(
                     MessageKind::Changelog,
                     &self.topic,
-                    Some(i32::from(r.partition())),
+                    Some(i32::from(partition)),
                     Some(r.key()),
                     Some(&bytes),
                     None,
@@ -58,22 +61,23 @@ impl Changelog {
     }
 
     /// Reads every record of `partition`, in order, to the end of the log at the start (see
-    /// [`read_to_end`]). Undecodable records are skipped and counted (logged by the caller).
-    pub fn read(
+    /// [`read_to_end`]). Undecodable records are skipped with a warning and counted: another
+    /// host's newer build, or damage, must not keep the partition from being taken over.
+    pub fn read<R: TableRecord>(
         &self,
         kafka: &KafkaSettings,
         partition: u16,
-        capacity: usize,
+        context: &R::Context,
         timeout: Duration,
-    ) -> Result<(Vec<Record>, usize), CheckpointError> {
+    ) -> Result<(Vec<R>, usize), StorageError> {
         let mut records = Vec::new();
         let mut bad = 0;
         for (offset, payload) in read_to_end(kafka, &self.topic, partition, timeout)? {
-            match decode(&payload, capacity) {
+            match R::decode(&payload, context) {
                 Ok(r) => records.push(r),
                 Err(e) => {
                     bad += 1;
-                    tracing::warn!(error = %e, offset, "changelog record skipped");
+                    tracing::warn!(topic = %self.topic, partition, offset, error = %e, "changelog record skipped");
                 }
             }
         }
@@ -96,33 +100,33 @@ pub fn read_to_end(
     topic: &str,
     partition: u16,
     timeout: Duration,
-) -> Result<Vec<(i64, Vec<u8>)>, CheckpointError> {
+) -> Result<Vec<(i64, Vec<u8>)>, StorageError> {
     let what = format!("reading {topic} partition {partition}");
     let mut config = kafka.client_config();
     config
         .set("group.id", format!("{}-changelog-reader", kafka.group_id))
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false");
-    let consumer: BaseConsumer = config.create().map_err(kafka_err(what.clone()))?;
+    let consumer: BaseConsumer = config.create().map_err(storage(what.clone()))?;
     let p = i32::from(partition);
     let (low, high) = consumer
         .fetch_watermarks(topic, p, timeout)
-        .map_err(kafka_err(what.clone()))?;
+        .map_err(storage(what.clone()))?;
     let mut records = Vec::new();
     if high <= low {
         return Ok(records);
     }
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, p, Offset::Beginning)
-        .map_err(kafka_err(what.clone()))?;
-    consumer.assign(&tpl).map_err(kafka_err(what.clone()))?;
+        .map_err(storage(what.clone()))?;
+    consumer.assign(&tpl).map_err(storage(what.clone()))?;
     drop(tpl);
     let deadline = Instant::now() + timeout;
     let mut next = low;
     loop {
         let reached = next >= high;
         if !reached && Instant::now() > deadline {
-            return Err(CheckpointError::Io {
+            return Err(StorageError {
                 what,
                 message: format!("timed out at offset {next} of {high}"),
             });
