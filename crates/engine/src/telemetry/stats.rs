@@ -218,7 +218,11 @@ pub fn describe() {
         Unit::Count,
         "Checkpoints written and committed."
     );
-    describe_histogram!(CHECKPOINT_DURATION, Unit::Seconds, "Checkpoint duration.");
+    describe_histogram!(
+        CHECKPOINT_DURATION,
+        Unit::Seconds,
+        "Checkpoint duration, from the snapshot to the offsets committed (the wait for the scorer to reach its marker included)."
+    );
     describe_histogram!(
         RESTORE_DURATION,
         Unit::Seconds,
