@@ -1,5 +1,6 @@
 //! The signals loop: one consumer on the trend-update and inventory topics, per-partition
-//! state, restock signals and rankings out through the engine's producer.
+//! state, restock signals and rankings out through the engine's producer. The input handlers
+//! are in `apply`, state keeping and checkpoints in `persist`, the counters in `stats`.
 //!
 //! Like ingest it runs on its own OS thread with a blocking `BaseConsumer` (decoding and the
 //! policy arithmetic are CPU work). Partitions are checkpointed on an interval, on revocation
@@ -7,6 +8,12 @@
 //! acknowledged), then the state table is written (`super::table`: the changelog, flushed,
 //! then the local log), then the offsets committed. A crash thus
 //! replays input and may repeat a signal (consumers dedupe by `sku` + `seq`), never skips one.
+
+mod apply;
+mod persist;
+mod stats;
+
+pub use stats::SignalStats;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,10 +38,6 @@ use crate::ingest::dead_letter;
 use crate::kafka::KafkaSettings;
 use crate::publish::{MessageKind, PublishError, Publisher, TrendUpdate};
 use crate::state::ChangelogTopic;
-use crate::telemetry::stats::{
-    ReadableCounter, HOT_RANKINGS, NEW_PRODUCT_FORECASTS, RESTOCK_SIGNALS, SIGNAL_INPUTS,
-    SIGNAL_MISROUTED, SIGNAL_REJECTS, TEXT_EMBEDDINGS,
-};
 use crate::vocab::{classify, RejectReason, Rejection, DAY_MS};
 
 /// Longest wait for the broker at a periodic checkpoint (skipped and retried when exceeded).
@@ -67,59 +70,6 @@ pub enum SignalsError {
     /// The text model or the launch library could not be loaded.
     #[error("new-product forecasts: {0}")]
     Text(String),
-}
-
-/// Counters of the component (bounded labels only).
-#[derive(Debug)]
-pub struct SignalStats {
-    /// Trend updates read.
-    pub updates: ReadableCounter,
-    /// Inventory snapshots read.
-    pub inventory: ReadableCounter,
-    /// Messages rejected to the dead-letter topic.
-    pub rejected: ReadableCounter,
-    /// Reorder signals enqueued.
-    pub reorders: ReadableCounter,
-    /// Clear signals enqueued.
-    pub clears: ReadableCounter,
-    /// Rankings enqueued.
-    pub rankings: ReadableCounter,
-    /// Catalog entries read.
-    pub catalog: ReadableCounter,
-    /// Texts embedded.
-    pub embeddings: ReadableCounter,
-    /// Catalog entries whose text was already embedded.
-    pub embeddings_reused: ReadableCounter,
-    /// New-product forecasts enqueued.
-    pub new_products: ReadableCounter,
-    /// Messages for SKUs whose state partition another instance owns (skipped).
-    pub misrouted: ReadableCounter,
-}
-
-impl SignalStats {
-    pub(crate) fn new() -> Self {
-        Self {
-            updates: ReadableCounter::new(metrics::counter!(SIGNAL_INPUTS, "input" => "updates")),
-            inventory: ReadableCounter::new(
-                metrics::counter!(SIGNAL_INPUTS, "input" => "inventory"),
-            ),
-            rejected: ReadableCounter::new(metrics::counter!(SIGNAL_REJECTS)),
-            reorders: ReadableCounter::new(
-                metrics::counter!(RESTOCK_SIGNALS, "action" => "reorder"),
-            ),
-            clears: ReadableCounter::new(metrics::counter!(RESTOCK_SIGNALS, "action" => "clear")),
-            rankings: ReadableCounter::new(metrics::counter!(HOT_RANKINGS)),
-            catalog: ReadableCounter::new(metrics::counter!(SIGNAL_INPUTS, "input" => "catalog")),
-            embeddings: ReadableCounter::new(
-                metrics::counter!(TEXT_EMBEDDINGS, "outcome" => "computed"),
-            ),
-            embeddings_reused: ReadableCounter::new(
-                metrics::counter!(TEXT_EMBEDDINGS, "outcome" => "reused"),
-            ),
-            new_products: ReadableCounter::new(metrics::counter!(NEW_PRODUCT_FORECASTS)),
-            misrouted: ReadableCounter::new(metrics::counter!(SIGNAL_MISROUTED)),
-        }
-    }
 }
 
 /// What applying one message produced.
@@ -271,34 +221,6 @@ fn text_models(
     )
 }
 
-/// The blended new-product forecast of a SKU still inside its blend period (its text forecast
-/// fading into the model's as sales history grows), if it has a catalog text and a first sale.
-fn blend_new_product(
-    library: &LaunchLibrary,
-    blend_days: f64,
-    sku: &mut SkuSignals,
-    update: &TrendUpdate,
-) -> Option<new_product::NewProductForecast> {
-    let (Some(text), Some(first), Some(hot)) = (&sku.text, sku.first_as_of_ms, &sku.hot) else {
-        return None;
-    };
-    let history = (hot.as_of_ms - first).div_euclid(DAY_MS) + 1;
-    if (history as f64) >= blend_days {
-        return None;
-    }
-    let history = u32::try_from(history).unwrap_or(0);
-    let t = library.forecast(
-        &update.sku,
-        &text.embedding,
-        history as usize,
-        update.horizon.len(),
-    );
-    let seq = sku.new_product_seq + 1;
-    let blended = new_product::blend(update, hot.as_of_ms, history, blend_days, &t, seq)?;
-    sku.new_product_seq = seq;
-    Some(blended)
-}
-
 /// The running component (see the module docs).
 pub struct Signals {
     consumer: BaseConsumer<SignalsContext>,
@@ -394,25 +316,6 @@ impl Signals {
 }
 
 impl SignalsState {
-    fn load(&mut self, partition: u16) {
-        match self.restore(partition) {
-            Ok(state) => {
-                self.parts.insert(partition, state);
-            }
-            Err(e) => {
-                tracing::error!(partition, error = %e, "signal state could not be restored");
-                self.failed = Some(e);
-            }
-        }
-        self.ranking_changed = true;
-    }
-
-    fn restore(&mut self, partition: u16) -> Result<PartitionSignals, SignalsError> {
-        let (state, from) = self.table.restore(partition, RESTORE_TIMEOUT)?;
-        tracing::info!(partition, from = %from, skus = state.skus.len(), next = ?state.next, "signal state restored");
-        Ok(state)
-    }
-
     fn input_of(&self, topic: &str) -> SignalInput {
         if topic == self.settings.updates_topic {
             SignalInput::Updates
@@ -501,138 +404,6 @@ impl SignalsState {
         Ok(())
     }
 
-    /// Applies one message to the state of its SKU's home partition.
-    fn apply(
-        &mut self,
-        input: SignalInput,
-        msg: &BorrowedMessage<'_>,
-    ) -> Result<Outcome, Rejection> {
-        let invalid =
-            |e: &dyn std::fmt::Display| Rejection::new(RejectReason::InvalidValue, e.to_string());
-        match input {
-            SignalInput::Updates => {
-                let update: TrendUpdate = serde_json::from_slice(msg.payload().unwrap_or_default())
-                    .map_err(|e| Rejection::new(classify(&e), e.to_string()))?;
-                let Some(home) = self.home(&update.sku) else {
-                    return Ok(Outcome::misrouted());
-                };
-                let restock = self.settings.inventory_topic.is_some();
-                let Some(part) = self.parts.get_mut(&home) else {
-                    return Ok(Outcome::misrouted());
-                };
-                let applied = part
-                    .on_update(&update, restock.then_some(&self.settings.policy))
-                    .map_err(|e| invalid(&e))?;
-                let mut out = Outcome {
-                    ranking_changed: applied.ranking_changed,
-                    restock: applied.signal,
-                    changed: Some(update.sku.clone()),
-                    ..Outcome::default()
-                };
-                if applied.stale {
-                    return Ok(out);
-                }
-                if let (Some(library), Some(sku)) = (&self.library, part.skus.get_mut(&update.sku))
-                {
-                    out.new_product =
-                        blend_new_product(library, self.settings.blend_days, sku, &update);
-                }
-                Ok(out)
-            }
-            SignalInput::Inventory => {
-                let now = chrono::Utc::now().timestamp_millis();
-                let range = (
-                    self.settings.min_ts_ms,
-                    now.saturating_add(self.settings.max_future_ms),
-                );
-                let (sku, level) = inventory::decode(
-                    msg.key(),
-                    msg.payload(),
-                    self.settings.max_sku_bytes,
-                    range,
-                )?;
-                let Some(part) = self.home(&sku).and_then(|h| self.parts.get_mut(&h)) else {
-                    return Ok(Outcome::misrouted());
-                };
-                let applied = part.on_inventory(&sku, level, &self.settings.policy);
-                Ok(Outcome {
-                    restock: applied.signal,
-                    changed: Some(sku),
-                    ..Outcome::default()
-                })
-            }
-            SignalInput::Catalog => self.apply_catalog(msg),
-        }
-    }
-
-    /// Embeds a catalog entry's text (unless the same text is held) and, for a SKU that has not
-    /// sold yet, makes its text forecast.
-    fn apply_catalog(&mut self, msg: &BorrowedMessage<'_>) -> Result<Outcome, Rejection> {
-        let entry: CatalogEntry = serde_json::from_slice(msg.payload().unwrap_or_default())
-            .map_err(|e| Rejection::new(classify(&e), e.to_string()))?;
-        entry
-            .validate(self.settings.max_sku_bytes)
-            .map_err(|e| Rejection::new(RejectReason::InvalidValue, e))?;
-        if msg.key() != Some(entry.sku.as_bytes()) {
-            return Err(Rejection::new(
-                RejectReason::KeyMismatch,
-                "key differs from sku",
-            ));
-        }
-        let Some(home) = self.home(&entry.sku) else {
-            return Ok(Outcome::misrouted());
-        };
-        let text = entry.text();
-        let hash = state::text_hash(&format!("{text}\u{1f}{}", entry.category));
-        let held = self
-            .parts
-            .get(&home)
-            .and_then(|p| p.skus.get(&entry.sku))
-            .and_then(|s| s.text.as_ref())
-            .is_some_and(|t| t.hash == hash);
-        if held {
-            self.stats.embeddings_reused.add(1);
-            return Ok(Outcome::default());
-        }
-        let Some(embedder) = self.embedder.as_mut() else {
-            return Ok(Outcome::default());
-        };
-        let embedding = embedder
-            .embed(&[text.as_str()])
-            .map_err(|e| Rejection::new(RejectReason::InvalidValue, e.to_string()))?
-            .pop()
-            .unwrap_or_default();
-        self.stats.embeddings.add(1);
-        let Some(part) = self.parts.get_mut(&home) else {
-            return Ok(Outcome::misrouted());
-        };
-        let as_of = part.newest_as_of_ms;
-        let sku = part.skus.entry(entry.sku.clone()).or_default();
-        sku.text = Some(state::TextState {
-            hash,
-            category: entry.category.clone(),
-            embedding,
-        });
-        let mut out = Outcome {
-            changed: Some(entry.sku.clone()),
-            ..Outcome::default()
-        };
-        if let (Some(library), None, Some(text)) = (&self.library, &sku.hot, &sku.text) {
-            let day = DAY_MS;
-            let as_of = as_of
-                .unwrap_or_else(|| chrono::Utc::now().timestamp_millis().div_euclid(day) * day);
-            let t = library.forecast(&entry.sku, &text.embedding, 0, self.settings.horizon_days);
-            sku.new_product_seq += 1;
-            out.new_product = Some(new_product::text_only(
-                &entry.sku,
-                as_of,
-                &t,
-                sku.new_product_seq,
-            ));
-        }
-        Ok(out)
-    }
-
     /// Publishes the ranking over the owned partitions when it changed since the last one.
     fn publish_ranking(&mut self) -> Result<(), SignalsError> {
         let (Some(topic), true) = (&self.settings.hot_topic, self.ranking_changed) else {
@@ -658,100 +429,5 @@ impl SignalsState {
         self.stats.rankings.add(1);
         self.ranking_changed = false;
         Ok(())
-    }
-
-    /// Remembers that `sku`'s state changed, for the next checkpoint.
-    fn mark_changed(&mut self, sku: Option<String>) {
-        let Some(sku) = sku else {
-            return;
-        };
-        if let Some(home) = self.home(&sku) {
-            self.table.mark(home, sku);
-        }
-    }
-
-    /// Flushes the producer, writes `partitions` (all owned when empty) to the state table, and
-    /// commits their offsets. Without a state folder or a changelog nothing is saved or
-    /// committed.
-    fn checkpoint(
-        &mut self,
-        partitions: &[u16],
-        consumer: &BaseConsumer<SignalsContext>,
-        patience: Duration,
-    ) {
-        if !self.table.enabled() {
-            return;
-        }
-        if let Err(e) = self.publisher.flush(patience) {
-            tracing::warn!(error = %e, "signals checkpoint skipped: the broker did not acknowledge in time");
-            return;
-        }
-        let chosen: Vec<u16> = if partitions.is_empty() {
-            self.parts.keys().copied().collect()
-        } else {
-            partitions
-                .iter()
-                .copied()
-                .filter(|p| self.parts.contains_key(p))
-                .collect()
-        };
-        if !self.write_changelog(&chosen, patience) {
-            return;
-        }
-        let mut tpl = TopicPartitionList::new();
-        for p in chosen {
-            let Some(part) = self.parts.get(&p) else {
-                continue;
-            };
-            if let Err(e) = self.table.write_local(p, part) {
-                tracing::warn!(partition = p, error = %e, "signal state not saved (next checkpoint retries)");
-                continue;
-            }
-            self.add_offsets(&mut tpl, p);
-        }
-        if tpl.count() > 0 {
-            if let Err(e) = consumer.commit(&tpl, CommitMode::Sync) {
-                tracing::warn!(error = %e, "signal offsets not committed (next checkpoint retries)");
-            }
-        }
-    }
-
-    /// Adds partition `p`'s next input offsets to `tpl`, for the commit.
-    fn add_offsets(&self, tpl: &mut TopicPartitionList, p: u16) {
-        let Some(part) = self.parts.get(&p) else {
-            return;
-        };
-        // in `SignalInput` order, the order of `part.next`
-        let topics = [
-            Some(&self.settings.updates_topic),
-            self.settings.inventory_topic.as_ref(),
-            self.settings.catalog_topic.as_ref(),
-        ];
-        for (topic, next) in topics.into_iter().zip(part.next) {
-            if let (Some(topic), true) = (topic, next >= 0) {
-                if let Err(e) = tpl.add_partition_offset(topic, i32::from(p), Offset::Offset(next))
-                {
-                    tracing::warn!(error = %e, "signal offset not committed");
-                }
-            }
-        }
-    }
-
-    /// Writes the changed SKUs and a cut of each of `partitions` to the changelog and waits for
-    /// the broker; false when that failed (nothing is committed then). True without a changelog.
-    fn write_changelog(&mut self, partitions: &[u16], patience: Duration) -> bool {
-        let states: Vec<(u16, &PartitionSignals)> = partitions
-            .iter()
-            .filter_map(|p| Some((*p, self.parts.get(p)?)))
-            .collect();
-        if let Err(e) = self.table.write_changelog(&self.publisher, &states) {
-            tracing::warn!(error = %e, "signals changelog not written (next checkpoint retries)");
-            return false;
-        }
-        if let Err(e) = self.publisher.flush(patience) {
-            tracing::warn!(error = %e, "signals checkpoint skipped: the changelog was not acknowledged in time");
-            return false;
-        }
-        true
     }
 }
