@@ -1,23 +1,19 @@
-//! The checkpointer: per-partition progress, taking checkpoints, restoring on assignment.
+//! The checkpointer: per-partition progress, writing checkpoints, restoring on assignment.
 //!
 //! It is driven by the ingest thread only (between messages, or inside its rebalance callbacks),
-//! which is what makes each checkpoint a consistent cut. Taking one costs ingest only the
-//! snapshot: the records go with a marker through the scorer, which writes them once every
-//! update they count as made is on its way ([`super::writer`]), and ingest commits the offsets
-//! when the answer comes back ([`Checkpointer::written`]). One checkpoint is in flight at a time.
+//! which is what makes each checkpoint a consistent cut.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
+use std::collections::HashMap;
+use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::format::{CheckpointError, PartitionCut, Record, WindowRecord};
 use super::restore::{fold, Restored};
-use super::writer::{PartitionWrite, Stores, Written};
 use super::{CheckpointSettings, StateSource};
 use crate::kafka::KafkaSettings;
 use crate::publish::Publisher;
-use crate::scoring::{flush_scorer, FlushPoint, Marker, ScorerMsg};
+use crate::scoring::{flush_scorer, FlushPoint, ScorerMsg, ScoringWork};
 use crate::state::{ChangelogTopic, PartitionLog};
 use crate::vocab::{EventTime, PerSource, Source};
 use crate::window::Admission;
@@ -25,20 +21,81 @@ use crate::window::Admission;
 /// How long a checkpoint waits for the scorer and the broker.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// How long the scorer waits for the broker when it writes a periodic checkpoint; not saved then,
-/// it is retried at the next interval (ingest reads on meanwhile).
+/// How long a periodic checkpoint waits for the scorer and the broker before it is skipped (and
+/// tried again at the next interval): ingest does not poll meanwhile, so this stays far below
+/// `max.poll.interval.ms` even while the broker is unreachable.
 pub const PERIODIC_PATIENCE: Duration = Duration::from_secs(5);
 
 /// How long a checkpoint at revocation or shutdown waits for the scorer and the broker.
 pub const FINAL_PATIENCE: Duration = FLUSH_TIMEOUT;
 
-/// Partitions written by a checkpoint, with the next offsets to commit for each.
-pub type Cuts = Vec<(u16, PerSource<i64>)>;
+/// What the pipeline behind ingest still has to do before a checkpoint can be written: a
+/// checkpoint waits (ingest reading nothing) until the scorer has scored every closed window and
+/// the broker has acknowledged every update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Behind {
+    /// What the scorer still has to do.
+    pub scoring: ScoringWork,
+    /// Messages waiting for the broker's acknowledgement.
+    pub in_flight: usize,
+}
 
-/// A checkpoint taken and not yet answered.
-struct InFlight {
-    answer: Receiver<Written>,
-    taken: Instant,
+impl Behind {
+    /// Windows to score (backlog and throttled together) at or under which a due checkpoint
+    /// starts at once: 16 batches of 256, tens of milliseconds of scoring.
+    pub const QUIET_BACKLOG: usize = 4_096;
+    /// Unacknowledged messages at or under which a due checkpoint starts at once.
+    pub const QUIET_IN_FLIGHT: usize = 20_000;
+
+    /// Little enough that a checkpoint would wait only briefly.
+    pub fn is_quiet(&self) -> bool {
+        let scoring = self.scoring;
+        !scoring.close_uncounted
+            && scoring.ready.saturating_add(scoring.throttled) <= Self::QUIET_BACKLOG
+            && self.in_flight <= Self::QUIET_IN_FLIGHT
+    }
+}
+
+/// What the ingest loop does about the periodic checkpoint on this turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckpointCall {
+    /// Not due, or due and waiting for a quiet moment while ingest reads on.
+    NotYet,
+    /// Overdue: ingest stops reading (as under backpressure) so that the scorer and the
+    /// broker catch up and the checkpoint can start.
+    HoldInput,
+    /// Start the checkpoint now.
+    Now,
+}
+
+/// How long input is held for an overdue checkpoint before it starts anyway (and, if the
+/// pipeline still has not drained in [`PERIODIC_PATIENCE`], is skipped as before).
+const MAX_INPUT_HOLD: Duration = FLUSH_TIMEOUT;
+
+/// What to do about the periodic checkpoint, `elapsed` after the last one.
+///
+/// Why it waits for a quiet moment: the checkpoint's barrier stops ingest until the scorer has
+/// drained. With a million SKUs a daily close leaves about 545,000 windows to score (3–4 s), and
+/// a checkpoint that fell due then held ingest for all of it, or gave up after
+/// [`PERIODIC_PATIENCE`] with nothing saved, so ingest and scorer took turns instead of
+/// working side by side (`docs/PERFORMANCE.md`). Started once the backlog has drained, the
+/// barrier costs milliseconds.
+///
+/// A pipeline that never goes quiet on its own (the scorer the bottleneck, ingest refilling its
+/// backlog) is made quiet: one interval late, input is held as under backpressure, so the
+/// scorer drains while ingest keeps polling (group session, rebalances), and the checkpoint
+/// starts once the backlog is small, instead of timing out mid-drain; the pause mostly overlaps
+/// scoring that had to be done anyway. Only a pipeline that cannot drain at all (the broker
+/// unreachable) falls back, after [`MAX_INPUT_HOLD`], to a barrier that may be skipped.
+fn checkpoint_call(elapsed: Duration, interval: Duration, behind: Behind) -> CheckpointCall {
+    let overdue_at = interval.saturating_mul(2);
+    if elapsed < interval || (elapsed < overdue_at && !behind.is_quiet()) {
+        CheckpointCall::NotYet
+    } else if behind.is_quiet() || elapsed >= overdue_at.saturating_add(MAX_INPUT_HOLD) {
+        CheckpointCall::Now
+    } else {
+        CheckpointCall::HoldInput
+    }
 }
 
 /// Where one owned partition stands.
@@ -82,7 +139,6 @@ pub struct Checkpointer {
     /// SKUs restored ahead of their partition's cut: their events below these offsets are applied.
     skip_sku: HashMap<String, PerSource<i64>>,
     last: Instant,
-    in_flight: Option<InFlight>,
 }
 
 /// A file-system-safe folder name for a consumer group.
@@ -124,7 +180,6 @@ impl Checkpointer {
             owned: HashMap::new(),
             skip_sku: HashMap::new(),
             last: Instant::now(),
-            in_flight: None,
         })
     }
 
@@ -152,9 +207,14 @@ impl Checkpointer {
             .map_or(PerSource::both(-1), |p| p.next)
     }
 
-    /// True when the periodic checkpoint is due: the interval has passed and none is in flight.
-    pub fn due(&self) -> bool {
-        self.in_flight.is_none() && self.last.elapsed() >= self.settings.interval
+    /// What to do about the periodic checkpoint now ([`checkpoint_call`]). `behind` is asked
+    /// only once the interval has passed: ingest calls this on every turn of its loop.
+    pub fn due(&self, behind: impl FnOnce() -> Behind) -> CheckpointCall {
+        let elapsed = self.last.elapsed();
+        if elapsed < self.settings.interval {
+            return CheckpointCall::NotYet;
+        }
+        checkpoint_call(elapsed, self.settings.interval, behind())
     }
 
     /// Decides what to do with a message at `offset` of `source`'s `partition`: false when it is
@@ -291,146 +351,59 @@ impl Checkpointer {
         })
     }
 
-    /// Partition `p`'s part of the next checkpoint: what changed since the last one, or
-    /// everything when the local log is due for compaction or a write failed.
-    fn partition_write(
+    /// Writes partition `p`'s checkpoint to the local log and the changelog: what changed since
+    /// the last one, or everything when the local log is due for compaction or a write failed.
+    /// Returns its cut (the offsets to commit) when every store took it.
+    fn checkpoint_partition(
         &mut self,
         p: u16,
         removed: Vec<Arc<str>>,
         admission: &Admission,
-    ) -> Option<PartitionWrite> {
+        publisher: &Publisher,
+    ) -> Option<PerSource<i64>> {
         let compact_every = self.settings.compact_every;
-        let (has_local, has_changelog) = (self.local.is_some(), self.changelog.is_some());
+        let has_local = self.local.is_some();
         let prog = self.owned.get_mut(&p)?;
         prog.checkpoint += 1;
         let full = prog.needs_full || (has_local && prog.since_full + 1 >= compact_every);
         let cut = prog.next;
-        if !has_local && !has_changelog {
-            // state is kept nowhere: the checkpoint only commits, once the updates are out
-            return Some(PartitionWrite {
-                partition: p,
-                cut,
-                local: None,
-                changelog: None,
-            });
-        }
         let (delta, whole) = partition_records(admission, p, prog.checkpoint, cut, full, removed);
-        // after a failed write or a restore from elsewhere, the changelog gets everything again
-        let changelog = has_changelog.then(|| match prog.needs_full {
-            true => whole.clone(),
-            false => delta.clone(),
-        });
-        let records = if full { (whole, true) } else { (delta, false) };
-        let local = has_local.then_some(records);
-        Some(PartitionWrite {
-            partition: p,
-            cut,
-            local,
-            changelog,
-        })
-    }
-
-    /// Takes a checkpoint of `partitions` (all owned when empty) and sends it through the scorer
-    /// to be written (see the module docs); the answer comes from [`Checkpointer::written`].
-    /// False when there is nothing to take or one is still in flight.
-    pub fn take(
-        &mut self,
-        partitions: &[u16],
-        admission: &Admission,
-        scorer: &Sender<ScorerMsg>,
-        publisher: &Publisher,
-        patience: Duration,
-    ) -> bool {
-        if self.in_flight.is_some() {
-            return false;
-        }
-        self.last = Instant::now();
-        let parts = self.chosen(partitions);
-        if parts.is_empty() {
-            return false;
-        }
-        let mut removed: HashMap<u16, Vec<Arc<str>>> = HashMap::new();
-        if self.settings.enabled() {
-            for (sku, p) in admission.store().take_removed(&parts) {
-                removed.entry(p).or_default().push(sku);
+        let mut ok = true;
+        if let Some(local) = &self.local {
+            let result = if full {
+                local.write(p, &whole, true)
+            } else {
+                local.write(p, &delta, false)
+            };
+            if let Err(e) = result {
+                tracing::error!(partition = p, error = %e, "local checkpoint failed");
+                ok = false;
             }
         }
-        let writes: Vec<PartitionWrite> = parts
-            .into_iter()
-            .filter_map(|p| {
-                let gone = removed.remove(&p).unwrap_or_default();
-                self.partition_write(p, gone, admission)
-            })
-            .collect();
-        let stores = Stores {
-            local: self.local.clone(),
-            changelog: self.changelog.clone(),
-            publisher: publisher.clone(),
-        };
-        let (done, answer) = channel();
-        let marker = Marker::new(move || stores.write(writes, patience, &done));
-        if scorer.send(ScorerMsg::Marker(marker)).is_err() {
-            tracing::warn!("checkpoint not taken: the scorer has stopped");
-            return false;
-        }
-        self.in_flight = Some(InFlight {
-            answer,
-            taken: Instant::now(),
-        });
-        true
-    }
-
-    /// Owned partitions among `partitions` (all owned when empty).
-    fn chosen(&self, partitions: &[u16]) -> Vec<u16> {
-        if partitions.is_empty() {
-            return self.owned();
-        }
-        partitions
-            .iter()
-            .copied()
-            .filter(|p| self.owned.contains_key(p))
-            .collect()
-    }
-
-    /// The answer to the checkpoint in flight, once there is one: the offsets to commit and
-    /// how long it took since it was taken. Waits at most `wait` for it.
-    pub fn written(&mut self, wait: Duration) -> Option<(Cuts, Duration)> {
-        let in_flight = self.in_flight.as_ref()?;
-        let written = match in_flight.answer.recv_timeout(wait) {
-            Ok(w) => w,
-            Err(RecvTimeoutError::Timeout) => return None,
-            Err(RecvTimeoutError::Disconnected) => {
-                tracing::warn!("checkpoint not saved: the scorer stopped before writing it");
-                Written::default()
-            }
-        };
-        let took = in_flight.taken.elapsed();
-        self.in_flight = None;
-        for p in &written.failed {
-            if let Some(prog) = self.owned.get_mut(p) {
-                prog.needs_full = true;
+        if let Some(changelog) = &self.changelog {
+            // after a failed write or a restore from elsewhere, save everything again
+            let records = if prog.needs_full { &whole } else { &delta };
+            if let Err(e) = changelog.write(publisher, p, records) {
+                tracing::error!(partition = p, error = %e, "changelog checkpoint failed");
+                ok = false;
             }
         }
-        for (p, _) in &written.cuts {
-            if let Some(prog) = self.owned.get_mut(p) {
-                if written.full.contains(p) {
-                    prog.since_full = 0;
-                    prog.needs_full = false;
-                } else {
-                    prog.since_full += 1;
-                }
-            }
+        if !ok {
+            // the changes drained above were not saved everywhere: save all next time
+            prog.needs_full = true;
+        } else if full {
+            prog.since_full = 0;
+            prog.needs_full = false;
+        } else {
+            prog.since_full += 1;
         }
-        // a partition revoked while its checkpoint was in flight is another owner's now
-        let mut cuts = written.cuts;
-        cuts.retain(|(p, _)| self.owned.contains_key(p));
-        Some((cuts, took))
+        ok.then_some(cut)
     }
 
-    /// Checkpoints `partitions` (all owned when empty) and waits for it, for a revocation or a
-    /// shutdown: first the checkpoint in flight, then everything closed is scored (throttle
-    /// ignored), then a checkpoint is taken and written. Returns the offsets to commit (the
-    /// newest per partition); waits at most `patience` for each step.
+    /// Writes a checkpoint of `partitions` (all owned when empty) and returns the offsets to
+    /// commit: `(partition, next offsets)`. Nothing is returned for a partition whose checkpoint
+    /// could not be written, so its offsets are not committed. Waits at most `patience` each for
+    /// the scorer to drain and for the broker to acknowledge.
     pub fn checkpoint(
         &mut self,
         partitions: &[u16],
@@ -438,28 +411,56 @@ impl Checkpointer {
         scorer: &Sender<ScorerMsg>,
         publisher: &Publisher,
         patience: Duration,
-    ) -> Cuts {
-        let mut cuts: BTreeMap<u16, PerSource<i64>> = BTreeMap::new();
-        if self.in_flight.is_some() {
-            match self.written(patience) {
-                Some((earlier, _)) => cuts.extend(earlier),
-                None => {
-                    tracing::warn!("checkpoint skipped: the one in flight was not written in time");
-                    return Vec::new();
-                }
-            }
+    ) -> Vec<(u16, PerSource<i64>)> {
+        self.last = Instant::now();
+        let parts: Vec<u16> = if partitions.is_empty() {
+            self.owned()
+        } else {
+            partitions
+                .iter()
+                .copied()
+                .filter(|p| self.owned.contains_key(p))
+                .collect()
+        };
+        if parts.is_empty() {
+            return Vec::new();
         }
+        // Everything the state calls scored must be on the broker before the state is saved.
         if !flush_scorer(scorer, true, FlushPoint::Published, patience) {
             tracing::warn!("checkpoint skipped: the scorer did not drain in time");
-            return cuts.into_iter().collect();
+            return Vec::new();
         }
-        if self.take(partitions, admission, scorer, publisher, patience) {
-            // the scorer's flush above has already waited once: allow the write its own time
-            if let Some((now, _)) = self.written(patience.saturating_mul(3)) {
-                cuts.extend(now);
+        if let Err(e) = publisher.flush(patience) {
+            tracing::warn!(error = %e, "checkpoint skipped: updates not acknowledged");
+            return Vec::new();
+        }
+        if !self.settings.enabled() {
+            return parts.iter().map(|p| (*p, self.owned[p].next)).collect();
+        }
+        let store = admission.store();
+        let mut removed: HashMap<u16, Vec<Arc<str>>> = HashMap::new();
+        for (sku, p) in store.take_removed(&parts) {
+            removed.entry(p).or_default().push(sku);
+        }
+        let mut written = Vec::new();
+        for p in parts {
+            let gone = removed.remove(&p).unwrap_or_default();
+            if let Some(cut) = self.checkpoint_partition(p, gone, admission, publisher) {
+                written.push((p, cut));
             }
         }
-        cuts.into_iter().collect()
+        if self.changelog.is_some() {
+            if let Err(e) = publisher.flush(patience) {
+                tracing::error!(error = %e, "changelog not acknowledged: offsets not committed");
+                for (p, _) in &written {
+                    if let Some(prog) = self.owned.get_mut(p) {
+                        prog.needs_full = true;
+                    }
+                }
+                return Vec::new();
+            }
+        }
+        written
     }
 
     /// Forgets `partitions` (revoked): their progress and the SKUs skip list entries stay valid
@@ -528,96 +529,91 @@ fn partition_records(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kafka::KafkaSettings;
+    use CheckpointCall::{HoldInput, NotYet, Now};
 
-    fn checkpointer(owned: &[u16]) -> Checkpointer {
-        let settings = CheckpointSettings {
-            dir: None,
-            changelog_topic: None,
-            interval: Duration::from_secs(5),
-            compact_every: 20,
-        };
-        let kafka = KafkaSettings {
-            group_instance_id: None,
-            brokers: "127.0.0.1:1".into(),
-            group_id: "g".into(),
-            sales_topic: "s".into(),
-            clicks_topic: "c".into(),
-            output_topic: "o".into(),
-            dead_letter_topic: "d".into(),
-            properties: Default::default(),
-        };
-        let mut c = Checkpointer::new(settings, kafka, 4).expect("checkpointer");
-        for p in owned {
-            let progress = Progress {
-                next: PerSource::both(10),
-                skip_below: PerSource::both(0),
-                checkpoint: 1,
-                since_full: 3,
-                needs_full: false,
-            };
-            c.owned.insert(*p, progress);
+    const INTERVAL: Duration = Duration::from_secs(5);
+
+    fn behind(ready: usize, in_flight: usize) -> Behind {
+        Behind {
+            scoring: ScoringWork {
+                ready,
+                ..ScoringWork::default()
+            },
+            in_flight,
         }
-        c
     }
 
-    /// Puts a checkpoint in flight and returns where its answer goes.
-    fn in_flight(c: &mut Checkpointer) -> Sender<Written> {
-        let (done, answer) = channel();
-        c.in_flight = Some(InFlight {
-            answer,
-            taken: Instant::now(),
+    fn with_scoring(scoring: ScoringWork) -> Behind {
+        Behind {
+            scoring,
+            in_flight: 0,
+        }
+    }
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    #[test]
+    fn a_checkpoint_waits_for_its_interval_even_when_quiet() {
+        assert_eq!(checkpoint_call(secs(4), INTERVAL, behind(0, 0)), NotYet);
+        assert_eq!(checkpoint_call(INTERVAL, INTERVAL, behind(0, 0)), Now);
+    }
+
+    #[test]
+    fn a_due_checkpoint_waits_while_the_scorer_or_the_broker_is_behind() {
+        let at = secs(6);
+        assert_eq!(checkpoint_call(at, INTERVAL, behind(545_000, 0)), NotYet);
+        assert_eq!(checkpoint_call(at, INTERVAL, behind(0, 400_000)), NotYet);
+        let edge = behind(Behind::QUIET_BACKLOG, Behind::QUIET_IN_FLIGHT);
+        assert_eq!(checkpoint_call(at, INTERVAL, edge), Now);
+        let over = behind(Behind::QUIET_BACKLOG + 1, 0);
+        assert_eq!(checkpoint_call(at, INTERVAL, over), NotYet);
+    }
+
+    #[test]
+    fn windows_the_throttle_holds_back_count_as_behind() {
+        // a checkpoint scores them all first: 500,000 of them are seconds of scoring
+        let throttled = with_scoring(ScoringWork {
+            throttled: 500_000,
+            ..ScoringWork::default()
         });
-        done
+        assert_eq!(checkpoint_call(secs(6), INTERVAL, throttled), NotYet);
+        assert_eq!(checkpoint_call(secs(10), INTERVAL, throttled), HoldInput);
+        let half_each = with_scoring(ScoringWork {
+            ready: Behind::QUIET_BACKLOG / 2,
+            throttled: Behind::QUIET_BACKLOG / 2 + 1,
+            close_uncounted: false,
+        });
+        assert_eq!(checkpoint_call(secs(6), INTERVAL, half_each), NotYet);
     }
 
     #[test]
-    fn the_answer_updates_progress_and_only_then_is_the_next_one_due() {
-        let mut c = checkpointer(&[0, 1, 2]);
-        c.last = Instant::now() - Duration::from_secs(6);
-        let done = in_flight(&mut c);
-        assert!(!c.due(), "one checkpoint in flight at a time");
-        assert!(c.written(Duration::ZERO).is_none(), "no answer yet");
-        let cut = PerSource::both(10);
-        let written = Written {
-            cuts: vec![(0, cut), (1, cut)],
-            full: vec![1],
-            failed: vec![2],
-        };
-        done.send(written).expect("send");
-        let (cuts, _) = c.written(Duration::ZERO).expect("answered");
-        assert_eq!(cuts, vec![(0, cut), (1, cut)]);
-        assert_eq!((c.owned[&0].since_full, c.owned[&0].needs_full), (4, false));
-        assert_eq!((c.owned[&1].since_full, c.owned[&1].needs_full), (0, false));
-        assert!(
-            c.owned[&2].needs_full,
-            "a failed partition saves everything next time"
-        );
-        assert!(c.due());
+    fn a_close_the_scorer_has_not_counted_yet_is_not_quiet() {
+        // the backlog read is from before the close: a million windows may be on their way
+        let uncounted = with_scoring(ScoringWork {
+            close_uncounted: true,
+            ..ScoringWork::default()
+        });
+        assert_eq!(checkpoint_call(secs(6), INTERVAL, uncounted), NotYet);
+        assert_eq!(checkpoint_call(secs(11), INTERVAL, uncounted), HoldInput);
     }
 
     #[test]
-    fn offsets_of_a_partition_revoked_meanwhile_are_not_committed() {
-        let mut c = checkpointer(&[0, 1]);
-        let done = in_flight(&mut c);
-        c.release(&[1]);
-        let cut = PerSource::both(10);
-        let written = Written {
-            cuts: vec![(0, cut), (1, cut)],
-            ..Written::default()
-        };
-        done.send(written).expect("send");
-        assert_eq!(
-            c.written(Duration::ZERO).expect("answered").0,
-            vec![(0, cut)]
-        );
+    fn an_overdue_checkpoint_holds_input_until_the_pipeline_is_quiet() {
+        let busy = behind(545_000, 400_000);
+        let just_before = Duration::from_millis(9_999);
+        assert_eq!(checkpoint_call(just_before, INTERVAL, busy), NotYet);
+        assert_eq!(checkpoint_call(secs(10), INTERVAL, busy), HoldInput);
+        assert_eq!(checkpoint_call(secs(30), INTERVAL, busy), HoldInput);
+        assert_eq!(checkpoint_call(secs(30), INTERVAL, behind(10, 10)), Now);
     }
 
     #[test]
-    fn a_scorer_that_stopped_answers_nothing_to_commit() {
-        let mut c = checkpointer(&[0]);
-        drop(in_flight(&mut c));
-        assert_eq!(c.written(Duration::ZERO).expect("answered").0, Vec::new());
-        assert!(c.in_flight.is_none());
+    fn input_is_not_held_for_ever_when_the_pipeline_cannot_drain() {
+        let stuck = behind(0, 400_000);
+        let limit = secs(10) + MAX_INPUT_HOLD;
+        assert_eq!(checkpoint_call(limit - secs(1), INTERVAL, stuck), HoldInput);
+        assert_eq!(checkpoint_call(limit, INTERVAL, stuck), Now);
     }
 }

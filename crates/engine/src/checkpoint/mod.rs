@@ -5,22 +5,15 @@
 //! window contents, so a checkpoint taken between two messages is a consistent cut: every SKU of
 //! a partition reflects exactly the messages below the partition's next offsets.
 //!
-//! A checkpoint of partition `p` is a barrier that flows through the pipeline as a marker:
-//! 1. ingest takes the snapshot between two messages: a [`Record::Window`] for each SKU changed
-//!    since the last checkpoint (a [`Record::Removed`] for each evicted one), then a
-//!    [`Record::Cut`] with the next offsets and lateness watermarks, and sends them to the scorer
-//!    as a marker ([`crate::scoring::ScorerMsg::Marker`]); it reads on;
-//! 2. once the scorer has handed every update it copied before the marker to the producer, the
-//!    marker's action ([`writer`]) waits for the broker to acknowledge them, so nothing the
-//!    snapshot calls "scored" is lost (a window it holds as unscored is scored again after a
-//!    restore), then writes the records to a local append-only log (fsynced) and to the
-//!    changelog topic (partition `p`, keyed by SKU), both kept by [`crate::state`], and waits for
-//!    both;
-//! 3. only then does ingest, told so, commit the consumer-group offsets of the cut: committed
-//!    offsets are never ahead of checkpointed state.
-//!
-//! At a revocation or at shutdown ingest waits for all of it (and has the scorer score
-//! everything closed first), since the partitions leave once it returns.
+//! A checkpoint of partition `p`:
+//! 1. asks the scorer to score everything closed (throttle ignored) and waits for the broker to
+//!    acknowledge every update and dead letter, so nothing the state calls "scored" is lost;
+//! 2. writes a [`Record::Window`] for each SKU changed since the last checkpoint (a
+//!    [`Record::Removed`] for each evicted one), then a [`Record::Cut`] with the next offsets and
+//!    lateness watermarks, to a local append-only log (fsynced) and to the changelog topic
+//!    (partition `p`, keyed by SKU), and waits for both;
+//! 3. only then commits the consumer-group offsets of the cut: committed offsets are never
+//!    ahead of checkpointed state.
 //!
 //! Restoring folds a log: the newest record of each SKU wins; the last cut gives the offsets
 //! to resume from. A SKU record written after the last cut (a checkpoint torn by a crash, or a
@@ -36,7 +29,6 @@ pub mod checkpointer;
 pub mod dump;
 pub mod format;
 pub mod restore;
-pub mod writer;
 
 use std::path::PathBuf;
 use std::time::Duration;

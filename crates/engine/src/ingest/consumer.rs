@@ -34,7 +34,7 @@ use super::event::{decode_counting, Source, ValidationLimits};
 use super::holdback::{HoldBack, HOLD_LIMIT};
 use super::offset_guard::{OffsetGuard, Verdict, STALL_AFTER};
 use super::partition_queues::{Pair, PartitionQueues};
-use crate::checkpoint::checkpointer::{FINAL_PATIENCE, PERIODIC_PATIENCE};
+use crate::checkpoint::checkpointer::{Behind, CheckpointCall, FINAL_PATIENCE, PERIODIC_PATIENCE};
 use crate::checkpoint::{CheckpointError, CheckpointSettings, Checkpointer};
 use crate::kafka::KafkaSettings;
 use crate::publish::{PublishError, Publisher};
@@ -235,6 +235,9 @@ pub struct Ingest {
     backpressure: Backpressure,
     /// Backpressure holds off reading: queues left unread, or the consumer paused.
     backpressured: bool,
+    /// An overdue checkpoint holds input until the scorer and the broker have caught up
+    /// ([`CheckpointCall::HoldInput`]); backpressure does the holding.
+    held_for_checkpoint: bool,
     /// Partition queues found empty in this turn of the loop (reused, not reallocated).
     empty_queues: Vec<Pair>,
     health: Arc<Health>,
@@ -349,6 +352,7 @@ impl Ingest {
             shared,
             backpressure,
             backpressured: false,
+            held_for_checkpoint: false,
             empty_queues: Vec::new(),
             health,
             backlog,
@@ -368,7 +372,14 @@ impl Ingest {
                 a.housekeeping();
                 housekeeping = Instant::now();
             }
-            a.periodic_checkpoint(&self.consumer);
+            let call = a.checkpoints.due(|| Behind {
+                scoring: self.backlog.work(a.admission.store().closed_index()),
+                in_flight: usize::try_from(a.publisher.in_flight()).unwrap_or(0),
+            });
+            if call == CheckpointCall::Now {
+                a.checkpoint(&[], &self.consumer, PERIODIC_PATIENCE);
+            }
+            self.held_for_checkpoint = call == CheckpointCall::HoldInput;
             if aligned.elapsed() >= ALIGN_EVERY {
                 a.align(&self.consumer, self.backpressured);
                 a.release_held(Instant::now())?;
@@ -464,8 +475,9 @@ impl Ingest {
         Ok(())
     }
 
-    /// Stops reading the input while the scorer or the producer is behind, and reads again
-    /// once both are below half their bound.
+    /// Stops reading the input while the scorer or the producer is behind, or while an overdue
+    /// checkpoint waits for them to catch up, and reads again once both are below half their
+    /// bound and no checkpoint waits.
     ///
     /// With the partitions split into their own queues, ingest simply leaves those queues
     /// unread (`read_once`): librdkafka stops fetching a partition once its queue holds
@@ -487,8 +499,9 @@ impl Ingest {
         };
         let b = self.backpressure;
         let max_backlog = b.scoring_backlog_bound(skus);
-        let over = backlog > max_backlog || in_flight > b.max_publish_in_flight;
-        let under = backlog <= max_backlog / 2 && in_flight <= b.max_publish_in_flight / 2;
+        let hold = self.held_for_checkpoint;
+        let over = hold || backlog > max_backlog || in_flight > b.max_publish_in_flight;
+        let under = !hold && backlog <= max_backlog / 2 && in_flight <= b.max_publish_in_flight / 2;
         let change = if !self.backpressured && over {
             Some(true)
         } else if self.backpressured && under {
@@ -513,7 +526,7 @@ impl Ingest {
                 }
                 a.guard.touch_all();
             }
-            tracing::debug!(paused = p, split, backlog, in_flight, "backpressure");
+            tracing::debug!(paused = p, split, backlog, in_flight, hold, "backpressure");
         }
     }
 
@@ -1023,25 +1036,8 @@ impl IngestState {
         out
     }
 
-    /// Commits the offsets of the checkpoint in flight once it is written, and takes the next
-    /// one when it is due; neither waits (see `crate::checkpoint`).
-    fn periodic_checkpoint(&mut self, consumer: &BaseConsumer<IngestContext>) {
-        if let Some((cuts, took)) = self.checkpoints.written(Duration::ZERO) {
-            self.commit(&cuts, consumer, took);
-        }
-        if self.checkpoints.due() {
-            self.checkpoints.take(
-                &[],
-                &self.admission,
-                &self.scorer,
-                &self.publisher,
-                PERIODIC_PATIENCE,
-            );
-        }
-    }
-
-    /// Checkpoints `partitions` (all owned when empty), waits for it and commits their offsets,
-    /// waiting at most `patience` for each of the scorer and the broker.
+    /// Checkpoints `partitions` (all owned when empty) and commits their offsets, waiting at
+    /// most `patience` for the scorer and the broker.
     fn checkpoint(
         &mut self,
         partitions: &[u16],
@@ -1058,18 +1054,8 @@ impl IngestState {
         );
         // ingest read nothing while the checkpoint waited for the scorer (see advance_frontier)
         self.guard.touch_all();
-        self.commit(&cuts, consumer, started.elapsed());
-    }
-
-    /// Commits each partition's next offsets of a written checkpoint that took `took`.
-    fn commit(
-        &self,
-        cuts: &[(u16, PerSource<i64>)],
-        consumer: &BaseConsumer<IngestContext>,
-        took: Duration,
-    ) {
         let mut tpl = TopicPartitionList::new();
-        for (p, next) in cuts {
+        for (p, next) in &cuts {
             for (topic, offset) in [
                 (&self.sales_topic, next[Source::Sales]),
                 (&self.clicks_topic, next[Source::Clicks]),
@@ -1085,7 +1071,7 @@ impl IngestState {
         }
         if tpl.count() > 0 {
             match consumer.commit(&tpl, CommitMode::Sync) {
-                Ok(()) => self.stats.checkpointed(took),
+                Ok(()) => self.stats.checkpointed(started.elapsed()),
                 Err(e) => {
                     tracing::warn!(error = %e, "offsets not committed (next checkpoint retries)")
                 }

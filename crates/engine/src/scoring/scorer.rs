@@ -31,23 +31,6 @@ pub const BATCHES_PER_TURN: usize = 16;
 /// closed the bucket the update is for. `now − header` is the event→update latency.
 pub const TRIGGER_HEADER: &str = "trendcast-trigger-created-ms";
 
-/// Something to run once every update copied before it has been handed to the publisher (see
-/// [`ScorerMsg::Marker`]).
-pub struct Marker(Box<dyn FnOnce() + Send>);
-
-impl Marker {
-    /// A marker that runs `action`.
-    pub fn new(action: impl FnOnce() + Send + 'static) -> Self {
-        Self(Box::new(action))
-    }
-}
-
-impl std::fmt::Debug for Marker {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Marker")
-    }
-}
-
 /// Messages to the scorer.
 #[derive(Debug)]
 pub enum ScorerMsg {
@@ -65,12 +48,6 @@ pub enum ScorerMsg {
         /// How far the closed windows must have gone before the acknowledgement.
         until: FlushPoint,
     },
-    /// A marker in the stream of work: its action runs, on the scorer's thread, once every
-    /// update of a window copied before the marker arrived has been handed to the publisher.
-    /// Ingest sends one with each checkpoint it takes (`crate::checkpoint`): the snapshot counts
-    /// those windows as scored, so their updates must be on their way before the producer is
-    /// flushed and the snapshot written — and ingest need not wait for any of it.
-    Marker(Marker),
 }
 
 /// How far a [`ScorerMsg::Flush`] waits.
@@ -106,6 +83,8 @@ pub struct Scorer {
     clock: Instant,
     /// SKUs waiting for bucket `key` to close.
     pending: BTreeMap<BucketIndex, Vec<Arc<str>>>,
+    /// The newest closed bucket `collect_ready` has moved SKUs to the ready queue for.
+    collected_close: Option<BucketIndex>,
     /// SKUs throttled until an engine-clock time.
     deferred: BinaryHeap<Reverse<(EngineMs, Arc<str>)>>,
     /// SKUs whose bucket has closed, waiting to be scored (duplicates are harmless: a second
@@ -120,8 +99,6 @@ pub struct Scorer {
     force: bool,
     /// Flushes waiting for an acknowledgement, with how far each waits.
     waiting: Vec<(SyncSender<()>, FlushPoint)>,
-    /// Markers received since the copied rows were last all published.
-    markers: Vec<Marker>,
     units_slot: usize,
     /// Quantile levels as output keys ("0.1", "0.5", ...).
     level_keys: Vec<String>,
@@ -201,10 +178,10 @@ impl Scorer {
             pending: BTreeMap::new(),
             ready: VecDeque::new(),
             deferred: BinaryHeap::new(),
+            collected_close: None,
             units_slot,
             force: false,
             waiting: Vec::new(),
-            markers: Vec::new(),
         })
     }
 
@@ -245,13 +222,11 @@ impl Scorer {
             }
             self.copy_closed();
             self.score_copied(&rx)?;
-            // every row copied before these markers arrived is published now
-            for Marker(action) in self.markers.drain(..) {
-                action();
-            }
             // throttles may have run out meanwhile
             self.collect_ready();
             self.backlog.set(self.ready.len());
+            self.backlog.set_throttled(self.deferred.len());
+            self.backlog.set_collected_close(self.collected_close);
             self.stats.set_scoring_backlog(self.ready.len());
             if self.ready.is_empty() {
                 self.force = false;
@@ -306,7 +281,6 @@ impl Scorer {
                 }
                 self.waiting.push((ack, until))
             }
-            ScorerMsg::Marker(marker) => self.markers.push(marker),
         }
     }
 
@@ -315,6 +289,7 @@ impl Scorer {
         let Some(closed) = self.store.closed_index() else {
             return;
         };
+        self.collected_close = Some(closed);
         let now = self.now();
         while let Some(entry) = self.pending.first_entry() {
             if *entry.key() > closed {

@@ -218,11 +218,7 @@ pub fn describe() {
         Unit::Count,
         "Checkpoints written and committed."
     );
-    describe_histogram!(
-        CHECKPOINT_DURATION,
-        Unit::Seconds,
-        "Checkpoint duration, from the snapshot to the offsets committed (the wait for the scorer to reach its marker included)."
-    );
+    describe_histogram!(CHECKPOINT_DURATION, Unit::Seconds, "Checkpoint duration.");
     describe_histogram!(
         RESTORE_DURATION,
         Unit::Seconds,
