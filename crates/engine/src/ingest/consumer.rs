@@ -884,6 +884,7 @@ impl IngestState {
         let after = store.closed_for(frontier);
         if before.is_none_or(|c| after > c) {
             // a bucket closes: let the scorer finish the previous close first
+            let waited = Instant::now();
             if !flush_scorer(
                 &self.scorer,
                 false,
@@ -892,6 +893,8 @@ impl IngestState {
             ) {
                 tracing::warn!("scorer did not copy a close's windows in time");
             }
+            let ms = u64::try_from(waited.elapsed().as_millis()).unwrap_or(u64::MAX);
+            self.stats.close_wait_ms.add(ms);
             // nothing was read while ingest waited: the offset guard's stall watch must not
             // take that silence for a broker that withholds messages
             self.guard.touch_all();

@@ -43,6 +43,8 @@ pub const SCORING_BACKLOG: &str = "trendcast_scoring_backlog_windows";
 pub const CONSUMER_PAUSED: &str = "trendcast_consumer_paused";
 /// Times ingest stopped reading its input for backpressure.
 pub const CONSUMER_PAUSES: &str = "trendcast_consumer_pauses_total";
+/// Milliseconds ingest waited at bucket closes for the scorer to take the closed windows.
+pub const CLOSE_WAIT_MS: &str = "trendcast_close_wait_milliseconds_total";
 /// Consumer lag summed over assigned partitions (from librdkafka statistics).
 pub const CONSUMER_LAG: &str = "trendcast_consumer_lag_messages";
 /// Consumer lag of one assigned input partition (labels `topic`, `partition`: bounded by the
@@ -173,6 +175,12 @@ pub fn describe() {
         Unit::Count,
         "Times ingest stopped reading its input for backpressure."
     );
+    describe_counter!(
+        CLOSE_WAIT_MS,
+        Unit::Milliseconds,
+        "Milliseconds ingest waited at bucket closes for the scorer to take the closed windows \
+         (slow scoring holding input back)."
+    );
     describe_gauge!(
         CONSUMER_LAG,
         Unit::Count,
@@ -281,6 +289,8 @@ pub struct EngineStats {
     paused_gauge: Gauge,
     /// Times ingest stopped reading for backpressure.
     pub pauses: ReadableCounter,
+    /// Milliseconds ingest waited at bucket closes for the scorer.
+    pub close_wait_ms: ReadableCounter,
     /// Replayed messages skipped because restored state held them.
     pub replay_skipped: ReadableCounter,
     /// Rewinds over input gaps and stalls.
@@ -338,6 +348,7 @@ impl EngineStats {
             backlog_gauge: metrics::gauge!(SCORING_BACKLOG),
             paused_gauge: metrics::gauge!(CONSUMER_PAUSED),
             pauses: ReadableCounter::new(metrics::counter!(CONSUMER_PAUSES)),
+            close_wait_ms: ReadableCounter::new(metrics::counter!(CLOSE_WAIT_MS)),
             replay_skipped: ReadableCounter::new(metrics::counter!(REPLAY_SKIPPED)),
             rewinds: ReadableCounter::new(metrics::counter!(INPUT_REWINDS)),
             held_back: ReadableCounter::new(metrics::counter!(INPUT_HELD_BACK)),
