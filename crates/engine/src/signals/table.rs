@@ -3,7 +3,7 @@
 //! state, so a restart and a takeover work the same way for both.
 //!
 //! Each checkpoint of a partition writes the SKUs changed since the last one, then a cut, to the
-//! changelog (the caller flushes the producer), then to the local log; every
+//! changelog (and waits for the broker), then to the local log; every
 //! [`COMPACT_EVERY`] checkpoints, and whenever the local log may not hold everything (after a
 //! restore from elsewhere, or a failed write), the log is rewritten as one snapshot instead.
 //! A partition's changed SKUs are forgotten only once both stores have them.
@@ -154,42 +154,65 @@ impl SignalTable {
         Ok(legacy)
     }
 
-    /// Enqueues the changed SKUs and a cut of each of `partitions` on the changelog (nothing
-    /// without one); the caller flushes `publisher` before [`SignalTable::write_local`].
-    pub fn write_changelog(
-        &self,
+    /// Saves a checkpoint of `states`: each partition's changed SKUs and a cut go to the
+    /// changelog (then the broker is waited for, at most `patience`), then to the local log.
+    /// Returns the partitions saved everywhere, whose offsets may now be committed; nothing is
+    /// saved when the changelog is not. Failures are logged and retried at the next checkpoint.
+    pub fn save(
+        &mut self,
         publisher: &Publisher,
-        partitions: &[(u16, &PartitionSignals)],
-    ) -> Result<(), StorageError> {
-        let Some(changelog) = &self.changelog else {
-            return Ok(());
-        };
+        states: &[(u16, &PartitionSignals)],
+        patience: Duration,
+    ) -> Vec<u16> {
         let none = HashSet::new();
-        for (p, state) in partitions {
-            let skus = self.dirty.get(p).map_or(&none, |d| &d.skus);
-            changelog.write(publisher, *p, &checkpoint_records(state, skus))?;
+        // built once: the changelog and an appending local log take the same records
+        let deltas: Vec<Vec<SignalRecord>> = states
+            .iter()
+            .map(|(p, state)| {
+                let skus = self.dirty.get(p).map_or(&none, |d| &d.skus);
+                checkpoint_records(state, skus)
+            })
+            .collect();
+        if let Some(changelog) = &self.changelog {
+            for ((p, _), records) in states.iter().zip(&deltas) {
+                if let Err(e) = changelog.write(publisher, *p, records) {
+                    tracing::warn!(partition = p, error = %e, "signals changelog not written (next checkpoint retries)");
+                    return Vec::new();
+                }
+            }
+            if let Err(e) = publisher.flush(patience) {
+                tracing::warn!(error = %e, "signals checkpoint skipped: the changelog was not acknowledged in time");
+                return Vec::new();
+            }
         }
-        Ok(())
+        let mut saved = Vec::new();
+        for ((p, state), delta) in states.iter().zip(deltas) {
+            match self.write_local(*p, state, delta) {
+                Ok(()) => saved.push(*p),
+                Err(e) => {
+                    tracing::warn!(partition = p, error = %e, "signal state not saved (next checkpoint retries)")
+                }
+            }
+        }
+        saved
     }
 
-    /// Writes `partition`'s checkpoint to the local log (changed SKUs and a cut, or a snapshot
-    /// when due), then forgets its changed SKUs: the changelog took them before this is called.
-    pub fn write_local(
+    /// Writes `partition`'s checkpoint to the local log (`delta`: its changed SKUs and a cut,
+    /// or a snapshot when due), then forgets its changed SKUs: the changelog took them first.
+    fn write_local(
         &mut self,
         partition: u16,
         state: &PartitionSignals,
+        delta: Vec<SignalRecord>,
     ) -> Result<(), StorageError> {
         let dirty = self.dirty.entry(partition).or_default();
         if let Some(log) = &self.log {
             let full = dirty.needs_full || dirty.since_full + 1 >= COMPACT_EVERY;
             let result = if full {
-                log.write(
-                    partition,
-                    &checkpoint_records(state, state.skus.keys()),
-                    true,
-                )
+                let whole = checkpoint_records(state, state.skus.keys());
+                log.write(partition, &whole, true)
             } else {
-                log.write(partition, &checkpoint_records(state, &dirty.skus), false)
+                log.write(partition, &delta, false)
             };
             if let Err(e) = result {
                 dirty.needs_full = true;

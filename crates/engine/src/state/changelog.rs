@@ -31,11 +31,6 @@ impl ChangelogTopic {
         }
     }
 
-    /// The topic name.
-    pub fn topic(&self) -> &str {
-        &self.topic
-    }
-
     /// Enqueues `records` on `partition` (delivery is awaited by the caller's flush of
     /// `publisher`).
     pub fn write<R: TableRecord>(

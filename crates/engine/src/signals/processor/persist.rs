@@ -59,18 +59,13 @@ impl SignalsState {
                 .filter(|p| self.parts.contains_key(p))
                 .collect()
         };
-        if !self.write_changelog(&chosen, patience) {
-            return;
-        }
+        let states: Vec<(u16, &PartitionSignals)> = chosen
+            .iter()
+            .filter_map(|p| Some((*p, self.parts.get(p)?)))
+            .collect();
+        let saved = self.table.save(&self.publisher, &states, patience);
         let mut tpl = TopicPartitionList::new();
-        for p in chosen {
-            let Some(part) = self.parts.get(&p) else {
-                continue;
-            };
-            if let Err(e) = self.table.write_local(p, part) {
-                tracing::warn!(partition = p, error = %e, "signal state not saved (next checkpoint retries)");
-                continue;
-            }
+        for p in saved {
             self.add_offsets(&mut tpl, p);
         }
         if tpl.count() > 0 {
@@ -99,23 +94,5 @@ impl SignalsState {
                 }
             }
         }
-    }
-
-    /// Writes the changed SKUs and a cut of each of `partitions` to the changelog and waits for
-    /// the broker; false when that failed (nothing is committed then). True without a changelog.
-    pub(super) fn write_changelog(&mut self, partitions: &[u16], patience: Duration) -> bool {
-        let states: Vec<(u16, &PartitionSignals)> = partitions
-            .iter()
-            .filter_map(|p| Some((*p, self.parts.get(p)?)))
-            .collect();
-        if let Err(e) = self.table.write_changelog(&self.publisher, &states) {
-            tracing::warn!(error = %e, "signals changelog not written (next checkpoint retries)");
-            return false;
-        }
-        if let Err(e) = self.publisher.flush(patience) {
-            tracing::warn!(error = %e, "signals checkpoint skipped: the changelog was not acknowledged in time");
-            return false;
-        }
-        true
     }
 }
