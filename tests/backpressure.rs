@@ -15,7 +15,7 @@ use trendcast::engine::RunningEngine;
 use trendcast::window::Feature;
 
 const SKUS: usize = 1500;
-const DAYS: i64 = 3;
+const DAYS: i64 = 8;
 /// The stated bound on the test process's resident memory.
 const RSS_BOUND_BYTES: u64 = 1 << 30;
 
@@ -89,8 +89,8 @@ fn slow_scoring_pauses_ingest_and_loses_nothing() {
     // Ingest is held back two ways: backpressure pauses its reading while more windows wait
     // than the bound (at least the SKUs held, since one close makes them all wait), and at
     // each close it waits until the scorer has taken the previous close's windows. With one
-    // close pending at a time the backlog sits right at the bound, so which of the two does
-    // the holding is a matter of timing; together they must have held ingest for seconds.
+    // close pending at a time the backlog sits right at the bound, so whether a close tips it
+    // over is a matter of timing: eight days give seven closes while ingest reads.
     let held_ms = stats.close_wait_ms.get();
     assert!(
         stats.pauses.get() >= 1 || held_ms >= 1_000,
@@ -102,7 +102,7 @@ fn slow_scoring_pauses_ingest_and_loses_nothing() {
         peak_rss < RSS_BOUND_BYTES,
         "peak RSS {peak_rss} over the stated bound {RSS_BOUND_BYTES}"
     );
-    // No event lost: every SKU holds one unit on each of the three days.
+    // No event lost: every SKU holds one unit on each of the eight days.
     let closed = engine.store().closed_index().expect("closed");
     for i in 0..SKUS {
         let w = engine.store().get(&format!("BP{i:05}")).expect("SKU held");
