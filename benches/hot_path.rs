@@ -129,7 +129,7 @@ fn bench_batch_assembly(c: &mut Criterion) {
             let _ = admission.admit(Source::Sales, 0, &event);
         }
     }
-    let closed = store.closed_index().expect("closed");
+    let closed = store.clock().closed_index().expect("closed");
     let features = trendcast::window::Feature::ALL;
     let per = settings.window.buckets * features.len();
     let mut input = vec![0.0_f32; 256 * per];

@@ -103,7 +103,7 @@ fn slow_scoring_pauses_ingest_and_loses_nothing() {
         "peak RSS {peak_rss} over the stated bound {RSS_BOUND_BYTES}"
     );
     // No event lost: every SKU holds one unit on each of the eight days.
-    let closed = engine.store().closed_index().expect("closed");
+    let closed = engine.store().clock().closed_index().expect("closed");
     for i in 0..SKUS {
         let w = engine.store().get(&format!("BP{i:05}")).expect("SKU held");
         let units: f32 = (0..DAYS)

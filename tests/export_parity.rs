@@ -51,7 +51,7 @@ fn exported_windows_equal_live_windows() {
     engine
         .finish_replay(Duration::from_secs(60))
         .expect("finish");
-    let closed = engine.store().closed_index().expect("closed");
+    let closed = engine.store().clock().closed_index().expect("closed");
     let t = settings.window.buckets;
     let mut live: HashMap<String, Vec<f32>> = HashMap::new();
     for (sku, _) in engine.store().snapshot() {

@@ -115,7 +115,7 @@ fn sales_and_clicks_become_schema_valid_trend_updates() {
     engine
         .finish_replay(Duration::from_secs(60))
         .expect("finish replay");
-    let closed = engine.store().closed_index().expect("closed index");
+    let closed = engine.store().clock().closed_index().expect("closed index");
     let window = engine
         .store()
         .get("TEST-CONST")

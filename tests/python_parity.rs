@@ -56,7 +56,7 @@ fn parity(manifest: &str) {
         };
         let _ = admission.admit(Source::Sales, 0, &event);
     }
-    let closed = store.closed_index().expect("closed");
+    let closed = store.clock().closed_index().expect("closed");
     let manifest =
         ResolvedManifest::load(&settings.scoring.manifest, &settings.window).expect("manifest");
     let mut model = Model::load(manifest.clone(), &settings.scoring).expect("model");

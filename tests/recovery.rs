@@ -401,7 +401,7 @@ fn applied_buckets(
             }
         }
     }
-    let closed = store.closed_index().expect("events were applied");
+    let closed = store.clock().closed_index().expect("events were applied");
     (applied, closed)
 }
 

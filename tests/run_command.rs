@@ -208,3 +208,51 @@ fn run_serves_metrics_and_stops_on_sigterm() {
         "committed {committed:?}"
     );
 }
+
+/// A store at `window.max_skus` evicts the least recently active SKUs inside the ingest path;
+/// the operator's only sign of it is `trendcast_window_evictions_total{reason="capacity"}`.
+#[test]
+fn evictions_at_the_sku_bound_are_counted() {
+    let topics = Topics::create("run-cap", 1);
+    let day = 86_400_000_i64;
+    let mut msgs = Vec::new();
+    for d in 0..3 {
+        for sku in ["C1", "C2", "C3", "C4", "C5"] {
+            let v = format!(
+                r#"{{"sku":"{sku}","ts":{},"qty":1}}"#,
+                1_294_000_000_000 + d * day
+            );
+            msgs.push((Some(sku.as_bytes().to_vec()), Some(v.into_bytes())));
+        }
+    }
+    produce(&brokers(), &topics.sales, &msgs);
+    let addr = free_addr();
+    let state = tempfile::tempdir().expect("state dir");
+    let mut child = trendcast_run(&topics, &unique("run-cap-group"), state.path())
+        .env("TRENDCAST_TELEMETRY__METRICS_LISTEN", &addr)
+        .env("TRENDCAST_WINDOW__MAX_SKUS", "2")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn trendcast run");
+    let capacity = "trendcast_window_evictions_total{reason=\"capacity\"}";
+    // housekeeping reports evictions every 5 s
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let body = loop {
+        let body = scrape(&addr).unwrap_or_default();
+        if metric(&body, "trendcast_events_consumed_total") >= msgs.len() as f64
+            && metric(&body, capacity) > 0.0
+        {
+            break body;
+        }
+        if Instant::now() >= deadline || child.try_wait().expect("try_wait").is_some() {
+            let _ = child.kill();
+            panic!("no capacity eviction counted:\n{body}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    // five SKUs through a store of two: at least three had to go
+    assert!(metric(&body, capacity) >= 3.0, "{body}");
+    assert!(metric(&body, "trendcast_window_skus") <= 2.0, "{body}");
+}

@@ -156,7 +156,7 @@ proptest! {
             let _ = admission.admit(Source::Sales, 0, &event);
             prop_assert!(store.len() <= max_skus, "{} SKUs > bound {}", store.len(), max_skus);
         }
-        let closed = store.closed_index().expect("closed");
+        let closed = store.clock().closed_index().expect("closed");
         let before = store.snapshot();
         store.evict_idle();
         for (sku, w) in &before {

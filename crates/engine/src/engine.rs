@@ -281,7 +281,7 @@ impl RunningEngine {
     /// Ends a finite replay: closes every bucket, scores what that makes ready, and waits for
     /// the broker to acknowledge everything published.
     pub fn finish_replay(&self, timeout: Duration) -> Result<(), EngineError> {
-        self.store.flush();
+        self.store.clock().flush();
         if let Some(tx) = &self.scorer_tx {
             if !flush_scorer(tx, false, FlushPoint::Published, timeout) {
                 return Err(EngineError::Thread("scorer"));

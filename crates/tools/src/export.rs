@@ -238,8 +238,8 @@ pub fn export(
             continue;
         };
         // Buckets this event closes are written before it lands (in a later bucket).
-        if let (Some(prev), Some(wm)) = (store.closed_index(), store.watermark()) {
-            let next = store.closed_for(wm.max(event.ts));
+        if let (Some(prev), Some(wm)) = (store.clock().closed_index(), store.clock().watermark()) {
+            let next = store.clock().closed_for(wm.max(event.ts));
             if next > prev {
                 on_close(prev + 1, next)?;
             }
@@ -248,14 +248,14 @@ pub fn export(
             rejected += 1;
         }
     }
-    let before_flush = store.closed_index();
-    store.flush();
-    if let (Some(prev), Some(last)) = (before_flush, store.closed_index()) {
+    let before_flush = store.clock().closed_index();
+    store.clock().flush();
+    if let (Some(prev), Some(last)) = (before_flush, store.clock().closed_index()) {
         if last > prev {
             on_close(prev + 1, last)?;
         }
     }
-    let closed = store.closed_index();
+    let closed = store.clock().closed_index();
     let rows = windows.finish()?;
 
     write_targets(

@@ -45,8 +45,12 @@ pub struct CheckpointSettings {
     pub dir: Option<PathBuf>,
     /// Changelog topic (same partition count as the inputs); `None` = none.
     pub changelog_topic: Option<String>,
-    /// Time between periodic checkpoints.
+    /// Time between periodic checkpoints, at least.
     pub interval: Duration,
+    /// The interval stretches to this many times the last checkpoint's duration when that is
+    /// longer, so checkpoints take at most about 1/`cost_ratio` of ingest's time; 0 keeps it
+    /// fixed.
+    pub cost_ratio: u32,
     /// Every this many checkpoints a partition's local log is rewritten as one full snapshot.
     pub compact_every: u32,
 }

@@ -227,6 +227,9 @@ pub struct RawCheckpoint {
     pub changelog_topic: String,
     /// Time between periodic checkpoints.
     pub interval: String,
+    /// The interval stretches to this many times the last checkpoint's duration when that is
+    /// longer; 0 keeps it fixed.
+    pub cost_ratio: u32,
     /// Every this many checkpoints a partition's local log is rewritten as a full snapshot.
     pub compact_every: u32,
 }
@@ -237,6 +240,7 @@ impl Default for RawCheckpoint {
             dir: "state".into(),
             changelog_topic: "{group_id}-changelog".into(),
             interval: "5s".into(),
+            cost_ratio: 10,
             compact_every: 20,
         }
     }

@@ -257,6 +257,7 @@ fn resolve_checkpoint(
         changelog_topic: non_blank(&c.changelog_topic)
             .map(|t| t.replace("{group_id}", &kafka.group_id)),
         interval: duration("checkpoint.interval", &c.interval)?,
+        cost_ratio: c.cost_ratio,
         compact_every: positive("checkpoint.compact_every", c.compact_every as usize)? as u32,
     };
     if checkpoint.interval < Duration::from_millis(100) {

@@ -303,8 +303,8 @@ impl Ingest {
         if !kafka.properties.contains_key("statistics.interval.ms") {
             config.set("statistics.interval.ms", "1000");
         }
-        store.track_removed();
-        store.manage_frontier();
+        store.evictions().track_removed();
+        store.clock().manage_frontier();
         let capacity = store.ring_capacity();
         let w = store.settings();
         let width = w.bucket.width_ms();
@@ -373,7 +373,9 @@ impl Ingest {
                 housekeeping = Instant::now();
             }
             let call = a.checkpoints.due(|| Behind {
-                scoring: self.backlog.work(a.admission.store().closed_index()),
+                scoring: self
+                    .backlog
+                    .work(a.admission.store().clock().closed_index()),
                 in_flight: usize::try_from(a.publisher.in_flight()).unwrap_or(0),
             });
             if call == CheckpointCall::Now {
@@ -401,8 +403,8 @@ impl Ingest {
         a.advance_frontier(None, now);
         a.release_held(now)?;
         tracing::info!(
-            frontier_ms = a.admission.store().frontier().map(EventTime::millis),
-            closed = a.admission.store().closed_index(),
+            frontier_ms = a.admission.store().clock().frontier().map(EventTime::millis),
+            closed = a.admission.store().clock().closed_index(),
             pairs = ?a.pairs,
             lagging = ?a.alignment.lagging_pairs(),
             "final close before the shutdown checkpoint"
@@ -708,9 +710,9 @@ impl IngestState {
             self.stats.replay_skipped.add(1);
             return Ok(());
         }
-        self.admission.store().advance_watermark(event.ts);
+        self.admission.store().clock().advance_watermark(event.ts);
         // only a partition at (or below) the frontier can move it
-        let at_frontier = match (self.admission.store().frontier(), wm_before) {
+        let at_frontier = match (self.admission.store().clock().frontier(), wm_before) {
             (Some(f), Some(w)) => w <= f,
             _ => true,
         };
@@ -877,11 +879,11 @@ impl IngestState {
             return;
         };
         let store = self.admission.store();
-        if store.frontier().is_some_and(|f| f >= frontier) {
+        if store.clock().frontier().is_some_and(|f| f >= frontier) {
             return;
         }
-        let before = store.closed_index();
-        let after = store.closed_for(frontier);
+        let before = store.clock().closed_index();
+        let after = store.clock().closed_for(frontier);
         if before.is_none_or(|c| after > c) {
             // a bucket closes: let the scorer finish the previous close first
             let waited = Instant::now();
@@ -898,10 +900,10 @@ impl IngestState {
             // nothing was read while ingest waited: the offset guard's stall watch must not
             // take that silence for a broker that withholds messages
             self.guard.touch_all();
-            store.record_close(after, created_ms);
+            store.closes().record(after, created_ms);
             self.skus_at_close = store.len();
         }
-        store.raise_frontier(frontier);
+        store.clock().raise_frontier(frontier);
     }
 
     /// Refreshes which input partitions have messages waiting (librdkafka's cached high
@@ -979,8 +981,11 @@ impl IngestState {
     fn housekeeping(&mut self) {
         let store = self.admission.store().clone();
         let admission = &self.admission;
-        let gone = store.evict_idle_by(|s, p| admission.watermark(s, i32::from(p)));
-        self.stats.evicted(gone.len() as u64, 0);
+        store.evict_idle_by(|s, p| admission.watermark(s, i32::from(p)));
+        // capacity evictions happen inside `apply`, while events are admitted: both are noted
+        // in the store and counted here
+        let evicted = store.evictions().take_counts();
+        self.stats.evicted(evicted.idle, evicted.capacity);
         self.stats.set_skus(store.len());
     }
 

@@ -286,7 +286,7 @@ impl Scorer {
 
     /// Moves SKUs whose pending bucket has closed, or whose throttle has expired, to the ready queue.
     fn collect_ready(&mut self) {
-        let Some(closed) = self.store.closed_index() else {
+        let Some(closed) = self.store.clock().closed_index() else {
             return;
         };
         self.collected_close = Some(closed);
@@ -311,7 +311,7 @@ impl Scorer {
     /// forward bucket by bucket, until the ready queue is empty or [`BATCHES_PER_TURN`] more
     /// batches are copied.
     fn copy_ready(&mut self) {
-        let Some(mut closed) = self.store.closed_index() else {
+        let Some(mut closed) = self.store.clock().closed_index() else {
             return;
         };
         let mut now = self.now();
@@ -325,7 +325,7 @@ impl Scorer {
                 // older ones, or a SKU could bounce between the queues)
                 self.collect_ready();
                 now = self.now();
-                closed = self.store.closed_index().unwrap_or(closed);
+                closed = self.store.clock().closed_index().unwrap_or(closed);
                 if self.ready.is_empty() {
                     break;
                 }
@@ -409,7 +409,7 @@ impl Scorer {
         let mut current: Option<(BucketIndex, BatchLabels, Option<i64>, Option<String>)> = None;
         for (i, (sku, seq, at)) in batch[rows].iter().enumerate() {
             if current.as_ref().is_none_or(|(b, ..)| b != at) {
-                let trigger_ms = self.store.close_trigger(*at);
+                let trigger_ms = self.store.closes().trigger_of(*at);
                 let trigger = trigger_ms.map(|ms| ms.to_string());
                 current = Some((*at, self.labels(*at)?, trigger_ms, trigger));
             }

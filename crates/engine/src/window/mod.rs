@@ -1,19 +1,26 @@
-//! Window state: event-time buckets, per-SKU sliding windows and the sharded store that holds them.
+//! Window state: event-time buckets, per-SKU sliding windows, the sharded store that holds them
+//! and the event-time clock that closes their buckets.
 //!
 //! Data path position: ingest → **window** → scoring → publish. Ingest validates an event and
 //! calls [`WindowStore::apply`]; the scorer asks the store for closed windows.
 
 pub mod admission;
 pub mod bucket;
+pub mod clock;
+pub mod closes;
+pub mod evictions;
 pub mod features;
 pub mod sku_window;
 pub mod store;
 
 pub use admission::Admission;
 pub use bucket::{rfc3339, wall_clock_rfc3339, BucketIndex, BucketSpec};
+pub use clock::EventClock;
+pub use closes::CloseTriggers;
+pub use evictions::{EvictionCounts, EvictionLog, EvictionReason};
 pub use features::{BucketFeatures, Feature, FEATURE_COUNT};
 pub use sku_window::{Applied, ScoreDecision, SkuWindow, WindowCheckError};
-pub use store::{EvictionReason, StoreOutcome, WindowStore};
+pub use store::{StoreOutcome, WindowStore};
 
 use crate::vocab::EventTime;
 

@@ -1,16 +1,20 @@
-//! All SKU windows: a sharded concurrent map plus the engine's event-time watermark.
+//! All SKU windows: a sharded concurrent map, with the clock that closes their buckets.
 //!
 //! Ingest threads write through [`WindowStore::apply`]; the scorer reads through
 //! [`WindowStore::prepare`]. Each call locks one shard of the `dashmap` for a few hundred
-//! nanoseconds, so writers and the scorer rarely meet.
+//! nanoseconds, so writers and the scorer rarely meet. The store owns the map and the
+//! decisions taken on it (admit, score, evict, restore, release); what happens around those
+//! lives beside it: when buckets close (`clock`), which event closed them (`closes`) and who
+//! must hear of an eviction (`evictions`).
 
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use dashmap::DashMap;
 
 use super::bucket::{BucketIndex, BucketSpec};
+use super::clock::EventClock;
+use super::closes::CloseTriggers;
+use super::evictions::{EvictionLog, EvictionReason};
 use super::features::Feature;
 use super::sku_window::{Applied, ScoreDecision, SkuWindow};
 use super::WindowSettings;
@@ -31,54 +35,16 @@ pub enum StoreOutcome {
     Full,
 }
 
-/// Why SKUs were evicted (a bounded metric label).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EvictionReason {
-    /// The whole window lies before the closed window: all zeros from now on.
-    Idle,
-    /// The store reached `max_skus`; the least recently active SKUs went.
-    Capacity,
-}
-
-impl EvictionReason {
-    /// Label value for metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EvictionReason::Idle => "idle",
-            EvictionReason::Capacity => "capacity",
-        }
-    }
-}
-
-/// Sharded per-SKU window state and the event-time watermark.
+/// Sharded per-SKU window state, with the clock that closes its buckets.
 #[derive(Debug)]
 pub struct WindowStore {
     map: DashMap<Arc<str>, SkuWindow>,
     settings: WindowSettings,
     capacity: usize,
-    /// Largest event time applied so far (its millis), or `i64::MIN`.
-    watermark_ms: AtomicI64,
-    /// Event-time frontier set by ingest: the smallest event time of the input partitions still
-    /// being read (its millis), never decreasing; `i64::MIN` until set (then the watermark is
-    /// used).
-    frontier_ms: AtomicI64,
-    /// Set when ingest manages the frontier: until it sets one, nothing is closed.
-    frontier_managed: std::sync::atomic::AtomicBool,
-    /// When set, every bucket counts as closed (end of a finite replay).
-    flushed: std::sync::atomic::AtomicBool,
-    evicted_idle: AtomicU64,
-    evicted_capacity: AtomicU64,
-    /// Recent bucket closes, oldest first: (newest bucket closed, producer create time of the
-    /// event that closed it; none for a close no event brought about).
-    close_triggers: Mutex<VecDeque<(BucketIndex, Option<i64>)>>,
-    /// SKUs evicted since the checkpointer last asked, with their partition.
-    removed: Mutex<Vec<(Arc<str>, u16)>>,
-    /// Whether evictions are remembered for a checkpointer.
-    tracking_removed: std::sync::atomic::AtomicBool,
+    clock: EventClock,
+    closes: CloseTriggers,
+    evictions: EvictionLog,
 }
-
-/// Closes remembered for latency measurement.
-const CLOSE_TRIGGERS_KEPT: usize = 256;
 
 impl WindowStore {
     /// An empty store.
@@ -89,19 +55,14 @@ impl WindowStore {
             DashMap::new()
         };
         let capacity = settings.ring_capacity();
+        let clock = EventClock::new(settings.bucket, settings.lateness_ms);
         Self {
             map,
             settings,
             capacity,
-            watermark_ms: AtomicI64::new(i64::MIN),
-            frontier_ms: AtomicI64::new(i64::MIN),
-            frontier_managed: std::sync::atomic::AtomicBool::new(false),
-            flushed: std::sync::atomic::AtomicBool::new(false),
-            evicted_idle: AtomicU64::new(0),
-            evicted_capacity: AtomicU64::new(0),
-            close_triggers: Mutex::new(VecDeque::with_capacity(CLOSE_TRIGGERS_KEPT)),
-            removed: Mutex::new(Vec::new()),
-            tracking_removed: std::sync::atomic::AtomicBool::new(false),
+            clock,
+            closes: CloseTriggers::default(),
+            evictions: EvictionLog::default(),
         }
     }
 
@@ -125,83 +86,19 @@ impl WindowStore {
         self.map.is_empty()
     }
 
-    /// Largest event time applied, if any.
-    pub fn watermark(&self) -> Option<EventTime> {
-        let wm = self.watermark_ms.load(Ordering::Acquire);
-        (wm != i64::MIN).then_some(EventTime::from_millis(wm))
+    /// The event-time clock: which buckets have closed.
+    pub fn clock(&self) -> &EventClock {
+        &self.clock
     }
 
-    /// Index of the newest closed bucket: bucket `b` is closed once the watermark has passed
-    /// `end(b) + allowed_lateness`. After [`WindowStore::flush`], the newest bucket held counts
-    /// as closed too.
-    pub fn closed_index(&self) -> Option<BucketIndex> {
-        let wm = self.watermark()?;
-        let spec = self.spec();
-        if self.flushed.load(Ordering::Acquire) {
-            return Some(spec.index_of(wm));
-        }
-        let at = if let Some(frontier) = self.frontier() {
-            frontier.min(wm)
-        } else if self.frontier_managed.load(Ordering::Acquire) {
-            return None;
-        } else {
-            wm
-        };
-        Some(self.closed_for(at))
+    /// Which event closed each bucket (for the latency header).
+    pub fn closes(&self) -> &CloseTriggers {
+        &self.closes
     }
 
-    /// From now on buckets close by the frontier ingest sets, not by the newest event time.
-    pub fn manage_frontier(&self) {
-        self.frontier_managed.store(true, Ordering::Release);
-    }
-
-    /// Raises the event-time frontier (see [`WindowStore::closed_index`]); ingest keeps it at the
-    /// smallest event time of the input partitions that still have messages to read, so a bucket
-    /// closes only once every such partition has passed it.
-    pub fn raise_frontier(&self, to: EventTime) {
-        self.frontier_ms.fetch_max(to.millis(), Ordering::AcqRel);
-    }
-
-    /// The frontier, when ingest has set one.
-    pub fn frontier(&self) -> Option<EventTime> {
-        let f = self.frontier_ms.load(Ordering::Acquire);
-        (f != i64::MIN).then_some(EventTime::from_millis(f))
-    }
-
-    /// Closes every bucket up to the newest event (used when a finite replay has ended).
-    pub fn flush(&self) {
-        self.flushed.store(true, Ordering::Release);
-    }
-
-    /// Remembers that the event created (by its producer) at `created_ms` closed every bucket
-    /// after the previous close up to `closed`; trend updates for those buckets carry it so their
-    /// latency can be measured. `None` records a close no event brought about.
-    pub fn record_close(&self, closed: BucketIndex, created_ms: Option<i64>) {
-        if let Ok(mut t) = self.close_triggers.lock() {
-            if t.len() == CLOSE_TRIGGERS_KEPT {
-                t.pop_front();
-            }
-            t.push_back((closed, created_ms));
-        }
-    }
-
-    /// Producer create time of the event that closed `bucket`: that of the first close that
-    /// reached it. One close can cover several buckets (the frontier jumps over days without
-    /// events), so the close recorded under a later index is the one that closed an earlier
-    /// bucket, never one recorded before it. None when no event closed it, or when the close that
-    /// did is no longer kept.
-    pub fn close_trigger(&self, bucket: BucketIndex) -> Option<i64> {
-        let t = self.close_triggers.lock().ok()?;
-        let i = t.iter().position(|(c, _)| *c >= bucket)?;
-        if i == 0 && t.len() == CLOSE_TRIGGERS_KEPT {
-            return None; // the close that reached it may have been dropped
-        }
-        t[i].1
-    }
-
-    /// Raises the event-time watermark to `ts` (no-op when it is already past it).
-    pub fn advance_watermark(&self, ts: EventTime) {
-        self.watermark_ms.fetch_max(ts.millis(), Ordering::AcqRel);
+    /// Evictions not yet taken by the checkpointer or telemetry.
+    pub fn evictions(&self) -> &EvictionLog {
+        &self.evictions
     }
 
     /// Applies one validated event of `sku`, read from input partition `partition`, at event
@@ -214,7 +111,7 @@ impl WindowStore {
         body: &EventBody,
     ) -> StoreOutcome {
         let bucket = self.spec().index_of(ts);
-        self.advance_watermark(ts);
+        self.clock.advance_watermark(ts);
         let (key, applied) = match self.map.get_mut(sku) {
             Some(mut window) => {
                 let applied = window.apply(bucket, body);
@@ -304,67 +201,37 @@ impl WindowStore {
         all
     }
 
-    /// Newest closed bucket of one input partition whose largest event time is `wm`.
-    pub fn closed_for(&self, wm: EventTime) -> BucketIndex {
-        self.spec().index_of(wm.minus_ms(self.settings.lateness_ms)) - 1
-    }
-
     /// Drops SKUs whose window can no longer change a forecast, judged against the largest event
     /// time of their own input partition per source (`partition_wm(source, partition)`), so the
-    /// decision never depends on how fast other partitions are read. Returns the SKUs that went
-    /// (a checkpoint records them as removed).
+    /// decision never depends on how fast other partitions are read. Returns how many went (they
+    /// are noted in [`WindowStore::evictions`] for the checkpointer and telemetry).
     pub fn evict_idle_by(
         &self,
         partition_wm: impl Fn(crate::vocab::Source, u16) -> Option<EventTime>,
-    ) -> Vec<(Arc<str>, u16)> {
+    ) -> usize {
         let len = self.settings.buckets;
         let mut gone = Vec::new();
         self.map.retain(|k, w| {
             let p = w.partition();
-            let idle = w.is_idle(len, |s| partition_wm(s, p).map(|wm| self.closed_for(wm)));
+            let idle = w.is_idle(len, |s| {
+                partition_wm(s, p).map(|wm| self.clock.closed_for(wm))
+            });
             if idle {
                 gone.push((k.clone(), p));
             }
             !idle
         });
-        self.evicted_idle
-            .fetch_add(gone.len() as u64, Ordering::Relaxed);
-        self.note_removed(&gone);
-        gone
-    }
-
-    fn note_removed(&self, gone: &[(Arc<str>, u16)]) {
-        if !self.tracking_removed.load(Ordering::Relaxed) {
-            return;
-        }
-        if let Ok(mut r) = self.removed.lock() {
-            r.extend_from_slice(gone);
-        }
-    }
-
-    /// From now on, remember evicted SKUs until [`WindowStore::take_removed`] (a checkpointer
-    /// records them as removed).
-    pub fn track_removed(&self) {
-        self.tracking_removed.store(true, Ordering::Relaxed);
-    }
-
-    /// Takes the SKUs of `partitions` evicted since the last call.
-    pub fn take_removed(&self, partitions: &[u16]) -> Vec<(Arc<str>, u16)> {
-        let Ok(mut r) = self.removed.lock() else {
-            return Vec::new();
-        };
-        let (taken, kept) = r.drain(..).partition(|(_, p)| partitions.contains(p));
-        *r = kept;
-        taken
+        self.evictions.note(EvictionReason::Idle, &gone);
+        gone.len()
     }
 
     /// Drops SKUs idle against the engine-wide watermark (offline tools, where every source is
     /// one partition). Returns how many went.
     pub fn evict_idle(&self) -> usize {
-        let Some(wm) = self.watermark() else {
+        let Some(wm) = self.clock.watermark() else {
             return 0;
         };
-        self.evict_idle_by(|_, _| Some(wm)).len()
+        self.evict_idle_by(|_, _| Some(wm))
     }
 
     /// Visits every SKU of `partitions` that changed since its last checkpoint (all of them
@@ -392,7 +259,7 @@ impl WindowStore {
         watermark: Option<EventTime>,
     ) -> Vec<(Arc<str>, BucketIndex)> {
         if let Some(wm) = watermark {
-            self.advance_watermark(wm);
+            self.clock.advance_watermark(wm);
         }
         let mut dirty = Vec::new();
         for (sku, mut w) in windows {
@@ -445,63 +312,6 @@ impl WindowStore {
                 true
             }
         });
-        self.note_removed(&gone);
-        self.evicted_capacity
-            .fetch_add((excess - budget) as u64, Ordering::Relaxed);
-    }
-
-    /// SKUs evicted so far for `reason`.
-    pub fn evicted(&self, reason: EvictionReason) -> u64 {
-        match reason {
-            EvictionReason::Idle => self.evicted_idle.load(Ordering::Relaxed),
-            EvictionReason::Capacity => self.evicted_capacity.load(Ordering::Relaxed),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn store() -> WindowStore {
-        WindowStore::new(WindowSettings {
-            bucket: BucketSpec::new(86_400_000),
-            buckets: 3,
-            lateness_ms: 3_600_000,
-            max_skus: 10,
-            shards: 0,
-        })
-    }
-
-    #[test]
-    fn a_bucket_takes_the_trigger_of_the_close_that_reached_it() {
-        let s = store();
-        s.record_close(10, Some(1_000));
-        // the frontier jumped over a day without events: buckets 11 and 12 closed together
-        s.record_close(12, Some(2_000));
-        s.record_close(13, None);
-        s.record_close(14, Some(4_000));
-        assert_eq!(s.close_trigger(10), Some(1_000));
-        assert_eq!(s.close_trigger(11), Some(2_000), "not the close before it");
-        assert_eq!(s.close_trigger(12), Some(2_000));
-        assert_eq!(s.close_trigger(13), None, "closed by no event");
-        assert_eq!(s.close_trigger(14), Some(4_000));
-        assert_eq!(s.close_trigger(15), None, "not closed yet");
-    }
-
-    #[test]
-    fn a_close_no_longer_kept_gives_no_trigger() {
-        let s = store();
-        for i in 0..=CLOSE_TRIGGERS_KEPT as i64 {
-            s.record_close(10 * i, Some(i));
-        }
-        // the close that reached bucket 1 (index 10) was dropped; index 20 is the oldest kept
-        assert_eq!(s.close_trigger(1), None);
-        assert_eq!(
-            s.close_trigger(11),
-            Some(2),
-            "reached by the close kept at 20"
-        );
-        assert_eq!(s.close_trigger(21), Some(3));
+        self.evictions.note(EvictionReason::Capacity, &gone);
     }
 }
