@@ -443,31 +443,6 @@ impl Checkpointer {
     ) -> Vec<(u16, PerSource<i64>)> {
         let started = Instant::now();
         self.last = started;
-        let written = self.write_checkpoint(partitions, admission, scorer, publisher, patience);
-        let took = started.elapsed();
-        // a checkpoint skipped for a pipeline that would not drain (a broker away) says nothing
-        // of what writing costs, and its retry must not be put off by its wait
-        if !written.is_empty() {
-            self.last_took = took;
-        }
-        tracing::debug!(
-            partitions = written.len(),
-            took_ms = took.as_millis() as u64,
-            next_in_ms = self.interval().as_millis() as u64,
-            "checkpoint"
-        );
-        written
-    }
-
-    /// [`Checkpointer::checkpoint`] without its timing.
-    fn write_checkpoint(
-        &mut self,
-        partitions: &[u16],
-        admission: &Admission,
-        scorer: &Sender<ScorerMsg>,
-        publisher: &Publisher,
-        patience: Duration,
-    ) -> Vec<(u16, PerSource<i64>)> {
         let parts: Vec<u16> = if partitions.is_empty() {
             self.owned()
         } else {
@@ -515,7 +490,24 @@ impl Checkpointer {
                 return Vec::new();
             }
         }
+        self.note_duration(started.elapsed(), written.len());
         written
+    }
+
+    /// Remembers how long a checkpoint that wrote `partitions` partitions took: the next
+    /// interval stretches with it. A checkpoint skipped for a pipeline that would not drain (a
+    /// broker away) wrote nothing and says nothing of what writing costs; its retry must not be
+    /// put off by its wait.
+    fn note_duration(&mut self, took: Duration, partitions: usize) {
+        if partitions > 0 {
+            self.last_took = took;
+        }
+        tracing::debug!(
+            partitions,
+            took_ms = took.as_millis() as u64,
+            next_in_ms = self.interval().as_millis() as u64,
+            "checkpoint written"
+        );
     }
 
     /// Forgets `partitions` (revoked): their progress and the SKUs skip list entries stay valid
