@@ -55,6 +55,9 @@ pub struct DeliveryTag {
     sent_at: Instant,
 }
 
+/// How often [`Publisher::flush`] looks at the count of unacknowledged messages.
+const DELIVERY_CHECK: Duration = Duration::from_millis(1);
+
 /// Shortest time between two rounds of sending failed messages again.
 pub const RESEND_BACKOFF: Duration = Duration::from_millis(200);
 
@@ -396,12 +399,7 @@ impl Publisher {
             lost => Err(PublishError::Undeliverable(lost)),
         }
     }
-}
 
-/// How often [`Publisher::flush`] looks at the count of unacknowledged messages.
-const DELIVERY_CHECK: Duration = Duration::from_millis(1);
-
-impl Publisher {
     /// Waits until librdkafka holds no unacknowledged message, or `deadline` passes: true when
     /// none is left.
     ///
