@@ -11,6 +11,7 @@
 //! that does not fit the configuration, a model that does not match its manifest, or input
 //! topics that are missing or not co-partitioned.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Sender};
 use std::sync::Arc;
@@ -19,7 +20,10 @@ use std::time::Duration;
 
 use crate::config::Settings;
 use crate::ingest::{Ingest, IngestError};
-use crate::publish::{PublishError, Publisher};
+use crate::publish::{
+    PublishError, Publisher, SchemaRegistry, HOT_PRODUCTS, NEW_PRODUCT_FORECAST, RESTOCK_SIGNAL,
+    TREND_UPDATE,
+};
 use crate::scoring::scorer::ScorerError;
 use crate::scoring::{
     flush_scorer, FlushPoint, ManifestError, Model, ModelError, ResolvedManifest, Scorer,
@@ -54,6 +58,9 @@ pub enum EngineError {
     /// The signals component failed.
     #[error(transparent)]
     Signals(#[from] crate::signals::SignalsError),
+    /// The output schemas could not be registered (`[schema_registry] frame_outputs`).
+    #[error("could not register the output schemas with the schema registry")]
+    Registry(#[from] crate::publish::RegistryError),
     /// A thread could not be started or panicked.
     #[error("engine thread {0} failed")]
     Thread(&'static str),
@@ -102,6 +109,65 @@ fn check_topics(settings: &Settings) -> Result<(), EngineError> {
     Ok(())
 }
 
+/// The signals component, when configured: created before any thread starts, so a refused
+/// signals setup leaves nothing running.
+fn signals_component(
+    settings: &Settings,
+    publisher: &Publisher,
+) -> Result<Option<Signals>, EngineError> {
+    let Some(s) = &settings.signals else {
+        return Ok(None);
+    };
+    let component = Signals::new(
+        &settings.kafka,
+        s.clone(),
+        settings.checkpoint.dir.as_deref(),
+        publisher.clone(),
+    )?;
+    Ok(Some(component))
+}
+
+/// The registry Avro input values are read through, when `[schema_registry] url` is set.
+fn input_registry(settings: &Settings) -> Option<SchemaRegistry> {
+    let r = settings.schema_registry.as_ref()?;
+    Some(SchemaRegistry::new(&r.url, r.timeout))
+}
+
+/// Registers the schema of every output topic this engine publishes to under `<topic>-value`
+/// (`crate::publish::registry`) and returns each topic's schema id; nothing when outputs are
+/// not framed.
+fn register_outputs(settings: &Settings) -> Result<HashMap<String, u32>, EngineError> {
+    let Some(r) = settings
+        .schema_registry
+        .as_ref()
+        .filter(|r| r.frame_outputs)
+    else {
+        return Ok(HashMap::new());
+    };
+    let registry = SchemaRegistry::new(&r.url, r.timeout);
+    let mut outputs = vec![(settings.kafka.output_topic.clone(), TREND_UPDATE)];
+    if let Some(s) = &settings.signals {
+        outputs.push((s.restock_topic.clone(), RESTOCK_SIGNAL));
+        outputs.push((s.new_product_topic.clone(), NEW_PRODUCT_FORECAST));
+        if let Some(hot) = &s.hot_topic {
+            outputs.push((hot.clone(), HOT_PRODUCTS));
+        }
+    }
+    let mut ids = HashMap::new();
+    for (topic, schema) in outputs {
+        let subject = format!("{topic}-value");
+        let id = registry.register_json(&subject, schema.text)?;
+        tracing::info!(
+            subject,
+            id,
+            schema = schema.header,
+            "output schema registered"
+        );
+        ids.insert(topic, id);
+    }
+    Ok(ids)
+}
+
 /// Starts engine thread `name` ("trendcast-<name>") running `work`, marked running in `health`
 /// until `work` returns or panics.
 fn spawn<T: Send + 'static>(
@@ -141,17 +207,9 @@ impl RunningEngine {
         let provider = model.provider();
         let stats = Arc::new(EngineStats::new());
         let store = Arc::new(WindowStore::new(settings.window.clone()));
-        let publisher = Publisher::new(&settings.kafka, stats.clone())?;
-        // created before any thread starts, so a refused signals setup leaves nothing running
-        let signals = match &settings.signals {
-            Some(s) => Some(Signals::new(
-                &settings.kafka,
-                s.clone(),
-                settings.checkpoint.dir.as_deref(),
-                publisher.clone(),
-            )?),
-            None => None,
-        };
+        let frames = register_outputs(settings)?;
+        let publisher = Publisher::new(&settings.kafka, stats.clone())?.framed(&frames);
+        let signals = signals_component(settings, &publisher)?;
         let (scorer_tx, scorer_rx) = channel();
         let backlog = ScoringBacklog::default();
         let ingest = Ingest::new(
@@ -166,6 +224,7 @@ impl RunningEngine {
             health.clone(),
             scorer_tx.clone(),
             backlog.clone(),
+            input_registry(settings),
         )?;
         let scorer = Scorer::new(
             store.clone(),

@@ -9,11 +9,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::format::{CheckpointError, PartitionCut, Record, WindowRecord};
+use super::marker::{Completion, CutMark, Marker, Passage};
 use super::restore::{fold, Restored};
 use super::{CheckpointSettings, StateSource};
 use crate::kafka::KafkaSettings;
 use crate::publish::Publisher;
-use crate::scoring::{flush_scorer, FlushPoint, ScorerMsg, ScoringWork};
+use crate::scoring::{send_marker, FlushPoint, ScorerMsg, ScoringWork};
 use crate::state::{ChangelogTopic, PartitionLog};
 use crate::vocab::{EventTime, PerSource, Source};
 use crate::window::Admission;
@@ -21,8 +22,9 @@ use crate::window::Admission;
 /// How long a checkpoint waits for the scorer and the broker.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// How long a periodic checkpoint waits for the scorer and the broker before it is skipped (and
-/// tried again at the next interval): ingest does not poll meanwhile, so this stays far below
+/// How long a periodic checkpoint waits for the scorer, and then for the broker, before it is
+/// skipped (and tried again at the next interval). Ingest polls while the marker is out, but not
+/// while the producer is flushed and the records written, so this stays far below
 /// `max.poll.interval.ms` even while the broker is unreachable.
 pub const PERIODIC_PATIENCE: Duration = Duration::from_secs(5);
 
@@ -429,10 +431,11 @@ impl Checkpointer {
         ok.then_some(cut)
     }
 
-    /// Writes a checkpoint of `partitions` (all owned when empty) and returns the offsets to
-    /// commit: `(partition, next offsets)`. Nothing is returned for a partition whose checkpoint
-    /// could not be written, so its offsets are not committed. Waits at most `patience` each for
-    /// the scorer to drain and for the broker to acknowledge.
+    /// Writes a checkpoint of `partitions` (all owned when empty), waiting in place, and returns
+    /// the offsets to commit: `(partition, next offsets)`. Nothing is returned for a partition
+    /// whose checkpoint could not be written, so its offsets are not committed. For checkpoints
+    /// that cannot wait for later turns of the ingest loop (revocation, shutdown): the same
+    /// marker and completion as the periodic one ([`super::marker`]), within `patience`.
     pub fn checkpoint(
         &mut self,
         partitions: &[u16],
@@ -441,6 +444,32 @@ impl Checkpointer {
         publisher: &Publisher,
         patience: Duration,
     ) -> Vec<(u16, PerSource<i64>)> {
+        let Some(mut marker) = self.mark(partitions, admission, scorer, patience) else {
+            return Vec::new();
+        };
+        loop {
+            if marker.wait(marker.patience_left()) != Passage::Passed {
+                tracing::warn!("checkpoint skipped: the scorer did not drain in time");
+                return Vec::new();
+            }
+            match self.complete(marker, admission, scorer, publisher) {
+                Completion::Written(cuts) => return cuts,
+                Completion::Again(next) => marker = next,
+            }
+        }
+    }
+
+    /// Begins a checkpoint of `partitions` (all owned when empty): sends its marker through the
+    /// scorer and notes where ingest stands. `None` when there is nothing to checkpoint or the
+    /// scorer is gone. The caller waits for the marker ([`Marker::wait`]), holding its input,
+    /// then calls [`Checkpointer::complete`]; the whole checkpoint gives up after `patience`.
+    pub fn mark(
+        &mut self,
+        partitions: &[u16],
+        admission: &Admission,
+        scorer: &Sender<ScorerMsg>,
+        patience: Duration,
+    ) -> Option<Marker> {
         let started = Instant::now();
         self.last = started;
         let parts: Vec<u16> = if partitions.is_empty() {
@@ -453,27 +482,100 @@ impl Checkpointer {
                 .collect()
         };
         if parts.is_empty() {
-            return Vec::new();
+            return None;
         }
-        // Everything the state calls scored must be on the broker before the state is saved.
-        if !flush_scorer(scorer, true, FlushPoint::Published, patience) {
-            tracing::warn!("checkpoint skipped: the scorer did not drain in time");
-            return Vec::new();
+        self.send(parts, started, started + patience, admission, scorer)
+    }
+
+    /// Sends a marker for a checkpoint begun at `started`.
+    fn send(
+        &self,
+        parts: Vec<u16>,
+        started: Instant,
+        deadline: Instant,
+        admission: &Admission,
+        scorer: &Sender<ScorerMsg>,
+    ) -> Option<Marker> {
+        // everything the state calls scored must be on the broker before the state is saved
+        let Some(answer) = send_marker(scorer, true, FlushPoint::Published) else {
+            tracing::warn!("checkpoint skipped: the scorer is gone");
+            return None;
+        };
+        let at = self.cut_mark(admission);
+        Some(Marker::new(answer, parts, started, deadline, at))
+    }
+
+    /// Where ingest stands: owned partitions' next offsets and the last closed bucket.
+    fn cut_mark(&self, admission: &Admission) -> CutMark {
+        let mut next: Vec<(u16, PerSource<i64>)> =
+            self.owned.iter().map(|(p, prog)| (*p, prog.next)).collect();
+        next.sort_unstable_by_key(|(p, _)| *p);
+        CutMark {
+            next,
+            closed: admission.store().clock().closed_index(),
         }
+    }
+
+    /// Finishes a checkpoint whose marker has passed the scorer: waits for the broker to
+    /// acknowledge every update, writes the records of each partition still owned and returns
+    /// the offsets to commit. When ingest's state moved after the marker left, sends a new one
+    /// instead ([`Completion::Again`]), or gives up once out of patience.
+    pub fn complete(
+        &mut self,
+        marker: Marker,
+        admission: &Admission,
+        scorer: &Sender<ScorerMsg>,
+        publisher: &Publisher,
+    ) -> Completion {
+        let skipped = Completion::Written(Vec::new());
+        if self.cut_mark(admission) != marker.at {
+            if marker.patience_left().is_zero() {
+                tracing::warn!("checkpoint skipped: input moved on while it waited");
+                return skipped;
+            }
+            let parts = marker.partitions;
+            return match self.send(parts, marker.started, marker.deadline, admission, scorer) {
+                Some(again) => Completion::Again(again),
+                None => skipped,
+            };
+        }
+        // each wait gets the checkpoint's whole patience, as when the barrier was a call: a
+        // marker that came back late must not leave the flush no time at all
+        let patience = marker.deadline.saturating_duration_since(marker.started);
         if let Err(e) = publisher.flush(patience) {
             tracing::warn!(error = %e, "checkpoint skipped: updates not acknowledged");
-            return Vec::new();
+            return skipped;
         }
+        let parts: Vec<u16> = marker
+            .partitions
+            .into_iter()
+            .filter(|p| self.owned.contains_key(p))
+            .collect();
         if !self.settings.enabled() {
-            return parts.iter().map(|p| (*p, self.owned[p].next)).collect();
+            return Completion::Written(parts.iter().map(|p| (*p, self.owned[p].next)).collect());
         }
+        let written = self.write(&parts, admission, publisher, patience);
+        self.note_duration(marker.started.elapsed(), written.len());
+        Completion::Written(written)
+    }
+
+    /// Writes the records of `parts` to the local log and the changelog, and waits (up to
+    /// `patience`) for the changelog's acknowledgement; returns the cuts of the partitions
+    /// every store took.
+    fn write(
+        &mut self,
+        parts: &[u16],
+        admission: &Admission,
+        publisher: &Publisher,
+        patience: Duration,
+    ) -> Vec<(u16, PerSource<i64>)> {
         let store = admission.store();
         let mut removed: HashMap<u16, Vec<Arc<str>>> = HashMap::new();
-        for (sku, p) in store.evictions().take_removed(&parts) {
+        for (sku, p) in store.evictions().take_removed(parts) {
             removed.entry(p).or_default().push(sku);
         }
         let mut written = Vec::new();
-        for p in parts {
+        for &p in parts {
             let gone = removed.remove(&p).unwrap_or_default();
             if let Some(cut) = self.checkpoint_partition(p, gone, admission, publisher) {
                 written.push((p, cut));
@@ -490,7 +592,6 @@ impl Checkpointer {
                 return Vec::new();
             }
         }
-        self.note_duration(started.elapsed(), written.len());
         written
     }
 
@@ -673,5 +774,106 @@ mod tests {
         let limit = secs(10) + MAX_INPUT_HOLD;
         assert_eq!(checkpoint_call(limit - secs(1), INTERVAL, stuck), HoldInput);
         assert_eq!(checkpoint_call(limit, INTERVAL, stuck), Now);
+    }
+
+    /// A checkpointer writing to a local log under `dir`, with partition 0 owned (no state).
+    fn owning_partition_0(dir: &std::path::Path) -> (Checkpointer, Admission, Publisher) {
+        let settings = CheckpointSettings {
+            dir: Some(dir.to_path_buf()),
+            changelog_topic: None,
+            interval: INTERVAL,
+            cost_ratio: 0,
+            compact_every: 10,
+        };
+        let kafka = KafkaSettings {
+            // never reached: nothing is produced, and a flush with nothing in flight returns
+            brokers: "127.0.0.1:1".into(),
+            group_id: "g".into(),
+            group_instance_id: None,
+            sales_topic: "sales".into(),
+            clicks_topic: "clicks".into(),
+            output_topic: "out".into(),
+            dead_letter_topic: "dlq".into(),
+            properties: Default::default(),
+        };
+        let store = Arc::new(crate::window::WindowStore::new(
+            crate::window::WindowSettings {
+                bucket: crate::window::BucketSpec::new(86_400_000),
+                buckets: 28,
+                lateness_ms: 0,
+                max_skus: 100,
+                shards: 0,
+            },
+        ));
+        let mut admission = Admission::new(store);
+        let stats = Arc::new(crate::telemetry::EngineStats::new());
+        let publisher = Publisher::new(&kafka, stats).expect("producer");
+        let mut checkpoints = Checkpointer::new(settings, kafka, 31).expect("checkpointer");
+        let (tx, _rx) = std::sync::mpsc::channel();
+        checkpoints
+            .restore(0, PerSource::both(0), &mut admission, &tx)
+            .expect("restore");
+        (checkpoints, admission, publisher)
+    }
+
+    /// Answers the next marker the scorer channel holds, as the scorer does once it reaches it.
+    fn answer_marker(rx: &std::sync::mpsc::Receiver<ScorerMsg>) {
+        match rx.try_recv() {
+            Ok(ScorerMsg::Flush { ack, until, .. }) => {
+                assert_eq!(until, FlushPoint::Published);
+                ack.send(()).expect("answered");
+            }
+            _ => panic!("no marker sent"),
+        }
+    }
+
+    #[test]
+    fn a_checkpoint_writes_the_cut_its_marker_left_with() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut checkpoints, admission, publisher) = owning_partition_0(dir.path());
+        let (scorer, rx) = std::sync::mpsc::channel();
+        checkpoints.admit_offset(Source::Sales, 0, 9);
+        let marker = checkpoints
+            .mark(&[], &admission, &scorer, secs(5))
+            .expect("a marker");
+        assert_eq!(marker.wait(Duration::ZERO), Passage::Waiting);
+        answer_marker(&rx);
+        assert_eq!(marker.wait(Duration::ZERO), Passage::Passed);
+        match checkpoints.complete(marker, &admission, &scorer, &publisher) {
+            Completion::Written(cuts) => assert_eq!(cuts, vec![(0, PerSource::new(10, 0))]),
+            Completion::Again(_) => panic!("nothing moved, yet a new marker went out"),
+        }
+    }
+
+    #[test]
+    fn input_applied_after_the_marker_sends_a_new_one_instead_of_writing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut checkpoints, admission, publisher) = owning_partition_0(dir.path());
+        let (scorer, rx) = std::sync::mpsc::channel();
+        let marker = checkpoints
+            .mark(&[], &admission, &scorer, secs(5))
+            .expect("a marker");
+        // a message applied while the marker was out: the scorer has not seen its changes
+        checkpoints.admit_offset(Source::Sales, 0, 41);
+        answer_marker(&rx);
+        let again = match checkpoints.complete(marker, &admission, &scorer, &publisher) {
+            Completion::Again(again) => again,
+            Completion::Written(cuts) => panic!("wrote {cuts:?} ahead of the scorer"),
+        };
+        answer_marker(&rx);
+        match checkpoints.complete(again, &admission, &scorer, &publisher) {
+            Completion::Written(cuts) => assert_eq!(cuts, vec![(0, PerSource::new(42, 0))]),
+            Completion::Again(_) => panic!("nothing moved the second time"),
+        }
+    }
+
+    #[test]
+    fn a_checkpoint_waiting_in_place_is_skipped_when_the_scorer_does_not_answer() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut checkpoints, admission, publisher) = owning_partition_0(dir.path());
+        let (scorer, _rx) = std::sync::mpsc::channel();
+        let short = Duration::from_millis(20);
+        let cuts = checkpoints.checkpoint(&[], &admission, &scorer, &publisher, short);
+        assert!(cuts.is_empty(), "nothing is committed without the scorer");
     }
 }

@@ -28,6 +28,7 @@
 pub mod checkpointer;
 pub mod dump;
 pub mod format;
+pub mod marker;
 pub mod restore;
 
 use std::path::PathBuf;
@@ -36,6 +37,7 @@ use std::time::Duration;
 pub use crate::state::StateSource;
 pub use checkpointer::{Checkpointer, Progress, RestoreReport};
 pub use format::{CheckpointError, PartitionCut, Record, WindowRecord, FORMAT_VERSION};
+pub use marker::{Completion, Marker, Passage};
 pub use restore::{fold, Restored};
 
 /// Where and how often checkpoints are written (from `[checkpoint]`).

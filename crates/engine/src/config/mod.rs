@@ -14,7 +14,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 
 pub use raw::RawConfig;
-pub use resolved::Settings;
+pub use resolved::{RegistrySettings, Settings};
 
 /// Why a configuration could not be loaded or resolved.
 #[derive(Debug, thiserror::Error)]
@@ -225,5 +225,41 @@ mod tests {
             .expect("defaults")
             .api_listen
             .is_none());
+    }
+
+    #[test]
+    fn a_registry_is_plain_http_and_framed_outputs_need_one() {
+        let mut raw = RawConfig::default();
+        assert!(Settings::resolve(&raw)
+            .expect("defaults")
+            .schema_registry
+            .is_none());
+        raw.schema_registry.frame_outputs = true;
+        let err = Settings::resolve(&raw).expect_err("no url");
+        assert!(
+            err.to_string().contains("schema_registry.frame_outputs"),
+            "{err}"
+        );
+        raw.schema_registry.url = "https://registry:8081".into();
+        let err = Settings::resolve(&raw).expect_err("https");
+        assert!(err.to_string().contains("schema_registry.url"), "{err}");
+        for bad in ["http://", "ftp://registry"] {
+            raw.schema_registry.url = bad.into();
+            assert!(Settings::resolve(&raw).is_err(), "{bad}");
+        }
+        raw.schema_registry.url = "HTTP://registry:8081/".into();
+        raw.schema_registry.timeout = "0s".into();
+        let err = Settings::resolve(&raw).expect_err("no time to answer");
+        assert!(err.to_string().contains("schema_registry.timeout"), "{err}");
+        raw.schema_registry.timeout = "5s".into();
+        assert!(Settings::resolve(&raw).is_ok(), "the scheme in capitals");
+        raw.schema_registry.url = "http://registry:8081/".into();
+        let registry = Settings::resolve(&raw).expect("resolves").schema_registry;
+        let registry = registry.expect("a registry");
+        assert_eq!(registry.url, "http://registry:8081/");
+        assert!(registry.frame_outputs);
+        raw.schema_registry.frame_outputs = false;
+        let registry = Settings::resolve(&raw).expect("resolves").schema_registry;
+        assert!(!registry.expect("inputs still use it").frame_outputs);
     }
 }

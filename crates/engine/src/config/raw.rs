@@ -29,6 +29,31 @@ pub struct RawConfig {
     pub signals: RawSignals,
     /// `[api]`: the HTTP query API.
     pub api: RawApi,
+    /// `[schema_registry]`: Avro inputs and framed outputs (the Confluent wire format).
+    pub schema_registry: RawSchemaRegistry,
+}
+
+/// `[schema_registry]`: a Confluent Schema Registry (`crates/engine/src/publish/registry.rs`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawSchemaRegistry {
+    /// Base URL (`http://host:8081`); empty = none.
+    pub url: String,
+    /// Register the output schemas under `<topic>-value` at start and frame every output value
+    /// with its schema id (magic byte 0 + 4-byte id). Needs `url`.
+    pub frame_outputs: bool,
+    /// How long one request to the registry may take.
+    pub timeout: String,
+}
+
+impl Default for RawSchemaRegistry {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            frame_outputs: false,
+            timeout: "10s".into(),
+        }
+    }
 }
 
 /// `[api]`: the HTTP query API (`crates/engine/src/query/`).

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use chrono::DateTime;
 
-use super::raw::{RawCheckpoint, RawIngest, RawKafka, RawScoring, RawTelemetry, RawWindow};
+use super::raw::{
+    RawCheckpoint, RawIngest, RawKafka, RawSchemaRegistry, RawScoring, RawTelemetry, RawWindow,
+};
 use super::{ConfigError, RawConfig};
 use crate::ingest::{Backpressure, ValidationLimits};
 use crate::kafka::KafkaSettings;
@@ -42,6 +44,55 @@ pub struct Settings {
     pub api_listen: Option<SocketAddr>,
     /// The signals component, when `[signals] enabled`.
     pub signals: Option<crate::signals::SignalsSettings>,
+    /// The Schema Registry, when `[schema_registry] url` is set: Avro inputs are read through
+    /// it, and framed outputs registered with it.
+    pub schema_registry: Option<RegistrySettings>,
+}
+
+/// A Confluent Schema Registry (`[schema_registry]`).
+#[derive(Debug, Clone)]
+pub struct RegistrySettings {
+    /// Base URL.
+    pub url: String,
+    /// Longest wait for one request.
+    pub timeout: Duration,
+    /// Register the output schemas and frame output values with their ids.
+    pub frame_outputs: bool,
+}
+
+/// `[schema_registry]`: `Some` when a registry is named.
+fn resolve_registry(r: &RawSchemaRegistry) -> Result<Option<RegistrySettings>, ConfigError> {
+    let timeout = duration("schema_registry.timeout", &r.timeout)?;
+    if timeout.is_zero() {
+        return Err(invalid("schema_registry.timeout", "must be above 0"));
+    }
+    let url = r.url.trim();
+    if url.is_empty() {
+        return match r.frame_outputs {
+            true => Err(invalid(
+                "schema_registry.frame_outputs",
+                "needs schema_registry.url: the schema ids come from the registry",
+            )),
+            false => Ok(None),
+        };
+    }
+    let host = url
+        .get(..7)
+        .filter(|scheme| scheme.eq_ignore_ascii_case("http://"))
+        .map(|_| &url[7..]);
+    if host.is_none_or(|h| h.trim_matches('/').is_empty()) {
+        return Err(invalid(
+            "schema_registry.url",
+            format!(
+                "{url:?}: an http:// URL with a host (https:// is not supported by this build)"
+            ),
+        ));
+    }
+    Ok(Some(RegistrySettings {
+        url: url.to_string(),
+        timeout,
+        frame_outputs: r.frame_outputs,
+    }))
 }
 
 fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
@@ -111,8 +162,10 @@ impl Settings {
                 "must differ from telemetry.metrics_listen (two listeners cannot share an address)",
             ));
         }
+        let schema_registry = resolve_registry(&raw.schema_registry)?;
         Ok(Self {
             signals,
+            schema_registry,
             api_listen,
             kafka,
             validation,

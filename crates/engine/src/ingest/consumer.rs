@@ -29,15 +29,18 @@ use rdkafka::topic_partition_list::TopicPartitionList;
 use rdkafka::{ClientContext, Offset};
 
 use super::alignment::{Alignment, HoldLine};
+use super::avro::{AvroInputs, TranscodeError};
 use super::dead_letter;
-use super::event::{decode_counting, Source, ValidationLimits};
+use super::event::{decode_counting, Event, Rejection, Source, ValidationLimits};
 use super::holdback::{HoldBack, HOLD_LIMIT};
 use super::offset_guard::{OffsetGuard, Verdict, STALL_AFTER};
 use super::partition_queues::{Pair, PartitionQueues};
 use crate::checkpoint::checkpointer::{Behind, CheckpointCall, FINAL_PATIENCE, PERIODIC_PATIENCE};
-use crate::checkpoint::{CheckpointError, CheckpointSettings, Checkpointer};
+use crate::checkpoint::{
+    CheckpointError, CheckpointSettings, Checkpointer, Completion, Marker, Passage,
+};
 use crate::kafka::KafkaSettings;
-use crate::publish::{PublishError, Publisher};
+use crate::publish::{PublishError, Publisher, SchemaRegistry};
 use crate::scoring::{flush_scorer, FlushPoint, ScorerMsg, ScoringBacklog};
 use crate::telemetry::{EngineStats, Health};
 use crate::vocab::{EventTime, PerSource};
@@ -226,6 +229,10 @@ pub enum IngestError {
     /// The scorer thread has stopped, so no window would be scored again.
     #[error("the scorer has stopped: window changes can no longer be scored")]
     ScorerGone,
+    /// The schema of an Avro input value could not be fetched: stopping leaves its offset
+    /// uncommitted, so a restart reads it again.
+    #[error("the schema registry could not be asked for an input value's Avro schema")]
+    Registry(#[source] crate::publish::RegistryError),
 }
 
 /// The ingest loop: the consumer plus the per-message logic.
@@ -238,6 +245,9 @@ pub struct Ingest {
     /// An overdue checkpoint holds input until the scorer and the broker have caught up
     /// ([`CheckpointCall::HoldInput`]); backpressure does the holding.
     held_for_checkpoint: bool,
+    /// The periodic checkpoint in flight: its marker is on its way through the scorer, and
+    /// input is held until it comes back (`crate::checkpoint::marker`).
+    marker: Option<Marker>,
     /// Partition queues found empty in this turn of the loop (reused, not reallocated).
     empty_queues: Vec<Pair>,
     health: Arc<Health>,
@@ -253,6 +263,10 @@ struct IngestState {
     publisher: Publisher,
     stats: Arc<EngineStats>,
     limits: ValidationLimits,
+    /// Avro input values, transcoded to JSON through the schema registry.
+    avro: AvroInputs,
+    /// `limits` for the JSON an Avro value becomes: its size was checked on the Avro bytes.
+    avro_limits: ValidationLimits,
     sales_topic: String,
     clicks_topic: String,
     dead_letter_topic: String,
@@ -297,6 +311,7 @@ impl Ingest {
         health: Arc<Health>,
         scorer: Sender<ScorerMsg>,
         backlog: ScoringBacklog,
+        registry: Option<SchemaRegistry>,
     ) -> Result<Self, IngestError> {
         let mut config = kafka.consumer_config();
         // statistics carry the high watermarks that event-time alignment reads
@@ -315,7 +330,12 @@ impl Ingest {
             checkpoints: Checkpointer::new(checkpoint, kafka.clone(), capacity)?,
             publisher,
             stats: stats.clone(),
+            avro_limits: ValidationLimits {
+                max_payload_bytes: usize::MAX,
+                ..limits.clone()
+            },
             limits,
+            avro: AvroInputs::new(registry),
             sales_topic: kafka.sales_topic.clone(),
             clicks_topic: kafka.clicks_topic.clone(),
             dead_letter_topic: kafka.dead_letter_topic.clone(),
@@ -353,6 +373,7 @@ impl Ingest {
             backpressure,
             backpressured: false,
             held_for_checkpoint: false,
+            marker: None,
             empty_queues: Vec::new(),
             health,
             backlog,
@@ -372,17 +393,24 @@ impl Ingest {
                 a.housekeeping();
                 housekeeping = Instant::now();
             }
-            let call = a.checkpoints.due(|| Behind {
-                scoring: self
-                    .backlog
-                    .work(a.admission.store().clock().closed_index()),
-                in_flight: usize::try_from(a.publisher.in_flight()).unwrap_or(0),
-            });
+            let call = match self.marker.take() {
+                Some(marker) => {
+                    self.marker = a.follow_marker(marker, &self.consumer);
+                    CheckpointCall::NotYet
+                }
+                None => a.checkpoints.due(|| Behind {
+                    scoring: self
+                        .backlog
+                        .work(a.admission.store().clock().closed_index()),
+                    in_flight: usize::try_from(a.publisher.in_flight()).unwrap_or(0),
+                }),
+            };
             if call == CheckpointCall::Now {
-                a.checkpoint(&[], &self.consumer, PERIODIC_PATIENCE);
+                self.marker = a.mark_checkpoint();
             }
-            self.held_for_checkpoint = call == CheckpointCall::HoldInput;
-            if aligned.elapsed() >= ALIGN_EVERY {
+            self.held_for_checkpoint = call == CheckpointCall::HoldInput || self.marker.is_some();
+            // nothing is released or resumed while a marker is out: the state it cuts stays put
+            if self.marker.is_none() && aligned.elapsed() >= ALIGN_EVERY {
                 a.align(&self.consumer, self.backpressured);
                 a.release_held(Instant::now())?;
                 aligned = Instant::now();
@@ -455,6 +483,9 @@ impl Ingest {
         };
         let wait = if from_queue || draining {
             Duration::ZERO
+        } else if self.marker.is_some() {
+            // a marker out: back soon to see whether it has come back
+            IDLE_WAIT
         } else if !split {
             Duration::from_millis(100)
         } else {
@@ -677,6 +708,14 @@ impl IngestState {
         msg: &M,
         now: Instant,
     ) -> Result<(), IngestError> {
+        // An Avro value is decoded as the JSON it becomes (the event borrows from it). First of
+        // all: a registry that cannot be asked stops ingest before the offset counts as read,
+        // so no checkpoint (not even the one at revocation) commits past the value.
+        let transcoded = match self.avro.transcode(msg.payload(), &self.limits) {
+            Ok(json) => Ok(json),
+            Err(TranscodeError::Rejected(rejection)) => Err(rejection),
+            Err(TranscodeError::Registry(e)) => return Err(IngestError::Registry(e)),
+        };
         if !self
             .checkpoints
             .admit_offset(source, partition, msg.offset())
@@ -688,23 +727,9 @@ impl IngestState {
         self.alignment.touch(source, partition, now);
         let now_ms = chrono::Utc::now().timestamp_millis();
         let wm_before = self.admission.watermark(source, msg.partition());
-        let outcome = decode_counting(source, msg.key(), msg.payload(), &self.limits, now_ms)
-            .and_then(|(event, unknown)| {
-                if unknown > 0 {
-                    self.stats.unknown_fields(source).add(u64::from(unknown));
-                }
-                self.admission
-                    .judge(source, msg.partition(), event.ts)
-                    .map(|()| event)
-            });
-        let event = match outcome {
+        let event = match self.decode_event(source, msg, &transcoded, now_ms) {
             Ok(event) => event,
-            Err(rejection) => {
-                self.stats.rejected(rejection.reason).add(1);
-                tracing::debug!(topic = msg.topic(), partition = msg.partition(), offset = msg.offset(), %rejection, "message rejected");
-                dead_letter::send(&self.publisher, &self.dead_letter_topic, msg, &rejection)?;
-                return Ok(());
-            }
+            Err(rejection) => return self.reject(msg, &rejection),
         };
         if !self.checkpoints.sku_needs(&event.sku, source, msg.offset()) {
             self.stats.replay_skipped.add(1);
@@ -728,11 +753,38 @@ impl IngestState {
                         .map_err(|_| IngestError::ScorerGone)?;
                 }
             }
-            Err(rejection) => {
-                self.stats.rejected(rejection.reason).add(1);
-                dead_letter::send(&self.publisher, &self.dead_letter_topic, msg, &rejection)?;
-            }
+            Err(rejection) => self.reject(msg, &rejection)?,
         }
+        Ok(())
+    }
+
+    /// Decodes `msg` (or the JSON its Avro value became, `transcoded`) and judges its lateness.
+    fn decode_event<'a, M: Message>(
+        &mut self,
+        source: Source,
+        msg: &'a M,
+        transcoded: &'a Result<Option<Vec<u8>>, Rejection>,
+        now_ms: i64,
+    ) -> Result<Event<'a>, Rejection> {
+        let (event, unknown) = match transcoded {
+            Err(rejection) => return Err(rejection.clone()),
+            Ok(Some(json)) => {
+                decode_counting(source, msg.key(), Some(json), &self.avro_limits, now_ms)?
+            }
+            Ok(None) => decode_counting(source, msg.key(), msg.payload(), &self.limits, now_ms)?,
+        };
+        if unknown > 0 {
+            self.stats.unknown_fields(source).add(u64::from(unknown));
+        }
+        self.admission.judge(source, msg.partition(), event.ts)?;
+        Ok(event)
+    }
+
+    /// Counts `rejection` and sends `msg` to the dead-letter topic.
+    fn reject<M: Message>(&self, msg: &M, rejection: &Rejection) -> Result<(), IngestError> {
+        self.stats.rejected(rejection.reason).add(1);
+        tracing::debug!(topic = msg.topic(), partition = msg.partition(), offset = msg.offset(), %rejection, "message rejected");
+        dead_letter::send(&self.publisher, &self.dead_letter_topic, msg, rejection)?;
         Ok(())
     }
 
@@ -1060,10 +1112,58 @@ impl IngestState {
             &self.publisher,
             patience,
         );
+        self.commit(&cuts, started, consumer);
+    }
+
+    /// Begins the periodic checkpoint of every owned partition: its marker goes through the
+    /// scorer while the loop holds input.
+    fn mark_checkpoint(&mut self) -> Option<Marker> {
+        self.checkpoints
+            .mark(&[], &self.admission, &self.scorer, PERIODIC_PATIENCE)
+    }
+
+    /// Looks whether the periodic checkpoint's marker has come back; if so, writes the
+    /// checkpoint and commits its offsets. Returns the marker still out, if any.
+    fn follow_marker(
+        &mut self,
+        marker: Marker,
+        consumer: &BaseConsumer<IngestContext>,
+    ) -> Option<Marker> {
+        let started = marker.started();
+        match marker.wait(Duration::ZERO) {
+            Passage::Waiting => Some(marker),
+            Passage::Lost => {
+                tracing::warn!("checkpoint skipped: the scorer did not drain in time");
+                None
+            }
+            Passage::Passed => {
+                match self.checkpoints.complete(
+                    marker,
+                    &self.admission,
+                    &self.scorer,
+                    &self.publisher,
+                ) {
+                    Completion::Again(next) => Some(next),
+                    Completion::Written(cuts) => {
+                        self.commit(&cuts, started, consumer);
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    /// Commits the offsets of the checkpoints written (`cuts`), begun at `started`.
+    fn commit(
+        &mut self,
+        cuts: &[(u16, PerSource<i64>)],
+        started: Instant,
+        consumer: &BaseConsumer<IngestContext>,
+    ) {
         // ingest read nothing while the checkpoint waited for the scorer (see advance_frontier)
         self.guard.touch_all();
         let mut tpl = TopicPartitionList::new();
-        for (p, next) in &cuts {
+        for (p, next) in cuts {
             for (topic, offset) in [
                 (&self.sales_topic, next[Source::Sales]),
                 (&self.clicks_topic, next[Source::Clicks]),

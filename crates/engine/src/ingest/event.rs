@@ -9,8 +9,8 @@ use std::fmt;
 
 use chrono::DateTime;
 
-use crate::vocab::EventTime;
 pub use crate::vocab::{classify, ClickKind, Event, EventBody, RejectReason, Rejection, Source};
+use crate::vocab::{wire, EventTime};
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
@@ -337,12 +337,26 @@ fn payload_text<'a>(
             "message value is empty",
         ));
     }
-    std::str::from_utf8(payload).map_err(|e| {
-        Rejection::new(
-            RejectReason::InvalidUtf8,
-            format!("value is not UTF-8: {e}"),
-        )
-    })
+    match wire::unframe(payload) {
+        (None, text) => std::str::from_utf8(text).map_err(|e| {
+            Rejection::new(
+                RejectReason::InvalidUtf8,
+                format!("value is not UTF-8: {e}"),
+            )
+        }),
+        (Some(id), body) => std::str::from_utf8(body)
+            .ok()
+            .filter(|text| text.trim_start().starts_with('{'))
+            .ok_or_else(|| {
+                Rejection::new(
+                    RejectReason::InvalidJson,
+                    format!(
+                        "value in the Confluent wire format (schema id {id}) whose body is not \
+                         a JSON object: only JSON bodies are read (not Avro or Protobuf)"
+                    ),
+                )
+            }),
+    }
 }
 
 /// A sale's contribution, its quantity and price within the limits.
@@ -426,6 +440,27 @@ mod tests {
             ..ValidationLimits::default()
         };
         decode_counting(source, Some(b"A"), Some(v.as_bytes()), &limits, NOW).map(|(_, n)| n)
+    }
+
+    fn framed(id: u32, body: &[u8]) -> &'static [u8] {
+        let mut v = crate::vocab::wire::frame(id).to_vec();
+        v.extend_from_slice(body);
+        Box::leak(v.into_boxed_slice())
+    }
+
+    #[test]
+    fn a_value_in_the_confluent_wire_format_is_read_as_its_json_body() {
+        let body = br#"{"sku":"A","ts":1294221600000,"qty":2}"#;
+        let limits = ValidationLimits::default();
+        let plain = decode(Source::Sales, Some(b"A"), Some(body), &limits, NOW).unwrap();
+        let value = framed(42, body);
+        let from_framed = decode(Source::Sales, Some(b"A"), Some(value), &limits, NOW).unwrap();
+        assert_eq!(from_framed, plain);
+        // an Avro body (binary, here a long and a string) is refused, naming its schema id
+        let avro = framed(43, &[0x02, 0x02, b'A']);
+        let e = decode(Source::Sales, Some(b"A"), Some(avro), &limits, NOW).unwrap_err();
+        assert_eq!(e.reason, RejectReason::InvalidJson);
+        assert!(e.detail.contains("schema id 43"), "{}", e.detail);
     }
 
     #[test]

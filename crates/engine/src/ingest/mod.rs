@@ -3,6 +3,7 @@
 //! Data path position: **ingest** → window → scoring → publish.
 
 pub mod alignment;
+pub mod avro;
 pub mod consumer;
 pub mod dead_letter;
 pub mod event;

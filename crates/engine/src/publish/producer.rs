@@ -18,6 +18,7 @@
 //! with its default production-exception handler. Carrying on would publish nothing and commit
 //! nothing while looking alive; a restart resumes from the last commit, so nothing is lost.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -30,6 +31,7 @@ use rdkafka::Message;
 
 use crate::kafka::KafkaSettings;
 use crate::telemetry::{EngineStats, LatencySample, LatencySamples};
+use crate::vocab::wire;
 
 /// What a produced message was, for the delivery callback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,6 +194,8 @@ pub enum PublishError {
 pub struct Publisher {
     producer: ThreadedProducer<PublishContext>,
     last_resend: Arc<Mutex<Instant>>,
+    /// Output topic → the Confluent frame its values get (empty: plain JSON).
+    frames: Arc<HashMap<String, [u8; wire::FRAME_LEN]>>,
 }
 
 impl Publisher {
@@ -217,6 +221,7 @@ impl Publisher {
         Ok(Self {
             producer,
             last_resend: Arc::new(Mutex::new(Instant::now())),
+            frames: Arc::default(),
         })
     }
 
@@ -302,7 +307,31 @@ impl Publisher {
         if self.pending_resends() > 0 {
             self.resend_failed()?;
         }
+        // outputs only: dead letters keep the input's bytes, changelog records are the engine's
+        let framed = match (kind, payload) {
+            (MessageKind::TrendUpdate { .. } | MessageKind::Signal, Some(body))
+                if !self.frames.is_empty() =>
+            {
+                self.frames
+                    .get(topic)
+                    .map(|frame| [&frame[..], body].concat())
+            }
+            _ => None,
+        };
+        let payload = framed.as_deref().or(payload);
         self.enqueue(kind, topic, partition, key, payload, headers)
+    }
+
+    /// From now on, frames every output value sent to a topic of `ids` in the Confluent wire
+    /// format with that topic's schema id (`crate::vocab::wire`; the ids come from
+    /// [`super::SchemaRegistry::register_json`]). Set before the publisher is cloned.
+    pub fn framed(mut self, ids: &HashMap<String, u32>) -> Self {
+        let frames = ids
+            .iter()
+            .map(|(topic, id)| (topic.clone(), wire::frame(*id)))
+            .collect();
+        self.frames = Arc::new(frames);
+        self
     }
 
     /// Fails once the broker has refused any message for good (see the module docs).

@@ -5,35 +5,17 @@
 
 use serde_json::{json, Map, Value};
 
-use super::api::{Answer, Route, DEFAULT_HOT_LIMIT, MAX_BATCH, MAX_HOT_LIMIT, ROUTES};
+use crate::publish::OUTPUT_SCHEMAS;
 
-/// `(component name, schema text)` of every message schema.
-const SCHEMAS: &[(&str, &str)] = &[
-    (
-        "trend_update",
-        include_str!("../../../../schemas/trend_update.schema.json"),
-    ),
-    (
-        "restock_signal",
-        include_str!("../../../../schemas/restock_signal.schema.json"),
-    ),
-    (
-        "new_product_forecast",
-        include_str!("../../../../schemas/new_product_forecast.schema.json"),
-    ),
-    (
-        "hot_products",
-        include_str!("../../../../schemas/hot_products.schema.json"),
-    ),
-];
+use super::api::{Answer, Route, DEFAULT_HOT_LIMIT, MAX_BATCH, MAX_HOT_LIMIT, ROUTES};
 
 /// The document.
 pub fn document() -> Value {
     let mut schemas = Map::new();
-    for (name, text) in SCHEMAS {
+    for output in OUTPUT_SCHEMAS {
         // a schema that does not parse is a build defect caught by the unit test below
-        let schema: Value = serde_json::from_str(text).unwrap_or(Value::Null);
-        schemas.insert((*name).to_string(), schema);
+        let schema: Value = serde_json::from_str(output.text).unwrap_or(Value::Null);
+        schemas.insert(output.name.to_string(), schema);
     }
     schemas.insert(
         "error".into(),
@@ -160,7 +142,8 @@ mod tests {
                 );
             }
         }
-        for (name, _) in SCHEMAS {
+        for output in OUTPUT_SCHEMAS {
+            let name = output.name;
             assert!(doc["components"]["schemas"][name].is_object(), "{name}");
         }
     }

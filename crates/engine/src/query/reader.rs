@@ -21,6 +21,7 @@ use rdkafka::{Message, Offset};
 
 use super::view::{LatestView, Output};
 use crate::kafka::KafkaSettings;
+use crate::vocab::wire;
 
 /// How often topics not found yet are looked for again.
 const RETRY_TOPICS: Duration = Duration::from_secs(5);
@@ -230,7 +231,8 @@ impl Progress {
         let Some(payload) = m.payload() else {
             return;
         };
-        if let Err(e) = view.apply(output, payload) {
+        // framed outputs (`[schema_registry] frame_outputs`) are answered as their JSON body
+        if let Err(e) = view.apply(output, wire::unframe(payload).1) {
             tracing::warn!(topic = m.topic(), offset = m.offset(), error = %e, "query view skipped a message");
         }
     }

@@ -16,7 +16,7 @@ use crate::window::BucketIndex;
 
 pub use manifest::{ManifestError, ModelManifest, ResolvedManifest};
 pub use model::{BatchForecast, Model, ModelError};
-pub use scorer::{flush_scorer, FlushPoint, Scorer, ScorerMsg, UpdateObserver};
+pub use scorer::{flush_scorer, send_marker, FlushPoint, Scorer, ScorerMsg, UpdateObserver};
 
 /// The scorer's backlog (windows ready but not yet scored), as the scorer last published it,
 /// and the windows its rescore throttle holds back. Ingest reads it to decide backpressure and

@@ -589,23 +589,31 @@ impl Scorer {
     }
 }
 
-/// Asks the scorer to take everything closed (with `force`, throttled SKUs too) and waits (up
-/// to `timeout`) until it has gone as far as `until`. False when the scorer is gone or did not
-/// answer in time.
-pub fn flush_scorer(
+/// Sends the scorer a [`ScorerMsg::Flush`] marker: take everything closed (with `force`,
+/// throttled SKUs too) and answer on the returned receiver once everything queued before the
+/// marker has gone as far as `until`. `None` when the scorer is gone. The caller decides how to
+/// wait: in place ([`flush_scorer`]) or on later turns of its loop (the periodic checkpoint).
+pub fn send_marker(
     tx: &std::sync::mpsc::Sender<ScorerMsg>,
     force: bool,
     until: FlushPoint,
-    timeout: Duration,
-) -> bool {
+) -> Option<std::sync::mpsc::Receiver<()>> {
     let (ack_tx, ack_rx) = std::sync::mpsc::sync_channel(1);
     let msg = ScorerMsg::Flush {
         ack: ack_tx,
         force,
         until,
     };
-    if tx.send(msg).is_err() {
-        return false;
-    }
-    ack_rx.recv_timeout(timeout).is_ok()
+    tx.send(msg).ok().map(|()| ack_rx)
+}
+
+/// Sends a marker ([`send_marker`]) and waits (up to `timeout`) for its answer. False when the
+/// scorer is gone or did not answer in time.
+pub fn flush_scorer(
+    tx: &std::sync::mpsc::Sender<ScorerMsg>,
+    force: bool,
+    until: FlushPoint,
+    timeout: Duration,
+) -> bool {
+    send_marker(tx, force, until).is_some_and(|answer| answer.recv_timeout(timeout).is_ok())
 }

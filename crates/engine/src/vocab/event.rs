@@ -173,11 +173,16 @@ pub enum RejectReason {
     Late,
     /// The store was full and no SKU could be evicted.
     Capacity,
+    /// A value in the Confluent wire format whose schema id the registry does not hold, or
+    /// whose schema is of a kind the engine does not read (Protobuf).
+    UnknownSchema,
+    /// A value in the Confluent wire format whose body does not decode with its Avro schema.
+    InvalidAvro,
 }
 
 impl RejectReason {
     /// Every reason, for metric registration and docs.
-    pub const ALL: [RejectReason; 13] = [
+    pub const ALL: [RejectReason; 15] = [
         RejectReason::PayloadTooLarge,
         RejectReason::EmptyPayload,
         RejectReason::InvalidUtf8,
@@ -191,6 +196,8 @@ impl RejectReason {
         RejectReason::KeyMismatch,
         RejectReason::Late,
         RejectReason::Capacity,
+        RejectReason::UnknownSchema,
+        RejectReason::InvalidAvro,
     ];
 
     /// Stable code used in metrics labels and the `trendcast-reason` header.
@@ -209,6 +216,8 @@ impl RejectReason {
             RejectReason::KeyMismatch => "key_mismatch",
             RejectReason::Late => "late",
             RejectReason::Capacity => "capacity",
+            RejectReason::UnknownSchema => "unknown_schema",
+            RejectReason::InvalidAvro => "invalid_avro",
         }
     }
 }

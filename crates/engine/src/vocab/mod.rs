@@ -1,5 +1,6 @@
 //! The core vocabulary every part of the engine speaks: input sources, event bodies, the
-//! reasons input is rejected, event time and the engine clock.
+//! reasons input is rejected, event time and the engine clock, and the Confluent wire format's
+//! framing.
 //!
 //! It sits below everything else on purpose. Window state, checkpoints, telemetry and the
 //! offline tools all need these types, and they used to import them from `ingest`, which itself
@@ -9,6 +10,7 @@
 
 pub mod clock;
 pub mod event;
+pub mod wire;
 
 pub use clock::{EngineMs, EventTime};
 pub use event::{

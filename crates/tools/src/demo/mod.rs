@@ -683,7 +683,8 @@ fn drain(consumer: &BaseConsumer, wait: Duration, mut f: impl FnMut(&[u8])) {
         match consumer.poll(left.max(Duration::from_millis(1))) {
             Some(Ok(m)) => {
                 if let Some(p) = m.payload() {
-                    f(p);
+                    // framed outputs (`[schema_registry] frame_outputs`) are read as their body
+                    f(trendcast_engine::vocab::wire::unframe(p).1);
                 }
             }
             Some(Err(e)) => tracing::debug!(error = %e, "demo reader"),

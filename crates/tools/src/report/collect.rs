@@ -20,6 +20,7 @@ use trendcast_engine::ingest::event::decode;
 use trendcast_engine::publish::TrendUpdate;
 use trendcast_engine::signals::new_product::NewProductForecast;
 use trendcast_engine::signals::RestockSignal;
+use trendcast_engine::vocab::wire;
 use trendcast_engine::vocab::{EventBody, Source};
 
 /// Longest wait for the next message before a topic counts as read (a partition the broker
@@ -197,7 +198,8 @@ pub fn read_topic(
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
                 last_progress = Instant::now();
-                f(m.key(), m.payload());
+                // framed outputs (`[schema_registry] frame_outputs`) are read as their JSON body
+                f(m.key(), m.payload().map(|p| wire::unframe(p).1));
                 if left
                     .get(&m.partition())
                     .is_some_and(|&high| m.offset() + 1 >= high)

@@ -3,6 +3,7 @@
 //! loop (`super`) routes, publishes and dead-letters; these only decide.
 
 use super::*;
+use crate::vocab::wire;
 
 /// The blended new-product forecast of a SKU still inside its blend period (its text forecast
 /// fading into the model's as sales history grows), if it has a catalog text and a first sale.
@@ -43,7 +44,7 @@ impl SignalsState {
             |e: &dyn std::fmt::Display| Rejection::new(RejectReason::InvalidValue, e.to_string());
         match input {
             SignalInput::Updates => {
-                let update: TrendUpdate = serde_json::from_slice(msg.payload().unwrap_or_default())
+                let update: TrendUpdate = serde_json::from_slice(body(msg))
                     .map_err(|e| Rejection::new(classify(&e), e.to_string()))?;
                 let Some(home) = self.home(&update.sku) else {
                     return Ok(Outcome::misrouted());
@@ -79,7 +80,7 @@ impl SignalsState {
                 );
                 let (sku, level) = inventory::decode(
                     msg.key(),
-                    msg.payload(),
+                    msg.payload().map(|p| wire::unframe(p).1),
                     self.settings.max_sku_bytes,
                     range,
                 )?;
@@ -103,7 +104,7 @@ impl SignalsState {
         &mut self,
         msg: &BorrowedMessage<'_>,
     ) -> Result<Outcome, Rejection> {
-        let entry: CatalogEntry = serde_json::from_slice(msg.payload().unwrap_or_default())
+        let entry: CatalogEntry = serde_json::from_slice(body(msg))
             .map_err(|e| Rejection::new(classify(&e), e.to_string()))?;
         entry
             .validate(self.settings.max_sku_bytes)
@@ -167,4 +168,10 @@ impl SignalsState {
         }
         Ok(out)
     }
+}
+
+/// A message's value without its Confluent framing, if any (`crate::vocab::wire`); empty when
+/// it has none, which the decoders refuse.
+fn body<'a>(msg: &'a BorrowedMessage<'_>) -> &'a [u8] {
+    wire::unframe(msg.payload().unwrap_or_default()).1
 }

@@ -1,0 +1,184 @@
+//! A Confluent Schema Registry client: registers the output schemas, so that outputs can be framed
+//! in the registry's wire format, and reads a schema back by its id.
+//!
+//! Why register at all: a consumer using a registry-aware deserializer (Confluent's
+//! `KafkaJsonSchemaDeserializer`, Kafka Connect, ksqlDB) reads the schema id in front of each value
+//! and fetches the schema by it; plain JSON gives it nothing to fetch. The engine registers each
+//! output's JSON Schema (`schemas/`, compiled in) under `<topic>-value` (the registry's default
+//! `TopicNameStrategy`) once at start, and frames every output value with the id it got
+//! ([`super::Publisher::framed`]). Registering a schema a subject already holds returns the same
+//! id, so restarts add no versions; a schema the subject's compatibility rule refuses stops the
+//! start with the registry's answer.
+//!
+//! Only the few REST endpoints used are spoken: `POST /subjects/{subject}/versions` and
+//! `GET /schemas/ids/{id}`, with the registry's media type. Plain HTTP only in this build.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::json;
+
+/// The registry's media type, sent with each request.
+const MEDIA_TYPE: &str = "application/vnd.schemaregistry.v1+json";
+
+/// Why the registry could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// No answer (refused, timed out, not HTTP).
+    #[error("schema registry at {url} did not answer: {reason}")]
+    Unreachable {
+        /// The request's URL.
+        url: String,
+        /// What the transport said.
+        reason: String,
+    },
+    /// An error status, with the registry's own message.
+    #[error("schema registry at {url} answered {status}: {body}")]
+    Refused {
+        /// The request's URL.
+        url: String,
+        /// HTTP status.
+        status: u16,
+        /// The answer's body (the registry's `{"error_code", "message"}`).
+        body: String,
+    },
+    /// A 200 whose body is not what the API describes.
+    #[error("schema registry at {url} gave an answer that cannot be read: {reason}")]
+    BadAnswer {
+        /// The request's URL.
+        url: String,
+        /// What was wrong with it.
+        reason: String,
+    },
+}
+
+/// A schema as the registry holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisteredSchema {
+    /// `JSON`, `AVRO` or `PROTOBUF` (the registry leaves the field out for Avro).
+    pub schema_type: String,
+    /// The schema's text.
+    pub schema: String,
+}
+
+#[derive(Deserialize)]
+struct IdAnswer {
+    id: u32,
+}
+
+#[derive(Deserialize)]
+struct SchemaAnswer {
+    schema: String,
+    #[serde(rename = "schemaType")]
+    schema_type: Option<String>,
+}
+
+/// A client of one registry.
+pub struct SchemaRegistry {
+    base: String,
+    agent: ureq::Agent,
+}
+
+impl SchemaRegistry {
+    /// A client of the registry at `base_url` (`http://host:port`, with any path prefix);
+    /// each request gives up after `timeout`.
+    pub fn new(base_url: &str, timeout: Duration) -> Self {
+        Self {
+            base: base_url.trim_end_matches('/').to_string(),
+            agent: ureq::AgentBuilder::new().timeout(timeout).build(),
+        }
+    }
+
+    /// Registers the JSON Schema `schema` under `subject` and returns its id (the existing id
+    /// when the subject already holds the same schema).
+    pub fn register_json(&self, subject: &str, schema: &str) -> Result<u32, RegistryError> {
+        let url = format!("{}/subjects/{}/versions", self.base, path_segment(subject));
+        let body = json!({ "schemaType": "JSON", "schema": schema });
+        let answer = self
+            .agent
+            .post(&url)
+            .set("Content-Type", MEDIA_TYPE)
+            .set("Accept", MEDIA_TYPE)
+            .send_json(body);
+        let IdAnswer { id } = read(&url, answer)?;
+        Ok(id)
+    }
+
+    /// The schema registered with `id`.
+    pub fn schema(&self, id: u32) -> Result<RegisteredSchema, RegistryError> {
+        let url = format!("{}/schemas/ids/{id}", self.base);
+        let answer = self.agent.get(&url).set("Accept", MEDIA_TYPE).call();
+        let SchemaAnswer {
+            schema,
+            schema_type,
+        } = read(&url, answer)?;
+        Ok(RegisteredSchema {
+            schema_type: schema_type.unwrap_or_else(|| "AVRO".into()),
+            schema,
+        })
+    }
+}
+
+/// The JSON body of a 200 answer, or why there is none.
+fn read<T: serde::de::DeserializeOwned>(
+    url: &str,
+    answer: Result<ureq::Response, ureq::Error>,
+) -> Result<T, RegistryError> {
+    match answer {
+        Ok(response) => response
+            .into_json::<T>()
+            .map_err(|e| RegistryError::BadAnswer {
+                url: url.to_string(),
+                reason: e.to_string(),
+            }),
+        Err(ureq::Error::Status(status, response)) => Err(RegistryError::Refused {
+            url: url.to_string(),
+            status,
+            body: response.into_string().unwrap_or_default(),
+        }),
+        Err(ureq::Error::Transport(t)) => Err(RegistryError::Unreachable {
+            url: url.to_string(),
+            reason: t.to_string(),
+        }),
+    }
+}
+
+/// `subject` percent-encoded for a URL path segment (topic names allow only `[a-zA-Z0-9._-]`,
+/// which pass unchanged; anything else is encoded byte by byte).
+fn path_segment(subject: &str) -> String {
+    let mut out = String::with_capacity(subject.len());
+    for b in subject.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_are_encoded_as_one_path_segment() {
+        assert_eq!(
+            path_segment("shop.trend-updates_v1-value"),
+            "shop.trend-updates_v1-value"
+        );
+        assert_eq!(path_segment("a/b c"), "a%2Fb%20c");
+    }
+
+    #[test]
+    fn an_unreachable_registry_is_an_error_naming_it() {
+        // a port nothing listens on: connection refused
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        drop(listener);
+        let registry = SchemaRegistry::new(&format!("http://{addr}"), Duration::from_secs(2));
+        let e = registry.register_json("t-value", "{}").unwrap_err();
+        assert!(matches!(e, RegistryError::Unreachable { .. }), "{e}");
+        assert!(e.to_string().contains(&addr.to_string()), "{e}");
+    }
+}

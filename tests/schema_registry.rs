@@ -1,0 +1,385 @@
+//! The Confluent wire format through the real broker, with the engine's schemas registered over
+//! real HTTP.
+//!
+//! No Schema Registry can be installed on these machines, so [`Registry`] below stands in for
+//! one: a small HTTP/1.1 server answering the two endpoints the engine uses, as Confluent's API
+//! reference describes them (`POST /subjects/{subject}/versions` with `{"schema", "schemaType"}`
+//! answering `{"id"}`, the same id for a schema registered before; `GET /schemas/ids/{id}`
+//! answering `{"schema", "schemaType"}`, or 404 with error code 40403; the
+//! `application/vnd.schemaregistry.v1+json` media type). It is not a registry: it keeps no
+//! versions and checks no compatibility.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rdkafka::Message;
+use serde_json::{json, Value};
+
+use common::*;
+use trendcast::engine::{EngineError, RunningEngine};
+use trendcast::publish::SchemaRegistry;
+use trendcast::vocab::wire;
+
+const DAY: i64 = 86_400_000;
+/// 2011-01-03, a Monday.
+const START: i64 = 1_294_012_800_000;
+const MEDIA_TYPE: &str = "application/vnd.schemaregistry.v1+json";
+
+/// What the stand-in registry holds: schema texts by id, the id of each (subject, text), and
+/// the content type of every request that carried a body.
+#[derive(Default)]
+struct Held {
+    schemas: Vec<(String, String)>,
+    subjects: HashMap<String, u32>,
+    content_types: Vec<String>,
+}
+
+/// The stand-in registry: HTTP/1.1 with keep-alive, a thread per connection.
+struct Registry {
+    url: String,
+    held: Arc<Mutex<Held>>,
+}
+
+impl Registry {
+    fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind registry");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let held = Arc::new(Mutex::new(Held::default()));
+        let shared = held.clone();
+        std::thread::spawn(move || {
+            // a thread per connection: clients keep theirs open between requests
+            for stream in listener.incoming().flatten() {
+                let held = shared.clone();
+                std::thread::spawn(move || serve(stream, &held));
+            }
+        });
+        Self { url, held }
+    }
+
+    fn subject_id(&self, subject: &str) -> Option<u32> {
+        self.held.lock().unwrap().subjects.get(subject).copied()
+    }
+}
+
+/// Answers requests on one connection until the client closes it.
+fn serve(stream: TcpStream, held: &Mutex<Held>) {
+    let mut reader = BufReader::new(stream.try_clone().expect("clone stream"));
+    let mut out = stream;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut parts = line.split_whitespace();
+        let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        let (mut length, mut content_type) = (0usize, None);
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                break;
+            }
+            let (name, value) = h.split_once(':').unwrap_or((&h, ""));
+            match name.trim().to_ascii_lowercase().as_str() {
+                "content-length" => length = value.trim().parse().unwrap_or(0),
+                "content-type" => content_type = Some(value.trim().to_string()),
+                _ => {}
+            }
+        }
+        let mut body = vec![0; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let (status, answer) = answer(method, path, &body, content_type, held);
+        let text = answer.to_string();
+        let reply = format!(
+            "HTTP/1.1 {status} X\r\nContent-Type: {MEDIA_TYPE}\r\nContent-Length: {}\r\n\r\n{text}",
+            text.len()
+        );
+        if out.write_all(reply.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+fn answer(
+    method: &str,
+    path: &str,
+    body: &[u8],
+    content_type: Option<String>,
+    held: &Mutex<Held>,
+) -> (u16, Value) {
+    let mut held = held.lock().unwrap();
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match (method, segments.as_slice()) {
+        ("POST", ["subjects", subject, "versions"]) => {
+            held.content_types.extend(content_type);
+            let Ok(request) = serde_json::from_slice::<Value>(body) else {
+                return (
+                    422,
+                    json!({"error_code": 42201, "message": "Invalid schema"}),
+                );
+            };
+            let text = request["schema"].as_str().unwrap_or_default().to_string();
+            let kind = request["schemaType"].as_str().unwrap_or("AVRO").to_string();
+            let id = match held
+                .schemas
+                .iter()
+                .position(|s| *s == (kind.clone(), text.clone()))
+            {
+                Some(i) => i as u32 + 1,
+                None => {
+                    held.schemas.push((kind, text));
+                    held.schemas.len() as u32
+                }
+            };
+            held.subjects.insert((*subject).to_string(), id);
+            (200, json!({ "id": id }))
+        }
+        ("GET", ["schemas", "ids", id]) => {
+            let found = id
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| i.checked_sub(1))
+                .and_then(|i| held.schemas.get(i));
+            match found {
+                Some((kind, text)) => (200, json!({ "schema": text, "schemaType": kind })),
+                None => (
+                    404,
+                    json!({"error_code": 40403, "message": "Schema not found"}),
+                ),
+            }
+        }
+        _ => (
+            404,
+            json!({"error_code": 404, "message": "HTTP 404 Not Found"}),
+        ),
+    }
+}
+
+/// The Avro schema an Avro-speaking producer writes sales with: the fields of
+/// `schemas/sales_event.schema.json`.
+const SALE_AVRO: &str = r#"{"type": "record", "name": "Sale", "namespace": "shop",
+  "fields": [{"name": "sku", "type": "string"},
+             {"name": "ts", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+             {"name": "qty", "type": "double"},
+             {"name": "unit_price", "type": ["null", "double"], "default": null}]}"#;
+
+/// A sale of `qty` units of `sku` on day `day` as an Avro datum of [`SALE_AVRO`].
+fn avro_sale(schema: &apache_avro::Schema, sku: &str, day: i64, qty: f64) -> Vec<u8> {
+    use apache_avro::types::Value as Avro;
+    let ts = START + day * DAY + 12 * 3_600_000;
+    let record = Avro::Record(vec![
+        ("sku".into(), Avro::String(sku.into())),
+        ("ts".into(), Avro::TimestampMillis(ts)),
+        ("qty".into(), Avro::Double(qty)),
+        (
+            "unit_price".into(),
+            Avro::Union(1, Box::new(Avro::Double(2.0))),
+        ),
+    ]);
+    apache_avro::to_avro_datum(schema, record).expect("avro datum")
+}
+
+/// A sale of `qty` units of `sku` on day `day`, as plain JSON.
+fn sale(sku: &str, day: i64, qty: u32) -> Vec<u8> {
+    let ts = START + day * DAY + 12 * 3_600_000;
+    serde_json::to_vec(&json!({"sku": sku, "ts": ts, "qty": qty, "unit_price": 2.0})).unwrap()
+}
+
+fn framed(id: u32, body: &[u8]) -> Vec<u8> {
+    [&wire::frame(id)[..], body].concat()
+}
+
+#[test]
+fn framed_inputs_are_read_and_outputs_carry_their_registered_schema_id() {
+    let brokers = brokers();
+    let topics = Topics::create("registry", 2);
+    let registry = Registry::start();
+    let mut raw = raw_config(&topics);
+    raw.schema_registry.url = registry.url.clone();
+    raw.schema_registry.frame_outputs = true;
+    let settings = trendcast::config::Settings::resolve(&raw).expect("settings");
+
+    // Ten days of three SKUs: one producer frames JSON values (a registry-aware JSON Schema
+    // serializer, its schema registered by it), one sends Avro (likewise), one plain JSON. Two
+    // framed values are bad: an id the registry does not hold, and an Avro datum cut short.
+    let sales_schema = std::fs::read_to_string(root().join("schemas/sales_event.schema.json"))
+        .expect("sales schema");
+    let (json_id, avro_id) = {
+        let mut held = registry.held.lock().unwrap();
+        held.schemas.push(("JSON".into(), sales_schema));
+        held.schemas.push(("AVRO".into(), SALE_AVRO.into()));
+        (held.schemas.len() as u32 - 1, held.schemas.len() as u32)
+    };
+    let avro_schema = apache_avro::Schema::parse_str(SALE_AVRO).expect("avro schema");
+    let mut messages = Vec::new();
+    for day in 0..10 {
+        messages.push((
+            Some(b"FRAMED".to_vec()),
+            Some(framed(json_id, &sale("FRAMED", day, 3))),
+        ));
+        messages.push((Some(b"PLAIN".to_vec()), Some(sale("PLAIN", day, 2))));
+        let datum = avro_sale(&avro_schema, "AVRO", day, 4.0);
+        messages.push((Some(b"AVRO".to_vec()), Some(framed(avro_id, &datum))));
+    }
+    let unknown = framed(999, &avro_sale(&avro_schema, "AVRO", 3, 1.0));
+    let datum = avro_sale(&avro_schema, "AVRO", 4, 1.0);
+    let cut_short = framed(avro_id, &datum[..datum.len() - 4]);
+    messages.push((Some(b"AVRO".to_vec()), Some(unknown.clone())));
+    messages.push((Some(b"AVRO".to_vec()), Some(cut_short.clone())));
+    produce(&brokers, &topics.sales, &messages);
+
+    let engine = RunningEngine::start(&settings, None).expect("engine starts");
+    wait_consumed(&engine, messages.len() as u64, Duration::from_secs(60));
+    engine
+        .finish_replay(Duration::from_secs(60))
+        .expect("finish replay");
+    assert_eq!(
+        engine.stats().total_rejected(),
+        2,
+        "only the two bad values"
+    );
+
+    // the schema went to the registry under the TopicNameStrategy subject, with its media type
+    let subject = format!("{}-value", topics.output);
+    let id = registry
+        .subject_id(&subject)
+        .expect("trend_update registered");
+    let expected: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("schemas/trend_update.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let client = SchemaRegistry::new(&registry.url, Duration::from_secs(5));
+    let held = client.schema(id).expect("schema by id");
+    assert_eq!(held.schema_type, "JSON");
+    assert_eq!(
+        serde_json::from_str::<Value>(&held.schema).unwrap(),
+        expected
+    );
+    let again = client
+        .register_json(&subject, &held.schema)
+        .expect("register again");
+    assert_eq!(again, id, "the same schema keeps its id");
+    assert!(registry
+        .held
+        .lock()
+        .unwrap()
+        .content_types
+        .iter()
+        .all(|c| c == MEDIA_TYPE));
+
+    // every update is framed with that id, and its body is a schema-valid trend update
+    let published = engine.stats().updates_published.get() as usize;
+    assert!(
+        published >= 16,
+        "both SKUs scored on most days: {published}"
+    );
+    let updates = read_all(&brokers, &topics.output, published, Duration::from_secs(30));
+    assert_eq!(updates.len(), published);
+    let validator = schema("trend_update.schema.json");
+    let mut skus = std::collections::BTreeSet::new();
+    for m in &updates {
+        let (schema_id, body) = wire::unframe(m.payload().expect("value"));
+        assert_eq!(schema_id, Some(id), "framed with the registered id");
+        let update: Value = serde_json::from_slice(body).expect("JSON body");
+        assert!(validator.is_valid(&update), "{update}");
+        skus.insert(update["sku"].as_str().unwrap_or_default().to_string());
+    }
+    assert_eq!(
+        skus.into_iter().collect::<Vec<_>>(),
+        ["AVRO", "FRAMED", "PLAIN"]
+    );
+    // the Avro sales counted as JSON ones do: 4 units a day, every day
+    let window = engine.store().get("AVRO").expect("AVRO window");
+    let closed = engine.store().clock().closed_index().expect("closed");
+    assert_eq!(
+        window.bucket(closed)[trendcast::window::Feature::Units as usize],
+        4.0
+    );
+
+    // the two bad values are dead-lettered byte for byte, saying why
+    let dead = read_all(&brokers, &topics.dead_letter, 2, Duration::from_secs(20));
+    let mut reasons: Vec<(Option<String>, Option<&[u8]>)> = dead
+        .iter()
+        .map(|m| (header(m, "trendcast-reason"), m.payload()))
+        .collect();
+    reasons.sort();
+    assert_eq!(
+        reasons,
+        vec![
+            (Some("invalid_avro".into()), Some(cut_short.as_slice())),
+            (Some("unknown_schema".into()), Some(unknown.as_slice())),
+        ]
+    );
+    drop(engine);
+}
+
+#[test]
+fn an_unreachable_registry_stops_the_start_naming_it() {
+    let topics = Topics::create("registry-down", 1);
+    // a port nothing listens on
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    drop(listener);
+    let mut raw = raw_config(&topics);
+    raw.schema_registry.url = url.clone();
+    raw.schema_registry.frame_outputs = true;
+    raw.schema_registry.timeout = "2s".into();
+    let settings = trendcast::config::Settings::resolve(&raw).expect("settings");
+    match RunningEngine::start(&settings, None) {
+        Err(e @ EngineError::Registry(_)) => {
+            let chain = format!("{e}: {}", std::error::Error::source(&e).unwrap());
+            assert!(chain.contains(&url["http://".len()..]), "{chain}");
+        }
+        Err(e) => panic!("another error: {e}"),
+        Ok(_) => panic!("started without its registry"),
+    }
+}
+
+#[test]
+fn an_avro_value_whose_schema_cannot_be_fetched_stops_ingest_and_is_not_dead_lettered() {
+    let brokers = brokers();
+    let topics = Topics::create("registry-avro-down", 1);
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    drop(listener);
+    let mut raw = raw_config(&topics);
+    raw.schema_registry.url = url;
+    raw.schema_registry.timeout = "2s".into();
+    let settings = trendcast::config::Settings::resolve(&raw).expect("settings");
+    let schema = apache_avro::Schema::parse_str(SALE_AVRO).expect("avro schema");
+    // a plain sale (offset 0), then an Avro one (offset 1) whose schema cannot be fetched
+    let value = framed(5, &avro_sale(&schema, "AVRO", 0, 1.0));
+    let messages = [
+        (Some(b"PLAIN".to_vec()), Some(sale("PLAIN", 0, 1))),
+        (Some(b"AVRO".to_vec()), Some(value)),
+    ];
+    produce(&brokers, &topics.sales, &messages);
+    let engine = RunningEngine::start(&settings, None).expect("engine starts");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !engine.has_failed() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ingest went on without the schema"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        engine.stats().total_rejected(),
+        0,
+        "a registry away is not bad input"
+    );
+    // leaving the group checkpoints what was applied: never past the Avro value
+    drop(engine);
+    let committed = committed_offsets(&brokers, &raw.kafka.group_id, &topics.sales, 1);
+    assert!(
+        committed[0] <= 1,
+        "committed past the unread value: {committed:?}"
+    );
+    assert!(read_all(&brokers, &topics.dead_letter, 1, Duration::from_secs(3)).is_empty());
+}
