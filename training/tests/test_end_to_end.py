@@ -76,7 +76,7 @@ def test_gbdt_and_mlp_train_export_score(small):
     assert np.abs(out.mean - (0.2 * q[..., 0] + 0.5 * q[..., 1] + 0.3 * q[..., 2])).max() <= 1e-4 * max(1.0, q.max())
 
     mp = dict(neural.DEFAULTS, rows=3000, epochs=2, hidden=16, valid_days=7)
-    x, y, up, org = neural.make_data(ex, cutoff, mp["rows"])
+    x, y, up, org, _ = neural.make_data(ex, cutoff, mp["rows"])
     net = neural.train(x, y, up, org, cutoff, 7, mp, log=lambda *a: None)
     onx = neural.export(net, 28, 7, 1.0, 1.0, "smoke-mlp", (0.1, 0.6, 0.3))
     sess = session(onx)

@@ -29,7 +29,9 @@ def test_causal_shift_and_its_adjoint():
     assert np.sum(sequence.shift(x, 2) * g) == pytest.approx(np.sum(x * sequence.unshift(g, 2)), rel=1e-6)
 
 
-def test_backprop_matches_finite_differences():
+@pytest.mark.parametrize("weighted", [False, True])
+def test_backprop_matches_finite_differences(weighted):
+    """Also with per-row pinball weights (`neural.row_weights`), whose gradient is scaled by hand."""
     win, origin = inputs(64)
     _, _, fr = F.compute(win, origin, W, H)
     net = sequence.make(fr.shape[1], H, {"hidden": 16, "seed": 3, "channels": 6}, W)
@@ -39,13 +41,14 @@ def test_backprop_matches_finite_differences():
     r = np.random.default_rng(2)
     y = r.gamma(1.0, 1.0, (64, H))
     up = (r.random(64) < 0.5).astype(np.float64)
+    w = r.gamma(0.5, 2.0, 64) if weighted else None
 
     def loss():
         o, _ = net.forward(fr)
-        return net.loss_grad(o, y, up, 0.2)[0]
+        return net.loss_grad(o, y, up, 0.2, w)[0]
 
     o, cache = net.forward(fr)
-    g = net.backward(cache, net.loss_grad(o, y, up, 0.2)[1])
+    g = net.backward(cache, net.loss_grad(o, y, up, 0.2, w)[1])
     checked = 0
     for k in ("K0", "K3", "c1", "W1", "W3"):
         flat = np.argsort(-np.abs(g[k]).ravel())[:3]  # the largest entries of each gradient
@@ -75,3 +78,16 @@ def test_onnx_export_matches_the_numpy_forward():
     assert out.q.shape == (300, H, 3) and out.mean.shape == (300, H)
     assert np.abs(out.q - ref).max() <= 1e-4 * max(1.0, np.abs(ref).max())
     assert np.abs(out.p_up - pu).max() <= 1e-5
+
+
+def test_row_weights_follow_the_scale_and_are_capped():
+    from trendcast_training import neural
+
+    scale = np.array([1.0, 1.0, 4.0, 1000.0], np.float32)
+    win = np.zeros((4, W, 6), np.float32)
+    assert np.all(neural.row_weights(scale, win, "none", 50.0) == 1)
+    w = neural.row_weights(scale, win, "scale", 2.0)
+    assert abs(w.mean() - 1) < 1e-6
+    assert w[0] == w[1] < w[2] < w[3]  # the largest capped, still the largest
+    ws = neural.row_weights(scale, win, "sqrt_scale", 50.0)
+    assert np.isclose(ws[2] / ws[0], 2.0)

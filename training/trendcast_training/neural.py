@@ -23,7 +23,7 @@ from .onnx_out import assemble, mean_tail, quantile_tail
 
 TAUS = np.array([0.1, 0.5, 0.9], np.float32)
 DEFAULTS = dict(hidden=256, dropout=0.2, weight_decay=1e-4, lr=3e-4, batch=512, epochs=20, patience=4,
-                rows=1_000_000, bce_weight=0.2, valid_days=21, seed=0)
+                rows=1_000_000, bce_weight=0.2, valid_days=21, seed=0, weight="none", weight_cap=50.0)
 
 
 def softplus(x):
@@ -34,7 +34,26 @@ def sigmoid(x):
     return 1 / (1 + np.exp(-x))
 
 
-def make_data(ex: Export, cutoff: int, rows: int, seed: int = 0, min_origin=None):
+def row_weights(scale: np.ndarray, win: np.ndarray, weight: str, cap: float) -> np.ndarray:
+    """Pinball-loss weight per window, normalised to mean 1 and capped at `cap` times the mean:
+    none; the window's scale ('scale': the loss in units, which is what WQL sums, since pinball
+    of y/s times s is pinball of y), its square root; or the last-28-day revenue as the GBDT's
+    ('rev', 'sqrt_rev')."""
+    if weight == "none":
+        return np.ones(len(scale), np.float32)
+    if weight in ("scale", "sqrt_scale"):
+        w = scale.reshape(-1).astype(np.float64)
+        w = np.sqrt(w) if weight == "sqrt_scale" else w
+    else:
+        from .gbdt import row_weights as revenue_weights
+
+        w = revenue_weights(win, weight).astype(np.float64)
+    w = np.minimum(w / w.mean(), cap)
+    return (w / w.mean()).astype(np.float32)
+
+
+def make_data(ex: Export, cutoff: int, rows: int, seed: int = 0, min_origin=None, weight: str = "none",
+              weight_cap: float = 50.0):
     rng = np.random.default_rng(seed)
     idx = train_rows(ex, cutoff, min_origin)
     idx = np.sort(rng.choice(idx, size=min(rows, len(idx)), replace=False))
@@ -45,7 +64,8 @@ def make_data(ex: Export, cutoff: int, rows: int, seed: int = 0, min_origin=None
     y = (tgt / scale).astype(np.float32)
     last14 = np.maximum(win[:, -14:, 0], 0).mean(1)
     up = (tgt.mean(1) > last14).astype(np.float32)
-    return fr.astype(np.float32), y, up, ex.origin[idx]
+    w = row_weights(scale, win, weight, weight_cap)
+    return fr.astype(np.float32), y, up, ex.origin[idx], w
 
 
 class MLP:
@@ -85,15 +105,17 @@ class MLP:
         q = np.stack([m - softplus(o[:, H:2 * H]), m, m + softplus(o[:, 2 * H:3 * H])], -1)
         return q.astype(np.float32), sigmoid(o[:, 3 * H]).astype(np.float32)
 
-    def loss_grad(self, o, y, up, bce_w):
+    def loss_grad(self, o, y, up, bce_w, w=None):
+        """Pinball loss weighted per row by `w` (mean about 1; None: unweighted) + BCE."""
         H = self.H
         q, pu = self.heads(o)
         e = y[..., None] - q  # [B, H, 3]
-        loss = np.mean(np.sum(np.maximum(TAUS * e, (TAUS - 1) * e), -1))
+        w = np.ones(len(y), np.float32) if w is None else w
+        loss = np.mean(w[:, None] * np.sum(np.maximum(TAUS * e, (TAUS - 1) * e), -1))
         pc = np.clip(pu, 1e-7, 1 - 1e-7)
         bce = -np.mean(up * np.log(pc) + (1 - up) * np.log(1 - pc))
         B = len(y)
-        dq = ((e < 0).astype(np.float32) - TAUS) / (B * H)  # d loss / d q
+        dq = ((e < 0).astype(np.float32) - TAUS) * (w[:, None, None] / (B * H))  # d loss / d q
         do = np.zeros_like(o)
         do[:, :H] = dq.sum(-1)
         do[:, H:2 * H] = -dq[..., 0] * sigmoid(o[:, H:2 * H])
@@ -128,13 +150,15 @@ class MLP:
             ps.append(pu)
         return np.concatenate(qs), np.concatenate(ps)
 
-    def eval_loss(self, x, y, up, bce_w):
+    def eval_loss(self, x, y, up, bce_w, w=None):
         o, _ = self.forward(x)
-        return self.loss_grad(o, y, up, bce_w)[0]
+        return self.loss_grad(o, y, up, bce_w, w)[0]
 
 
-def train(x, y, up, origin, cutoff: int, H: int, params: dict, log=print) -> MLP:
-    """Early stopping on rows whose target ends in the last `valid_days` before the cutoff."""
+def train(x, y, up, origin, cutoff: int, H: int, params: dict, log=print, w=None) -> MLP:
+    """Early stopping on rows whose target ends in the last `valid_days` before the cutoff; `w`
+    weighs each row's pinball loss, in training and in the early-stopping loss alike."""
+    w = np.ones(len(x), np.float32) if w is None else w
     rng = np.random.default_rng(params["seed"])
     va = origin + H > cutoff - params["valid_days"]
     if va.sum() < 100 or (~va).sum() < 100:  # tiny data: hold out the latest 10% of rows instead
@@ -153,8 +177,8 @@ def train(x, y, up, origin, cutoff: int, H: int, params: dict, log=print) -> MLP
     opt_v = {k: np.zeros_like(v) for k, v in net.p.items()}
     b1, b2, eps, step = 0.9, 0.999, 1e-8, 0
     best, best_p, bad = np.inf, None, 0
-    xt, yt, ut = x[tr], y[tr], up[tr]
-    xv, yv, uv = x[va], y[va], up[va]
+    xt, yt, ut, wt = x[tr], y[tr], up[tr], w[tr]
+    xv, yv, uv, wv = x[va], y[va], up[va], w[va]
     for ep in range(params["epochs"]):
         t0 = time.time()
         perm = rng.permutation(len(xt))
@@ -162,7 +186,7 @@ def train(x, y, up, origin, cutoff: int, H: int, params: dict, log=print) -> MLP
         for a in range(0, len(perm), params["batch"]):
             bi = perm[a:a + params["batch"]]
             o, cache = net.forward(xt[bi], params["dropout"], rng)
-            loss, do = net.loss_grad(o, yt[bi], ut[bi], params["bce_weight"])
+            loss, do = net.loss_grad(o, yt[bi], ut[bi], params["bce_weight"], wt[bi])
             g = net.backward(cache, do)
             step += 1
             for k in net.p:
@@ -175,7 +199,7 @@ def train(x, y, up, origin, cutoff: int, H: int, params: dict, log=print) -> MLP
                     upd = upd + params["weight_decay"] * net.p[k]
                 net.p[k] = (net.p[k] - params["lr"] * upd).astype(np.float32)
             tl.append(loss)
-        vl = net.eval_loss(xv, yv, uv, params["bce_weight"])
+        vl = net.eval_loss(xv, yv, uv, params["bce_weight"], wv)
         log(f"  {params.get('arch', 'mlp')} epoch {ep + 1:2d}/{params['epochs']}  train {np.mean(tl):.4f}  valid {vl:.4f}  "
             f"({time.time() - t0:.1f}s)")
         if vl < best - 1e-4:

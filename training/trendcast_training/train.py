@@ -66,9 +66,11 @@ def fit_gbdt(ex, cutoff, params, log=log):
 
 
 def fit_mlp(ex, cutoff, params, log=log):
-    x, y, up, org = neural.make_data(ex, cutoff, params["rows"], params["seed"])
-    log(f"{params.get('arch', 'mlp')}: training rows {x.shape} (cutoff {np.datetime64(cutoff, 'D')})")
-    return neural.train(x, y, up, org, cutoff, ex.horizon, params, log=log)
+    x, y, up, org, w = neural.make_data(ex, cutoff, params["rows"], params["seed"], weight=params["weight"],
+                                        weight_cap=params["weight_cap"])
+    log(f"{params.get('arch', 'mlp')}: training rows {x.shape} (cutoff {np.datetime64(cutoff, 'D')}, "
+        f"weights {params['weight']})")
+    return neural.train(x, y, up, org, cutoff, ex.horizon, params, log=log, w=w)
 
 
 def score_gbdt(boosters, es, W, H):
