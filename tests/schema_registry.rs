@@ -1,165 +1,24 @@
 //! The Confluent wire format through the real broker, with the engine's schemas registered over
-//! real HTTP.
-//!
-//! No Schema Registry can be installed on these machines, so [`Registry`] below stands in for
-//! one: a small HTTP/1.1 server answering the two endpoints the engine uses, as Confluent's API
-//! reference describes them (`POST /subjects/{subject}/versions` with `{"schema", "schemaType"}`
-//! answering `{"id"}`, the same id for a schema registered before; `GET /schemas/ids/{id}`
-//! answering `{"schema", "schemaType"}`, or 404 with error code 40403; the
-//! `application/vnd.schemaregistry.v1+json` media type). It is not a registry: it keeps no
-//! versions and checks no compatibility.
+//! real HTTP (and HTTPS), against the stand-in registry of `common::registry`: no Schema Registry
+//! can be installed on these machines.
 
 mod common;
 
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::{Arc, Mutex};
+use std::net::TcpListener;
 use std::time::Duration;
 
 use rdkafka::Message;
 use serde_json::{json, Value};
 
+use common::registry::{framed, self_signed, Registry, MEDIA_TYPE};
 use common::*;
 use trendcast::engine::{EngineError, RunningEngine};
-use trendcast::publish::SchemaRegistry;
+use trendcast::publish::{RegistryAccess, RegistryError, SchemaRegistry};
 use trendcast::vocab::wire;
 
 const DAY: i64 = 86_400_000;
 /// 2011-01-03, a Monday.
 const START: i64 = 1_294_012_800_000;
-const MEDIA_TYPE: &str = "application/vnd.schemaregistry.v1+json";
-
-/// What the stand-in registry holds: schema texts by id, the id of each (subject, text), and
-/// the content type of every request that carried a body.
-#[derive(Default)]
-struct Held {
-    schemas: Vec<(String, String)>,
-    subjects: HashMap<String, u32>,
-    content_types: Vec<String>,
-}
-
-/// The stand-in registry: HTTP/1.1 with keep-alive, a thread per connection.
-struct Registry {
-    url: String,
-    held: Arc<Mutex<Held>>,
-}
-
-impl Registry {
-    fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind registry");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
-        let held = Arc::new(Mutex::new(Held::default()));
-        let shared = held.clone();
-        std::thread::spawn(move || {
-            // a thread per connection: clients keep theirs open between requests
-            for stream in listener.incoming().flatten() {
-                let held = shared.clone();
-                std::thread::spawn(move || serve(stream, &held));
-            }
-        });
-        Self { url, held }
-    }
-
-    fn subject_id(&self, subject: &str) -> Option<u32> {
-        self.held.lock().unwrap().subjects.get(subject).copied()
-    }
-}
-
-/// Answers requests on one connection until the client closes it.
-fn serve(stream: TcpStream, held: &Mutex<Held>) {
-    let mut reader = BufReader::new(stream.try_clone().expect("clone stream"));
-    let mut out = stream;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let mut parts = line.split_whitespace();
-        let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-        let (mut length, mut content_type) = (0usize, None);
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
-                break;
-            }
-            let (name, value) = h.split_once(':').unwrap_or((&h, ""));
-            match name.trim().to_ascii_lowercase().as_str() {
-                "content-length" => length = value.trim().parse().unwrap_or(0),
-                "content-type" => content_type = Some(value.trim().to_string()),
-                _ => {}
-            }
-        }
-        let mut body = vec![0; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        let (status, answer) = answer(method, path, &body, content_type, held);
-        let text = answer.to_string();
-        let reply = format!(
-            "HTTP/1.1 {status} X\r\nContent-Type: {MEDIA_TYPE}\r\nContent-Length: {}\r\n\r\n{text}",
-            text.len()
-        );
-        if out.write_all(reply.as_bytes()).is_err() {
-            return;
-        }
-    }
-}
-
-fn answer(
-    method: &str,
-    path: &str,
-    body: &[u8],
-    content_type: Option<String>,
-    held: &Mutex<Held>,
-) -> (u16, Value) {
-    let mut held = held.lock().unwrap();
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    match (method, segments.as_slice()) {
-        ("POST", ["subjects", subject, "versions"]) => {
-            held.content_types.extend(content_type);
-            let Ok(request) = serde_json::from_slice::<Value>(body) else {
-                return (
-                    422,
-                    json!({"error_code": 42201, "message": "Invalid schema"}),
-                );
-            };
-            let text = request["schema"].as_str().unwrap_or_default().to_string();
-            let kind = request["schemaType"].as_str().unwrap_or("AVRO").to_string();
-            let id = match held
-                .schemas
-                .iter()
-                .position(|s| *s == (kind.clone(), text.clone()))
-            {
-                Some(i) => i as u32 + 1,
-                None => {
-                    held.schemas.push((kind, text));
-                    held.schemas.len() as u32
-                }
-            };
-            held.subjects.insert((*subject).to_string(), id);
-            (200, json!({ "id": id }))
-        }
-        ("GET", ["schemas", "ids", id]) => {
-            let found = id
-                .parse::<usize>()
-                .ok()
-                .and_then(|i| i.checked_sub(1))
-                .and_then(|i| held.schemas.get(i));
-            match found {
-                Some((kind, text)) => (200, json!({ "schema": text, "schemaType": kind })),
-                None => (
-                    404,
-                    json!({"error_code": 40403, "message": "Schema not found"}),
-                ),
-            }
-        }
-        _ => (
-            404,
-            json!({"error_code": 404, "message": "HTTP 404 Not Found"}),
-        ),
-    }
-}
 
 /// The Avro schema an Avro-speaking producer writes sales with: the fields of
 /// `schemas/sales_event.schema.json`.
@@ -189,10 +48,6 @@ fn avro_sale(schema: &apache_avro::Schema, sku: &str, day: i64, qty: f64) -> Vec
 fn sale(sku: &str, day: i64, qty: u32) -> Vec<u8> {
     let ts = START + day * DAY + 12 * 3_600_000;
     serde_json::to_vec(&json!({"sku": sku, "ts": ts, "qty": qty, "unit_price": 2.0})).unwrap()
-}
-
-fn framed(id: u32, body: &[u8]) -> Vec<u8> {
-    [&wire::frame(id)[..], body].concat()
 }
 
 #[test]
@@ -254,7 +109,12 @@ fn framed_inputs_are_read_and_outputs_carry_their_registered_schema_id() {
         &std::fs::read_to_string(root().join("schemas/trend_update.schema.json")).unwrap(),
     )
     .unwrap();
-    let client = SchemaRegistry::new(&registry.url, Duration::from_secs(5));
+    let client = SchemaRegistry::new(
+        &registry.url,
+        Duration::from_secs(5),
+        &RegistryAccess::default(),
+    )
+    .expect("client");
     let held = client.schema(id).expect("schema by id");
     assert_eq!(held.schema_type, "JSON");
     assert_eq!(
@@ -382,4 +242,57 @@ fn an_avro_value_whose_schema_cannot_be_fetched_stops_ingest_and_is_not_dead_let
         "committed past the unread value: {committed:?}"
     );
     assert!(read_all(&brokers, &topics.dead_letter, 1, Duration::from_secs(3)).is_empty());
+}
+
+/// A hosted registry's setup: https with a certificate of a private CA, and an API key and
+/// secret as basic auth. The client registers and reads back over it once it trusts the CA and
+/// sends the key; without either it gets a clear error, not a schema.
+#[test]
+fn an_https_registry_with_a_private_ca_and_basic_auth() {
+    let (identity, ca_pem) = self_signed();
+    let tls = native_tls::TlsAcceptor::new(identity).expect("acceptor");
+    let registry = Registry::start_with(Some(tls), Some("KEY:SECRET"));
+    assert!(registry.url.starts_with("https://"));
+    let timeout = Duration::from_secs(5);
+    let access = RegistryAccess {
+        ca_pem: Some(ca_pem.clone()),
+        user_info: Some("KEY:SECRET".into()),
+    };
+    let client = SchemaRegistry::new(&registry.url, timeout, &access).expect("client");
+    let schema = r#"{"type": "object"}"#;
+    let id = client
+        .register_json("t-value", schema)
+        .expect("registered over https");
+    assert_eq!(registry.subject_id("t-value"), Some(id));
+    let held = client.schema(id).expect("read back over https");
+    assert_eq!(
+        (held.schema_type.as_str(), held.schema.as_str()),
+        ("JSON", schema)
+    );
+
+    // the private CA not trusted: the handshake fails, and the error names the registry
+    let untrusted = RegistryAccess {
+        ca_pem: None,
+        ..access.clone()
+    };
+    let client = SchemaRegistry::new(&registry.url, timeout, &untrusted).expect("client");
+    let e = client.schema(id).expect_err("certificate not trusted");
+    assert!(matches!(e, RegistryError::Unreachable { .. }), "{e}");
+    assert!(e.to_string().contains(&registry.url), "{e}");
+
+    // the wrong secret, or none: the registry's 401, with its message
+    for user_info in [Some("KEY:WRONG".to_string()), None] {
+        let access = RegistryAccess {
+            user_info,
+            ..access.clone()
+        };
+        let client = SchemaRegistry::new(&registry.url, timeout, &access).expect("client");
+        match client.register_json("t-value", schema) {
+            Err(RegistryError::Refused { status, body, .. }) => {
+                assert_eq!(status, 401);
+                assert!(body.contains("Unauthorized"), "{body}");
+            }
+            other => panic!("expected a 401, got {other:?}"),
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! The signals component through a real broker: restock signals fire on edges only (and keep
 //! doing so across a restart, and across a move to another host through the signals
-//! changelog), bad inventory is dead-lettered, and the hot-products ranking is unchanged by
-//! duplicate delivery of trend updates.
+//! changelog), bad inventory is dead-lettered, Avro inventory is read through a schema registry,
+//! and the hot-products ranking is unchanged by duplicate delivery of trend updates.
 
 mod common;
 
@@ -13,11 +13,12 @@ use std::time::{Duration, Instant};
 use rdkafka::Message;
 use serde_json::{json, Value};
 
+use common::registry::{framed, Registry};
 use common::{
     brokers, committed_offsets, create_topics, produce, read_all, schema, unique, Msg, Topics,
 };
 use trendcast::config::Settings;
-use trendcast::publish::Publisher;
+use trendcast::publish::{Publisher, RegistryAccess, SchemaRegistry};
 use trendcast::signals::processor::SignalStats;
 use trendcast::signals::{Signals, SignalsError};
 use trendcast::telemetry::EngineStats;
@@ -90,6 +91,11 @@ struct Running {
 }
 
 fn start(s: &Setup) -> Running {
+    start_reading_avro(s, None)
+}
+
+/// [`start`], reading Avro inputs through `registry`.
+fn start_reading_avro(s: &Setup, registry: Option<SchemaRegistry>) -> Running {
     let publisher =
         Publisher::new(&s.settings.kafka, Arc::new(EngineStats::new())).expect("producer");
     let signals = Signals::new(
@@ -98,7 +104,8 @@ fn start(s: &Setup) -> Running {
         s.settings.checkpoint.dir.as_deref(),
         publisher.clone(),
     )
-    .expect("signals start");
+    .expect("signals start")
+    .read_avro_through(registry);
     let stats = signals.stats();
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
@@ -290,6 +297,77 @@ fn restock_script(restart: Restart) {
     assert_eq!(
         common::header(&dead[0], "trendcast-reason").as_deref(),
         Some("wrong_type")
+    );
+}
+
+/// The Avro schema an inventory system writes snapshots with: the fields of
+/// `schemas/inventory_snapshot.schema.json`.
+const STOCK_AVRO: &str = r#"{"type": "record", "name": "Stock", "namespace": "shop",
+  "fields": [{"name": "sku", "type": "string"},
+             {"name": "ts", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+             {"name": "on_hand", "type": "double"},
+             {"name": "on_order", "type": ["null", "double"], "default": null}]}"#;
+
+/// A snapshot of `sku` as an Avro datum of [`STOCK_AVRO`] (not yet framed).
+fn avro_stock(schema: &apache_avro::Schema, sku: &str, ts: i64, on_hand: f64) -> Vec<u8> {
+    use apache_avro::types::Value as Avro;
+    let record = Avro::Record(vec![
+        ("sku".into(), Avro::String(sku.into())),
+        ("ts".into(), Avro::TimestampMillis(ts)),
+        ("on_hand".into(), Avro::Double(on_hand)),
+        (
+            "on_order".into(),
+            Avro::Union(1, Box::new(Avro::Double(0.0))),
+        ),
+    ]);
+    apache_avro::to_avro_datum(schema, record).expect("avro datum")
+}
+
+/// An inventory system writing Avro through a Schema Registry (the stand-in of
+/// `common::registry`): its snapshot counts as a JSON one does, so the restock signal fires from
+/// it, and a datum cut short is dead-lettered as `invalid_avro`.
+#[test]
+fn avro_inventory_snapshots_are_read_through_the_registry() {
+    let s = setup(2, None);
+    let b = brokers();
+    let registry = Registry::start();
+    let id = registry.hold("AVRO", STOCK_AVRO);
+    let schema = apache_avro::Schema::parse_str(STOCK_AVRO).expect("avro schema");
+    let client = SchemaRegistry::new(
+        &registry.url,
+        Duration::from_secs(5),
+        &RegistryAccess::default(),
+    )
+    .expect("client");
+    let datum = avro_stock(&schema, "A", T0 + 1, 60.0);
+    let key = Some(b"A".to_vec());
+    let script: Vec<(&str, Msg)> = vec![
+        ("upd", update("A", 1, 10.0, 0.0, 0.5)), // ROP 70, order-up-to 140
+        ("inv", (key.clone(), Some(framed(id, &datum)))), // 60 < 70: order 80
+        ("inv", (key, Some(framed(id, &datum[..datum.len() - 3])))),
+    ];
+    let running = start_reading_avro(&s, Some(client));
+    for (topic, msg) in &script {
+        let topic = if *topic == "inv" {
+            &s.inventory
+        } else {
+            &s.topics.output
+        };
+        let before = running.read();
+        produce(&b, topic, std::slice::from_ref(msg));
+        running.wait_read(before + 1);
+    }
+    running.stop();
+
+    let signals = bodies(&b, &s.restock, 1);
+    assert_eq!(signals.len(), 1, "{signals:?}");
+    assert_eq!(signals[0]["action"], json!("reorder"));
+    assert_eq!(signals[0]["order_qty"], json!(80.0));
+    let dead = read_all(&b, &s.topics.dead_letter, 1, Duration::from_secs(20));
+    assert_eq!(dead.len(), 1, "the datum cut short is dead-lettered");
+    assert_eq!(
+        common::header(&dead[0], "trendcast-reason").as_deref(),
+        Some("invalid_avro")
     );
 }
 

@@ -17,6 +17,7 @@ use rdkafka::{ClientConfig, Message};
 use trendcast::config::{RawConfig, Settings};
 
 pub mod durable_broker;
+pub mod registry;
 // not every test binary uses it
 #[allow(unused_imports)]
 pub use durable_broker::DurableBroker;

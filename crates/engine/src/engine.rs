@@ -59,7 +59,7 @@ pub enum EngineError {
     #[error(transparent)]
     Signals(#[from] crate::signals::SignalsError),
     /// The output schemas could not be registered (`[schema_registry] frame_outputs`).
-    #[error("could not register the output schemas with the schema registry")]
+    #[error("the schema registry could not be used")]
     Registry(#[from] crate::publish::RegistryError),
     /// A thread could not be started or panicked.
     #[error("engine thread {0} failed")]
@@ -123,14 +123,17 @@ fn signals_component(
         s.clone(),
         settings.checkpoint.dir.as_deref(),
         publisher.clone(),
-    )?;
+    )?
+    .read_avro_through(input_registry(settings)?);
     Ok(Some(component))
 }
 
 /// The registry Avro input values are read through, when `[schema_registry] url` is set.
-fn input_registry(settings: &Settings) -> Option<SchemaRegistry> {
-    let r = settings.schema_registry.as_ref()?;
-    Some(SchemaRegistry::new(&r.url, r.timeout))
+fn input_registry(settings: &Settings) -> Result<Option<SchemaRegistry>, EngineError> {
+    let Some(r) = settings.schema_registry.as_ref() else {
+        return Ok(None);
+    };
+    Ok(Some(SchemaRegistry::new(&r.url, r.timeout, &r.access)?))
 }
 
 /// Registers the schema of every output topic this engine publishes to under `<topic>-value`
@@ -144,7 +147,7 @@ fn register_outputs(settings: &Settings) -> Result<HashMap<String, u32>, EngineE
     else {
         return Ok(HashMap::new());
     };
-    let registry = SchemaRegistry::new(&r.url, r.timeout);
+    let registry = SchemaRegistry::new(&r.url, r.timeout, &r.access)?;
     let mut outputs = vec![(settings.kafka.output_topic.clone(), TREND_UPDATE)];
     if let Some(s) = &settings.signals {
         outputs.push((s.restock_topic.clone(), RESTOCK_SIGNAL));
@@ -224,7 +227,7 @@ impl RunningEngine {
             health.clone(),
             scorer_tx.clone(),
             backlog.clone(),
-            input_registry(settings),
+            input_registry(settings)?,
         )?;
         let scorer = Scorer::new(
             store.clone(),

@@ -62,13 +62,17 @@ pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
     Settings::resolve(&load_raw(file)?)
 }
 
-/// Returns `raw` as TOML with secret-looking Kafka properties replaced by `"<redacted>"`.
+/// Returns `raw` as TOML with secret-looking Kafka properties and the registry's credentials
+/// replaced by `"<redacted>"`.
 pub fn redacted_toml(raw: &RawConfig) -> String {
     let mut shown = raw.clone();
     for (key, value) in shown.kafka.properties.iter_mut() {
         if is_secret_key(key) {
             *value = "<redacted>".into();
         }
+    }
+    if !shown.schema_registry.basic_auth_user_info.is_empty() {
+        shown.schema_registry.basic_auth_user_info = "<redacted>".into();
     }
     toml::to_string_pretty(&shown)
         .unwrap_or_else(|e| format!("# could not render configuration: {e}"))
@@ -201,8 +205,10 @@ mod tests {
         raw.kafka
             .properties
             .insert("security.protocol".into(), "SASL_SSL".into());
+        raw.schema_registry.basic_auth_user_info = "KEY:hunter3".into();
         let shown = redacted_toml(&raw);
         assert!(!shown.contains("hunter2"));
+        assert!(!shown.contains("hunter3"));
         assert!(shown.contains("SASL_SSL"));
     }
 
@@ -228,7 +234,7 @@ mod tests {
     }
 
     #[test]
-    fn a_registry_is_plain_http_and_framed_outputs_need_one() {
+    fn a_registry_is_http_or_https_and_framed_outputs_need_one() {
         let mut raw = RawConfig::default();
         assert!(Settings::resolve(&raw)
             .expect("defaults")
@@ -241,9 +247,8 @@ mod tests {
             "{err}"
         );
         raw.schema_registry.url = "https://registry:8081".into();
-        let err = Settings::resolve(&raw).expect_err("https");
-        assert!(err.to_string().contains("schema_registry.url"), "{err}");
-        for bad in ["http://", "ftp://registry"] {
+        assert!(Settings::resolve(&raw).is_ok(), "https");
+        for bad in ["http://", "https:///", "ftp://registry"] {
             raw.schema_registry.url = bad.into();
             assert!(Settings::resolve(&raw).is_err(), "{bad}");
         }
@@ -261,5 +266,38 @@ mod tests {
         raw.schema_registry.frame_outputs = false;
         let registry = Settings::resolve(&raw).expect("resolves").schema_registry;
         assert!(!registry.expect("inputs still use it").frame_outputs);
+    }
+
+    #[test]
+    fn registry_credentials_and_ca_file_are_checked_when_resolved() {
+        let mut raw = RawConfig::default();
+        raw.schema_registry.url = "https://registry:8081".into();
+        raw.schema_registry.basic_auth_user_info = "only-a-key".into();
+        let err = Settings::resolve(&raw).expect_err("no secret");
+        assert!(
+            err.to_string()
+                .contains("schema_registry.basic_auth_user_info"),
+            "{err}"
+        );
+        raw.schema_registry.basic_auth_user_info = "KEY:SECRET".into();
+        raw.schema_registry.ca_location = "/nonexistent/ca.pem".into();
+        let err = Settings::resolve(&raw).expect_err("no CA file");
+        assert!(
+            err.to_string().contains("schema_registry.ca_location"),
+            "{err}"
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "-----BEGIN CERTIFICATE-----").expect("write");
+        raw.schema_registry.ca_location = ca.display().to_string();
+        let registry = Settings::resolve(&raw)
+            .expect("resolves")
+            .schema_registry
+            .expect("a registry");
+        assert_eq!(registry.access.user_info.as_deref(), Some("KEY:SECRET"));
+        assert_eq!(
+            registry.access.ca_pem.as_deref(),
+            Some("-----BEGIN CERTIFICATE-----")
+        );
     }
 }

@@ -37,8 +37,15 @@ pub struct RawConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawSchemaRegistry {
-    /// Base URL (`http://host:8081`); empty = none.
+    /// Base URL (`http://host:8081` or `https://…`); empty = none.
     pub url: String,
+    /// PEM file of CA certificates to trust besides the system's (a registry whose certificate
+    /// a private CA signed); empty = the system's only.
+    pub ca_location: String,
+    /// `user:password` sent as HTTP basic auth (an API key and its secret, as Confluent clients'
+    /// `basic.auth.user.info`); empty = none. Better set through
+    /// `TRENDCAST_SCHEMA_REGISTRY__BASIC_AUTH_USER_INFO` than written in a file.
+    pub basic_auth_user_info: String,
     /// Register the output schemas under `<topic>-value` at start and frame every output value
     /// with its schema id (magic byte 0 + 4-byte id). Needs `url`.
     pub frame_outputs: bool,
@@ -50,6 +57,8 @@ impl Default for RawSchemaRegistry {
     fn default() -> Self {
         Self {
             url: String::new(),
+            ca_location: String::new(),
+            basic_auth_user_info: String::new(),
             frame_outputs: false,
             timeout: "10s".into(),
         }

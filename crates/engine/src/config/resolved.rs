@@ -12,6 +12,7 @@ use super::raw::{
 use super::{ConfigError, RawConfig};
 use crate::ingest::{Backpressure, ValidationLimits};
 use crate::kafka::KafkaSettings;
+use crate::publish::RegistryAccess;
 use crate::scoring::trend::TrendConfig;
 use crate::scoring::{ExecutionProviderKind, ScoringSettings};
 use crate::telemetry::{LogFormat, TelemetrySettings};
@@ -58,6 +59,8 @@ pub struct RegistrySettings {
     pub timeout: Duration,
     /// Register the output schemas and frame output values with their ids.
     pub frame_outputs: bool,
+    /// The CA certificates (read from `ca_location`) and credentials it is reached with.
+    pub access: RegistryAccess,
 }
 
 /// `[schema_registry]`: `Some` when a registry is named.
@@ -76,23 +79,49 @@ fn resolve_registry(r: &RawSchemaRegistry) -> Result<Option<RegistrySettings>, C
             false => Ok(None),
         };
     }
-    let host = url
-        .get(..7)
-        .filter(|scheme| scheme.eq_ignore_ascii_case("http://"))
-        .map(|_| &url[7..]);
+    let host = ["http://", "https://"].iter().find_map(|scheme| {
+        url.get(..scheme.len())
+            .filter(|s| s.eq_ignore_ascii_case(scheme))
+            .map(|_| &url[scheme.len()..])
+    });
     if host.is_none_or(|h| h.trim_matches('/').is_empty()) {
         return Err(invalid(
             "schema_registry.url",
-            format!(
-                "{url:?}: an http:// URL with a host (https:// is not supported by this build)"
-            ),
+            format!("{url:?}: an http:// or https:// URL with a host"),
         ));
     }
     Ok(Some(RegistrySettings {
         url: url.to_string(),
         timeout,
         frame_outputs: r.frame_outputs,
+        access: registry_access(r)?,
     }))
+}
+
+/// The CA certificates (the file read now, so a wrong path fails the start) and credentials of
+/// `[schema_registry]`.
+fn registry_access(r: &RawSchemaRegistry) -> Result<RegistryAccess, ConfigError> {
+    let ca_location = r.ca_location.trim();
+    let ca_pem = match ca_location.is_empty() {
+        true => None,
+        false => Some(std::fs::read_to_string(ca_location).map_err(|e| {
+            invalid(
+                "schema_registry.ca_location",
+                format!("cannot read {ca_location:?}: {e}"),
+            )
+        })?),
+    };
+    let user_info = r.basic_auth_user_info.trim();
+    if !user_info.is_empty() && !user_info.contains(':') {
+        return Err(invalid(
+            "schema_registry.basic_auth_user_info",
+            "must be user:password (an API key and its secret)",
+        ));
+    }
+    Ok(RegistryAccess {
+        ca_pem,
+        user_info: (!user_info.is_empty()).then(|| user_info.to_string()),
+    })
 }
 
 fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {

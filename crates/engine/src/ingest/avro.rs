@@ -1,6 +1,7 @@
-//! Avro sales and click values in the Confluent wire format: the writer's schema is fetched from
-//! the registry by the id in the frame (once per id), the datum decoded with it and written out
-//! as the JSON the event decoder reads.
+//! Avro input values in the Confluent wire format (sales and clicks here; inventory snapshots and
+//! catalog entries in the signals component): the writer's schema is fetched from the registry
+//! by the id in the frame (once per id), the datum decoded with it and written out as the JSON
+//! the input's decoder reads.
 //!
 //! Why go through JSON: the decoder, its validation and its rejection reasons stay the one path
 //! every input takes (stream, export and evaluate read JSON); an Avro record with the fields of

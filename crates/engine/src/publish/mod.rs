@@ -8,7 +8,7 @@ pub mod registry;
 pub mod trend_update;
 
 pub use producer::{headers, MessageKind, PublishError, Publisher};
-pub use registry::{RegisteredSchema, RegistryError, SchemaRegistry};
+pub use registry::{RegisteredSchema, RegistryAccess, RegistryError, SchemaRegistry};
 
 /// Header on every output message naming its schema (a file under `schemas/`) and version, so a
 /// consumer can tell versions apart without parsing the body (`schemas/README.md`).

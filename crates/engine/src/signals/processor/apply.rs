@@ -34,11 +34,13 @@ fn blend_new_product(
 }
 
 impl SignalsState {
-    /// Applies one message to the state of its SKU's home partition.
+    /// Applies one message to the state of its SKU's home partition; `transcoded` is the JSON
+    /// its Avro value became, if it was one.
     pub(super) fn apply(
         &mut self,
         input: SignalInput,
         msg: &BorrowedMessage<'_>,
+        transcoded: Option<&[u8]>,
     ) -> Result<Outcome, Rejection> {
         let invalid =
             |e: &dyn std::fmt::Display| Rejection::new(RejectReason::InvalidValue, e.to_string());
@@ -80,7 +82,7 @@ impl SignalsState {
                 );
                 let (sku, level) = inventory::decode(
                     msg.key(),
-                    msg.payload().map(|p| wire::unframe(p).1),
+                    transcoded.or_else(|| msg.payload().map(|p| wire::unframe(p).1)),
                     self.settings.max_sku_bytes,
                     range,
                 )?;
@@ -94,7 +96,7 @@ impl SignalsState {
                     ..Outcome::default()
                 })
             }
-            SignalInput::Catalog => self.apply_catalog(msg),
+            SignalInput::Catalog => self.apply_catalog(msg, transcoded),
         }
     }
 
@@ -103,8 +105,9 @@ impl SignalsState {
     pub(super) fn apply_catalog(
         &mut self,
         msg: &BorrowedMessage<'_>,
+        transcoded: Option<&[u8]>,
     ) -> Result<Outcome, Rejection> {
-        let entry: CatalogEntry = serde_json::from_slice(body(msg))
+        let entry: CatalogEntry = serde_json::from_slice(transcoded.unwrap_or_else(|| body(msg)))
             .map_err(|e| Rejection::new(classify(&e), e.to_string()))?;
         entry
             .validate(self.settings.max_sku_bytes)

@@ -33,10 +33,12 @@ use super::state::{self, PartitionSignals, SignalInput, SkuSignals};
 use super::table::{SignalTable, TableError};
 use super::SignalsSettings;
 use crate::catalog::{CatalogEntry, LaunchLibrary, TextEmbedder};
+use crate::ingest::avro::{AvroInputs, TranscodeError};
 use crate::ingest::consumer::partitions_of;
 use crate::ingest::dead_letter;
+use crate::ingest::ValidationLimits;
 use crate::kafka::KafkaSettings;
-use crate::publish::{MessageKind, PublishError, Publisher, TrendUpdate};
+use crate::publish::{MessageKind, PublishError, Publisher, SchemaRegistry, TrendUpdate};
 use crate::state::ChangelogTopic;
 use crate::vocab::{classify, RejectReason, Rejection, DAY_MS};
 
@@ -70,6 +72,10 @@ pub enum SignalsError {
     /// The text model or the launch library could not be loaded.
     #[error("new-product forecasts: {0}")]
     Text(String),
+    /// The schema of an Avro inventory or catalog value could not be fetched: stopping leaves
+    /// its offset where it was, so a restart reads it again.
+    #[error("the schema registry could not be asked for a signals input's Avro schema")]
+    Registry(#[source] crate::publish::RegistryError),
 }
 
 /// What applying one message produced.
@@ -129,6 +135,8 @@ struct SignalsState {
     parts: BTreeMap<u16, PartitionSignals>,
     ranking_changed: bool,
     failed: Option<SignalsError>,
+    /// Avro inventory snapshots and catalog entries, read through the schema registry.
+    avro: AvroInputs,
 }
 
 /// Consumer context: checkpoint revoked partitions, load assigned ones.
@@ -261,6 +269,7 @@ impl Signals {
             parts: BTreeMap::new(),
             ranking_changed: false,
             failed: None,
+            avro: AvroInputs::new(None),
         }));
         let consumer: BaseConsumer<SignalsContext> = config
             .create_with_context(SignalsContext {
@@ -274,6 +283,13 @@ impl Signals {
             shared,
             stats,
         })
+    }
+
+    /// Reads Avro inventory snapshots and catalog entries through `registry` (as ingest reads
+    /// Avro sales and clicks, `crate::ingest::avro`); without one, those inputs are JSON only.
+    pub fn read_avro_through(self, registry: Option<SchemaRegistry>) -> Self {
+        lock(&self.shared).avro = AvroInputs::new(registry);
+        self
     }
 
     /// Counters.
@@ -333,6 +349,30 @@ impl SignalsState {
         u16::try_from(p).ok().filter(|p| self.parts.contains_key(p))
     }
 
+    /// The JSON an Avro inventory snapshot or catalog entry becomes (`None`: read the value as
+    /// it is), or the rejection it gets. A registry that cannot be asked is an error, returned
+    /// before the offset advances, so a restart reads the value again. Trend updates are the
+    /// engine's own JSON.
+    fn transcode(
+        &mut self,
+        input: SignalInput,
+        msg: &BorrowedMessage<'_>,
+    ) -> Result<Result<Option<Vec<u8>>, Rejection>, SignalsError> {
+        if input == SignalInput::Updates {
+            return Ok(Ok(None));
+        }
+        // no size limit here: the decoders bound what they keep (SKU length, text length)
+        let limits = ValidationLimits {
+            max_payload_bytes: usize::MAX,
+            ..ValidationLimits::default()
+        };
+        match self.avro.transcode(msg.payload(), &limits) {
+            Ok(json) => Ok(Ok(json)),
+            Err(TranscodeError::Rejected(rejection)) => Ok(Err(rejection)),
+            Err(TranscodeError::Registry(e)) => Err(SignalsError::Registry(e)),
+        }
+    }
+
     fn handle(&mut self, msg: &BorrowedMessage<'_>) -> Result<(), SignalsError> {
         let Ok(partition) = u16::try_from(msg.partition()) else {
             return Ok(());
@@ -351,12 +391,13 @@ impl SignalsState {
         {
             return Ok(());
         }
+        let transcoded = self.transcode(input, msg)?;
         match input {
             SignalInput::Updates => self.stats.updates.add(1),
             SignalInput::Inventory => self.stats.inventory.add(1),
             SignalInput::Catalog => self.stats.catalog.add(1),
         }
-        let outcome = self.apply(input, msg);
+        let outcome = transcoded.and_then(|json| self.apply(input, msg, json.as_deref()));
         if let Some(part) = self.parts.get_mut(&partition) {
             part.advance(input, msg.offset());
         }
