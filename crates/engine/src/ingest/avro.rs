@@ -157,8 +157,14 @@ fn datum_json(schema: &apache_avro::Schema, id: u32, body: &[u8]) -> Result<Vec<
             ),
         ));
     }
-    let json = serde_json::Value::try_from(value)
+    let mut json = serde_json::Value::try_from(value)
         .map_err(|e| invalid("the datum has no JSON form", &e))?;
+    // Avro has no absent field: an optional one is a union with null, written as null. The
+    // JSON Schemas these records mirror leave optional fields out instead (a catalog entry's
+    // `description` is a string when present), so a null field is dropped.
+    if let serde_json::Value::Object(fields) = &mut json {
+        fields.retain(|_, v| !v.is_null());
+    }
     serde_json::to_vec(&json).map_err(|e| invalid("the datum has no JSON form", &e))
 }
 
@@ -187,7 +193,8 @@ mod tests {
             serde_json::from_slice(&datum_json(&schema, 9, &body).unwrap()).unwrap();
         assert_eq!(
             json,
-            serde_json::json!({"sku": "A", "ts": 1_294_221_600_000_i64, "qty": 2.0, "unit_price": null})
+            serde_json::json!({"sku": "A", "ts": 1_294_221_600_000_i64, "qty": 2.0}),
+            "the null unit price left out, as JSON producers leave it out"
         );
         let e = datum_json(&schema, 9, &body[..body.len() - 3]).unwrap_err();
         assert_eq!(e.reason, RejectReason::InvalidAvro);
@@ -197,6 +204,32 @@ mod tests {
         assert_eq!(
             datum_json(&schema, 9, &longer).unwrap_err().reason,
             RejectReason::InvalidAvro
+        );
+    }
+
+    #[test]
+    fn an_avro_catalog_entry_without_a_description_is_a_valid_entry() {
+        const ENTRY: &str = r#"{"type": "record", "name": "Entry", "fields": [
+            {"name": "sku", "type": "string"},
+            {"name": "title", "type": "string"},
+            {"name": "description", "type": ["null", "string"], "default": null},
+            {"name": "category", "type": ["null", "string"], "default": null}]}"#;
+        let schema = apache_avro::Schema::parse_str(ENTRY).unwrap();
+        let record = Value::Record(vec![
+            ("sku".into(), Value::String("B".into())),
+            ("title".into(), Value::String("Blue mug".into())),
+            ("description".into(), Value::Union(0, Box::new(Value::Null))),
+            (
+                "category".into(),
+                Value::Union(1, Box::new(Value::String("kitchen".into()))),
+            ),
+        ]);
+        let body = apache_avro::to_avro_datum(&schema, record).unwrap();
+        let json = datum_json(&schema, 4, &body).unwrap();
+        let entry: crate::catalog::CatalogEntry = serde_json::from_slice(&json).unwrap();
+        assert_eq!(
+            (entry.description.as_str(), entry.category.as_str()),
+            ("", "kitchen")
         );
     }
 
