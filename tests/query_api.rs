@@ -282,6 +282,7 @@ fn a_topic_that_appears_later_joins_the_view() {
             (topics.output.clone(), Output::Forecasts),
             (restock.clone(), Output::Restock),
         ],
+        None,
         "127.0.0.1:0".parse().expect("address"),
     )
     .expect("query service starts");
@@ -321,6 +322,7 @@ fn the_api_keeps_answering_while_the_broker_restarts() {
     let service = QueryService::start(
         &kafka,
         vec![(topics.output.clone(), Output::Forecasts)],
+        None,
         "127.0.0.1:0".parse().expect("address"),
     )
     .expect("query service starts");
@@ -458,4 +460,98 @@ fn the_api_answers_as_its_openapi_document_says() {
     );
     // it did call every operation (a run that tested nothing would also exit 0)
     assert!(text.contains(&format!("Tested: {operations}")), "{text}");
+}
+
+/// The Avro schema a catalog service writes entries with: the fields of
+/// `schemas/catalog_entry.schema.json`, the optional ones unions with null.
+const ENTRY_AVRO: &str = r#"{"type": "record", "name": "Entry", "namespace": "shop",
+  "fields": [{"name": "sku", "type": "string"},
+             {"name": "title", "type": "string"},
+             {"name": "description", "type": ["null", "string"], "default": null},
+             {"name": "category", "type": ["null", "string"], "default": null}]}"#;
+
+/// A catalog service writing Avro through a schema registry (the stand-in of
+/// `common::registry`): its entries give the view their SKUs' categories as JSON ones do, so
+/// `hot-products?category=` finds them.
+#[test]
+fn avro_catalog_entries_give_the_view_its_categories() {
+    use apache_avro::types::Value as Avro;
+    use common::registry::{framed, Registry};
+    use trendcast::query::{Output, QueryService};
+
+    let brokers = brokers();
+    let topics = Topics::create("query-avro", 2);
+    let (hot, catalog) = (unique("query-avro-hot"), unique("query-avro-catalog"));
+    create_topics(&brokers, &[(&hot, 1), (&catalog, 2)]);
+    let registry = Registry::start();
+    let id = registry.hold("AVRO", ENTRY_AVRO);
+    let schema = apache_avro::Schema::parse_str(ENTRY_AVRO).expect("avro schema");
+    let entry = Avro::Record(vec![
+        ("sku".into(), Avro::String("B".into())),
+        ("title".into(), Avro::String("Blue mug".into())),
+        ("description".into(), Avro::Union(0, Box::new(Avro::Null))),
+        (
+            "category".into(),
+            Avro::Union(1, Box::new(Avro::String("kitchen".into()))),
+        ),
+    ]);
+    let datum = apache_avro::to_avro_datum(&schema, entry).expect("datum");
+    let top: Vec<String> = ["A", "B"]
+        .iter()
+        .enumerate()
+        .map(|(i, sku)| {
+            format!(
+                r#"{{"rank":{},"sku":"{sku}","score":0.5,"growth":0.5,"p_up":0.5,"forecast_units":10.0,"as_of":"2011-12-01T00:00:00Z"}}"#,
+                i + 1
+            )
+        })
+        .collect();
+    let ranking = format!(
+        r#"{{"generated_at":"2026-01-01T00:00:00Z","as_of":"2011-12-01T00:00:00Z","partitions":[0,1],"skus_considered":2,"top":[{}]}}"#,
+        top.join(",")
+    );
+    produce(&brokers, &topics.output, &[scripted_update("A", 1)]);
+    produce(&brokers, &hot, &[(None, Some(ranking.into_bytes()))]);
+    let json_entry = br#"{"sku":"A","title":"Garden hose","category":"garden"}"#;
+    produce(
+        &brokers,
+        &catalog,
+        &[
+            (Some(b"B".to_vec()), Some(framed(id, &datum))),
+            (Some(b"A".to_vec()), Some(json_entry.to_vec())),
+        ],
+    );
+
+    let mut raw = raw_config(&topics);
+    raw.schema_registry.url = registry.url.clone();
+    let settings = trendcast::config::Settings::resolve(&raw).expect("settings");
+    let service = QueryService::start(
+        &settings.kafka,
+        vec![
+            (topics.output.clone(), Output::Forecasts),
+            (hot.clone(), Output::HotProducts),
+            (catalog.clone(), Output::Catalog),
+        ],
+        settings.schema_registry.as_ref(),
+        "127.0.0.1:0".parse().expect("address"),
+    )
+    .expect("query service starts");
+    let api = service.addr().to_string();
+    let skus_in = |category: &str| -> Vec<String> {
+        http_get(&api, &format!("/v1/hot-products?category={category}"))
+            .and_then(|(_, body)| serde_json::from_str::<Value>(&body).ok())
+            .map(|v| {
+                v["top"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|p| p["sku"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    wait_until("both categories in the view", 30, &|| {
+        skus_in("kitchen") == ["B"] && skus_in("garden") == ["A"]
+    });
+    assert!(!service.failed());
 }

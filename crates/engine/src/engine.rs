@@ -133,7 +133,7 @@ fn input_registry(settings: &Settings) -> Result<Option<SchemaRegistry>, EngineE
     let Some(r) = settings.schema_registry.as_ref() else {
         return Ok(None);
     };
-    Ok(Some(SchemaRegistry::new(&r.url, r.timeout, &r.access)?))
+    Ok(Some(r.client()?))
 }
 
 /// Registers the schema of every output topic this engine publishes to under `<topic>-value`
@@ -147,7 +147,7 @@ fn register_outputs(settings: &Settings) -> Result<HashMap<String, u32>, EngineE
     else {
         return Ok(HashMap::new());
     };
-    let registry = SchemaRegistry::new(&r.url, r.timeout, &r.access)?;
+    let registry = r.client()?;
     let mut outputs = vec![(settings.kafka.output_topic.clone(), TREND_UPDATE)];
     if let Some(s) = &settings.signals {
         outputs.push((s.restock_topic.clone(), RESTOCK_SIGNAL));

@@ -12,7 +12,7 @@ use super::raw::{
 use super::{ConfigError, RawConfig};
 use crate::ingest::{Backpressure, ValidationLimits};
 use crate::kafka::KafkaSettings;
-use crate::publish::RegistryAccess;
+use crate::publish::{RegistryAccess, RegistryError, SchemaRegistry};
 use crate::scoring::trend::TrendConfig;
 use crate::scoring::{ExecutionProviderKind, ScoringSettings};
 use crate::telemetry::{LogFormat, TelemetrySettings};
@@ -61,6 +61,13 @@ pub struct RegistrySettings {
     pub frame_outputs: bool,
     /// The CA certificates (read from `ca_location`) and credentials it is reached with.
     pub access: RegistryAccess,
+}
+
+impl RegistrySettings {
+    /// A client of this registry.
+    pub fn client(&self) -> Result<SchemaRegistry, RegistryError> {
+        SchemaRegistry::new(&self.url, self.timeout, &self.access)
+    }
 }
 
 /// `[schema_registry]`: `Some` when a registry is named.

@@ -26,7 +26,7 @@ pub mod view;
 pub use reader::ReaderState;
 pub use view::{LatestView, Output};
 
-use crate::config::Settings;
+use crate::config::{RegistrySettings, Settings};
 use crate::kafka::KafkaSettings;
 
 /// Why the service could not start.
@@ -43,6 +43,9 @@ pub enum QueryError {
     /// A thread could not be started.
     #[error("query API thread could not start: {0}")]
     Thread(std::io::Error),
+    /// The schema registry client could not be made (its CA certificates).
+    #[error(transparent)]
+    Registry(#[from] crate::publish::RegistryError),
 }
 
 /// The output topics of `settings`, with what each holds.
@@ -72,12 +75,15 @@ pub struct QueryService {
 }
 
 impl QueryService {
-    /// Binds `listen`, starts the reader of `topics` and serves the API.
+    /// Binds `listen`, starts the reader of `topics` (Avro catalog entries read through
+    /// `registry`, when given) and serves the API.
     pub fn start(
         kafka: &KafkaSettings,
         topics: Vec<(String, Output)>,
+        registry: Option<&RegistrySettings>,
         listen: SocketAddr,
     ) -> Result<Self, QueryError> {
+        let registry = registry.map(RegistrySettings::client).transpose()?;
         let listener = TcpListener::bind(listen).map_err(|source| QueryError::Bind {
             addr: listen,
             source,
@@ -99,7 +105,7 @@ impl QueryService {
             std::thread::Builder::new()
                 .name("query-view".into())
                 .spawn(move || {
-                    if let Err(e) = reader::run(&kafka, topics, &view, &state, &stop) {
+                    if let Err(e) = reader::run(&kafka, topics, registry, &view, &state, &stop) {
                         tracing::error!(error = %e, "the query view's reader stopped");
                     }
                 })

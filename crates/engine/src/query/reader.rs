@@ -11,6 +11,11 @@
 //! incrementally, so those already being read keep their place. Readiness needs the
 //! trend-update topic read to where it ended at assignment; the signals topics join when they
 //! appear.
+//!
+//! Catalog entries may be Avro (an upstream catalog service writing through a schema registry):
+//! they are read through the registry as the signals component reads them
+//! (`crate::ingest::avro`). A registry that cannot be asked stops the reader (the view would
+//! otherwise lose those SKUs' categories for good); `trendcast serve` then exits non-zero.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,11 +25,25 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Message, Offset};
 
 use super::view::{LatestView, Output};
+use crate::ingest::avro::{AvroInputs, TranscodeError};
+use crate::ingest::ValidationLimits;
 use crate::kafka::KafkaSettings;
+use crate::publish::{RegistryError, SchemaRegistry};
 use crate::vocab::wire;
 
 /// How often topics not found yet are looked for again.
 const RETRY_TOPICS: Duration = Duration::from_secs(5);
+
+/// Why the reader stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ReaderError {
+    /// The consumer could not be created.
+    #[error("the query view's consumer could not be created")]
+    Consumer(#[from] rdkafka::error::KafkaError),
+    /// The schema of an Avro catalog entry could not be fetched.
+    #[error("the schema registry could not be asked for a catalog entry's Avro schema")]
+    Registry(#[from] RegistryError),
+}
 
 /// Whether the reader has caught up with what the topics held when it started.
 #[derive(Debug, Default)]
@@ -61,17 +80,21 @@ struct Progress {
     outputs: HashMap<String, Output>,
     /// `(topic, partition)` → the end offset at assignment, until read to it.
     pending: HashMap<(String, i32), i64>,
+    /// Avro catalog entries, read through the schema registry.
+    avro: AvroInputs,
 }
 
-/// Runs until `stop` is set, taking every message of `topics` into `view`.
+/// Runs until `stop` is set, taking every message of `topics` into `view` (Avro catalog
+/// entries read through `registry`).
 pub fn run(
     kafka: &KafkaSettings,
     topics: Vec<(String, Output)>,
+    registry: Option<SchemaRegistry>,
     view: &LatestView,
     state: &ReaderState,
     stop: &AtomicBool,
-) -> Result<(), rdkafka::error::KafkaError> {
-    let result = read(kafka, topics, view, state, stop);
+) -> Result<(), ReaderError> {
+    let result = read(kafka, topics, registry, view, state, stop);
     if result.is_err() {
         state.failed.store(true, Ordering::Release);
     }
@@ -81,10 +104,11 @@ pub fn run(
 fn read(
     kafka: &KafkaSettings,
     topics: Vec<(String, Output)>,
+    registry: Option<SchemaRegistry>,
     view: &LatestView,
     state: &ReaderState,
     stop: &AtomicBool,
-) -> Result<(), rdkafka::error::KafkaError> {
+) -> Result<(), ReaderError> {
     let mut config = kafka.consumer_config();
     config
         .set("group.id", format!("{}-query-view", kafka.group_id))
@@ -98,6 +122,7 @@ fn read(
         progress: Progress {
             outputs: topics.iter().cloned().collect(),
             pending: HashMap::new(),
+            avro: AvroInputs::new(registry),
         },
         missing: topics,
         last_lookup: Instant::now() - RETRY_TOPICS,
@@ -108,7 +133,7 @@ fn read(
             reader.assign_found();
         }
         match reader.consumer.poll(Duration::from_millis(100)) {
-            Some(Ok(m)) => reader.progress.take(&m, view),
+            Some(Ok(m)) => reader.progress.take(&m, view)?,
             Some(Err(e)) => tracing::debug!(error = %e, "query view reader"),
             None => {}
         }
@@ -215,8 +240,13 @@ impl Reader {
 }
 
 impl Progress {
-    /// Takes one message into the view and marks its partition's progress.
-    fn take(&mut self, m: &rdkafka::message::BorrowedMessage<'_>, view: &LatestView) {
+    /// Takes one message into the view and marks its partition's progress; only a registry
+    /// that cannot be asked about an Avro catalog entry is an error.
+    fn take(
+        &mut self,
+        m: &rdkafka::message::BorrowedMessage<'_>,
+        view: &LatestView,
+    ) -> Result<(), RegistryError> {
         let key = (m.topic().to_string(), m.partition());
         if self
             .pending
@@ -226,14 +256,40 @@ impl Progress {
             self.pending.remove(&key);
         }
         let Some(output) = self.outputs.get(m.topic()).copied() else {
-            return;
+            return Ok(());
         };
         let Some(payload) = m.payload() else {
-            return;
+            return Ok(());
+        };
+        let transcoded = match output {
+            Output::Catalog => self.catalog_json(payload)?,
+            _ => Ok(None),
         };
         // framed outputs (`[schema_registry] frame_outputs`) are answered as their JSON body
-        if let Err(e) = view.apply(output, wire::unframe(payload).1) {
+        let taken = transcoded.map_err(|r| r.to_string()).and_then(|json| {
+            let body = json.as_deref().unwrap_or(wire::unframe(payload).1);
+            view.apply(output, body).map_err(|e| e.to_string())
+        });
+        if let Err(e) = taken {
             tracing::warn!(topic = m.topic(), offset = m.offset(), error = %e, "query view skipped a message");
+        }
+        Ok(())
+    }
+
+    /// The JSON of an Avro catalog entry (`None`: read the value as it is), or why it is
+    /// unreadable.
+    fn catalog_json(
+        &mut self,
+        payload: &[u8],
+    ) -> Result<Result<Option<Vec<u8>>, crate::vocab::Rejection>, RegistryError> {
+        let limits = ValidationLimits {
+            max_payload_bytes: usize::MAX,
+            ..ValidationLimits::default()
+        };
+        match self.avro.transcode(Some(payload), &limits) {
+            Ok(json) => Ok(Ok(json)),
+            Err(TranscodeError::Rejected(rejection)) => Ok(Err(rejection)),
+            Err(TranscodeError::Registry(e)) => Err(e),
         }
     }
 }

@@ -81,6 +81,7 @@ pub(super) fn api_run(base: &Settings, events: &[EventRecord], load: &ApiLoad) -
     let service = QueryService::start(
         &k,
         query::output_topics(&settings),
+        settings.schema_registry.as_ref(),
         "127.0.0.1:0".parse().context("loopback address")?,
     )?;
     let engine = RunningEngine::start(&settings, None).context("engine start")?;

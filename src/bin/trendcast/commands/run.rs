@@ -29,6 +29,7 @@ pub fn run(settings: Settings) -> Result<()> {
             Some(listen) => Some(QueryService::start(
                 &settings.kafka,
                 query::output_topics(&settings),
+                settings.schema_registry.as_ref(),
                 listen,
             )?),
             None => None,

@@ -17,7 +17,12 @@ pub fn run(settings: Settings) -> Result<()> {
     let listen = settings
         .api_listen
         .context("trendcast serve needs [api] listen (or TRENDCAST_API__LISTEN)")?;
-    let service = QueryService::start(&settings.kafka, query::output_topics(&settings), listen)?;
+    let service = QueryService::start(
+        &settings.kafka,
+        query::output_topics(&settings),
+        settings.schema_registry.as_ref(),
+        listen,
+    )?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
