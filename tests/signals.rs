@@ -119,6 +119,19 @@ fn start_reading_avro(s: &Setup, registry: Option<SchemaRegistry>) -> Running {
 }
 
 impl Running {
+    /// Produces one scripted message ("inv": to the inventory topic, else to the trend-update
+    /// topic) and waits until the component has read it.
+    fn feed(&self, s: &Setup, brokers: &str, topic: &str, msg: &Msg) {
+        let topic = if topic == "inv" {
+            &s.inventory
+        } else {
+            &s.topics.output
+        };
+        let before = self.read();
+        produce(brokers, topic, std::slice::from_ref(msg));
+        self.wait_read(before + 1);
+    }
+
     fn read(&self) -> u64 {
         self.stats.updates.get() + self.stats.inventory.get() + self.stats.catalog.get()
     }
@@ -251,14 +264,7 @@ fn restock_script(restart: Restart) {
             }
             running = start(&s);
         }
-        let topic = if *topic == "inv" {
-            &s.inventory
-        } else {
-            &s.topics.output
-        };
-        let before = running.read();
-        produce(&b, topic, std::slice::from_ref(msg));
-        running.wait_read(before + 1);
+        running.feed(&s, &b, topic, msg);
     }
     running.stop();
 
@@ -348,14 +354,7 @@ fn avro_inventory_snapshots_are_read_through_the_registry() {
     ];
     let running = start_reading_avro(&s, Some(client));
     for (topic, msg) in &script {
-        let topic = if *topic == "inv" {
-            &s.inventory
-        } else {
-            &s.topics.output
-        };
-        let before = running.read();
-        produce(&b, topic, std::slice::from_ref(msg));
-        running.wait_read(before + 1);
+        running.feed(&s, &b, topic, msg);
     }
     running.stop();
 
