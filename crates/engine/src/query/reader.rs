@@ -15,7 +15,8 @@
 //! Catalog entries may be Avro (an upstream catalog service writing through a schema registry):
 //! they are read through the registry as the signals component reads them
 //! (`crate::ingest::avro`). A registry that cannot be asked stops the reader (the view would
-//! otherwise lose those SKUs' categories for good); `trendcast serve` then exits non-zero.
+//! otherwise lose those SKUs' categories for good): `trendcast serve` then exits non-zero, and
+//! under `trendcast run` the API's `/healthz` answers 503.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
