@@ -17,7 +17,6 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use super::event::ValidationLimits;
 use crate::publish::{RegistryError, SchemaRegistry};
 use crate::vocab::{wire, RejectReason, Rejection};
 
@@ -42,14 +41,11 @@ const MISSING_RECHECK: Duration = Duration::from_secs(60);
 /// without bound (past it, new ids are asked about on every value).
 const MAX_KNOWN: usize = 4_096;
 
-/// Why a value could not be transcoded.
-#[derive(Debug)]
-pub enum TranscodeError {
-    /// Bad input: dead-letter it.
-    Rejected(Rejection),
-    /// The registry could not be asked: stop, and read the value again after a restart.
-    Registry(RegistryError),
-}
+/// What a value became: the JSON of an Avro value (`None`: decode the value as it is), or the
+/// rejection bad input gets. A registry that cannot be asked is the outer error of
+/// [`AvroInputs::transcode`]: not bad input, so the caller stops and reads the value again
+/// after a restart.
+pub type Transcoded = Result<Option<Vec<u8>>, Rejection>;
 
 /// Schemas seen so far, by id, and the registry to ask for new ones.
 pub struct AvroInputs {
@@ -67,22 +63,22 @@ impl AvroInputs {
     }
 
     /// The JSON of `payload` when it is a framed Avro value; `None` when it is to be decoded as
-    /// it is: plain or framed JSON, too large for `limits` (the decoder says so), or no registry
-    /// to ask. With a registry every new schema id is looked up once, JSON ones too: an Avro
-    /// datum may start with any byte.
+    /// it is: plain or framed JSON, longer than `max_bytes` (the decoder says so), or no
+    /// registry to ask. With a registry every new schema id is looked up once, JSON ones too:
+    /// an Avro datum may start with any byte.
     pub fn transcode(
         &mut self,
         payload: Option<&[u8]>,
-        limits: &ValidationLimits,
-    ) -> Result<Option<Vec<u8>>, TranscodeError> {
+        max_bytes: usize,
+    ) -> Result<Transcoded, RegistryError> {
         let Some((Some(id), body)) = payload.map(wire::unframe) else {
-            return Ok(None);
+            return Ok(Ok(None));
         };
         let Some(registry) = &self.registry else {
-            return Ok(None);
+            return Ok(Ok(None));
         };
-        if payload.map_or(0, <[u8]>::len) > limits.max_payload_bytes {
-            return Ok(None);
+        if payload.map_or(0, <[u8]>::len) > max_bytes {
+            return Ok(Ok(None));
         }
         let stale =
             |k: &Known| matches!(k, Known::Missing(_, at) if at.elapsed() >= MISSING_RECHECK);
@@ -90,7 +86,7 @@ impl AvroInputs {
         let known = match self.known.get(&id) {
             Some(k) if !stale(k) => k,
             _ => {
-                asked = learn(registry, id).map_err(TranscodeError::Registry)?;
+                asked = learn(registry, id)?;
                 if self.known.len() < MAX_KNOWN || self.known.contains_key(&id) {
                     &*self.known.entry(id).insert_entry(asked).into_mut()
                 } else {
@@ -98,15 +94,11 @@ impl AvroInputs {
                 }
             }
         };
-        match known {
-            Known::Avro(schema) => datum_json(schema, id, body)
-                .map(Some)
-                .map_err(TranscodeError::Rejected),
-            Known::Unreadable(rejection) | Known::Missing(rejection, _) => {
-                Err(TranscodeError::Rejected(rejection.clone()))
-            }
+        Ok(match known {
+            Known::Avro(schema) => datum_json(schema, id, body).map(Some),
+            Known::Unreadable(rejection) | Known::Missing(rejection, _) => Err(rejection.clone()),
             Known::Json => Ok(None),
-        }
+        })
     }
 }
 
@@ -236,13 +228,16 @@ mod tests {
     #[test]
     fn plain_and_json_bodies_need_no_registry() {
         let mut inputs = AvroInputs::new(None);
-        let limits = ValidationLimits::default();
+        let limit = usize::MAX;
         assert!(matches!(
-            inputs.transcode(Some(b"{\"sku\":1}"), &limits),
-            Ok(None)
+            inputs.transcode(Some(b"{\"sku\":1}"), limit),
+            Ok(Ok(None))
         ));
         let framed = [&wire::frame(3)[..], b"{}"].concat();
-        assert!(matches!(inputs.transcode(Some(&framed), &limits), Ok(None)));
-        assert!(matches!(inputs.transcode(None, &limits), Ok(None)));
+        assert!(matches!(
+            inputs.transcode(Some(&framed), limit),
+            Ok(Ok(None))
+        ));
+        assert!(matches!(inputs.transcode(None, limit), Ok(Ok(None))));
     }
 }

@@ -29,7 +29,7 @@ use rdkafka::topic_partition_list::TopicPartitionList;
 use rdkafka::{ClientContext, Offset};
 
 use super::alignment::{Alignment, HoldLine};
-use super::avro::{AvroInputs, TranscodeError};
+use super::avro::{AvroInputs, Transcoded};
 use super::dead_letter;
 use super::event::{decode_counting, Event, Rejection, Source, ValidationLimits};
 use super::holdback::{HoldBack, HOLD_LIMIT};
@@ -711,11 +711,10 @@ impl IngestState {
         // An Avro value is decoded as the JSON it becomes (the event borrows from it). First of
         // all: a registry that cannot be asked stops ingest before the offset counts as read,
         // so no checkpoint (not even the one at revocation) commits past the value.
-        let transcoded = match self.avro.transcode(msg.payload(), &self.limits) {
-            Ok(json) => Ok(json),
-            Err(TranscodeError::Rejected(rejection)) => Err(rejection),
-            Err(TranscodeError::Registry(e)) => return Err(IngestError::Registry(e)),
-        };
+        let transcoded = self
+            .avro
+            .transcode(msg.payload(), self.limits.max_payload_bytes)
+            .map_err(IngestError::Registry)?;
         if !self
             .checkpoints
             .admit_offset(source, partition, msg.offset())
@@ -763,7 +762,7 @@ impl IngestState {
         &mut self,
         source: Source,
         msg: &'a M,
-        transcoded: &'a Result<Option<Vec<u8>>, Rejection>,
+        transcoded: &'a Transcoded,
         now_ms: i64,
     ) -> Result<Event<'a>, Rejection> {
         let (event, unknown) = match transcoded {

@@ -26,8 +26,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Message, Offset};
 
 use super::view::{LatestView, Output};
-use crate::ingest::avro::{AvroInputs, TranscodeError};
-use crate::ingest::ValidationLimits;
+use crate::ingest::avro::AvroInputs;
 use crate::kafka::KafkaSettings;
 use crate::publish::{RegistryError, SchemaRegistry};
 use crate::vocab::wire;
@@ -263,7 +262,8 @@ impl Progress {
             return Ok(());
         };
         let transcoded = match output {
-            Output::Catalog => self.catalog_json(payload)?,
+            // no size limit: the view keeps a category per SKU
+            Output::Catalog => self.avro.transcode(Some(payload), usize::MAX)?,
             _ => Ok(None),
         };
         // framed outputs (`[schema_registry] frame_outputs`) are answered as their JSON body
@@ -275,22 +275,5 @@ impl Progress {
             tracing::warn!(topic = m.topic(), offset = m.offset(), error = %e, "query view skipped a message");
         }
         Ok(())
-    }
-
-    /// The JSON of an Avro catalog entry (`None`: read the value as it is), or why it is
-    /// unreadable.
-    fn catalog_json(
-        &mut self,
-        payload: &[u8],
-    ) -> Result<Result<Option<Vec<u8>>, crate::vocab::Rejection>, RegistryError> {
-        let limits = ValidationLimits {
-            max_payload_bytes: usize::MAX,
-            ..ValidationLimits::default()
-        };
-        match self.avro.transcode(Some(payload), &limits) {
-            Ok(json) => Ok(Ok(json)),
-            Err(TranscodeError::Rejected(rejection)) => Ok(Err(rejection)),
-            Err(TranscodeError::Registry(e)) => Err(e),
-        }
     }
 }

@@ -33,10 +33,9 @@ use super::state::{self, PartitionSignals, SignalInput, SkuSignals};
 use super::table::{SignalTable, TableError};
 use super::SignalsSettings;
 use crate::catalog::{CatalogEntry, LaunchLibrary, TextEmbedder};
-use crate::ingest::avro::{AvroInputs, TranscodeError};
+use crate::ingest::avro::{AvroInputs, Transcoded};
 use crate::ingest::consumer::partitions_of;
 use crate::ingest::dead_letter;
-use crate::ingest::ValidationLimits;
 use crate::kafka::KafkaSettings;
 use crate::publish::{MessageKind, PublishError, Publisher, SchemaRegistry, TrendUpdate};
 use crate::state::ChangelogTopic;
@@ -352,25 +351,18 @@ impl SignalsState {
     /// The JSON an Avro inventory snapshot or catalog entry becomes (`None`: read the value as
     /// it is), or the rejection it gets. A registry that cannot be asked is an error, returned
     /// before the offset advances, so a restart reads the value again. Trend updates are the
-    /// engine's own JSON.
+    /// engine's own JSON. No size limit: the decoders bound what they keep.
     fn transcode(
         &mut self,
         input: SignalInput,
         msg: &BorrowedMessage<'_>,
-    ) -> Result<Result<Option<Vec<u8>>, Rejection>, SignalsError> {
+    ) -> Result<Transcoded, SignalsError> {
         if input == SignalInput::Updates {
             return Ok(Ok(None));
         }
-        // no size limit here: the decoders bound what they keep (SKU length, text length)
-        let limits = ValidationLimits {
-            max_payload_bytes: usize::MAX,
-            ..ValidationLimits::default()
-        };
-        match self.avro.transcode(msg.payload(), &limits) {
-            Ok(json) => Ok(Ok(json)),
-            Err(TranscodeError::Rejected(rejection)) => Ok(Err(rejection)),
-            Err(TranscodeError::Registry(e)) => Err(SignalsError::Registry(e)),
-        }
+        self.avro
+            .transcode(msg.payload(), usize::MAX)
+            .map_err(SignalsError::Registry)
     }
 
     fn handle(&mut self, msg: &BorrowedMessage<'_>) -> Result<(), SignalsError> {
