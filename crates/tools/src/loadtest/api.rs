@@ -40,7 +40,8 @@ pub(super) struct ApiLoad<'a> {
     pub wrk: &'a Path,
     /// wrk's open connections (its threads: 2).
     pub connections: u32,
-    /// SKU clones of the log.
+    /// SKU clones of the log (at least; the phase clones more when the steady part would
+    /// otherwise run out before its windows end).
     pub clones: u32,
     /// Partitions per input topic.
     pub partitions: i32,
@@ -86,15 +87,19 @@ pub(super) fn api_run(base: &Settings, events: &[EventRecord], load: &ApiLoad) -
     )?;
     let engine = RunningEngine::start(&settings, None).context("engine start")?;
     wait_ready(&engine, Duration::from_secs(120))?;
-    let clones = u64::from(load.clones);
     // prime with 40 % of the log (enough closed days that most SKUs have a forecast), then the
     // steady part: three windows and a margin
     let prime = events.len() * 2 / 5;
-    let steady_end = steady_end(events.len(), prime, clones, load)?;
+    let clones = clones_needed(events.len() - prime, load);
+    let load = &ApiLoad { clones, ..*load };
+    let steady_end = prime + steady_real(clones, load);
+    if steady_end > events.len() {
+        bail!("the input is too short for {} s at {} events/s", steady_secs(load), load.rate);
+    }
     let fast = ReplayOptions {
         speed: None,
         rate: None,
-        clones: load.clones,
+        clones,
         progress: false,
     };
     let primed = replay::run(&k, events[..prime].to_vec(), &fast)?;
@@ -130,6 +135,7 @@ pub(super) fn api_run(base: &Settings, events: &[EventRecord], load: &ApiLoad) -
         "offered_rate_events_per_s": load.rate.round(),
         "achieved_offered_rate_events_per_s": produced.rate_per_s,
         "primed_events": before,
+        "sku_clones": clones,
         "skus_asked": skus.len(),
         "connections": load.connections,
         "window_s": load.secs,
@@ -145,19 +151,27 @@ pub(super) fn api_run(base: &Settings, events: &[EventRecord], load: &ApiLoad) -
     }))
 }
 
-/// The end (in `events`) of the steady stream after `prime` primed events: three windows, the
-/// 2 s settling, each wrk run's start and end, and a margin.
-fn steady_end(len: usize, prime: usize, clones: u64, load: &ApiLoad) -> Result<usize> {
-    let steady_secs = 3.0 * load.secs + 10.0;
-    let steady_real = ((load.rate * steady_secs) as u64).div_ceil(clones) as usize;
-    if prime + steady_real > len {
-        bail!(
-            "the input holds {} events after priming; {steady_real} are needed for {steady_secs} s at {} events/s (fewer --api-secs or a lower rate)",
-            len - prime,
-            load.rate
-        );
+/// Seconds of the steady stream: three windows, the 2 s settling, each wrk run's start and end,
+/// and a margin.
+fn steady_secs(load: &ApiLoad) -> f64 {
+    3.0 * load.secs + 10.0
+}
+
+/// Real events of the steady stream when each is replayed `clones` times.
+fn steady_real(clones: u32, load: &ApiLoad) -> usize {
+    ((load.rate * steady_secs(load)) as u64).div_ceil(u64::from(clones.max(1))) as usize
+}
+
+/// The SKU clones that make the `left` real events after priming last the steady stream: at
+/// least `load.clones`, more when the rate is high (a faster engine's half load would otherwise
+/// run out of input before the last window; each clone is a SKU of its own, so the view grows
+/// with it, as a larger catalogue would).
+fn clones_needed(left: usize, load: &ApiLoad) -> u32 {
+    let mut clones = load.clones.max(1);
+    while steady_real(clones, load) > left && clones < u32::MAX / 2 {
+        clones *= 2;
     }
-    Ok(prime + steady_real)
+    clones
 }
 
 /// Replays `part` at the steady rate on a thread of its own.
