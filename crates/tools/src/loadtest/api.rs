@@ -94,7 +94,11 @@ pub(super) fn api_run(base: &Settings, events: &[EventRecord], load: &ApiLoad) -
     let load = &ApiLoad { clones, ..*load };
     let steady_end = prime + steady_real(clones, load);
     if steady_end > events.len() {
-        bail!("the input is too short for {} s at {} events/s", steady_secs(load), load.rate);
+        bail!(
+            "the input is too short for {} s at {} events/s",
+            steady_secs(load),
+            load.rate
+        );
     }
     let fast = ReplayOptions {
         speed: None,
