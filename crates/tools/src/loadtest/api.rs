@@ -120,16 +120,8 @@ pub(super) fn api_run(base: &Settings, events: &[EventRecord], load: &ApiLoad) -
     // let the steady stream reach the engine and settle before the first window
     wait_for(&engine, primed.events + 1, Duration::from_secs(60))?;
     std::thread::sleep(Duration::from_secs(2));
-    let window = Duration::from_secs_f64(load.secs);
     let before = primed.events;
-    let idle = consumed_during(&engine, window, || Ok(Value::Null))?;
-    let url = format!("http://{}", service.addr());
-    let single = consumed_during(&engine, window, || {
-        wrk(load, &url, SINGLE_LUA, list.path(), 1)
-    })?;
-    let batch = consumed_during(&engine, window, || {
-        wrk(load, &url, BATCH_LUA, list.path(), BATCH_SKUS)
-    })?;
+    let [idle, single, batch] = three_windows(&engine, &service, list.path(), load)?;
     let produced = steady
         .join()
         .map_err(|_| anyhow::anyhow!("the steady replay thread panicked"))??;
@@ -153,6 +145,24 @@ pub(super) fn api_run(base: &Settings, events: &[EventRecord], load: &ApiLoad) -
         "single": single.1,
         "batch": batch.1,
     }))
+}
+
+/// The three equal windows, one after the other: no lookups, single lookups, batch lookups;
+/// each with the engine's consumed events per second and wrk's report.
+fn three_windows(
+    engine: &RunningEngine,
+    service: &QueryService,
+    skus: &Path,
+    load: &ApiLoad,
+) -> Result<[(f64, Value); 3]> {
+    let window = Duration::from_secs_f64(load.secs);
+    let url = format!("http://{}", service.addr());
+    let idle = consumed_during(engine, window, || Ok(Value::Null))?;
+    let single = consumed_during(engine, window, || wrk(load, &url, SINGLE_LUA, skus, 1))?;
+    let batch = consumed_during(engine, window, || {
+        wrk(load, &url, BATCH_LUA, skus, BATCH_SKUS)
+    })?;
+    Ok([idle, single, batch])
 }
 
 /// Seconds of the steady stream: three windows, the 2 s settling, each wrk run's start and end,
