@@ -179,6 +179,194 @@ fn framed_inputs_are_read_and_outputs_carry_their_registered_schema_id() {
     drop(engine);
 }
 
+/// The Avro datum of a framed output value, decoded with the schema registered under its id,
+/// as a consumer with a registry-aware Avro deserializer reads it.
+fn read_avro(client: &SchemaRegistry, value: &[u8], want_id: u32) -> apache_avro::types::Value {
+    let (id, body) = wire::unframe(value);
+    assert_eq!(id, Some(want_id), "framed with the subject's id");
+    let held = client.schema(want_id).expect("schema by id");
+    assert_eq!(held.schema_type, "AVRO");
+    let schema = apache_avro::Schema::parse_str(&held.schema).expect("an Avro schema");
+    let mut reader = body;
+    let datum = apache_avro::from_avro_datum(&schema, &mut reader, None).expect("decodes");
+    assert!(reader.is_empty(), "one datum, nothing after it");
+    datum
+}
+
+/// A field of a decoded Avro record.
+fn field<'a>(datum: &'a apache_avro::types::Value, name: &str) -> &'a apache_avro::types::Value {
+    match datum {
+        apache_avro::types::Value::Record(fields) => {
+            &fields.iter().find(|(n, _)| n == name).expect(name).1
+        }
+        other => panic!("not a record: {other:?}"),
+    }
+}
+
+/// `output_format = "avro"`: every output topic's subject holds the Avro form of its schema, the
+/// values are Avro datums framed with its id, and the engine's own readers (the signals
+/// component reading trend updates, the query API) read them back: the API answers the JSON a
+/// JSON engine would have published, valid against the JSON Schema.
+#[test]
+fn avro_outputs_are_registered_as_avro_and_read_back_as_json() {
+    use trendcast::query::{Output, QueryService};
+    let brokers = brokers();
+    let topics = Topics::create("registry-avro-out", 2);
+    let (restock, hot, inventory, new_products) = (
+        unique("avro-out-restock"),
+        unique("avro-out-hot"),
+        unique("avro-out-inventory"),
+        unique("avro-out-new"),
+    );
+    create_topics(
+        &brokers,
+        &[
+            (&restock, 1),
+            (&hot, 1),
+            (&inventory, 2),
+            (&new_products, 1),
+        ],
+    );
+    let registry = Registry::start();
+    let mut raw = raw_config(&topics);
+    raw.schema_registry.url = registry.url.clone();
+    raw.schema_registry.frame_outputs = true;
+    raw.schema_registry.output_format = "avro".into();
+    raw.signals.enabled = true;
+    raw.signals.inventory_topic = inventory.clone();
+    raw.signals.restock_topic = restock.clone();
+    raw.signals.hot_products_topic = hot.clone();
+    raw.signals.hot_interval = "200ms".into();
+    raw.signals.hot_min_volume = 0.0;
+    raw.signals.new_product_topic = new_products.clone();
+    let settings = trendcast::config::Settings::resolve(&raw).expect("settings");
+
+    // two SKUs selling every day; one has nothing on hand, so it is reordered
+    let mut messages = Vec::new();
+    for day in 0..10 {
+        messages.push((Some(b"UP".to_vec()), Some(sale("UP", day, 1 + day as u32))));
+        messages.push((Some(b"EVEN".to_vec()), Some(sale("EVEN", day, 3))));
+    }
+    produce(&brokers, &topics.sales, &messages);
+    let stock = json!({"sku": "UP", "ts": START + 9 * DAY, "on_hand": 0.0});
+    produce(
+        &brokers,
+        &inventory,
+        &[(Some(b"UP".to_vec()), Some(stock.to_string().into_bytes()))],
+    );
+    let engine = RunningEngine::start(&settings, None).expect("engine starts");
+    wait_consumed(&engine, messages.len() as u64, Duration::from_secs(60));
+    engine
+        .finish_replay(Duration::from_secs(60))
+        .expect("finish replay");
+
+    let client = SchemaRegistry::new(
+        &registry.url,
+        Duration::from_secs(5),
+        &RegistryAccess::default(),
+    )
+    .expect("client");
+    let subject_id = |topic: &str| {
+        registry
+            .subject_id(&format!("{topic}-value"))
+            .unwrap_or_else(|| panic!("{topic} registered"))
+    };
+    let published = engine.stats().updates_published.get() as usize;
+    assert!(published >= 10, "both SKUs scored: {published}");
+    let updates = read_all(&brokers, &topics.output, published, Duration::from_secs(30));
+    assert_eq!(updates.len(), published);
+    let update_id = subject_id(&topics.output);
+    let mut newest = std::collections::HashMap::new();
+    for m in &updates {
+        let datum = read_avro(&client, m.payload().expect("value"), update_id);
+        let apache_avro::types::Value::String(sku) = field(&datum, "sku") else {
+            panic!("sku is a string");
+        };
+        let apache_avro::types::Value::Long(seq) = field(&datum, "seq") else {
+            panic!("seq is a long");
+        };
+        let seen = newest.entry(sku.clone()).or_insert(*seq);
+        *seen = (*seen).max(*seq);
+    }
+    assert_eq!(newest.len(), 2, "{newest:?}");
+
+    // the signals component read the Avro updates: a ranking over both SKUs, a reorder for UP
+    // (the first ranking, at the start, considered nothing yet; the next came with the updates)
+    let rankings = read_all(&brokers, &hot, 2, Duration::from_secs(30));
+    let last = rankings.last().expect("a ranking");
+    let ranking = read_avro(&client, last.payload().expect("value"), subject_id(&hot));
+    assert!(
+        matches!(field(&ranking, "skus_considered"), apache_avro::types::Value::Long(n) if *n >= 1),
+        "{ranking:?}"
+    );
+    let signals = read_all(&brokers, &restock, 1, Duration::from_secs(30));
+    let signal = read_avro(
+        &client,
+        signals[0].payload().expect("value"),
+        subject_id(&restock),
+    );
+    assert_eq!(
+        field(&signal, "sku"),
+        &apache_avro::types::Value::String("UP".into())
+    );
+
+    // the query API answers each as the JSON its schema describes
+    let service = QueryService::start(
+        &settings.kafka,
+        vec![
+            (topics.output.clone(), Output::Forecasts),
+            (restock.clone(), Output::Restock),
+        ],
+        settings.schema_registry.as_ref(),
+        "127.0.0.1:0".parse().expect("address"),
+    )
+    .expect("query service starts");
+    let api = service.addr().to_string();
+    let (update_schema, restock_schema) = (
+        schema("trend_update.schema.json"),
+        schema("restock_signal.schema.json"),
+    );
+    let answer = |path: &str| -> Option<Value> {
+        http_get(&api, path)
+            .filter(|(status, _)| *status == 200)
+            .and_then(|(_, body)| serde_json::from_str(&body).ok())
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    for (sku, seq) in &newest {
+        let update = loop {
+            match answer(&format!("/v1/forecasts/{sku}")) {
+                Some(u) if u["seq"].as_i64() == Some(*seq) => break u,
+                other => assert!(std::time::Instant::now() < deadline, "{sku}: {other:?}"),
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        assert!(update_schema.is_valid(&update), "{update}");
+    }
+    let signal = loop {
+        if let Some(s) = answer("/v1/restock/UP") {
+            break s;
+        }
+        assert!(std::time::Instant::now() < deadline, "no restock answer");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(restock_schema.is_valid(&signal), "{signal}");
+    assert!(
+        signal.get("stockout_at").is_some(),
+        "a required field, null or not"
+    );
+    assert!(!service.failed());
+
+    // the trend report reads the Avro outputs (and the sales) as the API does
+    let report = trendcast_tools::report::collect::from_topics(&settings).expect("report inputs");
+    assert_eq!(report.unreadable, 0, "{:?}", report.not_read);
+    assert_eq!(report.sales_events, messages.len() as u64);
+    for (sku, seq) in &newest {
+        assert_eq!(report.latest[sku].seq, *seq as u64, "{sku}");
+    }
+    assert!(report.restock.contains_key("UP"));
+    drop(engine);
+}
+
 #[test]
 fn an_unreachable_registry_stops_the_start_naming_it() {
     let topics = Topics::create("registry-down", 1);

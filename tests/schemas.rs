@@ -181,3 +181,98 @@ fn schema_and_decoder_agree_on_inventory_snapshots() {
         assert_eq!((schema_ok, decoder_ok), (expected, expected), "{body}");
     }
 }
+
+/// The Avro form of each output (`schemas/avro/`) names the fields of its JSON Schema, at every
+/// depth, and marks them alike: a required field is a plain type, an optional one a union with
+/// null whose default is null (left out of the JSON when null), a required nullable one a union
+/// with null and no default (written as null).
+#[test]
+fn every_output_s_avro_form_matches_its_json_schema() {
+    use serde_json::Value;
+    fn read(path: &str) -> Value {
+        let text = std::fs::read_to_string(common::root().join("schemas").join(path)).unwrap();
+        serde_json::from_str(&text).expect(path)
+    }
+    fn nullable(json: &Value) -> bool {
+        json["type"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t == "null"))
+    }
+    fn compare(at: &str, json: &Value, avro: &Value, problems: &mut Vec<String>) {
+        let avro = match avro.get("type") {
+            Some(inner) if inner.is_object() => inner,
+            _ => avro,
+        };
+        match (json.get("properties"), avro["type"].as_str()) {
+            (Some(properties), Some("record")) => {
+                let fields = avro["fields"].as_array().unwrap();
+                let required: Vec<&str> = json["required"]
+                    .as_array()
+                    .map(|r| r.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                let names: Vec<&str> = fields.iter().filter_map(|f| f["name"].as_str()).collect();
+                let mut expected: Vec<&str> = properties
+                    .as_object()
+                    .unwrap()
+                    .keys()
+                    .map(String::as_str)
+                    .collect();
+                expected.sort();
+                let mut got = names.clone();
+                got.sort();
+                if got != expected {
+                    problems.push(format!("{at}: fields {got:?}, JSON Schema {expected:?}"));
+                }
+                for field in fields {
+                    let name = field["name"].as_str().unwrap();
+                    let Some(prop) = properties.get(name) else {
+                        continue;
+                    };
+                    let union = field["type"].as_array();
+                    let has_null = union.is_some_and(|u| u.iter().any(|t| t == "null"));
+                    let default_null = field.get("default") == Some(&Value::Null);
+                    let marking = match (required.contains(&name), nullable(prop)) {
+                        (true, false) => !has_null && !default_null,
+                        (true, true) => has_null && field.get("default").is_none(),
+                        (false, _) => has_null && default_null,
+                    };
+                    if !marking {
+                        problems.push(format!("{at}.{name}: optionality differs"));
+                    }
+                    let inner = union
+                        .and_then(|u| u.iter().find(|t| *t != "null"))
+                        .cloned()
+                        .unwrap_or_else(|| field["type"].clone());
+                    compare(
+                        &format!("{at}.{name}"),
+                        prop,
+                        &serde_json::json!({"type": inner}),
+                        problems,
+                    );
+                }
+            }
+            (_, Some("array")) => compare(
+                &format!("{at}[]"),
+                &json["items"],
+                &serde_json::json!({"type": avro["items"].clone()}),
+                problems,
+            ),
+            (Some(_), other) if other != Some("map") => {
+                problems.push(format!("{at}: a JSON object, Avro {other:?}"))
+            }
+            _ => {}
+        }
+    }
+    let mut problems = Vec::new();
+    for name in [
+        "trend_update",
+        "restock_signal",
+        "new_product_forecast",
+        "hot_products",
+    ] {
+        let json = read(&format!("{name}.schema.json"));
+        let avro = read(&format!("avro/{name}.avsc"));
+        compare(name, &json, &avro, &mut problems);
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}

@@ -18,11 +18,11 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::config::Settings;
+use crate::config::{OutputFormat, Settings};
 use crate::ingest::{Ingest, IngestError};
 use crate::publish::{
-    PublishError, Publisher, SchemaRegistry, HOT_PRODUCTS, NEW_PRODUCT_FORECAST, RESTOCK_SIGNAL,
-    TREND_UPDATE,
+    OutputFrame, PublishError, Publisher, SchemaRegistry, HOT_PRODUCTS, NEW_PRODUCT_FORECAST,
+    RESTOCK_SIGNAL, TREND_UPDATE,
 };
 use crate::scoring::scorer::ScorerError;
 use crate::scoring::{
@@ -61,6 +61,9 @@ pub enum EngineError {
     /// The output schemas could not be registered (`[schema_registry] frame_outputs`).
     #[error("the schema registry could not be used")]
     Registry(#[from] crate::publish::RegistryError),
+    /// An output's Avro schema does not parse (`[schema_registry] output_format = "avro"`).
+    #[error(transparent)]
+    OutputSchema(#[from] crate::publish::avro::AvroEncodeError),
     /// A thread could not be started or panicked.
     #[error("engine thread {0} failed")]
     Thread(&'static str),
@@ -137,9 +140,9 @@ fn input_registry(settings: &Settings) -> Result<Option<SchemaRegistry>, EngineE
 }
 
 /// Registers the schema of every output topic this engine publishes to under `<topic>-value`
-/// (`crate::publish::registry`) and returns each topic's schema id; nothing when outputs are
-/// not framed.
-fn register_outputs(settings: &Settings) -> Result<HashMap<String, u32>, EngineError> {
+/// (`crate::publish::registry`), its JSON Schema or its Avro form by `output_format`, and
+/// returns how each topic's values are framed; nothing when outputs are not framed.
+fn register_outputs(settings: &Settings) -> Result<HashMap<String, OutputFrame>, EngineError> {
     let Some(r) = settings
         .schema_registry
         .as_ref()
@@ -156,19 +159,27 @@ fn register_outputs(settings: &Settings) -> Result<HashMap<String, u32>, EngineE
             outputs.push((hot.clone(), HOT_PRODUCTS));
         }
     }
-    let mut ids = HashMap::new();
+    let mut frames = HashMap::new();
     for (topic, schema) in outputs {
         let subject = format!("{topic}-value");
-        let id = registry.register_json(&subject, schema.text)?;
+        let (schema_id, avro) = match r.output_format {
+            OutputFormat::Json => (registry.register_json(&subject, schema.text)?, None),
+            OutputFormat::Avro => {
+                let parsed = crate::publish::avro::parse(schema.name, schema.avro)?;
+                let id = registry.register_avro(&subject, schema.avro)?;
+                (id, Some(Arc::new(parsed)))
+            }
+        };
         tracing::info!(
             subject,
-            id,
+            id = schema_id,
             schema = schema.header,
+            format = ?r.output_format,
             "output schema registered"
         );
-        ids.insert(topic, id);
+        frames.insert(topic, OutputFrame { schema_id, avro });
     }
-    Ok(ids)
+    Ok(frames)
 }
 
 /// Starts engine thread `name` ("trendcast-<name>") running `work`, marked running in `health`

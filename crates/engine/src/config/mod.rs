@@ -14,7 +14,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 
 pub use raw::RawConfig;
-pub use resolved::{RegistrySettings, Settings};
+pub use resolved::{OutputFormat, RegistrySettings, Settings};
 
 /// Why a configuration could not be loaded or resolved.
 #[derive(Debug, thiserror::Error)]
@@ -263,7 +263,21 @@ mod tests {
         let registry = registry.expect("a registry");
         assert_eq!(registry.url, "http://registry:8081/");
         assert!(registry.frame_outputs);
+        assert_eq!(registry.output_format, OutputFormat::Json);
+        raw.schema_registry.output_format = "Avro".into();
+        let registry = Settings::resolve(&raw).expect("resolves").schema_registry;
+        assert_eq!(
+            registry.expect("a registry").output_format,
+            OutputFormat::Avro
+        );
+        raw.schema_registry.output_format = "protobuf".into();
+        let err = Settings::resolve(&raw).expect_err("not a format");
+        assert!(err.to_string().contains("output_format"), "{err}");
+        raw.schema_registry.output_format = "avro".into();
         raw.schema_registry.frame_outputs = false;
+        let err = Settings::resolve(&raw).expect_err("avro unframed");
+        assert!(err.to_string().contains("frame_outputs"), "{err}");
+        raw.schema_registry.output_format = "json".into();
         let registry = Settings::resolve(&raw).expect("resolves").schema_registry;
         assert!(!registry.expect("inputs still use it").frame_outputs);
     }

@@ -49,6 +49,10 @@ pub struct RawSchemaRegistry {
     /// Register the output schemas under `<topic>-value` at start and frame every output value
     /// with its schema id (magic byte 0 + 4-byte id). Needs `url`.
     pub frame_outputs: bool,
+    /// The body of a framed output value: `json` (JSON Schema, the same bytes as unframed
+    /// outputs) or `avro` (the schemas of `schemas/avro/`, registered as AVRO). `avro` needs
+    /// `frame_outputs`: an Avro body cannot be read without its schema id.
+    pub output_format: String,
     /// How long one request to the registry may take.
     pub timeout: String,
 }
@@ -60,6 +64,7 @@ impl Default for RawSchemaRegistry {
             ca_location: String::new(),
             basic_auth_user_info: String::new(),
             frame_outputs: false,
+            output_format: "json".into(),
             timeout: "10s".into(),
         }
     }

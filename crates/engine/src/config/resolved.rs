@@ -59,8 +59,19 @@ pub struct RegistrySettings {
     pub timeout: Duration,
     /// Register the output schemas and frame output values with their ids.
     pub frame_outputs: bool,
+    /// The body of a framed output value.
+    pub output_format: OutputFormat,
     /// The CA certificates (read from `ca_location`) and credentials it is reached with.
     pub access: RegistryAccess,
+}
+
+/// The body of a framed output value (`[schema_registry] output_format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// JSON, registered as its JSON Schema.
+    Json,
+    /// Avro, registered as the schema of `schemas/avro/`.
+    Avro,
 }
 
 impl RegistrySettings {
@@ -75,6 +86,22 @@ fn resolve_registry(r: &RawSchemaRegistry) -> Result<Option<RegistrySettings>, C
     let timeout = duration("schema_registry.timeout", &r.timeout)?;
     if timeout.is_zero() {
         return Err(invalid("schema_registry.timeout", "must be above 0"));
+    }
+    let output_format = match r.output_format.trim() {
+        f if f.eq_ignore_ascii_case("json") => OutputFormat::Json,
+        f if f.eq_ignore_ascii_case("avro") => OutputFormat::Avro,
+        other => {
+            return Err(invalid(
+                "schema_registry.output_format",
+                format!("{other:?}: json or avro"),
+            ))
+        }
+    };
+    if output_format == OutputFormat::Avro && !r.frame_outputs {
+        return Err(invalid(
+            "schema_registry.output_format",
+            "avro needs schema_registry.frame_outputs = true: an Avro body is read by its schema id",
+        ));
     }
     let url = r.url.trim();
     if url.is_empty() {
@@ -101,6 +128,7 @@ fn resolve_registry(r: &RawSchemaRegistry) -> Result<Option<RegistrySettings>, C
         url: url.to_string(),
         timeout,
         frame_outputs: r.frame_outputs,
+        output_format,
         access: registry_access(r)?,
     }))
 }

@@ -71,6 +71,24 @@ impl AvroInputs {
         payload: Option<&[u8]>,
         max_bytes: usize,
     ) -> Result<Transcoded, RegistryError> {
+        self.transcode_with(payload, max_bytes, Nulls::TopLevel)
+    }
+
+    /// The JSON of `payload` when it is one of the engine's own outputs framed as Avro
+    /// (`[schema_registry] output_format = "avro"`), read back by the query view and the
+    /// signals component; `None` when it is JSON. Unlike [`Self::transcode`], a null is left
+    /// out only where the Avro field's default is null: the JSON form of a restock signal
+    /// carries `"stockout_at": null`, while a horizon step without a mean has no `mean`.
+    pub fn transcode_output(&mut self, payload: &[u8]) -> Result<Transcoded, RegistryError> {
+        self.transcode_with(Some(payload), usize::MAX, Nulls::Defaulted)
+    }
+
+    fn transcode_with(
+        &mut self,
+        payload: Option<&[u8]>,
+        max_bytes: usize,
+        nulls: Nulls,
+    ) -> Result<Transcoded, RegistryError> {
         let Some((Some(id), body)) = payload.map(wire::unframe) else {
             return Ok(Ok(None));
         };
@@ -95,7 +113,7 @@ impl AvroInputs {
             }
         };
         Ok(match known {
-            Known::Avro(schema) => datum_json(schema, id, body).map(Some),
+            Known::Avro(schema) => datum_json(schema, id, body, nulls).map(Some),
             Known::Unreadable(rejection) | Known::Missing(rejection, _) => Err(rejection.clone()),
             Known::Json => Ok(None),
         })
@@ -129,8 +147,24 @@ fn learn(registry: &SchemaRegistry, id: u32) -> Result<Known, RegistryError> {
     })
 }
 
+/// Which null fields of a decoded record its JSON leaves out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Nulls {
+    /// Every null field of the top-level record: the input JSON Schemas leave optional fields
+    /// out, and a producer's Avro schema may not give them a default.
+    TopLevel,
+    /// At any depth, the null fields whose default is null, and only those: the engine's own
+    /// Avro outputs (`schemas/avro/`) mark so the fields their JSON form leaves out.
+    Defaulted,
+}
+
 /// The JSON text of the Avro datum `body` written with `schema`.
-fn datum_json(schema: &apache_avro::Schema, id: u32, body: &[u8]) -> Result<Vec<u8>, Rejection> {
+fn datum_json(
+    schema: &apache_avro::Schema,
+    id: u32,
+    body: &[u8],
+    nulls: Nulls,
+) -> Result<Vec<u8>, Rejection> {
     let invalid = |what: &str, e: &dyn std::fmt::Display| {
         Rejection::new(
             RejectReason::InvalidAvro,
@@ -154,10 +188,54 @@ fn datum_json(schema: &apache_avro::Schema, id: u32, body: &[u8]) -> Result<Vec<
     // Avro has no absent field: an optional one is a union with null, written as null. The
     // JSON Schemas these records mirror leave optional fields out instead (a catalog entry's
     // `description` is a string when present), so a null field is dropped.
-    if let serde_json::Value::Object(fields) = &mut json {
-        fields.retain(|_, v| !v.is_null());
+    match nulls {
+        Nulls::TopLevel => {
+            if let serde_json::Value::Object(fields) = &mut json {
+                fields.retain(|_, v| !v.is_null());
+            }
+        }
+        Nulls::Defaulted => drop_defaulted_nulls(&mut json, schema),
     }
     serde_json::to_vec(&json).map_err(|e| invalid("the datum has no JSON form", &e))
+}
+
+/// Leaves out, at any depth of `json` (the JSON of a datum of `schema`), every null record
+/// field whose Avro default is null. A named type used a second time (a reference) is not
+/// followed: the output schemas define each of theirs once.
+fn drop_defaulted_nulls(json: &mut serde_json::Value, schema: &apache_avro::Schema) {
+    use apache_avro::Schema;
+    use serde_json::Value;
+    match (schema, json) {
+        (Schema::Record(record), Value::Object(fields)) => {
+            for field in &record.fields {
+                let Some(value) = fields.get_mut(&field.name) else {
+                    continue;
+                };
+                if value.is_null() && field.default == Some(Value::Null) {
+                    fields.remove(&field.name);
+                } else {
+                    drop_defaulted_nulls(value, &field.schema);
+                }
+            }
+        }
+        (Schema::Array(array), Value::Array(items)) => {
+            for item in items {
+                drop_defaulted_nulls(item, &array.items);
+            }
+        }
+        (Schema::Map(map), Value::Object(values)) => {
+            for value in values.values_mut() {
+                drop_defaulted_nulls(value, &map.types);
+            }
+        }
+        (Schema::Union(union), json) if !json.is_null() => {
+            let mut others = union.variants().iter().filter(|v| **v != Schema::Null);
+            if let (Some(only), None) = (others.next(), others.next()) {
+                drop_defaulted_nulls(json, only);
+            }
+        }
+        _ => {}
+    }
 }
 
 #[cfg(test)]
@@ -182,19 +260,22 @@ mod tests {
         ]);
         let body = apache_avro::to_avro_datum(&schema, record).unwrap();
         let json: serde_json::Value =
-            serde_json::from_slice(&datum_json(&schema, 9, &body).unwrap()).unwrap();
+            serde_json::from_slice(&datum_json(&schema, 9, &body, Nulls::TopLevel).unwrap())
+                .unwrap();
         assert_eq!(
             json,
             serde_json::json!({"sku": "A", "ts": 1_294_221_600_000_i64, "qty": 2.0}),
             "the null unit price left out, as JSON producers leave it out"
         );
-        let e = datum_json(&schema, 9, &body[..body.len() - 3]).unwrap_err();
+        let e = datum_json(&schema, 9, &body[..body.len() - 3], Nulls::TopLevel).unwrap_err();
         assert_eq!(e.reason, RejectReason::InvalidAvro);
         assert!(e.detail.contains("schema id 9"), "{}", e.detail);
         let mut longer = body.clone();
         longer.push(0);
         assert_eq!(
-            datum_json(&schema, 9, &longer).unwrap_err().reason,
+            datum_json(&schema, 9, &longer, Nulls::TopLevel)
+                .unwrap_err()
+                .reason,
             RejectReason::InvalidAvro
         );
     }
@@ -217,12 +298,43 @@ mod tests {
             ),
         ]);
         let body = apache_avro::to_avro_datum(&schema, record).unwrap();
-        let json = datum_json(&schema, 4, &body).unwrap();
+        let json = datum_json(&schema, 4, &body, Nulls::TopLevel).unwrap();
         let entry: crate::catalog::CatalogEntry = serde_json::from_slice(&json).unwrap();
         assert_eq!(
             (entry.description.as_str(), entry.category.as_str()),
             ("", "kitchen")
         );
+    }
+
+    /// An output written as Avro reads back as its JSON: an optional field left out stays out
+    /// (a horizon step without a mean), a required null stays null (a restock signal's
+    /// `stockout_at`).
+    #[test]
+    fn an_avro_output_reads_back_as_the_json_it_was_written_from() {
+        use crate::publish::{avro, RESTOCK_SIGNAL, TREND_UPDATE};
+        let update = serde_json::json!({
+            "sku": "A", "as_of": "2011-01-05T00:00:00Z", "model": "m@1", "seq": 7,
+            "horizon": [
+                {"start": "2011-01-06T00:00:00Z", "end": "2011-01-07T00:00:00Z",
+                 "quantiles": {"0.1": 1.0, "0.5": 2.5, "0.9": 4.0}, "mean": 2.6},
+                {"start": "2011-01-07T00:00:00Z", "end": "2011-01-08T00:00:00Z",
+                 "quantiles": {"0.5": 3.0}}],
+            "trend": {"direction": "rising", "strength": 0.4, "p_up": 0.8}});
+        let restock = serde_json::json!({
+            "sku": "A", "ts": "2011-01-05T00:00:00Z", "action": "reorder",
+            "reason": "crossed_reorder_point", "order_qty": 12.0, "reorder_point": 5.0,
+            "order_up_to": 20.0, "inventory_position": 8.0, "on_hand": 8.0, "on_order": 0.0,
+            "lead_time_days": 7.0, "service_level": 0.95,
+            "lead_time_demand": {"mean": 4.0, "sd": 1.5, "at_service_level": 6.5},
+            "stockout_at": null, "forecast_as_of": "2011-01-05T00:00:00Z", "model": "m@1",
+            "seq": 3});
+        for (output, json) in [(TREND_UPDATE, update), (RESTOCK_SIGNAL, restock)] {
+            let schema = avro::parse(output.name, output.avro).unwrap();
+            let datum = avro::encode(&schema, json.to_string().as_bytes()).unwrap();
+            let back = datum_json(&schema, 1, &datum, Nulls::Defaulted).unwrap();
+            let back: serde_json::Value = serde_json::from_slice(&back).unwrap();
+            assert_eq!(back, json, "{}", output.name);
+        }
     }
 
     #[test]

@@ -2,12 +2,13 @@
 //!
 //! Data path position: ingest → window → scoring → **publish**.
 
+pub mod avro;
 pub mod encode;
 pub mod producer;
 pub mod registry;
 pub mod trend_update;
 
-pub use producer::{headers, MessageKind, PublishError, Publisher};
+pub use producer::{headers, MessageKind, OutputFrame, PublishError, Publisher};
 pub use registry::{RegisteredSchema, RegistryAccess, RegistryError, SchemaRegistry};
 
 /// Header on every output message naming its schema (a file under `schemas/`) and version, so a
@@ -33,6 +34,9 @@ pub struct OutputSchema {
     pub header: &'static str,
     /// The JSON Schema's text.
     pub text: &'static str,
+    /// The text of its Avro form (`schemas/avro/`), for `[schema_registry] output_format =
+    /// "avro"`.
+    pub avro: &'static str,
 }
 
 /// The trend update's schema.
@@ -40,24 +44,28 @@ pub const TREND_UPDATE: OutputSchema = OutputSchema {
     name: "trend_update",
     header: TREND_UPDATE_SCHEMA,
     text: include_str!("../../../../schemas/trend_update.schema.json"),
+    avro: include_str!("../../../../schemas/avro/trend_update.avsc"),
 };
 /// The restock signal's schema.
 pub const RESTOCK_SIGNAL: OutputSchema = OutputSchema {
     name: "restock_signal",
     header: RESTOCK_SIGNAL_SCHEMA,
     text: include_str!("../../../../schemas/restock_signal.schema.json"),
+    avro: include_str!("../../../../schemas/avro/restock_signal.avsc"),
 };
 /// The new-product forecast's schema.
 pub const NEW_PRODUCT_FORECAST: OutputSchema = OutputSchema {
     name: "new_product_forecast",
     header: NEW_PRODUCT_SCHEMA,
     text: include_str!("../../../../schemas/new_product_forecast.schema.json"),
+    avro: include_str!("../../../../schemas/avro/new_product_forecast.avsc"),
 };
 /// The hot-products ranking's schema.
 pub const HOT_PRODUCTS: OutputSchema = OutputSchema {
     name: "hot_products",
     header: HOT_PRODUCTS_SCHEMA,
     text: include_str!("../../../../schemas/hot_products.schema.json"),
+    avro: include_str!("../../../../schemas/avro/hot_products.avsc"),
 };
 
 /// Every output message's schema.

@@ -29,6 +29,7 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use rdkafka::ClientContext;
 use rdkafka::Message;
 
+use super::avro::{self, AvroEncodeError};
 use crate::kafka::KafkaSettings;
 use crate::telemetry::{EngineStats, LatencySample, LatencySamples};
 use crate::vocab::wire;
@@ -187,6 +188,32 @@ pub enum PublishError {
          large or invalid); stopping, so that no offset is committed past them"
     )]
     Refused(u64),
+    /// An output value could not be written as Avro (`[schema_registry] output_format`): the
+    /// value and its schema under `schemas/avro/` disagree.
+    #[error("an output value for topic {topic} could not be written as Avro")]
+    Encode {
+        /// Destination topic.
+        topic: String,
+        /// What did not fit.
+        #[source]
+        source: AvroEncodeError,
+    },
+}
+
+/// How one output topic's values go out when outputs are framed: with its registered schema
+/// id, and as Avro when `avro` holds the schema registered under that id.
+#[derive(Debug, Clone)]
+pub struct OutputFrame {
+    /// The id the registry gave the topic's value schema.
+    pub schema_id: u32,
+    /// The Avro schema the JSON body is re-encoded with; `None`: the body stays JSON.
+    pub avro: Option<Arc<apache_avro::Schema>>,
+}
+
+/// An [`OutputFrame`] ready to apply: the Confluent prefix and the Avro schema, if any.
+struct Framing {
+    prefix: [u8; wire::FRAME_LEN],
+    avro: Option<Arc<apache_avro::Schema>>,
 }
 
 /// One shared producer; cheap to clone.
@@ -195,7 +222,7 @@ pub struct Publisher {
     producer: ThreadedProducer<PublishContext>,
     last_resend: Arc<Mutex<Instant>>,
     /// Output topic → the Confluent frame its values get (empty: plain JSON).
-    frames: Arc<HashMap<String, [u8; wire::FRAME_LEN]>>,
+    frames: Arc<HashMap<String, Framing>>,
 }
 
 impl Publisher {
@@ -312,9 +339,7 @@ impl Publisher {
             (MessageKind::TrendUpdate { .. } | MessageKind::Signal, Some(body))
                 if !self.frames.is_empty() =>
             {
-                self.frames
-                    .get(topic)
-                    .map(|frame| [&frame[..], body].concat())
+                self.frame(topic, body)?
             }
             _ => None,
         };
@@ -322,13 +347,39 @@ impl Publisher {
         self.enqueue(kind, topic, partition, key, payload, headers)
     }
 
-    /// From now on, frames every output value sent to a topic of `ids` in the Confluent wire
+    /// The framed value of output `body` for `topic` (`None`: the topic is not framed).
+    fn frame(&self, topic: &str, body: &[u8]) -> Result<Option<Vec<u8>>, PublishError> {
+        let Some(framing) = self.frames.get(topic) else {
+            return Ok(None);
+        };
+        let encoded;
+        let body = match &framing.avro {
+            Some(schema) => {
+                encoded = avro::encode(schema, body).map_err(|source| PublishError::Encode {
+                    topic: topic.to_string(),
+                    source,
+                })?;
+                &encoded[..]
+            }
+            None => body,
+        };
+        Ok(Some([&framing.prefix[..], body].concat()))
+    }
+
+    /// From now on, frames every output value sent to a topic of `frames` in the Confluent wire
     /// format with that topic's schema id (`crate::vocab::wire`; the ids come from
-    /// [`super::SchemaRegistry::register_json`]). Set before the publisher is cloned.
-    pub fn framed(mut self, ids: &HashMap<String, u32>) -> Self {
-        let frames = ids
+    /// [`super::SchemaRegistry`]), re-encoding it as Avro where the frame says so. Set before
+    /// the publisher is cloned.
+    pub fn framed(mut self, frames: &HashMap<String, OutputFrame>) -> Self {
+        let frames = frames
             .iter()
-            .map(|(topic, id)| (topic.clone(), wire::frame(*id)))
+            .map(|(topic, frame)| {
+                let framing = Framing {
+                    prefix: wire::frame(frame.schema_id),
+                    avro: frame.avro.clone(),
+                };
+                (topic.clone(), framing)
+            })
             .collect();
         self.frames = Arc::new(frames);
         self

@@ -165,8 +165,24 @@ impl SchemaRegistry {
     /// Registers the JSON Schema `schema` under `subject` and returns its id (the existing id
     /// when the subject already holds the same schema).
     pub fn register_json(&self, subject: &str, schema: &str) -> Result<u32, RegistryError> {
+        self.register(subject, "JSON", schema)
+    }
+
+    /// Registers the Avro schema `schema` under `subject` and returns its id, as
+    /// [`Self::register_json`] does.
+    pub fn register_avro(&self, subject: &str, schema: &str) -> Result<u32, RegistryError> {
+        self.register(subject, "AVRO", schema)
+    }
+
+    /// Registers `schema` of `schema_type` (`JSON`, `AVRO`) under `subject`.
+    fn register(
+        &self,
+        subject: &str,
+        schema_type: &str,
+        schema: &str,
+    ) -> Result<u32, RegistryError> {
         let url = format!("{}/subjects/{}/versions", self.base, path_segment(subject));
-        let body = json!({ "schemaType": "JSON", "schema": schema });
+        let body = json!({ "schemaType": schema_type, "schema": schema });
         let answer = self
             .request("POST", &url)
             .set("Content-Type", MEDIA_TYPE)

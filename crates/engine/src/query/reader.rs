@@ -12,9 +12,10 @@
 //! trend-update topic read to where it ended at assignment; the signals topics join when they
 //! appear.
 //!
-//! Catalog entries may be Avro (an upstream catalog service writing through a schema registry):
-//! they are read through the registry as the signals component reads them
-//! (`crate::ingest::avro`). A registry that cannot be asked stops the reader (the view would
+//! Catalog entries may be Avro (an upstream catalog service writing through a schema registry),
+//! and so may the engine's own outputs (`[schema_registry] output_format = "avro"`): they are
+//! read through the registry as the signals component reads them (`crate::ingest::avro`) and
+//! answered as their JSON form. A registry that cannot be asked stops the reader (the view would
 //! otherwise lose those SKUs' categories for good): `trendcast serve` then exits non-zero, and
 //! under `trendcast run` the API's `/healthz` answers 503.
 
@@ -40,8 +41,8 @@ pub enum ReaderError {
     /// The consumer could not be created.
     #[error("the query view's consumer could not be created")]
     Consumer(#[from] rdkafka::error::KafkaError),
-    /// The schema of an Avro catalog entry could not be fetched.
-    #[error("the schema registry could not be asked for a catalog entry's Avro schema")]
+    /// The schema of an Avro catalog entry or output could not be fetched.
+    #[error("the schema registry could not be asked for an Avro value's schema")]
     Registry(#[from] RegistryError),
 }
 
@@ -80,7 +81,7 @@ struct Progress {
     outputs: HashMap<String, Output>,
     /// `(topic, partition)` → the end offset at assignment, until read to it.
     pending: HashMap<(String, i32), i64>,
-    /// Avro catalog entries, read through the schema registry.
+    /// Avro catalog entries and outputs, read through the schema registry.
     avro: AvroInputs,
 }
 
@@ -241,7 +242,7 @@ impl Reader {
 
 impl Progress {
     /// Takes one message into the view and marks its partition's progress; only a registry
-    /// that cannot be asked about an Avro catalog entry is an error.
+    /// that cannot be asked about an Avro value is an error.
     fn take(
         &mut self,
         m: &rdkafka::message::BorrowedMessage<'_>,
@@ -264,7 +265,8 @@ impl Progress {
         let transcoded = match output {
             // no size limit: the view keeps a category per SKU
             Output::Catalog => self.avro.transcode(Some(payload), usize::MAX)?,
-            _ => Ok(None),
+            // the engine's own outputs, Avro under `[schema_registry] output_format = "avro"`
+            _ => self.avro.transcode_output(payload)?,
         };
         // framed outputs (`[schema_registry] frame_outputs`) are answered as their JSON body
         let taken = transcoded.map_err(|r| r.to_string()).and_then(|json| {

@@ -2,11 +2,18 @@
 //! update (the latest per SKU for the tables, all of them for the calibration panel), the latest
 //! restock signal and new-product forecast per SKU, and the catalog's product text.
 //!
+//! Framed values are read through the schema registry as the engine reads them
+//! (`trendcast_engine::ingest::avro`): Avro sales and catalog entries, and the engine's own
+//! outputs under `[schema_registry] output_format = "avro"`, become their JSON form first. A
+//! registry that cannot be asked fails the report, naming the topic: a report that silently
+//! counted every Avro value as unreadable would show nothing and say little.
+//!
 //! Each topic is read from its beginning to the high watermark seen when reading starts, outside
 //! any consumer group (nothing is committed, a running engine is not disturbed). Messages that do
 //! not decode are counted, never fatal: a report over a topic with one bad message still shows
 //! the rest.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
@@ -16,10 +23,12 @@ use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use super::{PastCall, ProductText, ReportInputs};
 use trendcast_engine::catalog::CatalogEntry;
 use trendcast_engine::config::Settings;
+use trendcast_engine::ingest::avro::{AvroInputs, Transcoded};
 use trendcast_engine::ingest::event::decode;
+use trendcast_engine::publish::RegistryError;
 use trendcast_engine::publish::TrendUpdate;
 use trendcast_engine::signals::new_product::NewProductForecast;
-use trendcast_engine::signals::RestockSignal;
+use trendcast_engine::signals::{RestockSignal, SignalsSettings};
 use trendcast_engine::vocab::wire;
 use trendcast_engine::vocab::{EventBody, Source};
 
@@ -45,70 +54,109 @@ pub struct CollectError {
 pub fn from_topics(settings: &Settings) -> Result<ReportInputs, CollectError> {
     let base = settings.kafka.client_config();
     let mut inputs = ReportInputs::new(settings.window.bucket);
+    let mut bodies = Bodies::new(settings)?;
+    read_sales(settings, &base, &mut bodies, &mut inputs)?;
+    let output = &settings.kafka.output_topic;
+    let unread = read_topic(&base, output, |_, payload| {
+        match bodies.output::<TrendUpdate>(payload) {
+            Some(update) => inputs.add_update(update),
+            None => inputs.unreadable += 1,
+        }
+    })?;
+    bodies.check(output)?;
+    inputs.note_partial(output, unread);
+    if let Some(signals) = &settings.signals {
+        read_signals(signals, &base, &mut bodies, &mut inputs)?;
+    }
+    Ok(inputs)
+}
+
+/// The sales input: the actuals the report compares forecasts with.
+fn read_sales(
+    settings: &Settings,
+    base: &ClientConfig,
+    bodies: &mut Bodies,
+    inputs: &mut ReportInputs,
+) -> Result<(), CollectError> {
     let now_ms = chrono::Utc::now().timestamp_millis();
-    let unread = read_topic(
-        &base,
-        &settings.kafka.sales_topic,
-        |key, payload| match decode(Source::Sales, key, payload, &settings.validation, now_ms) {
+    let sales = &settings.kafka.sales_topic;
+    let unread = read_topic(base, sales, |key, payload| {
+        let json = payload.and_then(|p| bodies.input(p));
+        if payload.is_some() && json.is_none() {
+            inputs.unreadable += 1;
+            return;
+        }
+        match decode(
+            Source::Sales,
+            key,
+            json.as_deref(),
+            &settings.validation,
+            now_ms,
+        ) {
             Ok(event) => match event.body {
                 EventBody::Sale { qty, .. } => inputs.add_sale(&event.sku, event.ts.millis(), qty),
                 EventBody::Click(_) => inputs.unreadable += 1,
             },
             Err(_) => inputs.unreadable += 1,
-        },
-    )?;
-    inputs.note_partial(&settings.kafka.sales_topic, unread);
-    let unread = read_topic(
-        &base,
-        &settings.kafka.output_topic,
-        |_, payload| match payload.map(serde_json::from_slice::<TrendUpdate>) {
-            Some(Ok(update)) => inputs.add_update(update),
-            _ => inputs.unreadable += 1,
-        },
-    )?;
-    inputs.note_partial(&settings.kafka.output_topic, unread);
-    let Some(signals) = &settings.signals else {
-        return Ok(inputs);
-    };
-    // the signal outputs are optional: a report without them says which were not read
+        }
+    })?;
+    bodies.check(sales)?;
+    inputs.note_partial(sales, unread);
+    Ok(())
+}
+
+/// The signal outputs and the catalog. They are optional: a report without them says which were
+/// not read.
+fn read_signals(
+    signals: &SignalsSettings,
+    base: &ClientConfig,
+    bodies: &mut Bodies,
+    inputs: &mut ReportInputs,
+) -> Result<(), CollectError> {
     if signals.inventory_topic.is_some() {
         let mut restock = HashMap::new();
-        let read = read_topic(&base, &signals.restock_topic, |_, payload| {
-            match payload.map(serde_json::from_slice::<RestockSignal>) {
-                Some(Ok(s)) => keep_newest(&mut restock, s.sku.clone(), s, |s| s.seq),
-                _ => inputs.unreadable += 1,
-            }
+        let read = read_topic(base, &signals.restock_topic, |_, payload| match bodies
+            .output::<RestockSignal>(payload)
+        {
+            Some(s) => keep_newest(&mut restock, s.sku.clone(), s, |s| s.seq),
+            None => inputs.unreadable += 1,
         });
+        bodies.check(&signals.restock_topic)?;
         inputs.restock = restock;
         inputs.note_optional(&signals.restock_topic, read);
     }
-    if let Some(catalog) = &signals.catalog_topic {
-        let mut products = HashMap::new();
-        let read = read_topic(&base, catalog, |_, payload| {
-            match payload.map(serde_json::from_slice::<CatalogEntry>) {
-                Some(Ok(entry)) => {
-                    products.insert(entry.sku.clone(), ProductText::from_entry(&entry));
-                }
-                // a tombstone: the product left the catalog
-                None => {}
-                Some(Err(_)) => inputs.unreadable += 1,
+    let Some(catalog) = &signals.catalog_topic else {
+        return Ok(());
+    };
+    let mut products = HashMap::new();
+    let read = read_topic(base, catalog, |_, payload| {
+        // a tombstone: the product left the catalog
+        let Some(payload) = payload else { return };
+        let entry = bodies
+            .input(payload)
+            .and_then(|json| serde_json::from_slice::<CatalogEntry>(&json).ok());
+        match entry {
+            Some(entry) => {
+                products.insert(entry.sku.clone(), ProductText::from_entry(&entry));
             }
-        });
-        inputs.products.extend(products);
-        inputs.note_optional(catalog, read);
-        let mut forecasts = HashMap::new();
-        let read = read_topic(
-            &base,
-            &signals.new_product_topic,
-            |_, payload| match payload.map(serde_json::from_slice::<NewProductForecast>) {
-                Some(Ok(f)) => keep_newest(&mut forecasts, f.sku.clone(), f, |f| f.seq),
-                _ => inputs.unreadable += 1,
-            },
-        );
-        inputs.new_products = forecasts;
-        inputs.note_optional(&signals.new_product_topic, read);
-    }
-    Ok(inputs)
+            None => inputs.unreadable += 1,
+        }
+    });
+    bodies.check(catalog)?;
+    inputs.products.extend(products);
+    inputs.note_optional(catalog, read);
+    let mut forecasts = HashMap::new();
+    let read = read_topic(base, &signals.new_product_topic, |_, payload| match bodies
+        .output::<NewProductForecast>(
+        payload,
+    ) {
+        Some(f) => keep_newest(&mut forecasts, f.sku.clone(), f, |f| f.seq),
+        None => inputs.unreadable += 1,
+    });
+    bodies.check(&signals.new_product_topic)?;
+    inputs.new_products = forecasts;
+    inputs.note_optional(&signals.new_product_topic, read);
+    Ok(())
 }
 
 impl ReportInputs {
@@ -129,6 +177,71 @@ impl ReportInputs {
                 tracing::warn!(error = %e, "report: an optional topic was not read");
                 self.not_read.push(e.to_string());
             }
+        }
+    }
+}
+
+/// The JSON bodies of the values read: framed ones unframed, Avro ones transcoded through the
+/// registry (when `[schema_registry] url` is set); the first registry failure, kept until
+/// [`Bodies::check`].
+struct Bodies {
+    avro: AvroInputs,
+    failed: Option<RegistryError>,
+}
+
+impl Bodies {
+    fn new(settings: &Settings) -> Result<Self, CollectError> {
+        let registry = match &settings.schema_registry {
+            Some(r) => Some(r.client().map_err(|e| CollectError {
+                topic: settings.kafka.sales_topic.clone(),
+                reason: format!("the schema registry {} cannot be used: {e}", r.url),
+            })?),
+            None => None,
+        };
+        Ok(Self {
+            avro: AvroInputs::new(registry),
+            failed: None,
+        })
+    }
+
+    /// The JSON of an input value (sales, catalog); `None` when it is unreadable.
+    fn input<'a>(&mut self, payload: &'a [u8]) -> Option<Cow<'a, [u8]>> {
+        let transcoded = self.avro.transcode(Some(payload), usize::MAX);
+        self.json(payload, transcoded)
+    }
+
+    /// One of the engine's own outputs, decoded; `None` when it is unreadable.
+    fn output<T: serde::de::DeserializeOwned>(&mut self, payload: Option<&[u8]>) -> Option<T> {
+        let payload = payload?;
+        let transcoded = self.avro.transcode_output(payload);
+        let json = self.json(payload, transcoded)?;
+        serde_json::from_slice(&json).ok()
+    }
+
+    fn json<'a>(
+        &mut self,
+        payload: &'a [u8],
+        transcoded: Result<Transcoded, RegistryError>,
+    ) -> Option<Cow<'a, [u8]>> {
+        match transcoded {
+            Ok(Ok(Some(json))) => Some(Cow::Owned(json)),
+            Ok(Ok(None)) => Some(Cow::Borrowed(wire::unframe(payload).1)),
+            Ok(Err(_rejected)) => None,
+            Err(e) => {
+                self.failed.get_or_insert(e);
+                None
+            }
+        }
+    }
+
+    /// Fails when the registry could not be asked while `topic` was read.
+    fn check(&mut self, topic: &str) -> Result<(), CollectError> {
+        match self.failed.take() {
+            None => Ok(()),
+            Some(e) => Err(CollectError {
+                topic: topic.to_string(),
+                reason: format!("{e}: its Avro values cannot be read"),
+            }),
         }
     }
 }
@@ -198,8 +311,7 @@ pub fn read_topic(
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
                 last_progress = Instant::now();
-                // framed outputs (`[schema_registry] frame_outputs`) are read as their JSON body
-                f(m.key(), m.payload().map(|p| wire::unframe(p).1));
+                f(m.key(), m.payload());
                 if left
                     .get(&m.partition())
                     .is_some_and(|&high| m.offset() + 1 >= high)

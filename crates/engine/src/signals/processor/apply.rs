@@ -46,8 +46,9 @@ impl SignalsState {
             |e: &dyn std::fmt::Display| Rejection::new(RejectReason::InvalidValue, e.to_string());
         match input {
             SignalInput::Updates => {
-                let update: TrendUpdate = serde_json::from_slice(body(msg))
-                    .map_err(|e| Rejection::new(classify(&e), e.to_string()))?;
+                let update: TrendUpdate =
+                    serde_json::from_slice(transcoded.unwrap_or(body(msg)))
+                        .map_err(|e| Rejection::new(classify(&e), e.to_string()))?;
                 let Some(home) = self.home(&update.sku) else {
                     return Ok(Outcome::misrouted());
                 };

@@ -348,21 +348,22 @@ impl SignalsState {
         u16::try_from(p).ok().filter(|p| self.parts.contains_key(p))
     }
 
-    /// The JSON an Avro inventory snapshot or catalog entry becomes (`None`: read the value as
-    /// it is), or the rejection it gets. A registry that cannot be asked is an error, returned
-    /// before the offset advances, so a restart reads the value again. Trend updates are the
-    /// engine's own JSON. No size limit: the decoders bound what they keep.
+    /// The JSON an Avro inventory snapshot, catalog entry or trend update becomes (`None`: read
+    /// the value as it is), or the rejection it gets. A registry that cannot be asked is an
+    /// error, returned before the offset advances, so a restart reads the value again. Trend
+    /// updates are the engine's own, Avro under `[schema_registry] output_format = "avro"`. No
+    /// size limit: the decoders bound what they keep.
     fn transcode(
         &mut self,
         input: SignalInput,
         msg: &BorrowedMessage<'_>,
     ) -> Result<Transcoded, SignalsError> {
-        if input == SignalInput::Updates {
-            return Ok(Ok(None));
-        }
-        self.avro
-            .transcode(msg.payload(), usize::MAX)
-            .map_err(SignalsError::Registry)
+        let transcoded = match (input, msg.payload()) {
+            (SignalInput::Updates, Some(payload)) => self.avro.transcode_output(payload),
+            (SignalInput::Updates, None) => return Ok(Ok(None)),
+            _ => self.avro.transcode(msg.payload(), usize::MAX),
+        };
+        transcoded.map_err(SignalsError::Registry)
     }
 
     fn handle(&mut self, msg: &BorrowedMessage<'_>) -> Result<(), SignalsError> {
