@@ -232,13 +232,16 @@ fn avro_outputs_are_registered_as_avro_and_read_back_as_json() {
     raw.schema_registry.url = registry.url.clone();
     raw.schema_registry.frame_outputs = true;
     raw.schema_registry.output_format = "avro".into();
-    raw.signals.enabled = true;
-    raw.signals.inventory_topic = inventory.clone();
-    raw.signals.restock_topic = restock.clone();
-    raw.signals.hot_products_topic = hot.clone();
-    raw.signals.hot_interval = "200ms".into();
+    enable_signals(
+        &mut raw,
+        &SignalTopics {
+            inventory: &inventory,
+            restock: &restock,
+            hot: &hot,
+            new_products: &new_products,
+        },
+    );
     raw.signals.hot_min_volume = 0.0;
-    raw.signals.new_product_topic = new_products.clone();
     let settings = trendcast::config::Settings::resolve(&raw).expect("settings");
 
     // two SKUs selling every day; one has nothing on hand, so it is reordered

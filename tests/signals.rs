@@ -15,7 +15,8 @@ use serde_json::{json, Value};
 
 use common::registry::{framed, Registry};
 use common::{
-    brokers, committed_offsets, create_topics, produce, read_all, schema, unique, Msg, Topics,
+    brokers, committed_offsets, create_topics, enable_signals, produce, read_all, schema, unique,
+    Msg, SignalTopics, Topics,
 };
 use trendcast::config::Settings;
 use trendcast::publish::{Publisher, RegistryAccess, SchemaRegistry};
@@ -59,14 +60,17 @@ fn setup(partitions: i32, text: Option<(&str, &std::path::Path)>) -> Setup {
     );
     let mut raw = common::raw_config(&topics);
     raw.checkpoint.interval = "300ms".into();
-    raw.signals.enabled = true;
-    raw.signals.inventory_topic = inventory.clone();
-    raw.signals.restock_topic = restock.clone();
-    raw.signals.hot_products_topic = hot.clone();
-    raw.signals.hot_interval = "200ms".into();
+    enable_signals(
+        &mut raw,
+        &SignalTopics {
+            inventory: &inventory,
+            restock: &restock,
+            hot: &hot,
+            new_products: &new_products,
+        },
+    );
     raw.signals.hot_top = 3;
     raw.signals.hot_min_volume = 5.0;
-    raw.signals.new_product_topic = new_products.clone();
     if let Some((model, library)) = text {
         raw.signals.catalog_topic = catalog.clone();
         raw.signals.text_model = model.to_string();

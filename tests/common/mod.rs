@@ -183,6 +183,24 @@ pub fn raw_config(topics: &Topics) -> RawConfig {
     raw
 }
 
+/// The signals topics a test creates.
+pub struct SignalTopics<'a> {
+    pub inventory: &'a str,
+    pub restock: &'a str,
+    pub hot: &'a str,
+    pub new_products: &'a str,
+}
+
+/// Turns the signals processor on over `topics`, with a hot ranking every 200 ms.
+pub fn enable_signals(raw: &mut RawConfig, topics: &SignalTopics) {
+    raw.signals.enabled = true;
+    raw.signals.inventory_topic = topics.inventory.to_string();
+    raw.signals.restock_topic = topics.restock.to_string();
+    raw.signals.hot_products_topic = topics.hot.to_string();
+    raw.signals.hot_interval = "200ms".into();
+    raw.signals.new_product_topic = topics.new_products.to_string();
+}
+
 /// A message to produce: optional key, optional value.
 pub type Msg = (Option<Vec<u8>>, Option<Vec<u8>>);
 
