@@ -79,8 +79,11 @@ impl AvroInputs {
     /// signals component; `None` when it is JSON. Unlike [`Self::transcode`], a null is left
     /// out only where the Avro field's default is null: the JSON form of a restock signal
     /// carries `"stockout_at": null`, while a horizon step without a mean has no `mean`.
-    pub fn transcode_output(&mut self, payload: &[u8]) -> Result<Transcoded, RegistryError> {
-        self.transcode_with(Some(payload), usize::MAX, Nulls::Defaulted)
+    pub fn transcode_output(
+        &mut self,
+        payload: Option<&[u8]>,
+    ) -> Result<Transcoded, RegistryError> {
+        self.transcode_with(payload, usize::MAX, Nulls::Defaulted)
     }
 
     fn transcode_with(

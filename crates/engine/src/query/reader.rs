@@ -266,7 +266,7 @@ impl Progress {
             // no size limit: the view keeps a category per SKU
             Output::Catalog => self.avro.transcode(Some(payload), usize::MAX)?,
             // the engine's own outputs, Avro under `[schema_registry] output_format = "avro"`
-            _ => self.avro.transcode_output(payload)?,
+            _ => self.avro.transcode_output(Some(payload))?,
         };
         // framed outputs (`[schema_registry] frame_outputs`) are answered as their JSON body
         let taken = transcoded.map_err(|r| r.to_string()).and_then(|json| {

@@ -213,7 +213,7 @@ impl Bodies {
     /// One of the engine's own outputs, decoded; `None` when it is unreadable.
     fn output<T: serde::de::DeserializeOwned>(&mut self, payload: Option<&[u8]>) -> Option<T> {
         let payload = payload?;
-        let transcoded = self.avro.transcode_output(payload);
+        let transcoded = self.avro.transcode_output(Some(payload));
         let json = self.json(payload, transcoded)?;
         serde_json::from_slice(&json).ok()
     }

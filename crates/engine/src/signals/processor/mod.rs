@@ -358,9 +358,8 @@ impl SignalsState {
         input: SignalInput,
         msg: &BorrowedMessage<'_>,
     ) -> Result<Transcoded, SignalsError> {
-        let transcoded = match (input, msg.payload()) {
-            (SignalInput::Updates, Some(payload)) => self.avro.transcode_output(payload),
-            (SignalInput::Updates, None) => return Ok(Ok(None)),
+        let transcoded = match input {
+            SignalInput::Updates => self.avro.transcode_output(msg.payload()),
             _ => self.avro.transcode(msg.payload(), usize::MAX),
         };
         transcoded.map_err(SignalsError::Registry)
