@@ -24,6 +24,7 @@ use crate::publish::{
     OutputFrame, PublishError, Publisher, SchemaRegistry, HOT_PRODUCTS, NEW_PRODUCT_FORECAST,
     RESTOCK_SIGNAL, TREND_UPDATE,
 };
+use crate::scoring::calibration::CalibrationTable;
 use crate::scoring::scorer::ScorerError;
 use crate::scoring::{
     flush_scorer, FlushPoint, ManifestError, Model, ModelError, ResolvedManifest, Scorer,
@@ -226,6 +227,7 @@ impl RunningEngine {
         let signals = signals_component(settings, &publisher)?;
         let (scorer_tx, scorer_rx) = channel();
         let backlog = ScoringBacklog::default();
+        let calibration = CalibrationTable::default();
         let ingest = Ingest::new(
             &settings.kafka,
             settings.validation.clone(),
@@ -239,6 +241,7 @@ impl RunningEngine {
             scorer_tx.clone(),
             backlog.clone(),
             input_registry(settings)?,
+            calibration.clone(),
         )?;
         let scorer = Scorer::new(
             store.clone(),
@@ -250,6 +253,7 @@ impl RunningEngine {
             settings.trend,
             observer,
             backlog.clone(),
+            calibration,
         )?;
         let stop = Arc::new(AtomicBool::new(false));
         let scorer = spawn("scorer", &health, move || scorer.run(scorer_rx))?;

@@ -14,6 +14,7 @@ use super::restore::{fold, Restored};
 use super::{CheckpointSettings, StateSource};
 use crate::kafka::KafkaSettings;
 use crate::publish::Publisher;
+use crate::scoring::calibration::{CalibrationState, CalibrationTable};
 use crate::scoring::{send_marker, FlushPoint, ScorerMsg, ScoringWork};
 use crate::state::{ChangelogTopic, PartitionLog};
 use crate::vocab::{EventTime, PerSource, Source};
@@ -159,6 +160,8 @@ pub struct Checkpointer {
     last: Instant,
     /// How long the last checkpoint that wrote took (ingest reading nothing meanwhile).
     last_took: Duration,
+    /// The owned partitions' online interval widths, saved with their windows.
+    calibration: CalibrationTable,
 }
 
 /// A file-system-safe folder name for a consumer group.
@@ -201,7 +204,14 @@ impl Checkpointer {
             skip_sku: HashMap::new(),
             last: Instant::now(),
             last_took: Duration::ZERO,
+            calibration: CalibrationTable::default(),
         })
+    }
+
+    /// Saves and restores `table`'s states with the partitions' windows (the scorer's table).
+    pub fn with_calibration(mut self, table: CalibrationTable) -> Self {
+        self.calibration = table;
+        self
     }
 
     /// Partitions currently owned.
@@ -347,6 +357,9 @@ impl Checkpointer {
         for (sku, cut) in restored.ahead_of_cut() {
             self.skip_sku.insert(sku, cut);
         }
+        if let Some(state) = restored.calibration.clone() {
+            self.calibration.insert(partition, state);
+        }
         let skus = restored.windows.len();
         let windows: Vec<_> = restored
             .windows
@@ -398,7 +411,18 @@ impl Checkpointer {
         prog.checkpoint += 1;
         let full = prog.needs_full || (has_local && prog.since_full + 1 >= compact_every);
         let cut = prog.next;
-        let (delta, whole) = partition_records(admission, p, prog.checkpoint, cut, full, removed);
+        let calibration = self.calibration.get(p);
+        let (delta, whole) = partition_records(
+            admission,
+            PartitionCheckpoint {
+                p,
+                n: prog.checkpoint,
+                cut,
+                full,
+            },
+            removed,
+            calibration,
+        );
         let mut ok = true;
         if let Some(local) = &self.local {
             let result = if full {
@@ -617,24 +641,34 @@ impl Checkpointer {
         for p in partitions {
             self.owned.remove(p);
         }
+        self.calibration.release(partitions);
         if self.owned.is_empty() {
             self.skip_sku.clear();
         }
     }
 }
 
-/// The records of partition `p`'s checkpoint `n`: `(delta, whole)`. The delta holds the removals
-/// (first: a SKU evicted and then seen again is written after its removal), the windows changed
-/// since the last checkpoint and the cut; `whole` (only when `full`) every window and the cut.
-/// Drains the store's unsaved marks of `p`.
-fn partition_records(
-    admission: &Admission,
+/// Which checkpoint of which partition [`partition_records`] writes.
+#[derive(Debug, Clone, Copy)]
+struct PartitionCheckpoint {
     p: u16,
     n: u64,
     cut: PerSource<i64>,
     full: bool,
+}
+
+/// The records of partition `p`'s checkpoint `n`: `(delta, whole)`. The delta holds the removals
+/// (first: a SKU evicted and then seen again is written after its removal), the windows changed
+/// since the last checkpoint, the partition's online interval widths and the cut; `whole` (only when
+/// `full`) every window, the widths and the cut.
+/// Drains the store's unsaved marks of `p`.
+fn partition_records(
+    admission: &Admission,
+    at: PartitionCheckpoint,
     removed: Vec<Arc<str>>,
+    calibration: Option<CalibrationState>,
 ) -> (Vec<Record>, Vec<Record>) {
+    let PartitionCheckpoint { p, n, cut, full } = at;
     let mut delta: Vec<Record> = removed
         .into_iter()
         .map(|sku| Record::Removed {
@@ -659,6 +693,15 @@ fn partition_records(
             delta.push(record);
         }
     });
+    if let Some(state) = calibration {
+        let record = Record::Calibration {
+            checkpoint: n,
+            partition: p,
+            state,
+        };
+        delta.push(record.clone());
+        whole.push(record);
+    }
     let end = Record::Cut(PartitionCut {
         checkpoint: n,
         partition: p,

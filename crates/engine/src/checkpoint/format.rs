@@ -1,19 +1,22 @@
 //! The checkpoint record format: a version header, then `bincode`.
 //!
-//! Every record starts with the 4 bytes `TCK` + version. Version 2 is written; version 1 (the
-//! first window layout, which had a per-close revision counter in place of the count of applied
-//! events and no partition tag) is still read and migrated. Decoding never trusts its input:
+//! Every record starts with the 4 bytes `TCK` + version. Version 3 is written: version 2 with
+//! one more kind of record, the partition's online interval calibration (appended, so version 2
+//! bytes decode as the same records). Version 1 (the first window layout, which had a per-close
+//! revision counter in place of the count of applied events and no partition tag) is still read
+//! and migrated. Decoding never trusts its input:
 //! sizes are bounded, windows are validated against the configured ring capacity, and every
 //! failure is an error, never a panic.
 
 use serde::{Deserialize, Serialize};
 
+use crate::scoring::calibration::CalibrationState;
 use crate::state::{StorageError, TableRecord};
 use crate::vocab::{EventTime, PerSource};
 use crate::window::{BucketIndex, SkuWindow, WindowCheckError};
 
 /// The version written.
-pub const FORMAT_VERSION: u8 = 2;
+pub const FORMAT_VERSION: u8 = 3;
 
 const MAGIC: &[u8; 3] = b"TCK";
 
@@ -65,6 +68,15 @@ pub enum Record {
     },
     /// The checkpoint of a partition is complete.
     Cut(PartitionCut),
+    /// The partition's online interval widths (`scoring::calibration`), as of the checkpoint.
+    Calibration {
+        /// Checkpoint number.
+        checkpoint: u64,
+        /// Input partition.
+        partition: u16,
+        /// The widths and what they have seen.
+        state: CalibrationState,
+    },
 }
 
 impl Record {
@@ -75,6 +87,7 @@ impl Record {
             Record::Window(w) => w.sku.as_bytes(),
             Record::Removed { sku, .. } => sku.as_bytes(),
             Record::Cut(_) => b"\0trendcast-cut",
+            Record::Calibration { .. } => b"\0trendcast-calibration",
         }
     }
 
@@ -84,6 +97,7 @@ impl Record {
             Record::Window(w) => w.partition,
             Record::Removed { partition, .. } => *partition,
             Record::Cut(c) => c.partition,
+            Record::Calibration { partition, .. } => *partition,
         }
     }
 }
@@ -183,7 +197,7 @@ pub fn decode(bytes: &[u8], capacity: usize) -> Result<Record, CheckpointError> 
         message: e.to_string(),
     };
     let record = match version {
-        2 => {
+        2 | 3 => {
             let (r, used): (Record, usize) =
                 bincode::serde::decode_from_slice(body, config()).map_err(malformed)?;
             trailing(version, used, body.len())?;

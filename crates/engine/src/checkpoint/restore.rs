@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use super::format::{PartitionCut, Record};
+use crate::scoring::calibration::CalibrationState;
 use crate::vocab::PerSource;
 use crate::window::SkuWindow;
 
@@ -13,6 +14,8 @@ pub struct Restored {
     pub cut: Option<PartitionCut>,
     /// The newest window of each SKU, with the cut it was written at.
     pub windows: HashMap<String, (SkuWindow, PerSource<i64>)>,
+    /// The newest online interval calibration written.
+    pub calibration: Option<CalibrationState>,
     /// Records read.
     pub records: usize,
 }
@@ -57,6 +60,7 @@ pub fn fold(partition: u16, records: impl IntoIterator<Item = Record>) -> Restor
                 out.windows.remove(&sku);
             }
             Record::Cut(c) => out.cut = Some(c),
+            Record::Calibration { state, .. } => out.calibration = Some(state),
         }
     }
     out

@@ -206,6 +206,32 @@ pub struct RawScoring {
     pub min_rescore_interval: String,
     /// ONNX Runtime intra-op threads.
     pub intra_threads: usize,
+    /// `[scoring.calibration]`: the online interval calibration.
+    pub calibration: RawCalibration,
+}
+
+/// `[scoring.calibration]`: adaptive conformal widths per horizon step
+/// (`scoring/calibration.rs`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawCalibration {
+    /// Adjust published intervals with the actuals as buckets close.
+    pub online: bool,
+    /// Speed: change of the log width per closed bucket per unit of excess miss rate.
+    pub gamma: f64,
+    /// Most SKUs whose published bands are kept for comparison at once.
+    pub max_tracked: usize,
+}
+
+impl Default for RawCalibration {
+    fn default() -> Self {
+        let d = crate::scoring::calibration::OnlineSettings::default();
+        Self {
+            online: d.enabled,
+            gamma: d.gamma,
+            max_tracked: d.max_tracked,
+        }
+    }
 }
 
 impl Default for RawScoring {
@@ -218,6 +244,7 @@ impl Default for RawScoring {
             batch_delay: "20ms".into(),
             min_rescore_interval: "1s".into(),
             intra_threads: 1,
+            calibration: RawCalibration::default(),
         }
     }
 }

@@ -7,12 +7,14 @@ use std::time::Duration;
 use chrono::DateTime;
 
 use super::raw::{
-    RawCheckpoint, RawIngest, RawKafka, RawSchemaRegistry, RawScoring, RawTelemetry, RawWindow,
+    RawCalibration, RawCheckpoint, RawIngest, RawKafka, RawSchemaRegistry, RawScoring,
+    RawTelemetry, RawWindow,
 };
 use super::{ConfigError, RawConfig};
 use crate::ingest::{Backpressure, ValidationLimits};
 use crate::kafka::KafkaSettings;
 use crate::publish::{RegistryAccess, RegistryError, SchemaRegistry};
+use crate::scoring::calibration::OnlineSettings;
 use crate::scoring::trend::TrendConfig;
 use crate::scoring::{ExecutionProviderKind, ScoringSettings};
 use crate::telemetry::{LogFormat, TelemetrySettings};
@@ -218,7 +220,12 @@ impl Settings {
             &raw.kafka.group_instance_id,
             checkpoint.dir.as_deref(),
         );
+        let mut scoring = scoring;
         let signals = resolve_signals(&raw.signals, &kafka, &validation, &checkpoint, &scoring)?;
+        // with restock signals, updates also carry the total over the lead time
+        scoring.lead_time = signals
+            .as_ref()
+            .map(|s| Duration::from_secs_f64(s.policy.lead_time_days * 86_400.0));
         let api_listen = listen_address("api.listen", &raw.api.listen)?;
         if api_listen.is_some() && api_listen == telemetry.metrics_listen {
             return Err(invalid(
@@ -340,6 +347,21 @@ fn resolve_scoring(s: &RawScoring) -> Result<ScoringSettings, ConfigError> {
         batch_delay: duration("scoring.batch_delay", &s.batch_delay)?,
         min_rescore_interval: duration("scoring.min_rescore_interval", &s.min_rescore_interval)?,
         intra_threads: positive("scoring.intra_threads", s.intra_threads)?,
+        online: resolve_calibration(&s.calibration)?,
+        lead_time: None,
+    })
+}
+
+/// `[scoring.calibration]`.
+fn resolve_calibration(c: &RawCalibration) -> Result<OnlineSettings, ConfigError> {
+    if !(c.gamma.is_finite() && c.gamma > 0.0 && c.gamma <= 10.0) {
+        return Err(invalid("scoring.calibration.gamma", "must be in (0, 10]"));
+    }
+    Ok(OnlineSettings {
+        enabled: c.online,
+        gamma: c.gamma,
+        max_tracked: c.max_tracked,
+        ..OnlineSettings::default()
     })
 }
 

@@ -41,6 +41,7 @@ use crate::checkpoint::{
 };
 use crate::kafka::KafkaSettings;
 use crate::publish::{PublishError, Publisher, SchemaRegistry};
+use crate::scoring::calibration::CalibrationTable;
 use crate::scoring::{flush_scorer, FlushPoint, ScorerMsg, ScoringBacklog};
 use crate::telemetry::{EngineStats, Health};
 use crate::vocab::{EventTime, PerSource};
@@ -312,6 +313,7 @@ impl Ingest {
         scorer: Sender<ScorerMsg>,
         backlog: ScoringBacklog,
         registry: Option<SchemaRegistry>,
+        calibration: CalibrationTable,
     ) -> Result<Self, IngestError> {
         let mut config = kafka.consumer_config();
         // statistics carry the high watermarks that event-time alignment reads
@@ -327,7 +329,8 @@ impl Ingest {
         let lead_ms = (open_after * width - w.lateness_ms).max(0);
         let shared = Arc::new(Mutex::new(IngestState {
             admission: Admission::new(store),
-            checkpoints: Checkpointer::new(checkpoint, kafka.clone(), capacity)?,
+            checkpoints: Checkpointer::new(checkpoint, kafka.clone(), capacity)?
+                .with_calibration(calibration),
             publisher,
             stats: stats.clone(),
             avro_limits: ValidationLimits {

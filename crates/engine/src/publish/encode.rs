@@ -73,6 +73,21 @@ pub struct RowValues<'a> {
     pub mean: Option<&'a [f32]>,
     /// The trend call.
     pub trend: &'a Trend,
+    /// Total units over the horizon, when published.
+    pub total: Option<TotalValues<'a>>,
+    /// Total units over the lead time, when published.
+    pub lead_time_total: Option<TotalValues<'a>>,
+}
+
+/// A total's values in the model's level order.
+#[derive(Debug, Clone, Copy)]
+pub struct TotalValues<'a> {
+    /// Buckets summed.
+    pub buckets: usize,
+    /// Expected total.
+    pub mean: f32,
+    /// One per level, in the model's level order.
+    pub quantiles: &'a [f32],
 }
 
 impl UpdateEncoder {
@@ -135,9 +150,39 @@ impl UpdateEncoder {
             }
             out.push(b'}');
         }
-        out.extend_from_slice(b"],\"trend\":");
+        out.push(b']');
+        for (name, total) in [
+            (&b",\"total\":"[..], row.total),
+            (&b",\"lead_time_total\":"[..], row.lead_time_total),
+        ] {
+            if let Some(t) = total {
+                out.extend_from_slice(name);
+                self.total(out, &t)?;
+            }
+        }
+        out.extend_from_slice(b",\"trend\":");
         serde_json::to_writer(&mut *out, row.trend)?;
         out.push(b'}');
+        Ok(())
+    }
+}
+
+impl UpdateEncoder {
+    /// Writes one total as `{"buckets":..,"mean":..,"quantiles":{..}}` (serde's field order).
+    fn total(&self, out: &mut Vec<u8>, t: &TotalValues<'_>) -> Result<(), serde_json::Error> {
+        out.extend_from_slice(b"{\"buckets\":");
+        number(out, &t.buckets)?;
+        out.extend_from_slice(b",\"mean\":");
+        number(out, &t.mean)?;
+        out.extend_from_slice(b",\"quantiles\":{");
+        for (k, key) in self.level_keys.iter().enumerate() {
+            if k > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(key);
+            number(out, &t.quantiles.get(self.order[k]).copied())?;
+        }
+        out.extend_from_slice(b"}}");
         Ok(())
     }
 }
@@ -149,7 +194,7 @@ fn number<T: Serialize>(out: &mut Vec<u8>, value: &T) -> Result<(), serde_json::
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::publish::{Direction, HorizonStep, TrendUpdate};
+    use crate::publish::{Direction, HorizonStep, HorizonTotal, TrendUpdate};
 
     fn steps(n: usize) -> Vec<(String, String)> {
         (0..n)
@@ -163,6 +208,18 @@ mod tests {
     }
 
     /// The update serde writes for the same numbers, as the scorer built it before.
+    fn total_of(t: &TotalValues<'_>, keys: &[&str]) -> HorizonTotal {
+        HorizonTotal {
+            buckets: t.buckets,
+            mean: t.mean,
+            quantiles: keys
+                .iter()
+                .zip(t.quantiles)
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+        }
+    }
+
     fn reference(row: &RowValues<'_>, as_of: &str, steps: &[(String, String)]) -> Vec<u8> {
         let keys = ["0.1", "0.5", "0.9"];
         let update = TrendUpdate {
@@ -184,6 +241,8 @@ mod tests {
                     mean: row.mean.and_then(|m| m.get(h).copied()),
                 })
                 .collect(),
+            total: row.total.map(|t| total_of(&t, &keys)),
+            lead_time_total: row.lead_time_total.map(|t| total_of(&t, &keys)),
             trend: row.trend.clone(),
         };
         serde_json::to_vec(&update).expect("serde")
@@ -207,13 +266,23 @@ mod tests {
             p_up: f64::NAN,
         };
         let mut out = Vec::new();
-        for (sku, mean) in [("plain", Some(&mean[..])), ("quo\"te\\ é\n", None)] {
+        let total = TotalValues {
+            buckets: 14,
+            mean: 1.0 / 3.0,
+            quantiles: &[0.1, f32::NAN, 7e9],
+        };
+        for (sku, mean, total) in [
+            ("plain", Some(&mean[..]), Some(total)),
+            ("quo\"te\\ é\n", None, None),
+        ] {
             let row = RowValues {
                 sku,
                 seq: u64::MAX,
                 quantiles: &quantiles,
                 mean,
                 trend: &trend,
+                total,
+                lead_time_total: total.map(|t| TotalValues { buckets: 7, ..t }),
             };
             encoder.encode(&mut out, &labels, &row).expect("encode");
             let want = reference(&row, "2011-10-31T00:00:00Z", &steps);
@@ -242,6 +311,8 @@ mod tests {
             quantiles: &[9.0, 1.0, 5.0],
             mean: None,
             trend: &trend,
+            total: None,
+            lead_time_total: None,
         };
         encoder.encode(&mut out, &labels, &row).expect("encode");
         let text = String::from_utf8(out).expect("utf8");

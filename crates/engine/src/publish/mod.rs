@@ -22,7 +22,7 @@ pub const RESTOCK_SIGNAL_SCHEMA: &str = "restock_signal/1";
 pub const HOT_PRODUCTS_SCHEMA: &str = "hot_products/1";
 /// [`SCHEMA_HEADER`] of a new-product forecast.
 pub const NEW_PRODUCT_SCHEMA: &str = "new_product_forecast/1";
-pub use trend_update::{Direction, HorizonStep, Trend, TrendUpdate};
+pub use trend_update::{Direction, HorizonStep, HorizonTotal, Trend, TrendUpdate};
 
 /// One output message's schema: the file under `schemas/` (compiled in), the name it goes by
 /// (the API document's component, the header's prefix) and its [`SCHEMA_HEADER`] value.

@@ -42,6 +42,18 @@ pub struct HorizonStep {
     pub mean: Option<f32>,
 }
 
+/// Total units over the first `buckets` buckets of the horizon: quantiles of the sum, from the
+/// update's one predictive distribution (never a sum of daily quantiles).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HorizonTotal {
+    /// Buckets summed.
+    pub buckets: usize,
+    /// Expected total units (the sum of those buckets' means).
+    pub mean: f32,
+    /// Quantile level (as text) → total units.
+    pub quantiles: BTreeMap<String, f32>,
+}
+
 /// A per-SKU trend update, keyed by SKU on the output topic.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrendUpdate {
@@ -55,6 +67,12 @@ pub struct TrendUpdate {
     pub seq: u64,
     /// One entry per future bucket.
     pub horizon: Vec<HorizonStep>,
+    /// Total units over the whole horizon (absent in updates of older engines).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<HorizonTotal>,
+    /// Total units over the restock lead time, when the signals component runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lead_time_total: Option<HorizonTotal>,
     /// Direction, strength and probability of a rise.
     pub trend: Trend,
 }

@@ -90,8 +90,28 @@ pub struct ModelManifest {
     /// forecast bucket's start, so the graph can derive day of week and holidays itself.
     #[serde(default)]
     pub calendar_input: Option<TensorSpec>,
+    /// Optional: how the row's outputs are joined into one predictive distribution
+    /// (`scoring/distribution.rs`); defaults when left out.
+    #[serde(default)]
+    pub distribution: Option<DistributionParams>,
     /// ONNX file, relative to the manifest.
     pub model_file: String,
+}
+
+/// The predictive distribution's parameters, chosen on validation origins.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DistributionParams {
+    /// Correlation of one row's daily demand errors, in [0, 1]: the spread of a total over
+    /// several buckets.
+    pub correlation: f64,
+    /// Per horizon step, multipliers (lower, upper) of the distance from the median to the
+    /// outer quantiles: the offline conformal calibration of the daily intervals.
+    #[serde(default)]
+    pub interval_scales: Vec<[f64; 2]>,
+    /// Multipliers (lower, upper) of the horizon total's outer quantiles about its median.
+    #[serde(default)]
+    pub total_scales: Option<[f64; 2]>,
 }
 
 /// Why a manifest was refused.
@@ -282,6 +302,9 @@ fn check_shapes(manifest: &ModelManifest, n_features: usize) -> Result<(), Strin
             ));
         }
     }
+    if let Some(d) = &manifest.distribution {
+        check_distribution(d, manifest.horizon)?;
+    }
     if let Some(c) = &manifest.calendar_input {
         if c.shape != [-1] {
             return Err(format!("calendar_input shape {:?} should be [-1]", c.shape));
@@ -292,6 +315,27 @@ fn check_shapes(manifest: &ModelManifest, n_features: usize) -> Result<(), Strin
                 c.name
             ));
         }
+    }
+    Ok(())
+}
+
+/// Why distribution parameters cannot be used, if they cannot.
+fn check_distribution(d: &DistributionParams, horizon: usize) -> Result<(), String> {
+    if !(d.correlation.is_finite() && (0.0..=1.0).contains(&d.correlation)) {
+        return Err(format!(
+            "distribution.correlation {} must be in [0, 1]",
+            d.correlation
+        ));
+    }
+    if !d.interval_scales.is_empty() && d.interval_scales.len() != horizon {
+        return Err(format!(
+            "distribution.interval_scales has {} steps; the horizon is {horizon}",
+            d.interval_scales.len()
+        ));
+    }
+    let scales = d.interval_scales.iter().chain(d.total_scales.iter());
+    if scales.flatten().any(|v| !(v.is_finite() && *v > 0.0)) {
+        return Err("distribution scales must be positive".into());
     }
     Ok(())
 }

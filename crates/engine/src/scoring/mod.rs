@@ -2,8 +2,11 @@
 //!
 //! Data path position: ingest → window → **scoring** → publish.
 
+pub mod calibration;
+pub mod distribution;
 pub mod manifest;
 pub mod model;
+pub mod online;
 pub mod scorer;
 pub mod trend;
 
@@ -124,6 +127,11 @@ pub struct ScoringSettings {
     pub min_rescore_interval: Duration,
     /// ONNX Runtime intra-op threads.
     pub intra_threads: usize,
+    /// The online interval calibration (`[scoring.calibration]`).
+    pub online: calibration::OnlineSettings,
+    /// Lead time whose total each update also carries (the restock policy's, when the signals
+    /// component runs).
+    pub lead_time: Option<Duration>,
 }
 
 #[cfg(test)]

@@ -13,12 +13,16 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::calibration::CalibrationTable;
+use super::distribution::{Coherent, DistributionRule, Total};
 use super::model::{BatchForecast, Model, ModelError};
-use super::trend::{derive, RowForecast, TrendConfig, TrendRule};
+use super::online::{OnlineLayer, OnlineRow};
+use super::trend::{expected_level, recent_level, RowForecast, TrendConfig, TrendRule};
 use super::{ScoringBacklog, ScoringSettings};
-use crate::publish::encode::{EncodedLabels, RowValues, UpdateEncoder};
+use crate::publish::encode::{EncodedLabels, RowValues, TotalValues, UpdateEncoder};
 use crate::publish::{
-    HorizonStep, MessageKind, Publisher, Trend, TrendUpdate, SCHEMA_HEADER, TREND_UPDATE_SCHEMA,
+    HorizonStep, HorizonTotal, MessageKind, Publisher, TrendUpdate, SCHEMA_HEADER,
+    TREND_UPDATE_SCHEMA,
 };
 use crate::telemetry::EngineStats;
 use crate::vocab::EngineMs;
@@ -76,7 +80,12 @@ pub struct Scorer {
     output_topic: String,
     stats: Arc<EngineStats>,
     settings: ScoringSettings,
-    trend: TrendRule,
+    /// How each row's outputs become one distribution (`scoring/distribution.rs`).
+    distribution: DistributionRule,
+    /// The online interval calibration (`scoring/online.rs`).
+    online: OnlineLayer,
+    /// When the coverage gauges were last set.
+    metrics_at: Instant,
     observer: Option<UpdateObserver>,
     /// Published for ingest's backpressure.
     backlog: ScoringBacklog,
@@ -108,8 +117,8 @@ pub struct Scorer {
     encoder: UpdateEncoder,
     /// The JSON of the update being published, reused across updates.
     payload: Vec<u8>,
-    /// The latest rows' recent actual units, reused across rows.
-    recent: Vec<f32>,
+    /// The latest row's window units, reused across rows.
+    units: Vec<f32>,
 }
 
 /// Errors that stop the scorer.
@@ -139,8 +148,22 @@ impl Scorer {
         trend: TrendConfig,
         observer: Option<UpdateObserver>,
         backlog: ScoringBacklog,
+        calibration: CalibrationTable,
     ) -> Result<Self, ScorerError> {
         let trend = TrendRule::for_model(&trend, &model.manifest().manifest);
+        let width = store.spec().width_ms().max(1) as u128;
+        let lead = settings
+            .lead_time
+            .map(|d| d.as_millis().div_ceil(width) as usize);
+        let m = &model.manifest().manifest;
+        let distribution = DistributionRule::for_model(m, trend, lead);
+        let online = OnlineLayer::new(
+            settings.online,
+            &m.quantiles,
+            distribution.median_index(),
+            m.horizon,
+            calibration,
+        );
         let per = model.window_values();
         let units_slot = model
             .manifest()
@@ -162,7 +185,10 @@ impl Scorer {
             model_id,
             encoder,
             payload: Vec::new(),
-            recent: Vec::new(),
+            units: Vec::new(),
+            distribution,
+            online,
+            metrics_at: Instant::now(),
             input: Vec::with_capacity(per * settings.batch_size * BATCHES_PER_TURN),
             batch: Vec::with_capacity(settings.batch_size * BATCHES_PER_TURN),
             store,
@@ -171,7 +197,6 @@ impl Scorer {
             output_topic,
             stats,
             settings,
-            trend,
             observer,
             backlog,
             clock: Instant::now(),
@@ -400,10 +425,11 @@ impl Scorer {
             .iter()
             .map(|(_, _, at)| crate::window::epoch_day(spec.start(at + 1)))
             .collect();
-        let forecast =
+        let mut forecast =
             self.model
                 .score(&self.input[start * per..(start + n) * per], &origin_days, n)?;
         self.stats.scored_batch(n, started.elapsed());
+        self.fill_mean(&mut forecast, n);
         let batch = std::mem::take(&mut self.batch);
         // rows of one batch mostly share a bucket: format its labels once per run of rows
         let mut current: Option<(BucketIndex, BatchLabels, Option<i64>, Option<String>)> = None;
@@ -416,8 +442,8 @@ impl Scorer {
             let Some((_, labels, trigger_ms, trigger)) = current.as_ref() else {
                 continue;
             };
-            let trend = self.row_trend(start + i, i, &forecast);
-            self.encode_row(i, sku, *seq, labels, &forecast, &trend)?;
+            let coherent = self.cohere_row(start + i, i, sku, *at, &mut forecast);
+            self.encode_row(i, sku, *seq, labels, &forecast, &coherent)?;
             let schema = (SCHEMA_HEADER, TREND_UPDATE_SCHEMA.as_bytes());
             let headers = Some(match trigger {
                 Some(t) => crate::publish::headers(&[schema, (TRIGGER_HEADER, t.as_bytes())]),
@@ -433,15 +459,44 @@ impl Scorer {
                 headers,
             )?;
             if let Some(mut observer) = self.observer.take() {
-                observer(&self.build_update(i, sku, *seq, labels, &forecast, trend));
+                observer(&self.build_update(i, sku, *seq, labels, &forecast, coherent));
                 self.observer = Some(observer);
             }
         }
         self.batch = batch;
+        if self.metrics_at.elapsed() >= Duration::from_secs(1) {
+            self.online.publish_metrics();
+            self.metrics_at = Instant::now();
+        }
         Ok(())
     }
 
-    /// Row `i`'s quantiles and mean: `horizon × levels` values, and `horizon` when present.
+    /// Gives a model without a mean output one: per day, the quantile estimate of the trend
+    /// code (Swanson's weights), so that every update publishes a daily mean.
+    fn fill_mean(&self, forecast: &mut BatchForecast, n: usize) {
+        if forecast.mean.is_some() {
+            return;
+        }
+        let m = &self.model.manifest().manifest;
+        let nq = m.quantiles.len().max(1);
+        let mean = forecast
+            .quantiles
+            .chunks_exact(nq)
+            .take(n * m.horizon)
+            .map(|day| {
+                expected_level(&RowForecast {
+                    levels: &m.quantiles,
+                    quantiles: day,
+                    mean: None,
+                    direction: None,
+                    p_up: None,
+                }) as f32
+            })
+            .collect();
+        forecast.mean = Some(mean);
+    }
+
+    /// Row `i`'s slices of a batch's outputs: `horizon × levels` quantiles and `horizon` means.
     fn row_outputs<'f>(&self, i: usize, forecast: &'f BatchForecast) -> RowOutputs<'f> {
         let m = &self.model.manifest().manifest;
         let per_out = m.horizon * m.quantiles.len();
@@ -457,37 +512,64 @@ impl Scorer {
         }
     }
 
-    /// The trend call (docs/TRENDS.md) of copied row `row`, which is row `i` of `forecast`, from
-    /// its forecast and its window's recent units.
-    fn row_trend(&mut self, row: usize, i: usize, forecast: &BatchForecast) -> Trend {
+    /// Makes copied row `row` (row `i` of `forecast`) one distribution (docs/TRENDS.md), in
+    /// place, then applies the online calibration; returns its trend and totals.
+    fn cohere_row(
+        &mut self,
+        row: usize,
+        i: usize,
+        sku: &Arc<str>,
+        at: BucketIndex,
+        forecast: &mut BatchForecast,
+    ) -> Coherent {
         let resolved = self.model.manifest();
         let m = &resolved.manifest;
         let nf = resolved.features.len();
         let per = self.model.window_values();
         let window = &self.input[row * per..(row + 1) * per];
-        let recent_len = m.horizon.min(m.window_len);
-        self.recent.clear();
-        self.recent.extend(
+        self.units.clear();
+        self.units.extend(
             window
                 .chunks_exact(nf)
-                .skip(m.window_len - recent_len)
                 .map(|bucket| bucket[self.units_slot]),
         );
-        let outputs = self.row_outputs(i, forecast);
-        derive(
-            &self.trend,
-            &self.recent,
-            &RowForecast {
-                levels: &m.quantiles,
-                quantiles: outputs.quantiles,
-                mean: outputs.mean,
-                direction: forecast
-                    .direction
-                    .as_ref()
-                    .and_then(|d| d.get(i * 3..i * 3 + 3)),
-                p_up: forecast.p_up.as_ref().and_then(|p| p.get(i).copied()),
-            },
-        )
+        let recent = recent_level(&self.units[m.window_len - m.horizon.min(m.window_len)..]);
+        let per_out = m.horizon * m.quantiles.len();
+        let BatchForecast {
+            quantiles,
+            mean,
+            direction,
+            p_up,
+        } = forecast;
+        let (Some(q), Some(mean)) = (
+            quantiles.get_mut(i * per_out..(i + 1) * per_out),
+            mean.as_mut()
+                .and_then(|v| v.get_mut(i * m.horizon..(i + 1) * m.horizon)),
+        ) else {
+            return self
+                .distribution
+                .cohere(recent, &mut [], &mut [], &no_head());
+        };
+        let heads = RowForecast {
+            direction: direction.as_ref().and_then(|d| d.get(i * 3..i * 3 + 3)),
+            p_up: p_up.as_ref().and_then(|p| p.get(i).copied()),
+            ..no_head()
+        };
+        let mut coherent = self.distribution.cohere(recent, q, mean, &heads);
+        let online_row = OnlineRow {
+            sku,
+            partition: self.store.partition_of(sku).unwrap_or(0),
+            at,
+            units: &self.units,
+        };
+        self.online.apply(
+            &online_row,
+            q,
+            mean,
+            &mut coherent.total,
+            coherent.lead.as_mut(),
+        );
+        coherent
     }
 
     /// Writes row `i`'s update into `self.payload`.
@@ -498,15 +580,24 @@ impl Scorer {
         seq: u64,
         labels: &BatchLabels,
         forecast: &BatchForecast,
-        trend: &Trend,
+        coherent: &Coherent,
     ) -> Result<(), ScorerError> {
         let outputs = self.row_outputs(i, forecast);
+        fn values(t: &Total) -> TotalValues<'_> {
+            TotalValues {
+                buckets: t.buckets,
+                mean: t.mean,
+                quantiles: &t.quantiles,
+            }
+        }
         let row = RowValues {
             sku,
             seq,
             quantiles: outputs.quantiles,
             mean: outputs.mean,
-            trend,
+            trend: &coherent.trend,
+            total: Some(values(&coherent.total)),
+            lead_time_total: coherent.lead.as_ref().map(values),
         };
         Ok(self
             .encoder
@@ -521,7 +612,7 @@ impl Scorer {
         seq: u64,
         labels: &BatchLabels,
         forecast: &BatchForecast,
-        trend: Trend,
+        coherent: Coherent,
     ) -> TrendUpdate {
         let nq = self.level_keys.len();
         let outputs = self.row_outputs(i, forecast);
@@ -533,23 +624,46 @@ impl Scorer {
             .map(|(h, (row, (start, end)))| HorizonStep {
                 start: start.clone(),
                 end: end.clone(),
-                quantiles: self
-                    .level_keys
-                    .iter()
-                    .cloned()
-                    .zip(row.iter().copied())
-                    .collect(),
+                quantiles: self.keyed(row),
                 mean: outputs.mean.and_then(|v| v.get(h).copied()),
             })
             .collect();
+        let total = |t: &Total| HorizonTotal {
+            buckets: t.buckets,
+            mean: t.mean,
+            quantiles: self.keyed(&t.quantiles),
+        };
         TrendUpdate {
             sku: sku.to_string(),
             as_of: labels.as_of.clone(),
             model: self.model_id.clone(),
             seq,
             horizon,
-            trend,
+            total: Some(total(&coherent.total)),
+            lead_time_total: coherent.lead.as_ref().map(total),
+            trend: coherent.trend,
         }
+    }
+
+    /// Values in level order, keyed by their level's text.
+    fn keyed(&self, values: &[f32]) -> std::collections::BTreeMap<String, f32> {
+        self.level_keys
+            .iter()
+            .cloned()
+            .zip(values.iter().copied())
+            .collect()
+    }
+}
+
+/// A row's model outputs without quantiles, mean or heads (the heads are filled in by the
+/// caller).
+fn no_head() -> RowForecast<'static> {
+    RowForecast {
+        levels: &[],
+        quantiles: &[],
+        mean: None,
+        direction: None,
+        p_up: None,
     }
 }
 

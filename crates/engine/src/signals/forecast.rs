@@ -267,6 +267,8 @@ mod tests {
                     mean: None,
                 })
                 .collect(),
+            total: None,
+            lead_time_total: None,
             trend: Trend {
                 direction: Direction::Flat,
                 strength: 0.0,

@@ -154,6 +154,8 @@ mod tests {
             model: "m@1".into(),
             seq: 9,
             horizon: steps(t0, &[[2.0, 10.0, 20.0]; 2]),
+            total: None,
+            lead_time_total: None,
             trend: Trend {
                 direction: Direction::Rising,
                 strength: 0.5,

@@ -273,6 +273,8 @@ mod tests {
                     .collect(),
                 mean: None,
             }],
+            total: None,
+            lead_time_total: None,
             trend: Trend {
                 direction: Direction::Rising,
                 strength: 0.5,

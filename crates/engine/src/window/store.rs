@@ -185,6 +185,11 @@ impl WindowStore {
         }
     }
 
+    /// The input partition of `sku`, when the store holds it.
+    pub fn partition_of(&self, sku: &str) -> Option<u16> {
+        self.map.get(sku).map(|w| w.partition())
+    }
+
     /// A copy of one SKU's window.
     pub fn get(&self, sku: &str) -> Option<SkuWindow> {
         self.map.get(sku).map(|w| w.clone())

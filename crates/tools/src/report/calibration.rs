@@ -300,6 +300,8 @@ mod tests {
             model: "m@1".into(),
             seq: as_of_day as u64,
             horizon: (0..14).map(step).collect(),
+            total: None,
+            lead_time_total: None,
             trend: Trend {
                 direction,
                 strength: 0.0,
