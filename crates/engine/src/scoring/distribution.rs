@@ -81,7 +81,7 @@ fn std_normal() -> Normal {
 impl LogNormal {
     /// Matched to `mean` and `var`; `None` when the mean is (nearly) zero.
     fn matched(mean: f64, var: f64) -> Option<Self> {
-        if !(mean > 1e-9) || !mean.is_finite() {
+        if !mean.is_finite() || mean <= 1e-9 {
             return None;
         }
         let s2 = (1.0 + var.max(0.0) / (mean * mean)).ln();
@@ -482,6 +482,23 @@ fn round6(x: f64) -> f64 {
     } else {
         0.0
     }
+}
+
+/// Per day, the expected units a model without a mean output implies (the trend code's
+/// quantile estimate: Swanson's weights where it has 0.1 / 0.5 / 0.9).
+pub fn mean_from_quantiles(levels: &[f64], quantiles: &[f32]) -> Vec<f32> {
+    quantiles
+        .chunks_exact(levels.len().max(1))
+        .map(|day| {
+            expected_level(&RowForecast {
+                levels,
+                quantiles: day,
+                mean: None,
+                direction: None,
+                p_up: None,
+            }) as f32
+        })
+        .collect()
 }
 
 /// The expected level of a row as published: the mean of its daily means.

@@ -29,6 +29,9 @@ pub struct OnlineRow<'a> {
     pub at: BucketIndex,
     /// The window's units, oldest first, the last being bucket `at`'s.
     pub units: &'a [f32],
+    /// Whether its band is compared and kept (the engine: always; an evaluation scores some
+    /// rows only to report them).
+    pub track: bool,
 }
 
 /// The scorer's side of the online calibration.
@@ -95,7 +98,7 @@ impl OnlineLayer {
         if !state.fits(self.horizon) {
             *state = CalibrationState::new(self.horizon);
         }
-        let done = match self.snapshots.get_mut(row.sku) {
+        let done = match self.snapshots.get_mut(row.sku).filter(|_| row.track) {
             Some(snapshot) => {
                 self.scratch.clear();
                 let done = compare(snapshot, row.at, row.units, &mut self.scratch);

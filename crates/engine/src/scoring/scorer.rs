@@ -14,10 +14,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::calibration::CalibrationTable;
-use super::distribution::{Coherent, DistributionRule, Total};
+use super::distribution::{mean_from_quantiles, Coherent, DistributionRule, Total};
 use super::model::{BatchForecast, Model, ModelError};
 use super::online::{OnlineLayer, OnlineRow};
-use super::trend::{expected_level, recent_level, RowForecast, TrendConfig, TrendRule};
+use super::trend::{recent_level, RowForecast, TrendConfig, TrendRule};
 use super::{ScoringBacklog, ScoringSettings};
 use crate::publish::encode::{EncodedLabels, RowValues, TotalValues, UpdateEncoder};
 use crate::publish::{
@@ -471,29 +471,15 @@ impl Scorer {
         Ok(())
     }
 
-    /// Gives a model without a mean output one: per day, the quantile estimate of the trend
-    /// code (Swanson's weights), so that every update publishes a daily mean.
+    /// Gives a model without a mean output one (`distribution::mean_from_quantiles`), so that
+    /// every update publishes a daily mean.
     fn fill_mean(&self, forecast: &mut BatchForecast, n: usize) {
-        if forecast.mean.is_some() {
-            return;
+        if forecast.mean.is_none() {
+            let m = &self.model.manifest().manifest;
+            let days = n * m.horizon * m.quantiles.len();
+            let q = forecast.quantiles.get(..days).unwrap_or(&[]);
+            forecast.mean = Some(mean_from_quantiles(&m.quantiles, q));
         }
-        let m = &self.model.manifest().manifest;
-        let nq = m.quantiles.len().max(1);
-        let mean = forecast
-            .quantiles
-            .chunks_exact(nq)
-            .take(n * m.horizon)
-            .map(|day| {
-                expected_level(&RowForecast {
-                    levels: &m.quantiles,
-                    quantiles: day,
-                    mean: None,
-                    direction: None,
-                    p_up: None,
-                }) as f32
-            })
-            .collect();
-        forecast.mean = Some(mean);
     }
 
     /// Row `i`'s slices of a batch's outputs: `horizon × levels` quantiles and `horizon` means.
@@ -561,6 +547,7 @@ impl Scorer {
             partition: self.store.partition_of(sku).unwrap_or(0),
             at,
             units: &self.units,
+            track: true,
         };
         self.online.apply(
             &online_row,

@@ -14,6 +14,8 @@ pub mod forecasts;
 pub mod metrics;
 pub mod protocol;
 pub mod report;
+mod served;
+mod serving;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -30,10 +32,8 @@ use trendcast_engine::publish::{Direction, Trend};
 use trendcast_engine::scoring::trend::{self, RowForecast, TrendRule, TrendSettings};
 use trendcast_engine::scoring::{Model, ResolvedManifest};
 use trendcast_engine::signals::hot::HotSettings;
-use trendcast_engine::vocab::EventTime;
 use trendcast_engine::vocab::DAY_MS;
-use trendcast_engine::window::Admission;
-use trendcast_engine::window::{BucketSpec, WindowSettings, WindowStore};
+use trendcast_engine::window::{BucketSpec, WindowSettings};
 
 /// What `trendcast evaluate` was asked for.
 #[derive(Debug, Clone)]
@@ -48,6 +48,27 @@ pub struct EvaluateOptions {
     pub min_sale_days: usize,
     /// Other forecasters: (name, forecast CSV).
     pub baselines: Vec<(String, PathBuf)>,
+    /// Days before the first origin from which the engine's daily scorings are replayed, so the
+    /// online interval calibration has learnt what it would have by the origins.
+    pub online_warmup_days: i64,
+}
+
+/// How coherent the model's published forecasts were (`scoring::distribution`).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Coherence {
+    /// Rows scored, warm-up days included.
+    pub updates: usize,
+    /// Rows that broke at least one property.
+    pub incoherent: usize,
+}
+
+/// The horizon totals' and the online layer's coverage on the evaluated pairs.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct TotalCoverage {
+    /// Pairs whose horizon is the model's whole horizon (the total is of those days).
+    pub pairs: usize,
+    /// Share of them whose actual total lies within the published total's outer quantiles.
+    pub coverage: f64,
 }
 
 /// One forecaster's metrics.
@@ -87,6 +108,10 @@ pub struct Evaluation {
     pub forecasts: ForecastTable,
     /// What the calls are compared with.
     pub call_baselines: CallBaselines,
+    /// Coherence of every published row.
+    pub coherence: Coherence,
+    /// Coverage of the published horizon totals.
+    pub totals: TotalCoverage,
 }
 
 /// A (series, origin) pair before forecasts.
@@ -175,8 +200,14 @@ pub fn evaluate(
         options.origins,
         options.min_sale_days,
     );
-    let (inputs, history) = replay(&events, &window, &protocol, &model)?;
-    let series = inputs.first().map_or(0, |(s, _)| s.len());
+    let replayed = serving::replay(
+        &events,
+        &window,
+        &protocol,
+        &model,
+        options.online_warmup_days,
+    )?;
+    let series = replayed.series.len();
     if series == 0 {
         bail!(
             "no SKU has sales on {} days before the first origin {}",
@@ -185,24 +216,39 @@ pub fn evaluate(
         );
     }
     let rule = TrendRule::for_model(&settings.trend, &model.manifest().manifest);
+    let history = &replayed.history;
     let run = OriginRun {
         horizon: options.horizon,
         recent_days: options.horizon.min(window.buckets) as i64,
         batch: settings.scoring.batch_size.max(1),
         levels: &levels,
         rule: &rule,
-        history: &history,
+        history,
+        series: &replayed.series,
     };
-    let scores = score_origins(&mut model, &inputs, &protocol, &run)?;
+    let mut layers = served::Layers::new(&model, rule, &settings.scoring);
+    let scores = served::score_days(&mut model, &replayed.days, &run, &mut layers)?;
     let hot = settings
         .signals
         .as_ref()
         .map_or_else(HotSettings::default, |s| s.hot);
-    let mut scored = vec![Scored {
-        name: format!("trendcast {model_id}"),
-        metrics: metrics::score(&scores.pairs),
-        calls: calls::score(&scores.calls, true, &hot),
-    }];
+    let mut scored = vec![
+        Scored {
+            name: format!("trendcast {model_id}"),
+            metrics: metrics::score(&scores.pairs),
+            calls: calls::score(&scores.calls, true, &hot),
+        },
+        Scored {
+            name: format!("trendcast {model_id} without the online layer"),
+            metrics: metrics::score(&scores.offline_pairs),
+            calls: calls::score(&scores.calls, true, &hot),
+        },
+        Scored {
+            name: format!("trendcast {model_id} model outputs as scored"),
+            metrics: metrics::score(&scores.raw_pairs),
+            calls: calls::score(&scores.raw_calls, true, &hot),
+        },
+    ];
     for (name, path) in &options.baselines {
         scored.push(score_table(
             name,
@@ -214,7 +260,7 @@ pub fn evaluate(
         )?);
     }
     let call_baselines = call_baselines(
-        &history,
+        history,
         &scores.targets,
         &rule,
         &hot,
@@ -228,6 +274,8 @@ pub fn evaluate(
         scored,
         forecasts: scores.table,
         call_baselines,
+        coherence: scores.coherence,
+        totals: scores.totals,
     })
 }
 
@@ -276,78 +324,11 @@ struct OriginRun<'a> {
     levels: &'a [usize],
     rule: &'a TrendRule,
     history: &'a DailyHistory,
-}
-
-/// The model's forecasts at every origin, with what each is scored against.
-struct OriginScores {
-    table: ForecastTable,
-    targets: Vec<Target>,
-    pairs: Vec<Pair>,
-    calls: Vec<CallPair>,
-}
-
-/// Scores each origin's windows in batches, as the scorer does.
-fn score_origins(
-    model: &mut Model,
-    inputs: &[OriginWindows],
-    protocol: &Protocol,
-    run: &OriginRun<'_>,
-) -> Result<OriginScores> {
-    let (model_horizon, n_quantiles) = {
-        let m = &model.manifest().manifest;
-        (m.horizon, m.quantiles.len())
-    };
-    let per = model.window_values();
-    let mut scores = OriginScores {
-        table: ForecastTable::default(),
-        targets: Vec::new(),
-        pairs: Vec::new(),
-        calls: Vec::new(),
-    };
-    for ((skus, rows), origin) in inputs.iter().zip(&protocol.origins) {
-        for start in (0..skus.len()).step_by(run.batch) {
-            let n = run.batch.min(skus.len() - start);
-            let days = vec![*origin as f32; n];
-            let out = model.score(&rows[start * per..(start + n) * per], &days, n)?;
-            for (i, sku) in skus[start..start + n].iter().enumerate() {
-                let quantiles: Vec<f32> = (0..run.horizon)
-                    .flat_map(|h| {
-                        let base = (i * model_horizon + h) * n_quantiles;
-                        run.levels.iter().map(move |k| base + k)
-                    })
-                    .map(|at| out.quantiles[at])
-                    .collect();
-                let mean: Option<Vec<f32>> = out
-                    .mean
-                    .as_ref()
-                    .map(|m| m[i * model_horizon..i * model_horizon + run.horizon].to_vec());
-                let forecast = quantile_rows(&quantiles);
-                let mean_f64 = mean
-                    .as_ref()
-                    .map(|m| m.iter().map(|v| f64::from(*v)).collect());
-                for (h, q) in forecast.iter().enumerate() {
-                    let day_mean = mean.as_ref().map(|m| f64::from(m[h]));
-                    scores
-                        .table
-                        .insert(sku, *origin, origin + h as i64, *q, day_mean);
-                }
-                let target = target_of(run.history, sku, *origin, run.horizon, run.recent_days);
-                let row = RowForecast {
-                    direction: out.direction.as_ref().map(|d| &d[i * 3..i * 3 + 3]),
-                    p_up: out.p_up.as_ref().map(|p| p[i]),
-                    ..row_forecast(&quantiles, mean.as_deref())
-                };
-                scores.calls.push(target.call(run.rule, &row));
-                scores.pairs.push(target.pair(forecast, mean_f64));
-                scores.targets.push(target);
-            }
-        }
-    }
-    Ok(scores)
+    series: &'a [Arc<str>],
 }
 
 /// `[h × 3]` f32 quantiles as per-day rows of f64.
-fn quantile_rows(quantiles: &[f32]) -> Vec<[f64; 3]> {
+fn quantile_rows_of(quantiles: &[f32]) -> Vec<[f64; 3]> {
     quantiles
         .chunks_exact(3)
         .map(|q| [q[0], q[1], q[2]].map(f64::from))
@@ -486,56 +467,4 @@ fn target_of(
         weight: history.revenue_before(sku, origin, 28),
         recent: history.mean_units_before(sku, origin, recent_days),
     }
-}
-
-/// One origin's series and their windows (row-major, the model's feature order).
-type OriginWindows = (Vec<Arc<str>>, Vec<f32>);
-
-/// Per origin: the series and their windows (row-major, the model's feature order), copied out
-/// of the window store just before the first event at or after the origin; plus every SKU's
-/// daily history of admitted events.
-fn replay(
-    events: &[EventRecord],
-    window: &trendcast_engine::window::WindowSettings,
-    protocol: &Protocol,
-    model: &Model,
-) -> Result<(Vec<OriginWindows>, DailyHistory)> {
-    let store = Arc::new(WindowStore::new(window.clone()));
-    let mut admission = Admission::new(store.clone());
-    let mut history = DailyHistory::default();
-    let features = model.manifest().features.clone();
-    let per = model.window_values();
-    let mut series: Vec<Arc<str>> = Vec::new();
-    let mut out = Vec::with_capacity(protocol.origins.len());
-    let mut next = protocol.origins.iter().peekable();
-    let mut take = |origin: i64, history: &DailyHistory, out: &mut Vec<OriginWindows>| {
-        if out.is_empty() {
-            series = history.series(origin, protocol.min_sale_days);
-        }
-        let last = window
-            .bucket
-            .index_of(EventTime::from_millis(origin * DAY_MS))
-            - 1;
-        let mut rows = vec![0.0_f32; series.len() * per];
-        for (i, sku) in series.iter().enumerate() {
-            // a SKU the store does not hold has an all-zero window, as in the engine
-            store.write_window(sku, last, &features, &mut rows[i * per..(i + 1) * per]);
-        }
-        out.push((series.clone(), rows));
-    };
-    for record in events {
-        while let Some(origin) = next.next_if(|o| record.ts() >= **o * DAY_MS) {
-            take(*origin, &history, &mut out);
-        }
-        let Some((source, event)) = crate::export::event_of(record) else {
-            continue;
-        };
-        if admission.admit(source, 0, &event).is_ok() {
-            history.add(record.sku(), event.ts.millis(), &event.body);
-        }
-    }
-    for origin in next {
-        take(*origin, &history, &mut out);
-    }
-    Ok((out, history))
 }

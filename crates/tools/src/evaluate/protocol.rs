@@ -73,6 +73,12 @@ impl DailyHistory {
         self.days.keys()
     }
 
+    /// Whether `sku` had an admitted event on `day` (the engine scores a SKU at each closed
+    /// bucket it has data in).
+    pub fn has_day(&self, sku: &str, day: i64) -> bool {
+        self.days.get(sku).is_some_and(|d| d.contains_key(&day))
+    }
+
     /// The first day with units > 0 of `sku`.
     pub fn first_sale(&self, sku: &str) -> Option<i64> {
         self.days.get(sku).and_then(|d| {

@@ -46,6 +46,13 @@ pub fn markdown(evaluation: &Evaluation) -> String {
         out,
         "\nWRMSSE, RMSSE, RMSE and bias score a forecaster's mean where it has one (a model's `mean_output`, a table's `mean` column), else q0.5; MASE and MAE score q0.5."
     );
+    let c = &evaluation.coherence;
+    let t = &evaluation.totals;
+    let _ = writeln!(
+        out,
+        "\nThe first row is what the engine publishes: the model's outputs made one predictive distribution (docs/TRENDS.md), with the online interval calibration replayed over the days before each origin as the engine scores them. Coherence: {} of {} published rows broke a property (docs/TRENDS.md, \"One forecast\"). Horizon totals: the 80% interval of the total over the {} days covered {:.3} of {} pairs.",
+        c.incoherent, c.updates, p.horizon, t.coverage, t.pairs
+    );
     calls_table(evaluation, &mut out);
     if let Some((ours, others)) = evaluation.scored.split_first() {
         let best = |f: fn(&super::Scored) -> f64| {

@@ -36,6 +36,11 @@ pub struct EvaluateArgs {
     /// `mean` column), as NAME=PATH (repeatable)
     #[arg(long = "baseline", value_parser = parse_baseline)]
     pub baselines: Vec<(String, PathBuf)>,
+    /// Days before the first origin from which the engine's daily scorings are replayed, so the
+    /// online interval calibration (`[scoring.calibration]`) has learnt what it would have by
+    /// the origins
+    #[arg(long, default_value_t = 91)]
+    pub online_warmup_days: i64,
     /// Write the model's forecasts here (CSV `sku,origin,date,q0.1,q0.5,q0.9`, plus `mean` for a
     /// model with a mean output)
     #[arg(long)]
@@ -55,6 +60,7 @@ pub fn run(args: EvaluateArgs, mut settings: Settings) -> Result<()> {
         origins,
         min_sale_days,
         baselines,
+        online_warmup_days,
         forecasts,
         report,
     } = args;
@@ -68,6 +74,7 @@ pub fn run(args: EvaluateArgs, mut settings: Settings) -> Result<()> {
         origins,
         min_sale_days,
         baselines,
+        online_warmup_days,
     };
     let evaluation = trendcast::evaluate::evaluate(log.events, &settings, &options)?;
     if let Some(path) = &forecasts {
