@@ -64,13 +64,17 @@ impl CalibrationTable {
     }
 
     /// Per track (steps, then the total): the rolling coverage, published and unadjusted,
-    /// averaged over the partitions by their observation rates; NaN before any observation.
+    /// averaged over the partitions and strata by their observation rates; NaN before any
+    /// observation.
     pub fn coverage(&self, tracks: usize) -> Vec<(f64, f64)> {
         let states = self.lock();
         (0..tracks)
             .map(|k| {
                 let mut sums = (0.0, 0.0, 0.0);
-                for t in states.values().filter_map(|s| s.tracks.get(k)) {
+                let all = states
+                    .values()
+                    .flat_map(|s| (0..STRATA).filter_map(move |z| s.stratum(z).get(k)));
+                for t in all {
                     if t.coverage.is_finite() && t.raw_coverage.is_finite() {
                         let w = t.per_bucket.max(1.0);
                         sums = (
@@ -205,10 +209,26 @@ impl Track {
     }
 }
 
-/// One partition's widths: a track per horizon step, then one for the horizon total.
+/// Level strata the widths are kept apart by (Mondrian conformal): a row's stratum is
+/// `⌊log2(1 + level)⌋`, capped, with `level` its expected units per bucket. A partition holds
+/// SKUs that sell 0.1 a day beside SKUs that sell 50; one width for all of them would be set by
+/// the many slow sellers (mostly zeros, easily covered) and leave the fast ones short.
+pub const STRATA: usize = 8;
+
+/// The stratum of a row whose expected level is `level` units per bucket.
+pub fn stratum_of(level: f64) -> usize {
+    if level.is_finite() && level > 0.0 {
+        ((1.0 + level).log2().floor() as usize).min(STRATA - 1)
+    } else {
+        0
+    }
+}
+
+/// One partition's widths: per stratum, a track per horizon step, then one for the horizon
+/// total.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CalibrationState {
-    /// `horizon + 1` tracks.
+    /// `STRATA × (horizon + 1)` tracks, stratum by stratum.
     pub tracks: Vec<Track>,
 }
 
@@ -216,33 +236,74 @@ impl CalibrationState {
     /// Neutral widths for a model of `horizon` steps.
     pub fn new(horizon: usize) -> Self {
         Self {
-            tracks: vec![Track::default(); horizon + 1],
+            tracks: vec![Track::default(); STRATA * (horizon + 1)],
         }
     }
 
     /// Whether it fits a model of `horizon` steps.
     pub fn fits(&self, horizon: usize) -> bool {
-        self.tracks.len() == horizon + 1
+        self.tracks.len() == STRATA * (horizon + 1)
             && self
                 .tracks
                 .iter()
                 .all(|t| t.theta.iter().all(|v| v.is_finite()))
     }
 
-    /// The total's track.
-    pub fn total(&self) -> &Track {
-        &self.tracks[self.tracks.len() - 1]
+    /// Stratum `stratum`'s tracks: the steps, then the total.
+    pub fn stratum(&self, stratum: usize) -> &[Track] {
+        let n = self.tracks.len() / STRATA;
+        let k = stratum.min(STRATA - 1);
+        &self.tracks[k * n..(k + 1) * n]
+    }
+
+    fn stratum_mut(&mut self, stratum: usize) -> &mut [Track] {
+        let n = self.tracks.len() / STRATA;
+        let k = stratum.min(STRATA - 1);
+        &mut self.tracks[k * n..(k + 1) * n]
     }
 }
 
-/// Stretches the outer quantiles of `q` (one day's, increasing) about `median` by `scales`.
+/// Share of the median that a side's half-width counts as at least when it is widened: a
+/// side with no width at all (the lower quantile equal to a positive median, common where the
+/// model's quantiles crossed and were sorted) could otherwise never be widened by a multiplier.
+pub const WIDTH_FLOOR: f64 = 0.25;
+
+/// The half-width of a side of width `width` under multiplier `scale`: `scale · width` when
+/// narrowing, `width + (scale − 1) · max(width, floor)` when widening (the same at 1, and
+/// continuous).
+pub fn scaled_width(width: f64, scale: f64, floor: f64) -> f64 {
+    if scale <= 1.0 {
+        scale * width
+    } else {
+        width + (scale - 1.0) * width.max(floor)
+    }
+}
+
+/// The smallest multiplier under which a side of width `width` reaches `gap` beyond the median
+/// ([`scaled_width`]); +∞ when none does.
+pub fn needed_scale(gap: f64, width: f64, floor: f64) -> f64 {
+    if gap <= 0.0 {
+        f64::NEG_INFINITY
+    } else if gap <= width {
+        gap / width
+    } else if width.max(floor) > 0.0 {
+        1.0 + (gap - width) / width.max(floor)
+    } else {
+        f64::INFINITY
+    }
+}
+
+/// Stretches the outer quantiles of `q` (one day's, increasing) about `median` by `scales`
+/// ([`scaled_width`], with a floor of [`WIDTH_FLOOR`] · median on each side).
 pub fn stretch(q: &mut [f32], median: f32, scales: [f64; 2]) {
     let n = q.len();
     if n < 2 {
         return;
     }
-    let lo = f64::from(median) - scales[0] * f64::from(median - q[0]);
-    let hi = f64::from(median) + scales[1] * f64::from(q[n - 1] - median);
+    let m = f64::from(median);
+    let floor = WIDTH_FLOOR * m.max(0.0);
+    let lo = m - scaled_width(m - f64::from(q[0]), scales[0], floor);
+    let hi = m + scaled_width(f64::from(q[n - 1]) - m, scales[1], floor);
     q[0] = (lo.max(0.0) as f32).min(median);
     q[n - 1] = (hi as f32).max(median);
 }
@@ -254,6 +315,8 @@ pub struct Snapshot {
     pub origin: BucketIndex,
     /// The SKU's input partition.
     pub partition: u16,
+    /// The row's level stratum ([`stratum_of`]).
+    pub stratum: usize,
     /// Per step: published lower, upper, then the same before the online layer.
     pub steps: Box<[[f32; 4]]>,
     /// The total's published lower, upper, and the same before the online layer.
@@ -316,15 +379,18 @@ pub fn compare(
     true
 }
 
-/// Folds `observations` into `state` (nominal miss rates `alpha` of the lower and upper side).
+/// Folds `observations` into `state`'s stratum `stratum` (nominal miss rates `alpha` of the
+/// lower and upper side).
 pub fn observe(
     state: &mut CalibrationState,
+    stratum: usize,
     observations: &[(usize, Observation)],
     alpha: [f64; 2],
     settings: &OnlineSettings,
 ) {
+    let tracks = state.stratum_mut(stratum);
     for (step, o) in observations {
-        if let Some(track) = state.tracks.get_mut(*step) {
+        if let Some(track) = tracks.get_mut(*step) {
             track.observe(o, alpha, settings);
         }
     }
@@ -386,6 +452,7 @@ mod tests {
         let mut snap = Snapshot {
             origin: 10,
             partition: 0,
+            stratum: 0,
             steps: vec![[1.0, 3.0, 1.0, 3.0]; 3].into_boxed_slice(),
             total: [4.0, 8.0, 4.0, 8.0],
             compared: 0,
@@ -420,5 +487,12 @@ mod tests {
         assert_eq!(q, [0.0, 5.0, 13.0]);
         stretch(&mut q, 5.0, [0.5, 0.5]);
         assert_eq!(q, [2.5, 5.0, 9.0]);
+        // a side without width widens from a quarter of the median
+        let mut q = [5.0, 5.0, 5.0];
+        stretch(&mut q, 5.0, [2.0, 3.0]);
+        assert_eq!(q, [3.75, 5.0, 7.5]);
+        assert_eq!(needed_scale(1.25, 0.0, 1.25), 2.0);
+        assert_eq!(needed_scale(2.0, 4.0, 1.25), 0.5);
+        assert_eq!(needed_scale(1.0, 0.0, 0.0), f64::INFINITY);
     }
 }

@@ -17,8 +17,8 @@
 //!    classifier G = F.
 //! 3. The expected level E_G[L]. Daily means and quantiles are scaled by E_G[L] / E_F[L], so
 //!    they average to it; `strength` is E_G[L] against r; `p_up` = G(L > r + band·m), which is
-//!    the classifier's own probability; the call is the classifier's weighted argmax, flat when
-//!    its sign disagrees with the strength; the horizon totals are quantiles of H·L under G.
+//!    the classifier's own probability; the call is the classifier's weighted argmax among the
+//!    calls the strength's sign allows (no rising call below r, no falling one above); the horizon totals are quantiles of H·L under G.
 //!
 //! The invariants this gives every update, checked by `coherence_violations` (proptests below,
 //! the planted-trend test, the demo, the load test's replay and `trendcast evaluate`):
@@ -381,20 +381,21 @@ impl DistributionRule {
     fn trend_of(&self, level: f64, recent: f64, p_up: f64, target: Option<[f64; 3]>) -> Trend {
         let s = &self.trend.settings;
         let strength = strength(level, recent, s.level_floor);
-        let call = match (self.trend.head, target) {
+        // The classifier's weighted argmax among the calls the strength's sign allows.
+        let allowed = |d: Direction| match d {
+            Direction::Rising => strength >= 0.0,
+            Direction::Falling => strength <= 0.0,
+            Direction::Flat => true,
+        };
+        let direction = match (self.trend.head, target) {
             (Some(w), Some(p)) => {
                 let classes = [Direction::Falling, Direction::Flat, Direction::Rising];
-                let best = (0..3)
+                (0..3)
+                    .filter(|k| allowed(classes[*k]))
                     .max_by(|a, b| (w[*a] * p[*a]).total_cmp(&(w[*b] * p[*b])))
-                    .unwrap_or(1);
-                classes[best]
+                    .map_or(Direction::Flat, |k| classes[k])
             }
             _ => classify(strength, s.flat_band),
-        };
-        let direction = match call {
-            Direction::Rising if strength < 0.0 => Direction::Flat,
-            Direction::Falling if strength > 0.0 => Direction::Flat,
-            d => d,
         };
         Trend {
             direction,
@@ -682,7 +683,7 @@ mod tests {
     }
 
     #[test]
-    fn a_rising_call_against_the_level_turns_flat() {
+    fn a_rising_call_against_the_level_gives_way_to_the_best_allowed_call() {
         // weights favour rising; the classifier splits between falling and rising, and the
         // falling mass pulls the expected level below the recent one
         let rule = DistributionRule {
@@ -696,7 +697,7 @@ mod tests {
         let mut mean = vec![1.5_f32; 14];
         let c = rule.cohere(10.0, &mut q, &mut mean, &row(Some(&[0.7, 0.05, 0.25])));
         assert!(c.trend.strength < 0.0, "{:?}", c.trend);
-        assert_eq!(c.trend.direction, Direction::Flat);
+        assert_eq!(c.trend.direction, Direction::Falling);
         check(&rule, &q, &mean, &c);
     }
 

@@ -541,7 +541,7 @@ impl Scorer {
             p_up: p_up.as_ref().and_then(|p| p.get(i).copied()),
             ..no_head()
         };
-        let mut coherent = self.distribution.cohere(recent, q, mean, &heads);
+        let coherent = self.distribution.cohere(recent, q, mean, &heads);
         let online_row = OnlineRow {
             sku,
             partition: self.store.partition_of(sku).unwrap_or(0),
@@ -549,13 +549,7 @@ impl Scorer {
             units: &self.units,
             track: true,
         };
-        self.online.apply(
-            &online_row,
-            q,
-            mean,
-            &mut coherent.total,
-            coherent.lead.as_mut(),
-        );
+        self.online.apply(&online_row, q, mean, &coherent.total);
         coherent
     }
 

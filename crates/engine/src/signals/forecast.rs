@@ -9,9 +9,14 @@
 //!   the step carries one (models with a mean output); otherwise Swanson's rule
 //!   `0.3·q0.1 + 0.4·q0.5 + 0.3·q0.9` when the levels are exactly 0.1/0.5/0.9 (it keeps the
 //!   right skew of intermittent demand, whose median is often 0), otherwise the median.
-//! - **Buckets are independent**, so means and variances add. Correlated errors (a whole
-//!   forecast too low) make the true spread wider: the reorder point then under-covers, which
-//!   a higher service level compensates.
+//! - **Buckets are correlated as the update's totals say.** The sum of daily quantiles is not a
+//!   quantile of the sum, and independent days would make the spread of a total far too narrow
+//!   (a whole forecast is too low or too high together). An update carries the quantiles of the
+//!   total over its horizon and, with signals on, over the restock lead time
+//!   (docs/TRENDS.md): their spread against the days' own spreads gives a variance inflation,
+//!   `var(total) / Σ var(day)`, and a span's variance is the days' variances times the
+//!   inflation of the published total nearest it in length. An update without totals (older
+//!   engines) is read with independent days.
 //! - **A fraction `f` of a bucket** carries `f·mean` and `f·variance` (demand arrives like a
 //!   Poisson stream within the bucket).
 //! - **Past the horizon**, every further bucket is taken as the horizon's average bucket.
@@ -19,7 +24,7 @@
 use serde::{Deserialize, Serialize};
 use statrs::distribution::{ContinuousCDF, Normal};
 
-use crate::publish::TrendUpdate;
+use crate::publish::{HorizonTotal, TrendUpdate};
 
 /// One future bucket's demand: mean and standard deviation in units.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -60,6 +65,10 @@ pub struct DemandForecast {
     pub bucket_ms: i64,
     /// One entry per future bucket, in order.
     pub steps: Vec<StepDemand>,
+    /// The published totals' spreads as (buckets, variance inflation); empty for an update
+    /// without totals.
+    #[serde(default)]
+    pub totals: Vec<(f64, f64)>,
     /// The update's per-SKU sequence number.
     pub seq: u64,
     /// `name@version` of the model.
@@ -86,6 +95,21 @@ pub enum ForecastError {
     /// A step has no usable quantile.
     #[error("horizon step {0} has no finite quantile with a level in (0, 1)")]
     NoQuantiles(usize),
+}
+
+/// `(buckets, var(total) / Σ var(day))` of a published total over the first `total.buckets`
+/// steps; `None` when it is unusable (no spread, no steps, or bad numbers).
+fn inflation(steps: &[StepDemand], total: &HorizonTotal) -> Option<(f64, f64)> {
+    let n = total.buckets.min(steps.len());
+    let days: f64 = steps[..n].iter().map(|s| s.sd * s.sd).sum();
+    let q: Vec<(f64, f64)> = total
+        .quantiles
+        .iter()
+        .filter_map(|(l, v)| l.parse::<f64>().ok().map(|l| (l, f64::from(*v))))
+        .collect();
+    let spread = step_demand(0, &q).ok()?.sd;
+    let k = spread * spread / days;
+    (n > 0 && k.is_finite() && k > 0.0).then_some((n as f64, k.clamp(0.1, n as f64 * 4.0)))
 }
 
 /// z-score of a probability level (standard normal inverse CDF).
@@ -166,10 +190,16 @@ impl DemandForecast {
             }
             steps.push(demand);
         }
+        let totals = [&update.lead_time_total, &update.total]
+            .into_iter()
+            .flatten()
+            .filter_map(|t| inflation(&steps, t))
+            .collect();
         Ok(Self {
             as_of_ms,
             bucket_ms,
             steps,
+            totals,
             seq: update.seq,
             model: update.model.clone(),
         })
@@ -203,7 +233,17 @@ impl DemandForecast {
         let tail = self.tail();
         out.mean += beyond * tail.mean;
         out.var += beyond * tail.var;
+        out.var *= self.inflation_for(end - start);
         out
+    }
+
+    /// The variance inflation of the published total nearest `len` buckets in length (1 for
+    /// none).
+    fn inflation_for(&self, len: f64) -> f64 {
+        self.totals
+            .iter()
+            .min_by(|a, b| (a.0 - len).abs().total_cmp(&(b.0 - len).abs()))
+            .map_or(1.0, |t| t.1)
     }
 
     /// Buckets after `start` until expected cumulative demand reaches `stock`; `None` when it
@@ -316,6 +356,35 @@ mod tests {
         let g = DemandForecast::from_update(&update(&[[0.0, 2.0, 10.0]; 2])).unwrap();
         let sd = g.steps[0].sd;
         assert!((g.over(0.0, 2.0).var - 2.0 * sd * sd).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_published_total_sets_the_spread_of_spans() {
+        // four days of sd (9 - 1) / 2.563 = 3.12; a total whose 10–90 % range is 4 × 8
+        // (perfectly correlated days) inflates the summed variance four-fold
+        let mut u = update(&[[1.0, 4.0, 9.0]; 4]);
+        let independent = DemandForecast::from_update(&u)
+            .expect("valid")
+            .over(0.0, 4.0);
+        u.total = Some(crate::publish::HorizonTotal {
+            buckets: 4,
+            mean: 16.0,
+            quantiles: [("0.1", 4.0), ("0.5", 16.0), ("0.9", 36.0)]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+        });
+        let f = DemandForecast::from_update(&u).expect("valid");
+        let span = f.over(0.0, 4.0);
+        assert!((span.mean - independent.mean).abs() < 1e-9);
+        assert!(
+            (span.var / independent.var - 4.0).abs() < 1e-6,
+            "{} vs {}",
+            span.var,
+            independent.var
+        );
+        // a span without a total of its own takes the nearest one's inflation
+        assert!((f.over(0.0, 2.0).var / independent.var - 2.0).abs() < 1e-6);
     }
 
     #[test]

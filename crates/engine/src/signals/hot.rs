@@ -151,7 +151,10 @@ pub fn rank<'a>(
     let oldest = newest.saturating_sub(settings.max_age_ms);
     let mut candidates: Vec<(&str, &HotEntry)> = entries
         .filter(|(_, e)| {
-            e.rising && e.forecast_units >= settings.min_volume && e.as_of_ms >= oldest
+            e.rising
+                && e.growth >= 0.0
+                && e.forecast_units >= settings.min_volume
+                && e.as_of_ms >= oldest
         })
         .collect();
     let order = |a: &(&str, &HotEntry), b: &(&str, &HotEntry)| {
@@ -230,6 +233,13 @@ mod tests {
             ("c", entry(2.0, 0.9, 4.0, t)),            // too little volume
             ("d", entry(-1.0, 0.9, 50.0, t)),          // falling
             ("e", entry(3.0, 0.9, 50.0, t - 8 * DAY)), // stale
+            (
+                "h",
+                HotEntry {
+                    rising: true,
+                    ..entry(-0.4, 0.95, 50.0, t)
+                },
+            ), // rising, shrinking
             ("f", entry(1.0, 0.5, 10.0, t)),           // ties with a
             ("g", entry(1.0, 0.5, 12.0, t)),           // same score, more units
         ];

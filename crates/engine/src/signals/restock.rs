@@ -295,6 +295,7 @@ mod tests {
                 };
                 14
             ],
+            totals: Vec::new(),
             seq: 1,
             model: "m@1".into(),
         }

@@ -35,7 +35,8 @@ pub fn date_of(day: i64) -> String {
         .unwrap_or_default()
 }
 
-fn day_of(text: &str) -> Option<i64> {
+/// Days since 1970-01-01 of a text starting `YYYY-MM-DD`.
+pub fn day_of(text: &str) -> Option<i64> {
     let date = chrono::NaiveDate::parse_from_str(text.get(..10)?, "%Y-%m-%d").ok()?;
     Some(
         date.signed_duration_since(chrono::NaiveDate::from_ymd_opt(1970, 1, 1)?)

@@ -10,6 +10,7 @@
 
 pub mod calls;
 pub mod cold_start;
+pub mod conformal;
 pub mod forecasts;
 pub mod metrics;
 pub mod protocol;
@@ -51,6 +52,11 @@ pub struct EvaluateOptions {
     /// Days before the first origin from which the engine's daily scorings are replayed, so the
     /// online interval calibration has learnt what it would have by the origins.
     pub online_warmup_days: i64,
+    /// Score without the manifest's offline interval multipliers and fit new ones on the
+    /// origins (`conformal`): for validation origins only.
+    pub fit_conformal: bool,
+    /// The correlation of daily errors, instead of the manifest's.
+    pub correlation: Option<f64>,
 }
 
 /// How coherent the model's published forecasts were (`scoring::distribution`).
@@ -69,6 +75,8 @@ pub struct TotalCoverage {
     pub pairs: usize,
     /// Share of them whose actual total lies within the published total's outer quantiles.
     pub coverage: f64,
+    /// The same before the online layer.
+    pub offline_coverage: f64,
 }
 
 /// One forecaster's metrics.
@@ -112,6 +120,8 @@ pub struct Evaluation {
     pub coherence: Coherence,
     /// Coverage of the published horizon totals.
     pub totals: TotalCoverage,
+    /// With `fit_conformal`: the manifest's `distribution` object fitted on these origins.
+    pub fitted: Option<conformal::Fitted>,
 }
 
 /// A (series, origin) pair before forecasts.
@@ -189,6 +199,11 @@ pub fn evaluate(
     }
     let (mut model, window, levels) = load_daily_model(settings, options)?;
     let model_id = model.manifest().manifest.id();
+    let outer = &model.manifest().manifest.quantiles;
+    let alpha = [
+        outer.first().copied().unwrap_or(0.1),
+        1.0 - outer.last().copied().unwrap_or(0.9),
+    ];
     events.sort_by_key(EventRecord::ts);
     let latest = events
         .last()
@@ -227,6 +242,7 @@ pub fn evaluate(
         series: &replayed.series,
     };
     let mut layers = served::Layers::new(&model, rule, &settings.scoring);
+    layers.adjust(options.fit_conformal, options.correlation);
     let scores = served::score_days(&mut model, &replayed.days, &run, &mut layers)?;
     let hot = settings
         .signals
@@ -276,6 +292,9 @@ pub fn evaluate(
         call_baselines,
         coherence: scores.coherence,
         totals: scores.totals,
+        fitted: options
+            .fit_conformal
+            .then(|| conformal::fit(&scores.samples, alpha, layers.correlation())),
     })
 }
 

@@ -50,9 +50,16 @@ pub fn markdown(evaluation: &Evaluation) -> String {
     let t = &evaluation.totals;
     let _ = writeln!(
         out,
-        "\nThe first row is what the engine publishes: the model's outputs made one predictive distribution (docs/TRENDS.md), with the online interval calibration replayed over the days before each origin as the engine scores them. Coherence: {} of {} published rows broke a property (docs/TRENDS.md, \"One forecast\"). Horizon totals: the 80% interval of the total over the {} days covered {:.3} of {} pairs.",
-        c.incoherent, c.updates, p.horizon, t.coverage, t.pairs
+        "\nThe first row is what the engine publishes: the model's outputs made one predictive distribution (docs/TRENDS.md), with the online interval calibration replayed over the days before each origin as the engine scores them. Coherence: {} of {} published rows broke a property (docs/TRENDS.md, \"One forecast\"). Horizon totals: the 80% interval of the total over the {} days covered {:.3} of {} pairs ({:.3} without the online layer).",
+        c.incoherent, c.updates, p.horizon, t.coverage, t.pairs, t.offline_coverage
     );
+    if let Some(fitted) = &evaluation.fitted {
+        let _ = writeln!(
+            out,
+            "\nOffline conformal multipliers fitted on these origins (the manifest's `distribution`):\n\n```json\n{}\n```",
+            serde_json::to_string(fitted).unwrap_or_default()
+        );
+    }
     calls_table(evaluation, &mut out);
     if let Some((ours, others)) = evaluation.scored.split_first() {
         let best = |f: fn(&super::Scored) -> f64| {

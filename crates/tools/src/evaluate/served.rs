@@ -6,6 +6,7 @@
 
 use anyhow::Result;
 
+use super::conformal::{Sample, Samples};
 use super::forecasts::ForecastTable;
 use super::metrics::Pair;
 use super::serving::DayWindows;
@@ -44,6 +45,22 @@ impl Layers {
             online,
         }
     }
+
+    /// For fitting: drops the offline multipliers; `correlation` replaces the manifest's.
+    pub(super) fn adjust(&mut self, uncalibrated: bool, correlation: Option<f64>) {
+        if uncalibrated {
+            self.distribution.interval_scales.clear();
+            self.distribution.total_scales = None;
+        }
+        if let Some(rho) = correlation {
+            self.distribution.correlation = rho;
+        }
+    }
+
+    /// The correlation of daily errors in use.
+    pub(super) fn correlation(&self) -> f64 {
+        self.distribution.correlation
+    }
 }
 
 /// The model's forecasts at every origin, with what each is scored against.
@@ -62,6 +79,9 @@ pub(super) struct OriginScores {
     pub coherence: Coherence,
     pub totals: TotalCoverage,
     covered_totals: usize,
+    covered_offline_totals: usize,
+    /// Each origin pair's band before any calibration, for `--fit-conformal`.
+    pub samples: Samples,
 }
 
 /// One row's outputs at the model's horizon: quantiles `[H × levels]` and means `[H]`.
@@ -96,6 +116,7 @@ pub(super) fn score_days(
     }
     let t = &mut scores.totals;
     t.coverage = scores.covered_totals as f64 / t.pairs.max(1) as f64;
+    t.offline_coverage = scores.covered_offline_totals as f64 / t.pairs.max(1) as f64;
     Ok(scores)
 }
 
@@ -146,14 +167,14 @@ fn score_row(
         quantiles: raw_q.to_vec(),
         mean: raw_mean.clone(),
     };
-    let mut coherent =
-        layers
-            .distribution
-            .cohere(recent, &mut row.quantiles, &mut row.mean, &heads);
+    let coherent = layers
+        .distribution
+        .cohere(recent, &mut row.quantiles, &mut row.mean, &heads);
     let offline = RowValues {
         quantiles: row.quantiles.clone(),
         mean: row.mean.clone(),
     };
+    let offline_total = coherent.total.quantiles.clone();
     let day_row = input.day.rows[input.k];
     let sku = &run.series[day_row.series];
     let online_row = OnlineRow {
@@ -163,13 +184,9 @@ fn score_row(
         units: &units,
         track: day_row.tracked,
     };
-    layers.online.apply(
-        &online_row,
-        &mut row.quantiles,
-        &row.mean,
-        &mut coherent.total,
-        None,
-    );
+    layers
+        .online
+        .apply(&online_row, &mut row.quantiles, &row.mean, &coherent.total);
     count_coherence(scores, &row, &coherent, nq, &layers.distribution);
     if input.day.origin {
         let raw = RowValues {
@@ -188,6 +205,8 @@ fn score_row(
             offline: &offline,
             raw: &raw,
             coherent: &coherent,
+            offline_total: &offline_total,
+            median: layers.distribution.median_index(),
             heads,
         };
         keep_origin(scores, target, &kept, run, h, nq);
@@ -222,6 +241,10 @@ struct Kept<'a> {
     offline: &'a RowValues,
     raw: &'a RowValues,
     coherent: &'a Coherent,
+    /// The horizon total's quantiles before the online layer.
+    offline_total: &'a [f32],
+    /// Index of the median level.
+    median: usize,
     heads: RowForecast<'a>,
 }
 
@@ -273,13 +296,39 @@ fn keep_origin(
     scores
         .calls
         .push(target.call_pair(settings, trend.p_up, trend, expected));
+    keep_samples(scores, &target, kept, run.horizon, nq);
     if run.horizon == model_horizon {
         let actual: f64 = target.actual.iter().sum();
-        let q = &kept.coherent.total.quantiles;
-        let (lo, hi) = (q[0], q[q.len() - 1]);
+        let covers = |q: &[f32]| {
+            let (lo, hi) = (q[0], q[q.len() - 1]);
+            usize::from(f64::from(lo) <= actual && actual <= f64::from(hi))
+        };
         scores.totals.pairs += 1;
-        let covered = f64::from(lo) <= actual && actual <= f64::from(hi);
-        scores.covered_totals += usize::from(covered);
+        scores.covered_totals += covers(&kept.coherent.total.quantiles);
+        scores.covered_offline_totals += covers(kept.offline_total);
+        let med = kept.offline_total[kept.median];
+        scores.samples.total.push(Sample {
+            band: [kept.offline_total[0], med, kept.offline_total[nq - 1]],
+            actual: actual as f32,
+        });
     }
     scores.targets.push(target);
+}
+
+/// Keeps each step's band before the online layer with its actual, for `--fit-conformal`.
+fn keep_samples(
+    scores: &mut OriginScores,
+    target: &Target,
+    kept: &Kept<'_>,
+    days: usize,
+    nq: usize,
+) {
+    for (h, actual) in target.actual.iter().take(days).enumerate() {
+        let q = &kept.offline.quantiles[h * nq..(h + 1) * nq];
+        let sample = Sample {
+            band: [q[0], q[kept.median], q[nq - 1]],
+            actual: *actual as f32,
+        };
+        scores.samples.push_step(h, sample);
+    }
 }

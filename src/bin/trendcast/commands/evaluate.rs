@@ -41,6 +41,18 @@ pub struct EvaluateArgs {
     /// the origins
     #[arg(long, default_value_t = 91)]
     pub online_warmup_days: i64,
+    /// Only events before this day (YYYY-MM-DD): the log as it stood then, e.g. to score the
+    /// validation origins
+    #[arg(long, value_parser = parse_day)]
+    pub until: Option<i64>,
+    /// Score without the manifest's offline interval multipliers and fit new ones on these
+    /// origins (validation origins only); the report prints them as the manifest's
+    /// `distribution` object
+    #[arg(long)]
+    pub fit_conformal: bool,
+    /// Correlation of one row's daily errors, instead of the manifest's
+    #[arg(long)]
+    pub correlation: Option<f64>,
     /// Write the model's forecasts here (CSV `sku,origin,date,q0.1,q0.5,q0.9`, plus `mean` for a
     /// model with a mean output)
     #[arg(long)]
@@ -61,13 +73,19 @@ pub fn run(args: EvaluateArgs, mut settings: Settings) -> Result<()> {
         min_sale_days,
         baselines,
         online_warmup_days,
+        until,
+        fit_conformal,
+        correlation,
         forecasts,
         report,
     } = args;
     quiet(&mut settings);
     telemetry::init_logging(&settings.telemetry);
-    let log = trendcast::datasets::event_log::load(&events, format)
+    let mut log = trendcast::datasets::event_log::load(&events, format)
         .with_context(|| format!("reading {}", events.display()))?;
+    if let Some(day) = until {
+        log.events.retain(|e| e.ts() < day * 86_400_000);
+    }
     let options = trendcast::evaluate::EvaluateOptions {
         model,
         horizon,
@@ -75,6 +93,8 @@ pub fn run(args: EvaluateArgs, mut settings: Settings) -> Result<()> {
         min_sale_days,
         baselines,
         online_warmup_days,
+        fit_conformal,
+        correlation,
     };
     let evaluation = trendcast::evaluate::evaluate(log.events, &settings, &options)?;
     if let Some(path) = &forecasts {
@@ -90,4 +110,11 @@ pub fn run(args: EvaluateArgs, mut settings: Settings) -> Result<()> {
     }
     print!("{text}");
     Ok(())
+}
+
+/// A `YYYY-MM-DD` day as days since the Unix epoch.
+fn parse_day(text: &str) -> Result<i64, String> {
+    trendcast::evaluate::forecasts::day_of(text)
+        .filter(|_| text.len() == 10)
+        .ok_or_else(|| format!("{text:?} is not a YYYY-MM-DD day"))
 }
