@@ -192,9 +192,18 @@ fn planted_trends_are_called_right_by_the_shipped_model() {
     let total = (sales.len() + clicks.len()) as u64;
 
     let published = Arc::new(AtomicUsize::new(0));
-    let counter = published.clone();
-    let observer = Box::new(move |_: &trendcast::publish::TrendUpdate| {
+    let incoherent = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (counter, bad) = (published.clone(), incoherent.clone());
+    // the shipped model's flat band (its manifest's `direction_output`; docs/TRENDS.md)
+    let band = 0.2;
+    let observer = Box::new(move |u: &trendcast::publish::TrendUpdate| {
         counter.fetch_add(1, Ordering::Relaxed);
+        let v = trendcast::scoring::distribution::update_violations(u, band);
+        if !v.is_empty() {
+            bad.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((u.sku.clone(), v));
+        }
     });
     let engine = RunningEngine::start(&settings, Some(observer)).expect("engine starts");
     wait_consumed(&engine, total, Duration::from_secs(240));
@@ -208,6 +217,16 @@ fn planted_trends_are_called_right_by_the_shipped_model() {
         .finish_replay(Duration::from_secs(120))
         .expect("scorer drains");
     let latest = latest_updates(&brokers, &topics.output, published.load(Ordering::Relaxed));
+    {
+        let bad = incoherent.lock().unwrap_or_else(|e| e.into_inner());
+        assert!(
+            bad.is_empty(),
+            "{} of {} updates broke coherence, e.g. {:?}",
+            bad.len(),
+            published.load(Ordering::Relaxed),
+            bad.first()
+        );
+    }
 
     let mut tally: HashMap<Kind, (usize, usize, usize, f64)> = HashMap::new();
     for (sku, kind) in &kind_of {

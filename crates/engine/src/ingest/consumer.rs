@@ -297,6 +297,15 @@ struct IngestState {
     read_order: Vec<Pair>,
 }
 
+/// How far (ms) a partition may run ahead of the frontier before it is paused: the lateness
+/// rounded up to whole buckets, less the lateness.
+fn open_lead_ms(store: &WindowStore) -> i64 {
+    let w = store.settings();
+    let width = w.bucket.width_ms();
+    let open_after = (w.lateness_ms + width - 1) / width;
+    (open_after * width - w.lateness_ms).max(0)
+}
+
 impl Ingest {
     /// Creates the consumer and subscribes to the sales and clicks topics.
     #[allow(clippy::too_many_arguments)]
@@ -323,10 +332,7 @@ impl Ingest {
         store.evictions().track_removed();
         store.clock().manage_frontier();
         let capacity = store.ring_capacity();
-        let w = store.settings();
-        let width = w.bucket.width_ms();
-        let open_after = (w.lateness_ms + width - 1) / width;
-        let lead_ms = (open_after * width - w.lateness_ms).max(0);
+        let lead_ms = open_lead_ms(&store);
         let shared = Arc::new(Mutex::new(IngestState {
             admission: Admission::new(store),
             checkpoints: Checkpointer::new(checkpoint, kafka.clone(), capacity)?

@@ -33,7 +33,7 @@ use statrs::distribution::{ContinuousCDF, Normal};
 use super::calibration::stretch;
 use super::manifest::ModelManifest;
 use super::trend::{classify, expected_level, strength, RowForecast, TrendRule};
-use crate::publish::{Direction, Trend};
+use crate::publish::{Direction, Trend, TrendUpdate};
 
 /// Correlation of daily demand errors when the manifest names none.
 pub const DEFAULT_CORRELATION: f64 = 0.3;
@@ -584,6 +584,47 @@ pub fn coherence_violations(update: &Published<'_>) -> Vec<Violation> {
         }
     }
     out
+}
+
+/// Every coherence property a trend update as published breaks (for readers of the output
+/// topic: the tests, the demo and the load test's replay). Steps without a mean are checked
+/// for everything but the mean.
+pub fn update_violations(update: &TrendUpdate, flat_band: f64) -> Vec<Violation> {
+    let mut quantiles = Vec::new();
+    let mut mean = Vec::new();
+    let mut nq = 0;
+    for step in &update.horizon {
+        let mut q: Vec<(f64, f32)> = step
+            .quantiles
+            .iter()
+            .map(|(l, v)| (l.parse::<f64>().unwrap_or(f64::NAN), *v))
+            .collect();
+        q.sort_by(|a, b| a.0.total_cmp(&b.0));
+        nq = q.len();
+        mean.push(step.mean.unwrap_or_else(|| q.first().map_or(0.0, |v| v.1)));
+        quantiles.extend(q.into_iter().map(|(_, v)| v));
+    }
+    let total = update.total.as_ref().map(|t| Total {
+        buckets: t.buckets,
+        quantiles: {
+            let mut q: Vec<(f64, f32)> = t
+                .quantiles
+                .iter()
+                .map(|(l, v)| (l.parse::<f64>().unwrap_or(f64::NAN), *v))
+                .collect();
+            q.sort_by(|a, b| a.0.total_cmp(&b.0));
+            q.into_iter().map(|(_, v)| v).collect()
+        },
+        mean: t.mean,
+    });
+    coherence_violations(&Published {
+        nq,
+        quantiles: &quantiles,
+        mean: &mean,
+        trend: &update.trend,
+        total: total.as_ref(),
+        flat_band,
+    })
 }
 
 #[cfg(test)]

@@ -199,22 +199,8 @@ pub fn evaluate(
     }
     let (mut model, window, levels) = load_daily_model(settings, options)?;
     let model_id = model.manifest().manifest.id();
-    let outer = &model.manifest().manifest.quantiles;
-    let alpha = [
-        outer.first().copied().unwrap_or(0.1),
-        1.0 - outer.last().copied().unwrap_or(0.9),
-    ];
-    events.sort_by_key(EventRecord::ts);
-    let latest = events
-        .last()
-        .map(EventRecord::ts)
-        .context("the log has no events")?;
-    let protocol = Protocol::for_log(
-        latest,
-        options.horizon,
-        options.origins,
-        options.min_sale_days,
-    );
+    let alpha = miss_rates(&model.manifest().manifest.quantiles);
+    let protocol = protocol_of(&mut events, options)?;
     let replayed = serving::replay(
         &events,
         &window,
@@ -248,23 +234,7 @@ pub fn evaluate(
         .signals
         .as_ref()
         .map_or_else(HotSettings::default, |s| s.hot);
-    let mut scored = vec![
-        Scored {
-            name: format!("trendcast {model_id}"),
-            metrics: metrics::score(&scores.pairs),
-            calls: calls::score(&scores.calls, true, &hot),
-        },
-        Scored {
-            name: format!("trendcast {model_id} without the online layer"),
-            metrics: metrics::score(&scores.offline_pairs),
-            calls: calls::score(&scores.calls, true, &hot),
-        },
-        Scored {
-            name: format!("trendcast {model_id} model outputs as scored"),
-            metrics: metrics::score(&scores.raw_pairs),
-            calls: calls::score(&scores.raw_calls, true, &hot),
-        },
-    ];
+    let mut scored = model_rows(&model_id, &scores, &hot);
     for (name, path) in &options.baselines {
         scored.push(score_table(
             name,
@@ -296,6 +266,50 @@ pub fn evaluate(
             .fit_conformal
             .then(|| conformal::fit(&scores.samples, alpha, layers.correlation())),
     })
+}
+
+/// Nominal miss rates below and above the outer quantiles of `levels`.
+fn miss_rates(levels: &[f64]) -> [f64; 2] {
+    [
+        levels.first().copied().unwrap_or(0.1),
+        1.0 - levels.last().copied().unwrap_or(0.9),
+    ]
+}
+
+/// Sorts `events` and places the rolling origins before the latest one.
+fn protocol_of(events: &mut [EventRecord], options: &EvaluateOptions) -> Result<Protocol> {
+    events.sort_by_key(EventRecord::ts);
+    let latest = events
+        .last()
+        .map(EventRecord::ts)
+        .context("the log has no events")?;
+    Ok(Protocol::for_log(
+        latest,
+        options.horizon,
+        options.origins,
+        options.min_sale_days,
+    ))
+}
+
+/// The model's three rows: as published, without the online layer, and its raw outputs.
+fn model_rows(model_id: &str, scores: &served::OriginScores, hot: &HotSettings) -> Vec<Scored> {
+    vec![
+        Scored {
+            name: format!("trendcast {model_id}"),
+            metrics: metrics::score(&scores.pairs),
+            calls: calls::score(&scores.calls, true, hot),
+        },
+        Scored {
+            name: format!("trendcast {model_id} without the online layer"),
+            metrics: metrics::score(&scores.offline_pairs),
+            calls: calls::score(&scores.calls, true, hot),
+        },
+        Scored {
+            name: format!("trendcast {model_id} model outputs as scored"),
+            metrics: metrics::score(&scores.raw_pairs),
+            calls: calls::score(&scores.raw_calls, true, hot),
+        },
+    ]
 }
 
 /// Loads `options.model` for the protocol's daily buckets (the window length is the model's

@@ -18,7 +18,7 @@ use trendcast_engine::scoring::distribution::{
 };
 use trendcast_engine::scoring::online::{OnlineLayer, OnlineRow};
 use trendcast_engine::scoring::trend::{recent_level, RowForecast, TrendRule};
-use trendcast_engine::scoring::{Model, ScoringSettings};
+use trendcast_engine::scoring::{Model, ResolvedManifest, ScoringSettings};
 use trendcast_engine::window::Feature;
 
 /// The engine's layers after the model.
@@ -145,16 +145,7 @@ fn score_row(
         Some(mean) => mean[i * h..(i + 1) * h].to_vec(),
         None => mean_from_quantiles(&m.quantiles, raw_q),
     };
-    let units_slot = resolved
-        .features
-        .iter()
-        .position(|f| *f == Feature::Units)
-        .unwrap_or(0);
-    let units: Vec<f32> = input
-        .window
-        .chunks_exact(resolved.features.len())
-        .map(|b| b[units_slot])
-        .collect();
+    let units = window_units(resolved, input.window);
     let recent = recent_level(&units[m.window_len - h.min(m.window_len)..]);
     let heads = RowForecast {
         levels: &m.quantiles,
@@ -211,6 +202,19 @@ fn score_row(
         };
         keep_origin(scores, target, &kept, run, h, nq);
     }
+}
+
+/// A window's units, oldest bucket first.
+fn window_units(resolved: &ResolvedManifest, window: &[f32]) -> Vec<f32> {
+    let slot = resolved
+        .features
+        .iter()
+        .position(|f| *f == Feature::Units)
+        .unwrap_or(0);
+    window
+        .chunks_exact(resolved.features.len().max(1))
+        .map(|b| b[slot])
+        .collect()
 }
 
 /// Counts the row's coherence violations.
