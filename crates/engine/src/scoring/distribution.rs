@@ -586,6 +586,17 @@ pub fn coherence_violations(update: &Published<'_>) -> Vec<Violation> {
     out
 }
 
+/// A published quantile map's values in increasing order of level (text keys such as "0.1"
+/// do not sort numerically as text once a level like "0.05" is present).
+fn by_level(quantiles: &std::collections::BTreeMap<String, f32>) -> Vec<f32> {
+    let mut q: Vec<(f64, f32)> = quantiles
+        .iter()
+        .map(|(l, v)| (l.parse::<f64>().unwrap_or(f64::NAN), *v))
+        .collect();
+    q.sort_by(|a, b| a.0.total_cmp(&b.0));
+    q.into_iter().map(|(_, v)| v).collect()
+}
+
 /// Every coherence property a trend update as published breaks (for readers of the output
 /// topic: the tests, the demo and the load test's replay). Steps without a mean are checked
 /// for everything but the mean.
@@ -594,27 +605,17 @@ pub fn update_violations(update: &TrendUpdate, flat_band: f64) -> Vec<Violation>
     let mut mean = Vec::new();
     let mut nq = 0;
     for step in &update.horizon {
-        let mut q: Vec<(f64, f32)> = step
-            .quantiles
-            .iter()
-            .map(|(l, v)| (l.parse::<f64>().unwrap_or(f64::NAN), *v))
-            .collect();
-        q.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let q = by_level(&step.quantiles);
         nq = q.len();
-        mean.push(step.mean.unwrap_or_else(|| q.first().map_or(0.0, |v| v.1)));
-        quantiles.extend(q.into_iter().map(|(_, v)| v));
+        mean.push(
+            step.mean
+                .unwrap_or_else(|| q.first().copied().unwrap_or(0.0)),
+        );
+        quantiles.extend(q);
     }
     let total = update.total.as_ref().map(|t| Total {
         buckets: t.buckets,
-        quantiles: {
-            let mut q: Vec<(f64, f32)> = t
-                .quantiles
-                .iter()
-                .map(|(l, v)| (l.parse::<f64>().unwrap_or(f64::NAN), *v))
-                .collect();
-            q.sort_by(|a, b| a.0.total_cmp(&b.0));
-            q.into_iter().map(|(_, v)| v).collect()
-        },
+        quantiles: by_level(&t.quantiles),
         mean: t.mean,
     });
     coherence_violations(&Published {
