@@ -215,6 +215,12 @@ pub fn decode(bytes: &[u8], capacity: usize) -> Result<Record, CheckpointError> 
             )))
         }
     };
+    if let Record::Calibration { state, .. } = &record {
+        state.check().map_err(|why| CheckpointError::Body {
+            version,
+            message: format!("calibration state refused: {why}"),
+        })?;
+    }
     if let Record::Window(w) = &record {
         w.window
             .validate(capacity)
@@ -388,6 +394,50 @@ mod tests {
         ];
         for r in records {
             assert_eq!(decode(&encode(&r), 30).expect("decodes"), r);
+        }
+    }
+
+    #[test]
+    fn calibration_round_trips_bytes_and_refuses_damage() {
+        // A fresh state holds NaN coverages ("none yet"), so records compare by their bytes.
+        let fresh = Record::Calibration {
+            checkpoint: 2,
+            partition: 1,
+            state: CalibrationState::new(14),
+        };
+        let bytes = encode(&fresh);
+        assert_eq!(encode(&decode(&bytes, 30).expect("decodes")), bytes);
+        let mut bad = CalibrationState::new(14);
+        bad.tracks[3].theta[1] = f64::INFINITY;
+        let damaged = encode(&Record::Calibration {
+            checkpoint: 2,
+            partition: 1,
+            state: bad,
+        });
+        assert!(matches!(
+            decode(&damaged, 30),
+            Err(CheckpointError::Body { .. })
+        ));
+    }
+
+    #[test]
+    fn fuzz_crash_48e5_is_refused_or_round_trips() {
+        // The input cargo-fuzz found (a calibration record with NaN coverages).
+        let hex = "54434b020309030467000000000000000000000000000000000000000000000000000000\
+                   000000000000000000400000000000000000000000000000000000000000000000000000\
+                   850000000000000000000000000000000000000000000000000000000000ffd800000000\
+                   000000000000000000000000000000000000000000000000000000000000000000000000\
+                   00000000fffd0000d800ffffff020000000000000000000000000000005c000000000000\
+                   00000000000000000000000000000000000000000000006500000000";
+        let hex: String = hex.split_whitespace().collect();
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .filter_map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok())
+            .collect();
+        assert_eq!(bytes.len(), 208);
+        if let Ok(record) = decode(&bytes, 30) {
+            let again = encode(&decode(&encode(&record), 30).expect("re-encodes"));
+            assert_eq!(again, encode(&record));
         }
     }
 

@@ -249,6 +249,29 @@ impl CalibrationState {
                 .all(|t| t.theta.iter().all(|v| v.is_finite()))
     }
 
+    /// Why a decoded state cannot be used, if it cannot: a track count that is not whole
+    /// strata, or a value outside what the layer itself writes. Checked on every restore, so a
+    /// damaged checkpoint is refused rather than served.
+    pub fn check(&self) -> Result<(), &'static str> {
+        if self.tracks.is_empty() || self.tracks.len() % STRATA != 0 {
+            return Err("track count is not a whole number of strata");
+        }
+        let share = |v: f64| v.is_nan() || (0.0..=1.0).contains(&v);
+        let count = |v: f64| v.is_finite() && v >= 0.0;
+        for t in &self.tracks {
+            if !t.theta.iter().all(|v| v.is_finite()) {
+                return Err("a width multiplier is not finite");
+            }
+            if !count(t.per_bucket) || !count(t.in_bucket) {
+                return Err("an observation rate is negative or not finite");
+            }
+            if !share(t.coverage) || !share(t.raw_coverage) {
+                return Err("a rolling coverage is outside 0..1");
+            }
+        }
+        Ok(())
+    }
+
     /// Stratum `stratum`'s tracks: the steps, then the total.
     pub fn stratum(&self, stratum: usize) -> &[Track] {
         let n = self.tracks.len() / STRATA;
