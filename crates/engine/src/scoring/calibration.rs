@@ -17,8 +17,10 @@
 //!
 //! What is compared: the scorer keeps, per tracked SKU, the interval band it published at one
 //! scoring (a [`Snapshot`]); later scorings of that SKU read the actuals of the snapshot's
-//! buckets out of the window and feed them here, step by step, and a fresh snapshot is taken once
-//! every step is compared (or has slid out of the window). The widths are per input partition,
+//! buckets out of the window and feed them here, step by step. Once every step is compared (or
+//! has slid out of the window) the snapshot is dropped, and a later scoring picked by a hash of
+//! the SKU and the bucket (one in `online::START_EVERY`) takes the next, so that bands start on
+//! every weekday rather than every H buckets from the same one. The widths are per input partition,
 //! so they are checkpointed and move with the partition like every other piece of state
 //! ([`CalibrationState`]); the snapshots are not: after a restart the comparisons in flight are
 //! lost, and comparing resumes with the next scorings.

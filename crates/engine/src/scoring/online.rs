@@ -19,6 +19,25 @@ use crate::window::BucketIndex;
 /// Gauge of the rolling coverage of the published intervals, by step and kind.
 pub const INTERVAL_COVERAGE: &str = "trendcast_interval_coverage";
 
+/// Each day's outer quantiles, then the total's.
+type Bands = (Vec<[f32; 2]>, [f32; 2]);
+
+/// One scoring in [`START_EVERY`] (on average) starts a band once the last one is done.
+pub const START_EVERY: u64 = 4;
+
+/// Whether a scoring of `row` starts a new band: a hash of the SKU and the bucket, so the
+/// choice is reproducible yet the bands' origins drift across the calendar. Without it every SKU
+/// that sells daily would start a band every H buckets from the same bucket, each step's track
+/// would see one weekday only (with H = 14, step 1 always a Saturday), and widths learnt on that
+/// weekday would be applied to all the others.
+fn starts_band(row: &OnlineRow<'_>) -> bool {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    row.sku.hash(&mut h);
+    row.at.hash(&mut h);
+    h.finish() % START_EVERY == 0
+}
+
 /// One row as the online layer sees it.
 pub struct OnlineRow<'a> {
     /// The SKU.
@@ -101,7 +120,8 @@ impl OnlineLayer {
         if !state.fits(self.horizon) {
             *state = CalibrationState::new(self.horizon);
         }
-        let done = match self.snapshots.get_mut(row.sku).filter(|_| row.track) {
+        let done = match self.snapshots.get_mut(row.sku) {
+            _ if !row.track => false,
             Some(snapshot) => {
                 self.scratch.clear();
                 let done = compare(snapshot, row.at, row.units, &mut self.scratch);
@@ -120,34 +140,39 @@ impl OnlineLayer {
             self.stretch(state.stratum(stratum), quantiles, mean);
         }
         drop(states);
-        if done
-            && (self.snapshots.len() < self.settings.max_tracked
-                || self.snapshots.contains_key(row.sku))
-        {
-            let published = self.bands(quantiles, total);
-            let steps = published
-                .0
-                .iter()
-                .zip(&raw.0)
-                .map(|(p, r)| [p[0], p[1], r[0], r[1]])
-                .collect();
-            let t = [published.1[0], published.1[1], raw.1[0], raw.1[1]];
-            self.snapshots.insert(
-                row.sku.clone(),
-                Snapshot {
-                    origin: row.at,
-                    partition: row.partition,
-                    stratum,
-                    steps,
-                    total: t,
-                    compared: 0,
-                },
-            );
+        if done {
+            // a finished band is never compared again (its total would be counted twice)
+            self.snapshots.remove(row.sku);
+        }
+        if done && self.snapshots.len() < self.settings.max_tracked && starts_band(row) {
+            self.keep(row, stratum, &raw, self.bands(quantiles, total));
         }
     }
 
+    /// Keeps the band just published for `row` (and the one before the online layer).
+    fn keep(&mut self, row: &OnlineRow<'_>, stratum: usize, raw: &Bands, published: Bands) {
+        let steps = published
+            .0
+            .iter()
+            .zip(&raw.0)
+            .map(|(p, r)| [p[0], p[1], r[0], r[1]])
+            .collect();
+        let total = [published.1[0], published.1[1], raw.1[0], raw.1[1]];
+        self.snapshots.insert(
+            row.sku.clone(),
+            Snapshot {
+                origin: row.at,
+                partition: row.partition,
+                stratum,
+                steps,
+                total,
+                compared: 0,
+            },
+        );
+    }
+
     /// Each day's and the total's outer quantiles.
-    fn bands(&self, quantiles: &[f32], total: &Total) -> (Vec<[f32; 2]>, [f32; 2]) {
+    fn bands(&self, quantiles: &[f32], total: &Total) -> Bands {
         let days = quantiles
             .chunks_exact(self.nq)
             .take(self.horizon)
@@ -182,17 +207,32 @@ impl OnlineLayer {
             .into_iter()
             .enumerate()
         {
-            if !published.is_finite() {
-                continue;
+            if published.is_finite() {
+                set_coverage(&step_label(k, self.horizon), published, raw);
             }
-            let step = if k == self.horizon {
-                "total".to_string()
-            } else {
-                (k + 1).to_string()
-            };
-            metrics::gauge!(INTERVAL_COVERAGE, "step" => step.clone(), "kind" => "published")
-                .set(published);
-            metrics::gauge!(INTERVAL_COVERAGE, "step" => step, "kind" => "unadjusted").set(raw);
         }
+    }
+}
+
+/// The gauges' `step` label of track `k`: "1".."H", then "total" (H + 1 values, never a SKU).
+fn step_label(k: usize, horizon: usize) -> String {
+    if k == horizon {
+        "total".to_string()
+    } else {
+        (k + 1).to_string()
+    }
+}
+
+fn set_coverage(step: &str, published: f64, raw: f64) {
+    metrics::gauge!(INTERVAL_COVERAGE, "step" => step.to_string(), "kind" => "published")
+        .set(published);
+    metrics::gauge!(INTERVAL_COVERAGE, "step" => step.to_string(), "kind" => "unadjusted").set(raw);
+}
+
+/// Registers every coverage gauge of a `horizon`-step model as NaN ("nothing compared yet"), so
+/// that a scrape shows the series from the start and a dashboard can tell "no data" from 0.
+pub fn register_gauges(horizon: usize) {
+    for k in 0..=horizon {
+        set_coverage(&step_label(k, horizon), f64::NAN, f64::NAN);
     }
 }

@@ -164,6 +164,7 @@ impl Scorer {
             m.horizon,
             calibration,
         );
+        crate::scoring::online::register_gauges(m.horizon);
         let per = model.window_values();
         let units_slot = model
             .manifest()

@@ -161,6 +161,12 @@ pub fn describe() {
         "Produce to acknowledgement latency."
     );
     describe_gauge!(
+        crate::scoring::online::INTERVAL_COVERAGE,
+        Unit::Count,
+        "Rolling share of actuals inside the published 80 % interval, per horizon step (and the \
+         horizon total), published and before the online adjustment; NaN until compared."
+    );
+    describe_gauge!(
         SCORING_BACKLOG,
         Unit::Count,
         "Windows whose bucket closed, waiting to be scored."
@@ -518,6 +524,7 @@ mod tests {
             super::describe();
             let _engine = super::EngineStats::new();
             let _signals = crate::signals::processor::SignalStats::new();
+            crate::scoring::online::register_gauges(2);
         });
         let take = |m: Mutex<BTreeSet<String>>| m.into_inner().unwrap_or_else(|e| e.into_inner());
         (take(recorder.described), take(recorder.registered))

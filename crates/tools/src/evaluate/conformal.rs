@@ -133,10 +133,17 @@ mod tests {
         let [lo, hi] = scales(&below_never, [0.1, 0.1]);
         assert_eq!(lo, SCALE_RANGE.0);
         assert_eq!(hi, SCALE_RANGE.1);
+        // a zero-width side widens from its floor (a quarter of the median): 1 + 4 / 1.25
         let flat = Sample {
             band: [5.0, 5.0, 5.0],
             actual: 9.0,
         };
-        assert_eq!(scales(&[flat; 10], [0.1, 0.1])[1], SCALE_RANGE.1);
+        assert!((scales(&[flat; 10], [0.1, 0.1])[1] - 4.2).abs() < 1e-9);
+        // at a zero median there is no floor, and no multiplier reaches the actual
+        let zero = Sample {
+            band: [0.0, 0.0, 0.0],
+            actual: 9.0,
+        };
+        assert_eq!(scales(&[zero; 10], [0.1, 0.1])[1], SCALE_RANGE.1);
     }
 }
