@@ -24,43 +24,13 @@ use rdkafka::Message;
 use trendcast::config::Settings;
 use trendcast::engine::RunningEngine;
 
+use common::rng::Rng;
 use common::*;
 
 const DAY_MS: i64 = 86_400_000;
 const T0: i64 = 1_300_000_000_000 - 1_300_000_000_000 % DAY_MS;
 const DAYS: i64 = 70;
 const PER_KIND: usize = 40;
-
-/// splitmix64: a seeded generator with no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Poisson by inversion (rates here stay below 80).
-    fn poisson(&mut self, rate: f64) -> u32 {
-        let (mut k, mut p, mut sum) = (0u32, (-rate).exp(), 0.0);
-        let u = self.uniform(0.0, 1.0);
-        loop {
-            sum += p;
-            if u <= sum || k > 1000 {
-                return k;
-            }
-            k += 1;
-            p *= rate / f64::from(k);
-        }
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Kind {

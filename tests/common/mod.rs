@@ -18,6 +18,7 @@ use trendcast::config::{RawConfig, Settings};
 
 pub mod durable_broker;
 pub mod registry;
+pub mod rng;
 // not every test binary uses it
 #[allow(unused_imports)]
 pub use durable_broker::DurableBroker;
