@@ -72,6 +72,14 @@ fn demo_replays_online_retail_and_prints_a_summary() {
         Some(reorders + s["restock_clear_signals_read"].as_u64().unwrap_or(0)),
         "{s}"
     );
+    // every update the demo published was checked as a subscriber reads it
+    let checks = &s["published_checks"];
+    assert_eq!(checks["updates"], s["trend_updates_published"], "{s}");
+    assert_eq!(checks["incoherent"], 0, "{checks}");
+    assert!(
+        checks["interval_pairs"].as_u64().unwrap_or(0) > 10_000,
+        "{checks}"
+    );
     assert!(stdout.contains("Hot products"), "prints the ranking");
     assert!(
         s["hot_products_top"]
@@ -79,6 +87,30 @@ fn demo_replays_online_retail_and_prints_a_summary() {
             .is_some_and(|t| !t.is_empty()),
         "{s}"
     );
+}
+
+/// The whole log, as `scripts/demo.sh` runs it: no update breaks a coherence property, and the
+/// 80 % interval of the updates issued over the log's last eight weeks covers 0.78–0.82 of the
+/// actual days (issue #39's target, with the online calibration on as shipped).
+#[test]
+fn the_whole_demo_publishes_coherent_calibrated_updates() {
+    let lib = ort_library();
+    let out = trendcast(
+        &["--config", "config/default.toml", "demo", "--top", "3"],
+        &[("ORT_DYLIB_PATH", lib.to_str().expect("utf8 path"))],
+    );
+    assert!(out.status.success(), "demo failed: {}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().expect("summary line");
+    let summary: serde_json::Value = serde_json::from_str(last).expect("last line is JSON");
+    let checks = &summary["summary"]["published_checks"];
+    assert!(
+        checks["updates"].as_u64().unwrap_or(0) > 200_000,
+        "{checks}"
+    );
+    assert_eq!(checks["incoherent"], 0, "{checks}");
+    let coverage = checks["interval_coverage"].as_f64().unwrap_or(0.0);
+    assert!((0.78..=0.82).contains(&coverage), "{checks}");
 }
 
 #[test]

@@ -5,7 +5,8 @@
 //! admission and window store for training, [`evaluate`] scores them with the serving code
 //! against baselines (and evaluates new-product forecasts), [`datasets`] reads the bundled real
 //! logs, [`demo`] runs the whole pipeline on them, [`loadtest`] measures it under load, and
-//! [`report`] renders the trend report people read.
+//! [`report`] renders the trend report people read; [`update_check`] checks what a replay
+//! publishes (coherence, interval coverage).
 //!
 //! Nothing on the live path depends on this crate.
 
@@ -18,3 +19,4 @@ pub mod export;
 pub mod loadtest;
 pub mod replay;
 pub mod report;
+pub mod update_check;

@@ -588,7 +588,7 @@ pub fn coherence_violations(update: &Published<'_>) -> Vec<Violation> {
 
 /// A published quantile map's values in increasing order of level (text keys such as "0.1"
 /// do not sort numerically as text once a level like "0.05" is present).
-fn by_level(quantiles: &std::collections::BTreeMap<String, f32>) -> Vec<f32> {
+pub fn by_level(quantiles: &std::collections::BTreeMap<String, f32>) -> Vec<f32> {
     let mut q: Vec<(f64, f32)> = quantiles
         .iter()
         .map(|(l, v)| (l.parse::<f64>().unwrap_or(f64::NAN), *v))

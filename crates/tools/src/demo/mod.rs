@@ -27,6 +27,7 @@ use serde_json::json;
 
 use crate::datasets::catalog::online_retail_catalog;
 use crate::datasets::{online_retail, SaleRecord};
+use crate::update_check::{self, Actuals, UpdateCheck};
 use trendcast_engine::catalog::CatalogEntry;
 use trendcast_engine::config::Settings;
 use trendcast_engine::engine::RunningEngine;
@@ -202,7 +203,8 @@ pub fn run_then(
         ..LatestUpdates::default()
     }));
     let published_skus = Arc::new(Mutex::new(HashSet::new()));
-    let observer = observe_into(board.clone(), published_skus.clone());
+    let check = Arc::new(Mutex::new(update_check_of(&settings, &events)?));
+    let observer = observe_into(board.clone(), published_skus.clone(), check.clone());
     let engine =
         RunningEngine::start(&settings, Some(observer)).context("engine failed to start")?;
     let mut feed = Feed::new(&settings, &topics, (&events, &descriptions), options)?;
@@ -246,6 +248,7 @@ pub fn run_then(
             "warehouse": feed.warehouse.stats,
             "fill_rate": (feed.warehouse.fill_rate() * 10_000.0).round() / 10_000.0,
             "hot_products_rankings": signal_stats.as_ref().map(|s| s.rankings.get()),
+            "published_checks": check.lock().map(|c| c.summary()).ok(),
             "hot_products_top": ranking.as_ref().map(|r| r.top.iter().map(|p| p.sku.clone()).collect::<Vec<_>>()),
             "model": model,
             "execution_provider": provider,
@@ -390,12 +393,30 @@ fn start_broker(
     Ok((cluster, topics))
 }
 
-/// The scorer's observer: every update goes to the board and its SKU to `skus`.
+/// Days at the end of the log whose updates the demo judges for interval coverage (issue #39's
+/// "last eight weeks of the demo replay").
+const COVERAGE_DAYS: i64 = 56;
+
+/// The checks of every published update (`update_check`), against the replayed sales.
+fn update_check_of(settings: &Settings, events: &[SaleRecord]) -> Result<UpdateCheck> {
+    let mut actuals = Actuals::default();
+    for e in events {
+        actuals.add(&e.sku, e.ts, e.qty);
+    }
+    let band = update_check::flat_band(settings).context("reading the model's trend definition")?;
+    Ok(UpdateCheck::new(band, actuals, COVERAGE_DAYS))
+}
+
+/// The scorer's observer: every update goes to the board and the checks, its SKU to `skus`.
 fn observe_into(
     board: Arc<Mutex<LatestUpdates>>,
     skus: Arc<Mutex<HashSet<String>>>,
+    check: Arc<Mutex<UpdateCheck>>,
 ) -> UpdateObserver {
     Box::new(move |u: &TrendUpdate| {
+        if let Ok(mut c) = check.lock() {
+            c.observe(u);
+        }
         if let Ok(mut b) = board.lock() {
             b.observe(u);
         }

@@ -31,6 +31,7 @@ use serde_json::{json, Value};
 
 use crate::datasets::{online_retail, EventRecord, SaleRecord};
 use crate::replay::{self, ReplayOptions};
+use crate::update_check::{self, UpdateCheck};
 use trendcast_engine::config::Settings;
 use trendcast_engine::engine::RunningEngine;
 use trendcast_engine::kafka::{create_topics, KafkaSettings};
@@ -259,12 +260,14 @@ fn wait_ready(engine: &RunningEngine, timeout: Duration) -> Result<Duration> {
 }
 
 /// A thread that reads `consumer` until `stop` and records, for each message with a start time
-/// (`start_ms`, epoch ms), how long ago that was (ms) in `latencies`.
+/// (`start_ms`, epoch ms), how long ago that was (ms) in `latencies`; with `check`, each message
+/// is also checked as a trend update (`update_check`), as a subscriber would read it.
 fn spawn_latency_reader(
     consumer: BaseConsumer,
     stop: &Arc<AtomicBool>,
     latencies: &Arc<Mutex<Vec<f64>>>,
     start_ms: fn(&BorrowedMessage<'_>) -> Option<i64>,
+    check: Option<Arc<Mutex<UpdateCheck>>>,
 ) -> std::thread::JoinHandle<()> {
     let (stop, latencies) = (stop.clone(), latencies.clone());
     std::thread::spawn(move || {
@@ -272,6 +275,9 @@ fn spawn_latency_reader(
             if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
                 if let (Some(start), Ok(mut l)) = (start_ms(&m), latencies.lock()) {
                     l.push((now_ms() - start) as f64);
+                }
+                if let Some(Ok(mut c)) = check.as_ref().map(|c| c.lock()) {
+                    c.observe_payload(m.payload());
                 }
             }
         }
@@ -299,7 +305,11 @@ fn latency_run(
         &stop,
         &broker_lat,
         |m| m.timestamp().to_millis(),
+        None,
     );
+    let band =
+        update_check::flat_band(&settings).context("reading the model's trend definition")?;
+    let check = Arc::new(Mutex::new(UpdateCheck::new(band, Default::default(), 0)));
     let reader = spawn_latency_reader(
         bare_consumer(&k, &format!("{}-reader", k.output_topic), &k.output_topic)?,
         &stop,
@@ -312,6 +322,7 @@ fn latency_run(
                     .and_then(|v| std::str::from_utf8(v).ok()?.parse::<i64>().ok())
             })
         },
+        Some(check.clone()),
     );
     // Load starts once the engine is ready (group joined, partitions assigned and restored) and
     // both readers have had time to join theirs: the figures are the latency under load, not the
@@ -356,6 +367,7 @@ fn latency_run(
         "event_to_update_read_ms": {"p50": percentile(&u, 0.5), "p99": percentile(&u, 0.99), "samples": u.len()},
         "acked_p99_excess_over_broker_ms": percentile(&acked, 0.99) - percentile(&b, 0.99),
         "read_p99_excess_over_broker_ms": percentile(&u, 0.99) - percentile(&b, 0.99),
+        "published_checks": check.lock().map(|c| c.summary()).ok(),
     }))
 }
 
