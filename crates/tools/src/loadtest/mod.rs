@@ -284,6 +284,38 @@ fn spawn_latency_reader(
     })
 }
 
+/// The latency run's two readers: the broker's own produce→consume latency on the input, and
+/// event→update on the output (each update also checked, `update_check`).
+fn spawn_readers(
+    k: &KafkaSettings,
+    stop: &Arc<AtomicBool>,
+    [broker_lat, update_lat]: [&Arc<Mutex<Vec<f64>>>; 2],
+    check: &Arc<Mutex<UpdateCheck>>,
+) -> Result<(std::thread::JoinHandle<()>, std::thread::JoinHandle<()>)> {
+    let probe = spawn_latency_reader(
+        bare_consumer(k, &format!("{}-probe", k.sales_topic), &k.sales_topic)?,
+        stop,
+        broker_lat,
+        |m| m.timestamp().to_millis(),
+        None,
+    );
+    let reader = spawn_latency_reader(
+        bare_consumer(k, &format!("{}-reader", k.output_topic), &k.output_topic)?,
+        stop,
+        update_lat,
+        |m| {
+            m.headers().and_then(|h| {
+                h.iter()
+                    .find(|x| x.key == TRIGGER_HEADER)
+                    .and_then(|x| x.value)
+                    .and_then(|v| std::str::from_utf8(v).ok()?.parse::<i64>().ok())
+            })
+        },
+        Some(check.clone()),
+    );
+    Ok((probe, reader))
+}
+
 /// (c): latency at a steady `rate`; returns (engine p50/p99, broker p50/p99, samples).
 fn latency_run(
     base: &Settings,
@@ -299,31 +331,10 @@ fn latency_run(
     let stop = Arc::new(AtomicBool::new(false));
     let broker_lat = Arc::new(Mutex::new(Vec::<f64>::new()));
     let update_lat = Arc::new(Mutex::new(Vec::<f64>::new()));
-    // the broker's own produce→consume latency on the input, and event→update on the output
-    let probe = spawn_latency_reader(
-        bare_consumer(&k, &format!("{}-probe", k.sales_topic), &k.sales_topic)?,
-        &stop,
-        &broker_lat,
-        |m| m.timestamp().to_millis(),
-        None,
-    );
     let band =
         update_check::flat_band(&settings).context("reading the model's trend definition")?;
     let check = Arc::new(Mutex::new(UpdateCheck::new(band, Default::default(), 0)));
-    let reader = spawn_latency_reader(
-        bare_consumer(&k, &format!("{}-reader", k.output_topic), &k.output_topic)?,
-        &stop,
-        &update_lat,
-        |m| {
-            m.headers().and_then(|h| {
-                h.iter()
-                    .find(|x| x.key == TRIGGER_HEADER)
-                    .and_then(|x| x.value)
-                    .and_then(|v| std::str::from_utf8(v).ok()?.parse::<i64>().ok())
-            })
-        },
-        Some(check.clone()),
-    );
+    let (probe, reader) = spawn_readers(&k, &stop, [&broker_lat, &update_lat], &check)?;
     // Load starts once the engine is ready (group joined, partitions assigned and restored) and
     // both readers have had time to join theirs: the figures are the latency under load, not the
     // consumer group's start (reported apart as ready_after_s).
