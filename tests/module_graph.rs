@@ -28,10 +28,17 @@ const LIVE: &[&str] = &[
     "query",
 ];
 
-/// Offline tools: datasets, replay, export, evaluation, demo, load test and the trend report: the
-/// `trendcast-tools` crate.
+/// Offline tools: datasets, replay, export, evaluation, demo, load test, the trend report and
+/// the checks of what a replay publishes: the `trendcast-tools` crate.
 const OFFLINE: &[&str] = &[
-    "datasets", "replay", "export", "evaluate", "demo", "loadtest", "report",
+    "datasets",
+    "replay",
+    "export",
+    "evaluate",
+    "demo",
+    "loadtest",
+    "report",
+    "update_check",
 ];
 
 /// The library crates: (name, source folder under the repository root, modules it must hold).

@@ -16,8 +16,7 @@ use super::calibration::{
 use super::distribution::{hold_means, Total};
 use crate::window::BucketIndex;
 
-/// Gauge of the rolling coverage of the published intervals, by step and kind.
-pub const INTERVAL_COVERAGE: &str = "trendcast_interval_coverage";
+pub use crate::telemetry::stats::INTERVAL_COVERAGE;
 
 /// Each day's outer quantiles, then the total's.
 type Bands = (Vec<[f32; 2]>, [f32; 2]);

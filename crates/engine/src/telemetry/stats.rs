@@ -31,6 +31,9 @@ pub const SCORING_LATENCY: &str = "trendcast_scoring_latency_seconds";
 pub const WINDOWS_SCORED: &str = "trendcast_windows_scored_total";
 /// Trend updates acknowledged by the broker.
 pub const UPDATES_PUBLISHED: &str = "trendcast_trend_updates_published_total";
+/// Gauge of the rolling coverage of the published intervals, by step and kind (set by
+/// `scoring::online`).
+pub const INTERVAL_COVERAGE: &str = "trendcast_interval_coverage";
 /// Produce failures (after librdkafka's retries).
 pub const PUBLISH_ERRORS: &str = "trendcast_publish_errors_total";
 /// Produce → acknowledgement latency.
@@ -161,7 +164,7 @@ pub fn describe() {
         "Produce to acknowledgement latency."
     );
     describe_gauge!(
-        crate::scoring::online::INTERVAL_COVERAGE,
+        INTERVAL_COVERAGE,
         Unit::Count,
         "Rolling share of actuals inside the published 80 % interval, per horizon step (and the \
          horizon total), published and before the online adjustment; NaN until compared."
