@@ -15,6 +15,8 @@ use trendcast_engine::publish::TrendUpdate;
 use trendcast_engine::scoring::distribution::update_violations;
 use trendcast_engine::vocab::DAY_MS;
 
+use crate::evaluate::forecasts::day_of;
+
 /// Per-day actual units of a log, by SKU (returns net against sales; a day never below 0).
 #[derive(Debug, Default)]
 pub struct Actuals {
@@ -26,12 +28,13 @@ impl Actuals {
     /// Adds `qty` units of `sku` at `ts_ms` (epoch milliseconds).
     pub fn add(&mut self, sku: &str, ts_ms: i64, qty: f64) {
         let day = ts_ms.div_euclid(DAY_MS);
-        *self
-            .days
-            .entry(sku.to_string())
-            .or_default()
-            .entry(day)
-            .or_insert(0.0) += qty;
+        // the key is allocated once per SKU, not per event
+        if !self.days.contains_key(sku) {
+            self.days.insert(sku.to_string(), BTreeMap::new());
+        }
+        if let Some(days) = self.days.get_mut(sku) {
+            *days.entry(day).or_insert(0.0) += qty;
+        }
         self.last_day = self.last_day.max(Some(day));
     }
 
@@ -162,12 +165,6 @@ pub fn flat_band(
     )?;
     let rule = trendcast_engine::scoring::trend::TrendRule::for_model(&settings.trend, &m.manifest);
     Ok(rule.settings.flat_band)
-}
-
-/// The day (since 1970-01-01, UTC) an RFC 3339 instant falls in.
-fn day_of(rfc3339: &str) -> Option<i64> {
-    let t = chrono::DateTime::parse_from_rfc3339(rfc3339).ok()?;
-    Some(t.timestamp_millis().div_euclid(DAY_MS))
 }
 
 #[cfg(test)]

@@ -244,11 +244,7 @@ impl CalibrationState {
 
     /// Whether it fits a model of `horizon` steps.
     pub fn fits(&self, horizon: usize) -> bool {
-        self.tracks.len() == STRATA * (horizon + 1)
-            && self
-                .tracks
-                .iter()
-                .all(|t| t.theta.iter().all(|v| v.is_finite()))
+        self.tracks.len() == STRATA * (horizon + 1) && self.check().is_ok()
     }
 
     /// Why a decoded state cannot be used, if it cannot: a track count that is not whole
